@@ -1,0 +1,82 @@
+"""Options and helpers shared by the subcommands."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import click
+
+from emomusic.emotion import Emotion, emotion_from_options, parse_emotion
+from emomusic.errors import EmomusicError
+
+
+def emotion_options(f):
+    """Add ``--valence``, ``--arousal`` and ``--mood`` to a command."""
+    f = click.option("--mood", "-m", type=str, default=None, help="A mood word (see 'emomusic emotions') or 'V,A'.")(f)
+    f = click.option("--arousal", "-a", type=float, default=None, help="Arousal in [-1, 1] (calm .. excited).")(f)
+    f = click.option("--valence", "-v", type=float, default=None, help="Valence in [-1, 1] (unpleasant .. pleasant).")(f)
+    return f
+
+
+def seed_option(f):
+    return click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same output).")(f)
+
+
+def json_option(f):
+    return click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON result.")(f)
+
+
+def resolve_emotion(valence: float | None, arousal: float | None, mood: str | None) -> Emotion:
+    return emotion_from_options(valence, arousal, mood)
+
+
+def resolve_point(text: str, option: str) -> Emotion:
+    """A ``--from``/``--to`` value: a mood word or ``V,A``."""
+    try:
+        return parse_emotion(text)
+    except EmomusicError as exc:
+        raise EmomusicError(f"{option}: {exc}") from None
+
+
+def positive(name: str, value: float | int | None, allow_zero: bool = False) -> None:
+    if value is None:
+        return
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        raise EmomusicError(f"{name} must be a finite number, got {value}")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise EmomusicError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+
+def echo_json(obj) -> None:
+    click.echo(json.dumps(obj, indent=2, default=_json_default))
+
+
+def _json_default(o):
+    if isinstance(o, Path):
+        return str(o)
+    if hasattr(o, "to_dict"):
+        return o.to_dict()
+    if hasattr(o, "item"):
+        return o.item()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def output_paths(output: Path, n: int, fmt: str, stem: str) -> list[Path]:
+    """Where ``--n`` outputs go: ``output`` itself for one, ``output/<stem>_NNN.ext`` for more."""
+    from emomusic.io import FORMAT_EXTENSION
+
+    if n == 1:
+        return [output]
+    if output.exists() and not output.is_dir():
+        raise EmomusicError(f"with --n {n}, -o must be a folder, but {output} is a file")
+    if output.suffix and output.suffix.lower() in (".mid", ".midi", ".abc", ".musicxml", ".xml", ".wav", ".svg", ".png"):
+        raise EmomusicError(f"with --n {n}, -o must be a folder, not a file name like {output.name}")
+    ext = FORMAT_EXTENSION.get(fmt, "." + fmt)
+    return [output / f"{stem}_{i + 1:03d}{ext}" for i in range(n)]
+
+
+def stderr_is_tty() -> bool:
+    return sys.stderr.isatty()

@@ -1,0 +1,214 @@
+"""The one internal representation of a piece of music.
+
+Times are in beats (quarter notes) from the start, so a piece stays musical when its
+tempo changes; :meth:`Piece.beat_to_seconds` converts through the tempo map. Readers and
+writers in :mod:`emomusic.io` convert at the edges (MIDI, ABC, MusicXML, WAV).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass, field, replace
+
+from emomusic.errors import PieceFormatError
+
+PITCH_CLASS_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+
+
+@dataclass(frozen=True)
+class Note:
+    pitch: int  # MIDI 0..127
+    start: float  # beats
+    duration: float  # beats, > 0
+    velocity: int = 80  # 1..127
+
+    @property
+    def end(self) -> float:
+        return self.start + self.duration
+
+
+@dataclass
+class Track:
+    name: str
+    program: int = 0  # General MIDI program 0..127
+    is_drum: bool = False
+    notes: list[Note] = field(default_factory=list)
+    channel: int | None = None  # preferred MIDI channel; assigned on export when None
+
+
+@dataclass(frozen=True)
+class KeySignature:
+    tonic: int  # pitch class 0..11 (0 = C)
+    mode: str  # "major" | "minor"
+    beat: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return f"{PITCH_CLASS_NAMES[self.tonic % 12]} {self.mode}"
+
+
+@dataclass(frozen=True)
+class TimeSignature:
+    numerator: int = 4
+    denominator: int = 4
+    beat: float = 0.0
+
+    @property
+    def bar_beats(self) -> float:
+        """Length of one bar in quarter-note beats."""
+        return self.numerator * 4.0 / self.denominator
+
+
+@dataclass(frozen=True)
+class Tempo:
+    bpm: float
+    beat: float = 0.0
+
+
+@dataclass(frozen=True)
+class Marker:
+    text: str
+    beat: float = 0.0
+
+
+@dataclass
+class Piece:
+    tracks: list[Track] = field(default_factory=list)
+    tempos: list[Tempo] = field(default_factory=lambda: [Tempo(120.0)])
+    keys: list[KeySignature] = field(default_factory=list)
+    time_signatures: list[TimeSignature] = field(default_factory=lambda: [TimeSignature()])
+    markers: list[Marker] = field(default_factory=list)
+    title: str = ""
+
+    # -- queries ---------------------------------------------------------------------
+    @property
+    def notes(self) -> list[Note]:
+        """All pitched notes (drum tracks excluded), sorted by start then pitch."""
+        out = [n for t in self.tracks if not t.is_drum for n in t.notes]
+        out.sort(key=lambda n: (n.start, n.pitch))
+        return out
+
+    @property
+    def end_beat(self) -> float:
+        ends = [n.end for t in self.tracks for n in t.notes]
+        return max(ends) if ends else 0.0
+
+    @property
+    def tempo(self) -> float:
+        """The opening tempo in BPM."""
+        return self.tempos[0].bpm if self.tempos else 120.0
+
+    @property
+    def key(self) -> KeySignature | None:
+        return self.keys[0] if self.keys else None
+
+    @property
+    def time_signature(self) -> TimeSignature:
+        return self.time_signatures[0] if self.time_signatures else TimeSignature()
+
+    @property
+    def n_bars(self) -> int:
+        bar = self.time_signature.bar_beats
+        return int(math.ceil(self.end_beat / bar - 1e-6)) if self.end_beat > 0 else 0
+
+    def is_empty(self) -> bool:
+        return not any(t.notes for t in self.tracks)
+
+    def _tempo_table(self) -> tuple[list[float], list[float], list[float]]:
+        tempos = sorted(self.tempos or [Tempo(120.0)], key=lambda t: t.beat)
+        if tempos[0].beat > 0:
+            tempos.insert(0, Tempo(tempos[0].bpm, 0.0))
+        beats, secs, bpms = [], [], []
+        t = 0.0
+        for i, tp in enumerate(tempos):
+            if i:
+                t += (tp.beat - tempos[i - 1].beat) * 60.0 / tempos[i - 1].bpm
+            beats.append(tp.beat)
+            secs.append(t)
+            bpms.append(tp.bpm)
+        return beats, secs, bpms
+
+    def beat_to_seconds(self, beat: float) -> float:
+        beats, secs, bpms = self._tempo_table()
+        i = max(0, bisect.bisect_right(beats, beat) - 1)
+        return secs[i] + (beat - beats[i]) * 60.0 / bpms[i]
+
+    def seconds_to_beat(self, seconds: float) -> float:
+        beats, secs, bpms = self._tempo_table()
+        i = max(0, bisect.bisect_right(secs, seconds) - 1)
+        return beats[i] + (seconds - secs[i]) * bpms[i] / 60.0
+
+    @property
+    def duration_seconds(self) -> float:
+        return self.beat_to_seconds(self.end_beat)
+
+    # -- edits (return new pieces; the input is left as it was) ------------------------
+    def transposed(self, semitones: int) -> "Piece":
+        def shift(n: Note) -> Note:
+            return replace(n, pitch=min(127, max(0, n.pitch + semitones)))
+
+        tracks = [
+            replace(t, notes=list(t.notes) if t.is_drum else [shift(n) for n in t.notes]) for t in self.tracks
+        ]
+        keys = [replace(k, tonic=(k.tonic + semitones) % 12) for k in self.keys]
+        return replace(self, tracks=tracks, keys=keys)
+
+    def shifted(self, beats: float) -> "Piece":
+        """The piece moved later by ``beats`` (events keep their order)."""
+        def mv(n: Note) -> Note:
+            return replace(n, start=n.start + beats)
+
+        return replace(
+            self,
+            tracks=[replace(t, notes=[mv(n) for n in t.notes]) for t in self.tracks],
+            tempos=[self.tempos[0]] + [replace(x, beat=x.beat + beats) for x in self.tempos[1:]],
+            keys=[replace(k, beat=k.beat + beats if i else 0.0) for i, k in enumerate(self.keys)],
+            time_signatures=[replace(x, beat=x.beat + beats if i else 0.0) for i, x in enumerate(self.time_signatures)],
+            markers=[replace(m, beat=m.beat + beats) for m in self.markers],
+        )
+
+    def validate(self) -> "Piece":
+        """Check invariants; raise PieceFormatError with the first problem found."""
+        for t in self.tracks:
+            if not 0 <= t.program <= 127:
+                raise PieceFormatError(f"track {t.name!r}: program {t.program} outside 0..127")
+            for n in t.notes:
+                if not 0 <= n.pitch <= 127:
+                    raise PieceFormatError(f"track {t.name!r}: pitch {n.pitch} outside 0..127")
+                if not (n.duration > 0 and math.isfinite(n.duration) and n.start >= 0):
+                    raise PieceFormatError(f"track {t.name!r}: bad note timing {n}")
+                if not 1 <= n.velocity <= 127:
+                    raise PieceFormatError(f"track {t.name!r}: velocity {n.velocity} outside 1..127")
+        for tp in self.tempos:
+            if not (tp.bpm > 0 and math.isfinite(tp.bpm)):
+                raise PieceFormatError(f"bad tempo {tp.bpm}")
+        return self
+
+
+def concatenate(pieces: list[Piece], gap_beats: float = 0.0) -> Piece:
+    """Join pieces one after another, bar-aligned; tracks are merged by (name, program).
+
+    Tempo, key, time-signature changes and markers of every piece are kept at their new
+    positions, so the result is one continuous piece.
+    """
+    if not pieces:
+        raise PieceFormatError("nothing to join")
+    out = Piece(tracks=[], tempos=[], keys=[], time_signatures=[], markers=[], title=pieces[0].title)
+    index: dict[tuple[str, int, bool], Track] = {}
+    offset = 0.0
+    for p in pieces:
+        bar = p.time_signature.bar_beats
+        length = math.ceil(p.end_beat / bar - 1e-6) * bar if p.end_beat > 0 else bar
+        for t in p.tracks:
+            key = (t.name, t.program, t.is_drum)
+            if key not in index:
+                index[key] = Track(t.name, t.program, t.is_drum, [], t.channel)
+                out.tracks.append(index[key])
+            index[key].notes.extend(replace(n, start=n.start + offset) for n in t.notes)
+        out.tempos.extend(replace(x, beat=x.beat + offset) for x in (p.tempos or [Tempo(120.0)]))
+        out.keys.extend(replace(k, beat=k.beat + offset) for k in p.keys)
+        out.time_signatures.extend(replace(x, beat=x.beat + offset) for x in (p.time_signatures or [TimeSignature()]))
+        out.markers.extend(replace(m, beat=m.beat + offset) for m in p.markers)
+        offset += length + gap_beats
+    return out

@@ -1,0 +1,36 @@
+"""Shared fixtures. Tests build their tiny data in code; the few that need the real data
+sets are marked ``data`` and skip, with the reason, when ../shared/data is absent."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from emomusic.paths import data_dir
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    d = data_dir()
+    if not (d / "emopia").is_dir():
+        pytest.skip(f"real data sets not found at {d} (set EMOMUSIC_DATA to run data tests)")
+    return d
+
+
+@pytest.fixture
+def piano_piece():
+    """A small two-part piece in C major at 100 BPM built in code."""
+    from emomusic.piece import KeySignature, Note, Piece, Tempo, TimeSignature, Track
+
+    melody = [Note(p, i * 1.0, 0.9, 90) for i, p in enumerate([60, 62, 64, 65, 67, 69, 71, 72] * 2)]
+    bass = [Note(p, i * 4.0, 3.8, 70) for i, p in enumerate([48, 53, 55, 48])]
+    return Piece(
+        tracks=[Track("Melody", 0, False, melody), Track("Bass", 32, False, bass)],
+        tempos=[Tempo(100.0)],
+        keys=[KeySignature(0, "major")],
+        time_signatures=[TimeSignature(4, 4)],
+        title="fixture",
+    )
