@@ -30,7 +30,9 @@ QUADRANT_CENTRES = {"Q1": (0.6, 0.6), "Q2": (-0.6, 0.6), "Q3": (-0.6, -0.6), "Q4
 
 
 def _check_component(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool):
+        raise EmotionError(f"{name} must be a number in [-1, 1], got {value!r}")
+    if not isinstance(value, (int, float)):
         try:
             value = float(value)  # numpy scalars, strings of numbers
         except (TypeError, ValueError):

@@ -1,0 +1,67 @@
+import os
+
+import pytest
+
+from emomusic.atomic import atomic_dir, atomic_path, write_text_atomic
+from emomusic.errors import EmomusicError
+
+
+def test_atomic_path_success_and_failure(tmp_path):
+    target = tmp_path / "out.mid"
+    with atomic_path(target) as tmp:
+        assert tmp.suffix == ".mid" and tmp.parent == tmp_path
+        tmp.write_bytes(b"abc")
+        assert not target.exists()
+    assert target.read_bytes() == b"abc"
+
+    with pytest.raises(RuntimeError):
+        with atomic_path(tmp_path / "fail.mid") as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("boom")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mid"]
+
+
+def test_atomic_dir_replaces_whole(tmp_path):
+    target = tmp_path / "session"
+    with atomic_dir(target) as d:
+        (d / "a.txt").write_text("1")
+    assert (target / "a.txt").read_text() == "1"
+    with pytest.raises(ValueError):
+        with atomic_dir(target) as d:
+            (d / "b.txt").write_text("2")
+            raise ValueError
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["session"]
+    assert not (target / "b.txt").exists()
+
+
+def unwritable_dir(tmp_path):
+    """A folder this process cannot write to (root ignores permission bits: use sysfs)."""
+    if os.geteuid() != 0:
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        return ro
+    if os.path.isdir("/sys") and not os.access("/sys", os.W_OK):
+        return "/sys"
+    probe = "/sys/emomusic-probe"
+    try:
+        open(probe, "w").close()
+    except OSError:
+        return "/sys"
+    pytest.skip("no unwritable folder available as root")
+
+
+def test_unwritable_dir(tmp_path):
+    d = unwritable_dir(tmp_path)
+    with pytest.raises(EmomusicError) as exc:
+        write_text_atomic(f"{d}/x.txt", "no")
+    assert "cannot write" in str(exc.value)
+
+
+def test_target_is_a_dir_or_parent_is_a_file(tmp_path):
+    (tmp_path / "d").mkdir()
+    with pytest.raises(EmomusicError):
+        write_text_atomic(tmp_path / "d", "x")
+    (tmp_path / "f").write_text("")
+    with pytest.raises(EmomusicError):
+        write_text_atomic(tmp_path / "f" / "x.txt", "x")
