@@ -16,6 +16,12 @@ from typing import Iterator
 from emomusic.errors import EmomusicError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def check_writable_dir(directory: Path) -> None:
     """Raise a clear error if ``directory`` cannot receive a new file."""
     directory = Path(directory)
@@ -51,6 +57,9 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        # mkstemp makes 0600 files; give the output the permissions a plain open() would.
+        if tmp_path.exists():
+            os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, target)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -73,6 +82,7 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
         raise EmomusicError(f"cannot write {target}: {exc.strerror or exc}") from None
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o777 & ~_umask())
         if target.exists():
             old = target.with_name(f".{target.name}.old")
             if old.exists():

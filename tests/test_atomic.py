@@ -65,3 +65,14 @@ def test_target_is_a_dir_or_parent_is_a_file(tmp_path):
     (tmp_path / "f").write_text("")
     with pytest.raises(EmomusicError):
         write_text_atomic(tmp_path / "f" / "x.txt", "x")
+
+
+def test_outputs_get_normal_permissions(tmp_path):
+    import stat
+
+    write_text_atomic(tmp_path / "a.txt", "x")
+    mode = stat.S_IMODE((tmp_path / "a.txt").stat().st_mode)
+    assert mode & 0o044 == 0o044  # readable by group and others (umask 022)
+    with atomic_dir(tmp_path / "d") as d:
+        (d / "f").write_text("1")
+    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) & 0o055 == 0o055

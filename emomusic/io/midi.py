@@ -112,13 +112,19 @@ def read_midi(path: str | Path) -> Piece:
     except Exception as exc:
         raise PieceFormatError(f"cannot read {path} as MIDI: {exc}") from None
 
+    channels_in_track: dict[int, int] = defaultdict(int)
+    for (ti, ch), notes in groups.items():
+        if notes:
+            channels_in_track[ti] += 1
     for (ti, ch), notes in sorted(groups.items()):
         if not notes:
             continue
         notes.sort(key=lambda n: (n.start, n.pitch))
         program = programs.get((ti, ch), 0)
         is_drum = ch == DRUM_CHANNEL
-        name = names.get(ti) or ("Drums" if is_drum else _gm_name(program))
+        # A track holding several channels (type 0) names the song, not each part.
+        own_name = names.get(ti) if channels_in_track[ti] == 1 else None
+        name = own_name or ("Drums" if is_drum else _gm_name(program))
         piece.tracks.append(Track(name, program, is_drum, notes, ch))
     if not piece.tempos:
         piece.tempos.append(Tempo(120.0))
@@ -128,7 +134,7 @@ def read_midi(path: str | Path) -> Piece:
     piece.keys.sort(key=lambda k: k.beat)
     piece.time_signatures.sort(key=lambda t: t.beat)
     piece.markers.sort(key=lambda m: m.beat)
-    piece.title = names.get(0, "") if len(mf.tracks) > 1 else ""
+    piece.title = names.get(0, "") if len(mf.tracks) > 1 or channels_in_track[0] > 1 else ""
     return piece
 
 

@@ -1,0 +1,59 @@
+"""``emomusic render IN OUT.wav``: MIDI / ABC / MusicXML to WAV through a SoundFont."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from emomusic.cli.common import echo_json, json_option
+
+
+@click.command()
+@click.argument("input_path", metavar="IN", type=click.Path(path_type=Path, dir_okay=True))
+@click.argument("output", metavar="OUT.wav", type=click.Path(path_type=Path))
+@click.option("--soundfont", "-s", type=click.Path(path_type=Path), default=None,
+              help="SoundFont 2 file (default: TimGM6mb.sf2 from the pretty_midi package).")
+@click.option("--sample-rate", type=int, default=44100, show_default=True, help="Output sample rate in Hz.")
+@json_option
+def render(input_path: Path, output: Path, soundfont: Path | None, sample_rate: int, as_json: bool) -> None:
+    """Render IN (.mid, .abc, .musicxml/.xml/.mxl) to a 16-bit stereo WAV file."""
+    from emomusic.errors import EmomusicError
+    from emomusic.io import format_for, read_piece
+    from emomusic.render import _check_sample_rate, default_soundfont, write_wav
+
+    # Validate everything cheap before reading or synthesising.
+    if output.suffix.lower() != ".wav":
+        raise EmomusicError(f"OUT must be a .wav file, got {output.name}")
+    sr = _check_sample_rate(sample_rate)
+    format_for(input_path, None, ("midi", "abc", "musicxml"))
+    sf_path = soundfont if soundfont is not None else default_soundfont()
+    from emomusic.sf2 import load_soundfont
+
+    load_soundfont(sf_path)  # a bad SoundFont fails here, before any work
+    from emomusic.atomic import check_writable_dir
+
+    check_writable_dir(output.parent if str(output.parent) else Path("."))
+    piece = read_piece(input_path)
+    t0 = time.perf_counter()
+    write_wav(piece, output, soundfont=sf_path, sample_rate=sr)
+    elapsed = time.perf_counter() - t0
+    from emomusic.audio import read_wav
+
+    audio, _ = read_wav(output)
+    info = {
+        "input": str(input_path),
+        "output": str(output),
+        "soundfont": str(sf_path),
+        "sample_rate": sr,
+        "channels": int(audio.shape[1]),
+        "seconds": round(audio.shape[0] / sr, 3),
+        "piece_seconds": round(piece.duration_seconds, 3),
+        "peak": round(float(abs(audio).max()) if audio.size else 0.0, 4),
+        "render_seconds": round(elapsed, 3),
+    }
+    if as_json:
+        echo_json(info)
+    else:
+        click.echo(f"wrote {output} ({info['seconds']:.1f} s, {sr} Hz stereo) in {elapsed:.2f} s")

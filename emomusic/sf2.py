@@ -1,0 +1,533 @@
+"""A SoundFont 2 parser and sample-playback synthesizer in numpy.
+
+No native library is needed, so WAV rendering installs from PyPI alone. What is
+implemented (SoundFont 2.04 terms):
+
+* RIFF ``sfbk`` parsing: ``phdr pbag pgen inst ibag igen shdr`` and the 16-bit ``smpl``
+  chunk (``sm24`` is ignored; modulators ``pmod``/``imod`` are ignored and the default
+  velocity curve below is used instead).
+* Preset choice by (bank, program); bank 128 for drums; falls back to the nearest bank
+  that has the program, then to program 0.
+* Zones: global zones, key and velocity ranges (preset ranges intersected with
+  instrument ranges), preset generators added to instrument generators as the spec says.
+* Pitch: root key (``overridingRootKey`` or the sample's original pitch), coarse / fine
+  tune, sample pitch correction, ``scaleTuning``; linear-interpolation resampling.
+* Sample address offsets (fine + coarse), loop modes 0 (none), 1 (continuous) and 3
+  (loop while held, then play to the end).
+* Volume envelope: delay, attack (linear amplitude), hold, decay and release (linear in
+  dB, 100 dB full scale, as the spec defines), sustain level, ``keynumToVolEnvHold`` /
+  ``keynumToVolEnvDecay``; initial attenuation (with the 0.4 scale of EMU hardware that
+  FluidSynth also applies); pan (constant power).
+* Velocity: gain ``(velocity / 127) ** 2`` (40 dB range, close to the spec's default
+  concave velocity-to-attenuation modulator).
+
+Not implemented: the modulation envelope, LFOs, the low-pass filter, chorus and reverb,
+exclusive classes. These colour the sound; pitch, timing, dynamics and loudness are right.
+
+Speed: sample data is converted to float32 once per file; the resampled (and looped)
+waveform of each (sample zone, pitch) is computed once and cached, then every note is a
+slice times an envelope added into the mix. No per-sample Python loops.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from emomusic.errors import EmomusicError
+
+# Generator numbers used here (SoundFont 2.04, section 8.1.2).
+G_START_OFS, G_END_OFS, G_STARTLOOP_OFS, G_ENDLOOP_OFS = 0, 1, 2, 3
+G_START_COARSE, G_END_COARSE = 4, 12
+G_PAN = 17
+G_DELAY_VOL, G_ATTACK_VOL, G_HOLD_VOL, G_DECAY_VOL, G_SUSTAIN_VOL, G_RELEASE_VOL = 33, 34, 35, 36, 37, 38
+G_KEY_TO_HOLD, G_KEY_TO_DECAY = 39, 40
+G_INSTRUMENT, G_KEY_RANGE, G_VEL_RANGE = 41, 43, 44
+G_STARTLOOP_COARSE = 45
+G_ATTENUATION = 48
+G_ENDLOOP_COARSE = 50
+G_COARSE_TUNE, G_FINE_TUNE, G_SAMPLE_ID, G_SAMPLE_MODES = 51, 52, 53, 54
+G_SCALE_TUNING = 56
+G_ROOT_KEY = 58
+
+_RANGE_GENS = (G_KEY_RANGE, G_VEL_RANGE)
+_ADDRESS_GENS = (G_START_OFS, G_END_OFS, G_STARTLOOP_OFS, G_ENDLOOP_OFS, G_START_COARSE, G_END_COARSE,
+                 G_STARTLOOP_COARSE, G_ENDLOOP_COARSE)
+# Defaults of the generators we use (others default to 0).
+_DEFAULTS = {
+    G_DELAY_VOL: -12000, G_ATTACK_VOL: -12000, G_HOLD_VOL: -12000, G_DECAY_VOL: -12000,
+    G_RELEASE_VOL: -12000, G_SCALE_TUNING: 100, G_ROOT_KEY: -1,
+}
+MAX_RELEASE_S = 4.0  # a release tail is cut here (by then it is far below audibility)
+_SILENCE_CB = 800.0  # -80 dB: voices end once the release envelope reaches this
+
+
+def timecents_to_seconds(tc: float) -> float:
+    return 2.0 ** (max(-12000.0, min(8000.0, tc)) / 1200.0)
+
+
+@dataclass(frozen=True)
+class SampleHeader:
+    name: str
+    start: int
+    end: int
+    loop_start: int
+    loop_end: int
+    sample_rate: int
+    original_pitch: int
+    pitch_correction: int
+    sample_type: int
+
+
+@dataclass
+class Zone:
+    gens: dict[int, int] = field(default_factory=dict)  # amounts (signed 16-bit)
+    key_range: tuple[int, int] = (0, 127)
+    vel_range: tuple[int, int] = (0, 127)
+    link: int | None = None  # instrument index (preset zone) or sample index (instrument zone)
+
+
+@dataclass
+class Preset:
+    name: str
+    program: int
+    bank: int
+    zones: list[Zone]
+    global_zone: Zone | None
+
+
+@dataclass
+class Instrument:
+    name: str
+    zones: list[Zone]
+    global_zone: Zone | None
+
+
+@dataclass(frozen=True)
+class Voice:
+    """Everything needed to play one sample zone for one key."""
+
+    sample: int
+    start: int
+    end: int
+    loop_start: int
+    loop_end: int
+    loop_mode: int
+    ratio: float  # source samples advanced per output frame
+    gain: float  # from initial attenuation
+    pan: float  # -1 .. 1
+    env: tuple[float, float, float, float, float, float]  # delay, attack, hold, decay (s), sustain cB, release (s)
+
+
+def _bad(path, why: str) -> EmomusicError:
+    return EmomusicError(f"cannot use {path} as a SoundFont: {why}")
+
+
+def _chunks(data: bytes, start: int, end: int, path):
+    pos = start
+    while pos + 8 <= end:
+        cid = data[pos:pos + 4]
+        size = struct.unpack_from("<I", data, pos + 4)[0]
+        body = pos + 8
+        if body + size > end:
+            raise _bad(path, f"chunk {cid!r} runs past the end of the file (truncated?)")
+        yield cid, body, size
+        pos = body + size + (size & 1)
+
+
+def _name(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode("latin-1").strip()
+
+
+class SoundFont:
+    """A parsed SoundFont 2 file. Use :func:`load_soundfont` to share one per path."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            raise EmomusicError(f"no such SoundFont: {self.path}") from None
+        except IsADirectoryError:
+            raise EmomusicError(f"{self.path} is a folder, not a SoundFont") from None
+        except OSError as exc:
+            raise _bad(self.path, exc.strerror or str(exc)) from None
+        self._parse(data)
+        self._wave_cache: dict[tuple, np.ndarray] = {}
+        self._wave_cache_bytes = 0
+        self._voice_cache: dict[tuple[int, int, int, int], list[Voice]] = {}
+
+    # -- parsing -------------------------------------------------------------------------
+    def _parse(self, data: bytes) -> None:
+        p = self.path
+        if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"sfbk":
+            raise _bad(p, "not a RIFF sfbk file")
+        riff_end = min(len(data), 8 + struct.unpack_from("<I", data, 4)[0])
+        lists: dict[bytes, tuple[int, int]] = {}
+        for cid, body, size in _chunks(data, 12, riff_end, p):
+            if cid == b"LIST" and size >= 4:
+                lists[data[body:body + 4]] = (body + 4, body + size)
+        if b"sdta" not in lists or b"pdta" not in lists:
+            raise _bad(p, "missing sdta or pdta list")
+        smpl = None
+        for cid, body, size in _chunks(data, *lists[b"sdta"], p):
+            if cid == b"smpl":
+                smpl = (body, size)
+        if smpl is None or smpl[1] < 2:
+            raise _bad(p, "no sample data (smpl chunk)")
+        pd: dict[bytes, bytes] = {}
+        for cid, body, size in _chunks(data, *lists[b"pdta"], p):
+            pd[cid] = data[body:body + size]
+        need = {b"phdr": 38, b"pbag": 4, b"pgen": 4, b"inst": 22, b"ibag": 4, b"igen": 4, b"shdr": 46}
+        for cid, rec in need.items():
+            if cid not in pd:
+                raise _bad(p, f"missing {cid.decode()} chunk")
+            if len(pd[cid]) % rec or len(pd[cid]) < 2 * rec:
+                raise _bad(p, f"{cid.decode()} chunk has a bad size")
+        try:
+            self.samples = np.frombuffer(data, dtype="<i2", count=smpl[1] // 2, offset=smpl[0]).astype(np.float32)
+            self.samples *= 1.0 / 32768.0
+            phdr = list(struct.iter_unpack("<20sHHHIII", pd[b"phdr"]))
+            pbag = list(struct.iter_unpack("<HH", pd[b"pbag"]))
+            pgen = list(struct.iter_unpack("<Hh", pd[b"pgen"]))
+            inst = list(struct.iter_unpack("<20sH", pd[b"inst"]))
+            ibag = list(struct.iter_unpack("<HH", pd[b"ibag"]))
+            igen = list(struct.iter_unpack("<Hh", pd[b"igen"]))
+            shdr = list(struct.iter_unpack("<20sIIIIIBbHH", pd[b"shdr"]))
+            self.sample_headers = [
+                SampleHeader(_name(s[0]), s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[9]) for s in shdr[:-1]
+            ]
+            self.instruments = [
+                self._instrument(_name(inst[i][0]), inst[i][1], inst[i + 1][1], ibag, igen, G_SAMPLE_ID)
+                for i in range(len(inst) - 1)
+            ]
+            self.presets = []
+            for i in range(len(phdr) - 1):
+                name, prog, bank, bag = _name(phdr[i][0]), phdr[i][1], phdr[i][2], phdr[i][3]
+                ins = self._instrument(name, bag, phdr[i + 1][3], pbag, pgen, G_INSTRUMENT)
+                self.presets.append(Preset(name, prog, bank, ins.zones, ins.global_zone))
+        except (struct.error, IndexError, ValueError) as exc:
+            raise _bad(p, f"corrupt preset data ({exc})") from None
+        if not self.presets:
+            raise _bad(p, "it has no presets")
+        self.by_bank_program = {}
+        for pr in self.presets:
+            self.by_bank_program.setdefault((pr.bank, pr.program), pr)
+
+    @staticmethod
+    def _instrument(name, bag0, bag1, bags, gens, link_gen) -> Instrument:
+        zones: list[Zone] = []
+        global_zone = None
+        for b in range(bag0, bag1):
+            g0, g1 = bags[b][0], bags[b + 1][0]
+            z = Zone()
+            for oper, amount in gens[g0:g1]:
+                if oper in _RANGE_GENS:
+                    lo, hi = amount & 0xFF, (amount >> 8) & 0xFF
+                    if oper == G_KEY_RANGE:
+                        z.key_range = (lo, hi)
+                    else:
+                        z.vel_range = (lo, hi)
+                elif oper == link_gen:
+                    z.link = amount & 0xFFFF
+                else:
+                    z.gens[oper] = amount
+            if z.link is None:
+                if b == bag0 and global_zone is None:
+                    global_zone = z
+                continue
+            zones.append(z)
+        return Instrument(name, zones, global_zone)
+
+    # -- lookup --------------------------------------------------------------------------
+    def preset_for(self, program: int, is_drum: bool = False) -> Preset:
+        bank = 128 if is_drum else 0
+        p = self.by_bank_program.get((bank, program))
+        if p is None and is_drum:
+            p = self.by_bank_program.get((128, 0))
+        if p is None:
+            same = [pr for pr in self.presets if pr.program == program and (pr.bank == 128) == is_drum]
+            p = min(same, key=lambda pr: pr.bank) if same else None
+        if p is None:
+            p = self.by_bank_program.get((bank, 0)) or self.by_bank_program.get((0, 0)) or self.presets[0]
+        return p
+
+    def voices(self, program: int, is_drum: bool, key: int, velocity: int) -> list[Voice]:
+        """The sample zones that sound for ``key`` at ``velocity`` (cached)."""
+        ck = (program, int(is_drum), key, velocity)
+        hit = self._voice_cache.get(ck)
+        if hit is not None:
+            return hit
+        out: list[Voice] = []
+        preset = self.preset_for(program, is_drum)
+        pg = preset.global_zone.gens if preset.global_zone else {}
+        for pz in preset.zones:
+            if not (_in(key, pz.key_range) and _in(velocity, pz.vel_range)):
+                continue
+            if pz.link is None or pz.link >= len(self.instruments):
+                continue
+            inst = self.instruments[pz.link]
+            ig = inst.global_zone.gens if inst.global_zone else {}
+            pgens = {**pg, **pz.gens}
+            for iz in inst.zones:
+                if not (_in(key, iz.key_range) and _in(velocity, iz.vel_range)):
+                    continue
+                if iz.link is None or iz.link >= len(self.sample_headers):
+                    continue
+                gens = {**ig, **iz.gens}
+                for g, amount in pgens.items():  # preset generators are offsets
+                    if g not in _ADDRESS_GENS and g not in (G_SAMPLE_MODES, G_ROOT_KEY):
+                        gens[g] = gens.get(g, _DEFAULTS.get(g, 0)) + amount
+                v = self._voice(iz.link, gens, key)
+                if v is not None:
+                    out.append(v)
+        self._voice_cache[ck] = out
+        return out
+
+    def _voice(self, sample_index: int, gens: dict[int, int], key: int) -> Voice | None:
+        sh = self.sample_headers[sample_index]
+        if sh.sample_type & 0x8000 or sh.sample_rate <= 0:  # ROM samples are not in the file
+            return None
+        g = lambda n: gens.get(n, _DEFAULTS.get(n, 0))  # noqa: E731
+        n_data = self.samples.shape[0]
+        start = sh.start + g(G_START_OFS) + 32768 * g(G_START_COARSE)
+        end = sh.end + g(G_END_OFS) + 32768 * g(G_END_COARSE)
+        ls = sh.loop_start + g(G_STARTLOOP_OFS) + 32768 * g(G_STARTLOOP_COARSE)
+        le = sh.loop_end + g(G_ENDLOOP_OFS) + 32768 * g(G_ENDLOOP_COARSE)
+        start, end = max(0, start), min(n_data - 1, end)
+        if end - start < 2:
+            return None
+        mode = g(G_SAMPLE_MODES) & 3
+        if mode == 2:  # "unused": treat as no loop (spec)
+            mode = 0
+        if mode and not (start <= ls < le <= end and le - ls >= 2):
+            mode = 0
+        root = g(G_ROOT_KEY)
+        if not 0 <= root <= 127:
+            root = sh.original_pitch if 0 <= sh.original_pitch <= 127 else 60
+        cents = (key - root) * g(G_SCALE_TUNING) + 100 * g(G_COARSE_TUNE) + g(G_FINE_TUNE) + sh.pitch_correction
+        ratio = 2.0 ** (cents / 1200.0) * sh.sample_rate
+        atten = max(0.0, 0.4 * g(G_ATTENUATION))  # centibels, EMU scale as in FluidSynth
+        pan = max(-500, min(500, g(G_PAN))) / 500.0
+        hold_tc = g(G_HOLD_VOL) + (60 - key) * g(G_KEY_TO_HOLD)
+        decay_tc = g(G_DECAY_VOL) + (60 - key) * g(G_KEY_TO_DECAY)
+        env = (
+            timecents_to_seconds(g(G_DELAY_VOL)),
+            timecents_to_seconds(g(G_ATTACK_VOL)),
+            timecents_to_seconds(hold_tc),
+            timecents_to_seconds(decay_tc),
+            float(max(0, min(1440, g(G_SUSTAIN_VOL)))),
+            min(MAX_RELEASE_S, timecents_to_seconds(g(G_RELEASE_VOL))),
+        )
+        return Voice(sample_index, start, end, ls, le, mode, ratio, 10 ** (-atten / 200.0), pan, env)
+
+    # -- synthesis -----------------------------------------------------------------------
+    def wave(self, v: Voice, sample_rate: int, frames: int, held_frames: int) -> np.ndarray:
+        """The resampled waveform of voice ``v``: at least ``frames`` long for a looped
+        sample, the whole sample (possibly shorter) for an unlooped one. Cached per
+        (sample zone, pitch); loop mode 3 also per hold length."""
+        ratio = v.ratio / sample_rate
+        ck = (v.sample, v.start, v.end, v.loop_start, v.loop_end, v.loop_mode, round(ratio, 12),
+              held_frames if v.loop_mode == 3 else -1)
+        w = self._wave_cache.get(ck)
+        if w is not None and (v.loop_mode != 1 or w.shape[0] >= frames):
+            return w
+        n = frames if w is None else max(frames, w.shape[0] * 3 // 2)
+        w = self._render_wave(v, ratio, n, held_frames)
+        if self._wave_cache_bytes > 512 * 2**20:
+            self._wave_cache.clear()
+            self._wave_cache_bytes = 0
+        old = self._wave_cache.get(ck)
+        self._wave_cache_bytes += w.nbytes - (old.nbytes if old is not None else 0)
+        self._wave_cache[ck] = w
+        return w
+
+    def _render_wave(self, v: Voice, ratio: float, frames: int, held_frames: int) -> np.ndarray:
+        data = self.samples
+        last = v.end - 1  # the last index that may be read (interpolation reads idx + 1)
+        if v.loop_mode == 0:
+            n = max(1, int((last - v.start) / ratio))
+            pos = v.start + ratio * np.arange(n, dtype=np.float64)
+        else:
+            ls, le = float(v.loop_start), float(v.loop_end)
+            n = frames if v.loop_mode == 1 else min(frames, held_frames)
+            pos = v.start + ratio * np.arange(n, dtype=np.float64)
+            over = pos >= le
+            pos[over] = ls + np.mod(pos[over] - ls, le - ls)
+            if v.loop_mode == 3:  # released: leave the loop and play on to the sample's end
+                p0 = float(pos[-1]) if n else float(v.start)
+                tail = max(0, int((last - p0) / ratio))
+                pos = np.concatenate([pos, p0 + ratio * np.arange(1, tail + 1, dtype=np.float64)])
+        pos = np.clip(pos, v.start, last - 1e-6)
+        idx = pos.astype(np.int64)
+        frac = (pos - idx).astype(np.float32)
+        a = data[idx]
+        return a + (data[idx + 1] - a) * frac
+
+    @staticmethod
+    def envelope(v: Voice, sample_rate: int, held_frames: int) -> np.ndarray:
+        """Amplitude envelope: while held (``held_frames``) then the release tail."""
+        delay, attack, hold, decay, sus_cb, release = v.env
+        t = np.arange(held_frames, dtype=np.float32) / np.float32(sample_rate)
+        cb = np.zeros(held_frames, dtype=np.float32)
+        amp = np.ones(held_frames, dtype=np.float32)
+        t_dec = t - np.float32(delay + attack + hold)
+        dec = t_dec > 0
+        cb[dec] = np.minimum(np.float32(sus_cb), t_dec[dec] * np.float32(1000.0 / decay))
+        amp = np.power(np.float32(10.0), -cb / np.float32(200.0)) if np.any(dec) else amp
+        amp[t < delay] = 0.0
+        att = (t >= delay) & (t < delay + attack)
+        amp[att] = (t[att] - np.float32(delay)) / np.float32(attack)
+        level = float(amp[-1]) if held_frames else 0.0
+        if level <= 10 ** (-_SILENCE_CB / 200):
+            return amp
+        start_cb = -200.0 * math.log10(level)
+        rel_frames = int(math.ceil(release * (_SILENCE_CB - start_cb) / 1000.0 * sample_rate))
+        if rel_frames <= 0:
+            return amp
+        tr = np.arange(1, rel_frames + 1, dtype=np.float32) / np.float32(sample_rate)
+        rel = np.power(np.float32(10.0), -(np.float32(start_cb) + tr * np.float32(1000.0 / release)) / np.float32(200.0))
+        return np.concatenate([amp, rel.astype(np.float32)])
+
+
+def _in(x: int, rng: tuple[int, int]) -> bool:
+    return rng[0] <= x <= rng[1]
+
+
+_LOADED: dict[tuple[str, int, float], SoundFont] = {}
+
+
+def load_soundfont(path: str | os.PathLike) -> SoundFont:
+    """Parse ``path`` once per process (keyed by path, size and modification time)."""
+    p = Path(path)
+    if not p.exists():
+        raise EmomusicError(f"no such SoundFont: {p}")
+    if p.is_dir():
+        raise EmomusicError(f"{p} is a folder, not a SoundFont")
+    st = p.stat()
+    key = (str(p.resolve()), st.st_size, st.st_mtime)
+    sf = _LOADED.get(key)
+    if sf is None:
+        if len(_LOADED) >= 4:
+            _LOADED.clear()
+        sf = _LOADED[key] = SoundFont(p)
+    return sf
+
+
+def synthesize(sf: SoundFont, notes, sample_rate: int = 44100) -> np.ndarray:
+    """Mix ``notes`` into stereo float32 audio (unnormalised).
+
+    ``notes`` is an iterable of ``(start_s, duration_s, pitch, velocity, program, is_drum)``.
+    """
+    notes = list(notes)
+    voices = []
+    total = 1
+    env_cache: dict[tuple, np.ndarray] = {}
+    for start_s, dur_s, pitch, vel, program, is_drum in notes:
+        s0 = int(round(start_s * sample_rate))
+        held = max(1, int(round(dur_s * sample_rate)))
+        vel_gain = (max(1, min(127, int(vel))) / 127.0) ** 2
+        for v in sf.voices(int(program), bool(is_drum), int(pitch), int(vel)):
+            ek = (v.env, held)
+            env = env_cache.get(ek)
+            if env is None:
+                env = env_cache[ek] = SoundFont.envelope(v, sample_rate, held)
+            voices.append((s0, held, v, env, vel_gain))
+            total = max(total, s0 + env.shape[0])
+    left = np.zeros(total, dtype=np.float32)  # planar while mixing: contiguous adds
+    right = np.zeros(total, dtype=np.float32)
+    for s0, held, v, env, vel_gain in voices:
+        w = sf.wave(v, sample_rate, env.shape[0], held)
+        n = min(w.shape[0], env.shape[0])
+        if n <= 0:
+            continue
+        seg = w[:n] * env[:n]
+        theta = (v.pan + 1.0) * math.pi / 4.0
+        g = v.gain * vel_gain
+        gl, gr = g * math.cos(theta), g * math.sin(theta)
+        if abs(gl - gr) < 1e-9 * max(gl, gr, 1e-30):
+            seg *= np.float32(gl)
+            left[s0:s0 + n] += seg
+            right[s0:s0 + n] += seg
+        else:
+            left[s0:s0 + n] += seg * np.float32(gl)
+            right[s0:s0 + n] += seg * np.float32(gr)
+    return np.stack([left, right], axis=1)
+
+
+# -- writing (tiny SoundFonts for tests and examples) -------------------------------------
+def _riff_chunk(cid: bytes, body: bytes) -> bytes:
+    pad = b"\0" if len(body) & 1 else b""
+    return cid + struct.pack("<I", len(body)) + body + pad
+
+
+def _name20(name: str) -> bytes:
+    return name.encode("latin-1")[:19].ljust(20, b"\0")
+
+
+def write_simple_soundfont(path: str | os.PathLike, presets: list[dict]) -> Path:
+    """Write a minimal valid SoundFont 2 file: one instrument with one sample per preset.
+
+    Each preset dict has ``samples`` (float array in [-1, 1]), ``sample_rate``,
+    ``root_key``, optional ``loop`` ((start, end) sample indices, continuous loop),
+    ``program`` and ``bank`` (default 0, 0), ``name`` and ``generators`` (extra instrument
+    generators, {number: amount}). Used by the tests to check the synthesizer against a
+    known signal without depending on any shipped SoundFont.
+    """
+    smpl = bytearray()
+    shdr, inst, ibag, igen, phdr, pbag, pgen = b"", b"", b"", b"", b"", b"", b""
+    n_ibag = n_igen = n_pbag = n_pgen = 0
+    for i, pr in enumerate(presets):
+        data = np.clip(np.asarray(pr["samples"], dtype=np.float64), -1.0, 1.0)
+        pcm = np.round(data * 32767).astype("<i2")
+        start = len(smpl) // 2
+        smpl += pcm.tobytes() + b"\0" * 92  # 46 zero samples after each sample (spec)
+        end = start + len(pcm)
+        ls, le = pr.get("loop", (0, 0))
+        shdr += struct.pack("<20sIIIIIBbHH", _name20(pr.get("name", f"s{i}")), start, end, start + ls, start + le,
+                            int(pr["sample_rate"]), int(pr["root_key"]), 0, 0, 1)
+        gens = dict(pr.get("generators", {}))
+        if "loop" in pr:
+            gens.setdefault(G_SAMPLE_MODES, 1)
+        inst += struct.pack("<20sH", _name20(pr.get("name", f"i{i}")), n_ibag)
+        ibag += struct.pack("<HH", n_igen, 0)
+        n_ibag += 1
+        ordered = sorted(gens.items(), key=lambda kv: (kv[0] != G_KEY_RANGE, kv[0] != G_VEL_RANGE, kv[0]))
+        for oper, amount in ordered:
+            if oper in _RANGE_GENS:
+                lo, hi = amount
+                igen += struct.pack("<HBB", oper, lo, hi)
+            else:
+                igen += struct.pack("<Hh", oper, int(amount))
+        igen += struct.pack("<HH", G_SAMPLE_ID, i)
+        n_igen += len(ordered) + 1
+        phdr += struct.pack("<20sHHHIII", _name20(pr.get("name", f"p{i}")), int(pr.get("program", i)),
+                            int(pr.get("bank", 0)), n_pbag, 0, 0, 0)
+        pbag += struct.pack("<HH", n_pgen, 0)
+        pgen += struct.pack("<HH", G_INSTRUMENT, i)
+        n_pbag += 1
+        n_pgen += 1
+    shdr += struct.pack("<20sIIIIIBbHH", _name20("EOS"), 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    inst += struct.pack("<20sH", _name20("EOI"), n_ibag)
+    ibag += struct.pack("<HH", n_igen, 0)
+    igen += struct.pack("<HH", 0, 0)
+    phdr += struct.pack("<20sHHHIII", _name20("EOP"), 0, 0, n_pbag, 0, 0, 0)
+    pbag += struct.pack("<HH", n_pgen, 0)
+    pgen += struct.pack("<HH", 0, 0)
+    mod_end = b"\0" * 10
+    info = b"INFO" + _riff_chunk(b"ifil", struct.pack("<HH", 2, 1)) + _riff_chunk(b"isng", b"EMU8000\0") \
+        + _riff_chunk(b"INAM", b"emomusic test\0")
+    sdta = b"sdta" + _riff_chunk(b"smpl", bytes(smpl))
+    pdta = b"pdta" + b"".join(_riff_chunk(c, b) for c, b in [
+        (b"phdr", phdr), (b"pbag", pbag), (b"pmod", mod_end), (b"pgen", pgen), (b"inst", inst),
+        (b"ibag", ibag), (b"imod", mod_end), (b"igen", igen), (b"shdr", shdr)])
+    body = b"sfbk" + _riff_chunk(b"LIST", info) + _riff_chunk(b"LIST", sdta) + _riff_chunk(b"LIST", pdta)
+    from emomusic.atomic import write_bytes_atomic
+
+    write_bytes_atomic(path, _riff_chunk(b"RIFF", body))
+    return Path(path)

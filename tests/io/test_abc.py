@@ -1,0 +1,252 @@
+"""ABC: our writer, music21 (through our reader) and abc2midi must agree on the notes."""
+
+from __future__ import annotations
+
+import random
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from emomusic.errors import EmomusicError, PieceFormatError
+from emomusic.io import read_piece, write_piece
+from emomusic.io.abc import abc_to_piece, key_abc_name, piece_to_abc, read_abc, write_abc
+from emomusic.io.midi import read_midi
+from emomusic.piece import KeySignature, Marker, Note, Piece, Tempo, TimeSignature, Track
+
+needs_abc2midi = pytest.mark.skipif(shutil.which("abc2midi") is None, reason="abc2midi (Debian package abcmidi) is not installed")
+
+
+def notes_of(track, grid=0.25):
+    return sorted((n.pitch, round(n.start / grid) * grid, round(n.duration / grid) * grid) for n in track.notes)
+
+
+def abc2midi_piece(tmp_path, text: str) -> Piece:
+    src = tmp_path / "t.abc"
+    src.write_text(text)
+    out = tmp_path / "t.mid"
+    res = subprocess.run(["abc2midi", str(src), "-o", str(out)], capture_output=True, text=True, timeout=30)
+    assert out.exists(), res.stdout + res.stderr
+    assert "Error" not in res.stdout, res.stdout
+    return read_midi(out)
+
+
+@pytest.fixture
+def two_part():
+    # Melody with a chromatic bar, a note tied over the bar line and a chord; bass with
+    # overlapping notes (they become tied chords) and rests.
+    melody = [Note(p, i * 1.0, 1.0, 96) for i, p in enumerate([69, 71, 72, 74, 76, 77, 78])]
+    melody += [Note(80, 7.0, 0.5, 96), Note(81, 7.5, 2.0, 64), Note(64, 10.0, 2.0, 64), Note(69, 10.0, 2.0, 64), Note(72, 10.0, 2.0, 64)]
+    bass = [Note(45, 0.0, 4.0, 80), Note(52, 2.0, 4.0, 80), Note(38, 8.0, 1.5, 80)]
+    return Piece(
+        tracks=[Track("Violin", 40, False, melody), Track("Cello", 42, False, bass)],
+        tempos=[Tempo(84.0)],
+        keys=[KeySignature(9, "minor")],
+        time_signatures=[TimeSignature(4, 4)],
+        markers=[Marker("emotion v=-0.50 a=-0.30 Q3", 0.0), Marker("emotion v=0.20 a=-0.10 Q4", 8.0)],
+        title="Two part",
+    )
+
+
+def test_headers_and_voices(two_part):
+    text = piece_to_abc(two_part)
+    head = text.split("V:1")[0]
+    for field in ("X:1", "T:Two part", "M:4/4", "L:1/16", "Q:1/4=84", "K:Am"):
+        assert re.search(rf"^{re.escape(field)}$", head, re.M), field
+    assert re.search(r'^V:1 name="Violin" clef=treble$', text, re.M)
+    assert re.search(r'^V:2 name="Cello" clef=bass$', text, re.M)
+    assert "%%MIDI program 40" in text and "%%MIDI program 42" in text
+    assert text.rstrip().endswith("|]")
+    # the A5 that starts on beat 7.5 is tied over the bar line
+    assert re.search(r"a2- \| .*a6", text.replace("\n", " "))
+    assert '"^emotion v=-0.50 a=-0.30 Q3"' in text
+
+
+@pytest.mark.parametrize(
+    "key,name",
+    [((0, "major"), "C"), ((9, "minor"), "Am"), ((6, "minor"), "F#m"), ((3, "major"), "Eb"), ((10, "minor"), "Bbm"),
+     ((1, "major"), "Db"), ((8, "minor"), "G#m"), ((6, "major"), "F#"), ((2, "minor"), "Dm")],
+)
+def test_key_names(key, name):
+    assert key_abc_name(KeySignature(*key)) == name
+
+
+def test_music21_reads_what_we_write(two_part):
+    back = abc_to_piece(piece_to_abc(two_part))
+    assert [t.name for t in back.tracks] == ["Violin", "Cello"]
+    assert [t.program for t in back.tracks] == [40, 42]
+    for a, b in zip(back.tracks, two_part.tracks):
+        assert notes_of(a) == notes_of(b)
+    assert back.tempo == pytest.approx(84.0)
+    assert back.keys[0] == KeySignature(9, "minor")
+    assert (back.time_signature.numerator, back.time_signature.denominator) == (4, 4)
+    assert back.markers == two_part.markers
+    assert back.title == "Two part"
+    # dynamics marks carry the velocity level (quantised to pp..ff)
+    assert {n.velocity for n in back.tracks[0].notes if n.start < 7} == {96}
+    assert {n.velocity for n in back.tracks[0].notes if n.start >= 7.5} == {64}
+
+
+@needs_abc2midi
+def test_abc2midi_reads_what_we_write(tmp_path, two_part):
+    text = piece_to_abc(two_part)
+    back = abc2midi_piece(tmp_path, text)
+    pitched = [t for t in back.tracks if t.notes]
+    assert len(pitched) == 2
+    by_prog = {t.program: t for t in pitched}
+    assert notes_of(by_prog[40]) == notes_of(two_part.tracks[0])
+    assert notes_of(by_prog[42]) == notes_of(two_part.tracks[1])
+    assert back.tempo == pytest.approx(84.0, abs=0.5)
+
+
+def _accidental_piece(key: KeySignature) -> Piece:
+    # Chromatic traffic in one bar on one letter in two octaves, then the next bar.
+    pitches = [66, 77, 65, 78, 66, 70, 71, 70, 61, 60, 73, 72, 68, 67, 80, 79]
+    return Piece(tracks=[Track("x", 0, False, [Note(p, i * 0.5, 0.5) for i, p in enumerate(pitches)])], keys=[key])
+
+
+@pytest.mark.parametrize("key", [KeySignature(0, "major"), KeySignature(7, "major"), KeySignature(5, "minor"),
+                                 KeySignature(11, "major"), KeySignature(3, "minor")])
+def test_accidentals_are_unambiguous(tmp_path, key):
+    p = _accidental_piece(key)
+    text = piece_to_abc(p)
+    want = [n.pitch for n in p.tracks[0].notes]
+    assert [n.pitch for n in abc_to_piece(text).tracks[0].notes] == want
+    if shutil.which("abc2midi"):
+        assert [n.pitch for n in abc2midi_piece(tmp_path, text).tracks[0].notes] == want
+
+
+def _random_piece(seed: int) -> Piece:
+    rng = random.Random(seed)
+    tracks = []
+    for ti in range(rng.randint(1, 3)):
+        notes, busy = [], {}
+        for _ in range(rng.randint(5, 25)):
+            pitch = rng.randint(36, 90)
+            start = rng.randint(0, 60) * 0.25
+            dur = rng.choice([0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0])
+            if any(s < start + dur and start < e for s, e in busy.get(pitch, [])):
+                continue  # one voice cannot hold a pitch twice
+            busy.setdefault(pitch, []).append((start, start + dur))
+            notes.append(Note(pitch, start, dur, rng.randint(30, 120)))
+        tracks.append(Track(f"T{ti}", rng.randint(0, 100), False, notes))
+    ts = rng.choice([TimeSignature(4, 4), TimeSignature(3, 4), TimeSignature(6, 8), TimeSignature(5, 4)])
+    key = KeySignature(rng.randint(0, 11), rng.choice(["major", "minor"]))
+    # a second key from somewhere inside a bar: the writer moves it to the bar's start
+    change = KeySignature(rng.randint(0, 11), rng.choice(["major", "minor"]), rng.randint(21, 48) * 0.25)
+    return Piece(tracks=tracks, tempos=[Tempo(rng.randint(50, 180))], keys=[key, change], time_signatures=[ts])
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_random_pieces_survive_both_readers(tmp_path, seed):
+    p = _random_piece(seed)
+    text = piece_to_abc(p)
+    back = abc_to_piece(text)
+    assert len(back.tracks) == len(p.tracks)
+    for a, b in zip(back.tracks, p.tracks):
+        assert notes_of(a) == notes_of(b)
+    assert back.keys[0] == p.keys[0]
+    if shutil.which("abc2midi"):
+        mid = abc2midi_piece(tmp_path, text)
+        by_prog = {}
+        for t in mid.tracks:
+            by_prog.setdefault(t.program, []).extend(t.notes)
+        for t in p.tracks:
+            got = {(n.pitch, round(n.start * 4) / 4): n.duration for n in by_prog.get(t.program, [])}
+            for pitch, start, dur in notes_of(t):
+                assert (pitch, start) in got, (pitch, start)
+                # abc2midi sometimes ends long tie chains inside dense chords a little early
+                assert got[(pitch, start)] == pytest.approx(dur, abs=0.2), (pitch, start)
+
+
+def test_changes_of_tempo_key_and_metre(tmp_path):
+    notes = [Note(62 + i % 7, float(i), 1.0) for i in range(14)]
+    p = Piece(
+        tracks=[Track("x", 0, False, notes)],
+        tempos=[Tempo(100.0), Tempo(70.0, 8.0)],
+        keys=[KeySignature(2, "major"), KeySignature(11, "minor", 8.0)],
+        time_signatures=[TimeSignature(4, 4), TimeSignature(3, 4, 8.0)],
+    )
+    text = piece_to_abc(p)
+    assert re.search(r"^M:3/4$", text.split("K:D", 1)[1], re.M)
+    back = abc_to_piece(text)
+    assert [(t.bpm, t.beat) for t in back.tempos] == [(100.0, 0.0), (70.0, 8.0)]
+    assert back.keys == p.keys
+    assert [(t.numerator, t.beat) for t in back.time_signatures] == [(4, 0.0), (3, 8.0)]
+    assert notes_of(back.tracks[0]) == notes_of(p.tracks[0])
+
+
+def test_quantisation_to_the_grid():
+    p = Piece(tracks=[Track("x", 0, False, [Note(60, 0.02, 0.46), Note(62, 0.49, 0.26), Note(64, 1.1, 0.01)])])
+    back = abc_to_piece(piece_to_abc(p, grid=0.25))
+    assert [(n.pitch, n.start, n.duration) for n in back.tracks[0].notes] == [(60, 0.0, 0.5), (62, 0.5, 0.25), (64, 1.0, 0.25)]
+    coarse = abc_to_piece(piece_to_abc(p, grid=0.5))
+    assert [(n.start, n.duration) for n in coarse.tracks[0].notes][:2] == [(0.0, 0.5), (0.5, 0.5)]
+    with pytest.raises(EmomusicError, match="grid"):
+        piece_to_abc(p, grid=0.3)
+
+
+def test_drums_are_left_out_and_drum_only_is_an_error():
+    drums = Track("Kit", 0, True, [Note(36, 0, 0.5)])
+    p = Piece(tracks=[Track("x", 0, False, [Note(60, 0, 1)]), drums])
+    assert "V:" not in piece_to_abc(p)
+    with pytest.raises(PieceFormatError):
+        piece_to_abc(Piece(tracks=[drums]))
+
+
+def test_files_and_dispatch(tmp_path, two_part):
+    path = write_piece(two_part, tmp_path / "song.abc")
+    assert path.read_text().startswith("X:1\n")
+    back = read_piece(path)
+    assert notes_of(back.tracks[0]) == notes_of(two_part.tracks[0])
+    write_abc(two_part, tmp_path / "b.abc", title="Other")
+    assert read_abc(tmp_path / "b.abc").title == "Other"
+
+
+def test_reads_hand_written_abc_with_repeat_free_tune(tmp_path):
+    text = "X:7\nT:Tune\nM:6/8\nL:1/8\nQ:3/8=60\nK:Gm\nG2A B2c | d3 [DGB]3 | ^F2G A3 |]\n"
+    p = abc_to_piece(text)
+    assert p.keys[0] == KeySignature(7, "minor")
+    assert (p.time_signature.numerator, p.time_signature.denominator) == (6, 8)
+    assert p.tempo == pytest.approx(90.0)  # dotted quarter = 60
+    assert [n.pitch for n in p.tracks[0].notes][:6] == [67, 69, 70, 72, 74, 62]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "   \n", "just some words, no tune here", "X:1\nT:no key line\nCDEF|\n", "X:1\nK:C\n", "X:1\nK:C\n[[[[CDE|"],
+    ids=["empty", "blank", "prose", "no-K", "no-notes", "garbage-body"],
+)
+def test_bad_abc_is_a_one_line_format_error(tmp_path, text):
+    path = tmp_path / "bad.abc"
+    path.write_text(text)
+    with pytest.raises(PieceFormatError) as exc:
+        read_piece(path)
+    assert "\n" not in str(exc.value)
+
+
+def test_write_is_atomic(tmp_path, two_part, monkeypatch):
+    import emomusic.io.abc as abc
+
+    monkeypatch.setattr(abc, "piece_to_abc", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
+    with pytest.raises(RuntimeError):
+        write_abc(two_part, tmp_path / "x.abc")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.data
+def test_nottingham_tune_matches_its_midi(shared_data):
+    """The first Nottingham tune read from ABC agrees with the database's own MIDI
+    rendering (which expands repeats, so only the part before the first repeat is compared)."""
+    abc = shared_data / "nottingham" / "ABC_cleaned" / "ashover.abc"
+    mid = shared_data / "nottingham" / "MIDI" / "ashover1.mid"
+    if not (abc.exists() and mid.exists()):
+        pytest.skip("Nottingham ABC/MIDI files not found")
+    tune = read_piece(abc)
+    assert tune.title == "A and A's Waltz"
+    assert tune.keys[0] == KeySignature(7, "major")
+    assert (tune.time_signature.numerator, tune.time_signature.denominator) == (3, 4)
+    ref = read_piece(mid)
+    melody = max(ref.tracks, key=lambda t: sum(n.pitch for n in t.notes) / len(t.notes))
+    assert [n.pitch for n in tune.tracks[0].notes][:18] == [n.pitch for n in melody.notes][:18]

@@ -1,0 +1,223 @@
+"""MIDI round trips: Piece -> MIDI -> mido / pretty_midi / music21, and reading odd files."""
+
+from __future__ import annotations
+
+import warnings
+
+import mido
+import pytest
+
+from emomusic.errors import PieceFormatError
+from emomusic.io import read_piece, write_piece
+from emomusic.io.midi import PPQ, key_to_mido, parse_key_name, read_midi, write_midi
+from emomusic.piece import KeySignature, Marker, Note, Piece, Tempo, TimeSignature, Track
+
+
+@pytest.fixture
+def piece():
+    melody = [Note(p, i * 0.5, 0.5, 60 + i) for i, p in enumerate([60, 62, 64, 65, 67, 69, 71, 72])]
+    melody += [Note(60, 4.0, 2.0, 90), Note(64, 4.0, 2.0, 90), Note(67, 4.0, 2.0, 90)]  # a chord
+    bass = [Note(36, 0.0, 4.0, 70), Note(43, 4.0, 3.5, 70)]
+    drums = [Note(36, float(b), 0.25, 100) for b in range(8)] + [Note(42, b + 0.5, 0.25, 60) for b in range(8)]
+    return Piece(
+        tracks=[Track("Lead", 73, False, melody), Track("Bass", 33, False, bass), Track("Kit", 0, True, drums)],
+        tempos=[Tempo(96.0), Tempo(120.0, 4.0)],
+        keys=[KeySignature(9, "minor"), KeySignature(0, "major", 4.0)],
+        time_signatures=[TimeSignature(4, 4), TimeSignature(3, 4, 4.0)],
+        markers=[Marker("emotion v=-0.40 a=0.30 Q2", 0.0), Marker("emotion v=0.60 a=-0.40 Q4", 4.0)],
+        title="round trip",
+    )
+
+
+def test_mido_sees_a_daw_ready_type_1_file(tmp_path, piece):
+    path = write_piece(piece, tmp_path / "x.mid")
+    mf = mido.MidiFile(str(path))
+    assert mf.type == 1 and mf.ticks_per_beat == PPQ == 480
+    assert len(mf.tracks) == 1 + len(piece.tracks)  # conductor + one per part
+    conductor = mf.tracks[0]
+    types = [m.type for m in conductor]
+    assert "set_tempo" in types and "key_signature" in types and "time_signature" in types
+    tempos = [(round(mido.tempo2bpm(m.tempo), 3)) for m in conductor if m.type == "set_tempo"]
+    assert tempos == [96.0, 120.0]
+    assert [m.key for m in conductor if m.type == "key_signature"] == ["Am", "C"]
+    assert [(m.numerator, m.denominator) for m in conductor if m.type == "time_signature"] == [(4, 4), (3, 4)]
+    markers = [m.text for m in conductor if m.type == "marker"]
+    assert markers == ["emotion v=-0.40 a=0.30 Q2", "emotion v=0.60 a=-0.40 Q4"]
+    # the second marker sits at beat 4 = tick 1920
+    tick, at = 0, {}
+    for m in conductor:
+        tick += m.time
+        if m.type == "marker":
+            at[m.text] = tick
+    assert at["emotion v=0.60 a=-0.40 Q4"] == 4 * PPQ
+    names = [next(m.name for m in t if m.type == "track_name") for t in mf.tracks[1:]]
+    assert names == ["Lead", "Bass", "Kit"]
+    programs = [[m.program for m in t if m.type == "program_change"] for t in mf.tracks[1:]]
+    assert programs[0] == [73] and programs[1] == [33] and programs[2] == []
+    drum_channels = {m.channel for m in mf.tracks[3] if m.type == "note_on"}
+    assert drum_channels == {9}
+    pitched_channels = {m.channel for t in mf.tracks[1:3] for m in t if m.type == "note_on"}
+    assert 9 not in pitched_channels
+
+
+def test_pretty_midi_reads_notes_programs_and_tempo(tmp_path, piece):
+    import pretty_midi
+
+    path = write_piece(piece, tmp_path / "x.mid")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pm = pretty_midi.PrettyMIDI(str(path))
+    assert [i.program for i in pm.instruments] == [73, 33, 0]
+    assert [i.is_drum for i in pm.instruments] == [False, False, True]
+    assert [i.name for i in pm.instruments] == ["Lead", "Bass", "Kit"]
+    times, bpms = pm.get_tempo_changes()
+    assert list(bpms.round(3)) == [96.0, 120.0]
+    lead = sorted((n.pitch, round(n.start, 4), round(n.end, 4), n.velocity) for n in pm.instruments[0].notes)
+    expected = sorted(
+        (n.pitch, round(piece.beat_to_seconds(n.start), 4), round(piece.beat_to_seconds(n.end), 4), n.velocity)
+        for n in piece.tracks[0].notes
+    )
+    assert lead == expected
+    assert [pretty_midi.key_number_to_key_name(k.key_number) for k in pm.key_signature_changes] == ["A minor", "C Major"]
+    assert [(t.numerator, t.denominator) for t in pm.time_signature_changes] == [(4, 4), (3, 4)]
+
+
+def test_music21_reads_it_back(tmp_path, piece):
+    import music21
+
+    path = write_piece(piece, tmp_path / "x.mid")
+    score = music21.converter.parse(str(path), format="midi", forceSource=True)
+    pitched = [p for p in score.parts if not any(isinstance(i, music21.instrument.UnpitchedPercussion) for i in p.getInstruments())]
+    lead_pitches = sorted(p.midi for n in score.parts[0].flatten().notes for p in n.pitches)
+    assert lead_pitches == sorted(n.pitch for n in piece.tracks[0].notes)
+    assert len(pitched) >= 2
+    marks = score.flatten().getElementsByClass(music21.tempo.MetronomeMark)
+    assert sorted({round(m.number) for m in marks}) == [96, 120]
+
+
+def test_our_reader_round_trips_everything(tmp_path, piece):
+    path = write_piece(piece, tmp_path / "x.mid")
+    back = read_piece(path)
+    assert back.title == "round trip"
+    assert [(t.name, t.program, t.is_drum) for t in back.tracks] == [(t.name, t.program, t.is_drum) for t in piece.tracks]
+    for a, b in zip(back.tracks, piece.tracks):
+        assert sorted((n.pitch, n.start, n.duration, n.velocity) for n in a.notes) == sorted(
+            (n.pitch, n.start, n.duration, n.velocity) for n in b.notes
+        )
+    assert back.tempos == piece.tempos
+    assert back.keys == piece.keys
+    assert back.time_signatures == piece.time_signatures
+    assert back.markers == piece.markers
+
+
+@pytest.mark.parametrize("tonic", range(12))
+@pytest.mark.parametrize("mode", ["major", "minor"])
+def test_every_key_signature_survives(tmp_path, tonic, mode):
+    k = KeySignature(tonic, mode)
+    assert parse_key_name(key_to_mido(k)) == k
+    p = Piece(tracks=[Track("x", 0, False, [Note(60, 0, 1)])], keys=[k])
+    write_midi(p, tmp_path / "k.mid")
+    assert read_midi(tmp_path / "k.mid").keys == [k]
+
+
+def _type0(ppq: int) -> mido.MidiFile:
+    mf = mido.MidiFile(type=0, ticks_per_beat=ppq)
+    t = mido.MidiTrack()
+    t.append(mido.MetaMessage("track_name", name="Song", time=0))
+    t.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(90), time=0))
+    t.append(mido.MetaMessage("time_signature", numerator=6, denominator=8, time=0))
+    t.append(mido.Message("program_change", channel=0, program=40, time=0))
+    t.append(mido.Message("program_change", channel=1, program=32, time=0))
+    t.append(mido.Message("note_on", channel=0, note=72, velocity=100, time=0))
+    t.append(mido.Message("note_on", channel=1, note=48, velocity=70, time=0))
+    t.append(mido.Message("note_on", channel=0, note=72, velocity=0, time=ppq))  # note_on v=0 = off
+    t.append(mido.Message("note_on", channel=0, note=74, velocity=90, time=0))
+    t.append(mido.Message("note_off", channel=0, note=74, velocity=0, time=ppq // 2))
+    t.append(mido.Message("note_off", channel=1, note=48, velocity=0, time=ppq // 2))
+    t.append(mido.Message("note_on", channel=9, note=38, velocity=110, time=0))
+    t.append(mido.Message("note_off", channel=9, note=38, velocity=0, time=ppq // 4))
+    t.append(mido.MetaMessage("end_of_track", time=0))
+    mf.tracks.append(t)
+    return mf
+
+
+@pytest.mark.parametrize("ppq", [96, 220, 480, 960, 1024])
+def test_type0_and_other_resolutions(tmp_path, ppq):
+    path = tmp_path / "t0.mid"
+    _type0(ppq).save(str(path))
+    p = read_piece(path)
+    assert p.tempo == pytest.approx(90.0, abs=1e-3)
+    assert (p.time_signature.numerator, p.time_signature.denominator) == (6, 8)
+    by_prog = {(t.program, t.is_drum): t for t in p.tracks}
+    violin, bass, drums = by_prog[(40, False)], by_prog[(32, False)], next(t for t in p.tracks if t.is_drum)
+    assert [(n.pitch, n.start, n.duration, n.velocity) for n in violin.notes] == [(72, 0.0, 1.0, 100), (74, 1.0, 0.5, 90)]
+    assert [(n.pitch, n.start, n.duration) for n in bass.notes] == [(48, 0.0, 2.0)]
+    assert [(n.pitch, n.start, n.duration) for n in drums.notes] == [(38, 2.0, 0.25)]
+    # a type-0 track name is the song's title; parts are named after their instruments
+    assert p.title == "Song"
+    assert (violin.name, bass.name, drums.name) == ("Violin", "Acoustic Bass", "Drums")
+    # and it is written back as type 1 at 480 PPQ with the same notes
+    write_piece(p, tmp_path / "t1.mid")
+    mf = mido.MidiFile(str(tmp_path / "t1.mid"))
+    assert (mf.type, mf.ticks_per_beat) == (1, 480)
+    again = read_piece(tmp_path / "t1.mid")
+    assert sorted((n.pitch, n.start, n.duration) for t in again.tracks for n in t.notes) == sorted(
+        (n.pitch, n.start, n.duration) for t in p.tracks for n in t.notes
+    )
+
+
+def test_unreleased_note_ends_at_track_end(tmp_path):
+    mf = mido.MidiFile(type=1, ticks_per_beat=480)
+    t = mido.MidiTrack()
+    t.append(mido.Message("note_on", note=60, velocity=80, time=0))
+    t.append(mido.MetaMessage("end_of_track", time=960))
+    mf.tracks.append(t)
+    mf.save(str(tmp_path / "u.mid"))
+    (n,) = read_piece(tmp_path / "u.mid").tracks[0].notes
+    assert (n.start, n.duration) == (0.0, 2.0)
+
+
+def _good_bytes(tmp_path, piece) -> bytes:
+    write_piece(piece, tmp_path / "good.mid")
+    return (tmp_path / "good.mid").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda good: b"",  # empty
+        lambda good: b"this is not a midi file at all",  # garbage
+        lambda good: good[:40],  # truncated inside a track
+        lambda good: good[:14],  # header only
+        lambda good: b"MThd\x00\x00\x00\x06\x00\x01\x00\x02\x01\xe0MTrk\xff\xff\xff\xff",  # absurd track length
+        lambda good: b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\xe7\x28" + good[14:],  # SMPTE timing
+    ],
+    ids=["empty", "garbage", "truncated", "header-only", "bad-length", "smpte"],
+)
+def test_corrupt_midi_is_a_format_error(tmp_path, piece, make):
+    path = tmp_path / "bad.mid"
+    path.write_bytes(make(_good_bytes(tmp_path, piece)))
+    with pytest.raises(PieceFormatError) as exc:
+        read_piece(path)
+    assert "\n" not in str(exc.value)
+
+
+def test_a_file_without_notes_is_an_error(tmp_path):
+    mf = mido.MidiFile(type=1)
+    mf.tracks.append(mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500000, time=0)]))
+    mf.save(str(tmp_path / "silent.mid"))
+    with pytest.raises(PieceFormatError, match="no notes"):
+        read_piece(tmp_path / "silent.mid")
+    assert read_piece(tmp_path / "silent.mid", allow_empty=True).is_empty()
+
+
+def test_write_is_atomic_on_failure(tmp_path, piece, monkeypatch):
+    target = tmp_path / "out.mid"
+
+    def boom(self, *a, **k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(mido.MidiFile, "save", boom)
+    with pytest.raises(RuntimeError):
+        write_midi(piece, target)
+    assert list(tmp_path.iterdir()) == []

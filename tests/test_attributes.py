@@ -1,0 +1,318 @@
+"""Attribute template (emotion -> attributes), measurement (piece -> attributes), post-hoc controls."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import fields
+
+import numpy as np
+import pytest
+
+from emomusic.attributes import (
+    CONTROLS,
+    FEATURE_NAMES,
+    KK_MAJOR,
+    KK_MINOR,
+    Attributes,
+    apply_template,
+    effective_tempo,
+    estimate_key,
+    features_vector,
+    group_onsets,
+    key_correlations,
+    measure,
+    template,
+)
+from emomusic.emotion import Emotion
+from emomusic.errors import EmomusicError, PieceFormatError
+from emomusic.piece import KeySignature, Note, Piece, Tempo, Track
+
+NUMERIC = [
+    "tempo_bpm", "register", "pitch_spread", "note_density", "velocity", "articulation", "major_prob",
+    "onset_density",
+]
+# Largest change allowed between grid neighbours 0.05 apart (about 1/8 of each range).
+MAX_STEP = {
+    "tempo_bpm": 6.0, "register": 0.6, "pitch_spread": 0.2, "note_density": 0.1, "velocity": 2.0,
+    "articulation": 0.02, "major_prob": 0.07, "onset_density": 0.1,
+}
+QUADRANT_SIGNS = {"Q1": (1, 1), "Q2": (-1, 1), "Q3": (-1, -1), "Q4": (1, -1)}
+
+
+def grid(q: str, step: float = 0.05) -> list[list[Emotion]]:
+    sv, sa = QUADRANT_SIGNS[q]
+    vals = np.arange(0.0, 1.0 + 1e-9, step)
+    vals[0] = 1e-6  # stay strictly inside the quadrant
+    return [[Emotion(sv * v, sa * a) for a in vals] for v in vals]
+
+
+# -- template --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("q", ["Q1", "Q2", "Q3", "Q4"])
+def test_template_is_continuous_inside_each_quadrant(q):
+    g = [[template(e) for e in row] for row in grid(q)]
+    for i in range(len(g)):
+        for j in range(len(g)):
+            here = g[i][j]
+            assert here.mode == g[0][0].mode and here.key_tonic == g[0][0].key_tonic
+            assert here.octave_shift == g[0][0].octave_shift
+            for di, dj in ((1, 0), (0, 1)):
+                if i + di < len(g) and j + dj < len(g):
+                    nxt = g[i + di][j + dj]
+                    for f in NUMERIC:
+                        step = abs(getattr(nxt, f) - getattr(here, f))
+                        assert step <= MAX_STEP[f], (q, f, i, j, step)
+
+
+def test_numeric_attributes_are_continuous_across_quadrant_borders():
+    for f in NUMERIC:
+        for a in (-0.7, 0.0, 0.7):
+            left, right = template(Emotion(-1e-4, a)), template(Emotion(1e-4, a))
+            assert abs(getattr(left, f) - getattr(right, f)) < 0.01 * max(1.0, abs(getattr(right, f)))
+        for v in (-0.7, 0.7):
+            lo, hi = template(Emotion(v, -1e-4)), template(Emotion(v, 1e-4))
+            assert abs(getattr(lo, f) - getattr(hi, f)) < 0.01 * max(1.0, abs(getattr(hi, f)))
+
+
+def test_mode_flips_only_at_valence_zero_and_is_graded():
+    vs = np.linspace(-1, 1, 41)
+    probs = [template(Emotion(v, 0.3)).major_prob for v in vs]
+    assert all(b > a for a, b in zip(probs, probs[1:]))
+    assert template(Emotion(0.0, 0.3)).major_prob == pytest.approx(0.5)
+    assert template(Emotion(0.0, 0.3)).mode_strength == pytest.approx(0.0)
+    for v in vs:
+        t = template(Emotion(v, 0.3))
+        assert t.mode == ("major" if v >= 0 else "minor")
+        assert (t.major_prob > 0.5) == (v > 0) or v == 0
+        assert t.mode_strength == pytest.approx(abs(2 * t.major_prob - 1))
+    assert template(Emotion(0.9, 0)).mode_strength > 0.95
+
+
+@pytest.mark.parametrize("v", [-0.9, -0.3, 0.3, 0.9])
+def test_arousal_raises_tempo_loudness_density_spread(v):
+    ts = [template(Emotion(v, a)) for a in np.linspace(-1, 1, 21)]
+    for f in ("tempo_bpm", "velocity", "note_density", "onset_density", "pitch_spread"):
+        vals = [getattr(t, f) for t in ts]
+        assert all(b > a for a, b in zip(vals, vals[1:])), f
+    arts = [t.articulation for t in ts]
+    assert all(b < a for a, b in zip(arts, arts[1:])), "higher arousal must be more detached"
+
+
+def test_valence_raises_register_and_picks_major():
+    regs = [template(Emotion(v, 0.2)).register for v in np.linspace(-1, 1, 21)]
+    assert all(b > a for a, b in zip(regs, regs[1:]))
+    assert template(Emotion(0.5, 0.5)).mode == "major" and template(Emotion(0.5, -0.5)).mode == "major"
+    assert template(Emotion(-0.5, 0.5)).mode == "minor" and template(Emotion(-0.5, -0.5)).mode == "minor"
+
+
+def test_template_ranges_and_published_anchor_ordering():
+    for v in np.linspace(-1, 1, 9):
+        for a in np.linspace(-1, 1, 9):
+            t = template(Emotion(v, a))
+            assert 45 <= t.tempo_bpm <= 170
+            assert 1 <= t.velocity <= 127
+            assert 0.5 <= t.articulation <= 1.0 + 1e-9
+            assert 0 <= t.key_tonic < 12 and t.octave_shift in (0, -12)
+            assert 48 <= t.register <= 80 and t.pitch_spread > 0 and t.note_density > 0
+    q = {k: template(Emotion.from_quadrant(k)) for k in ("Q1", "Q2", "Q3", "Q4")}
+    # EMelodyGen's anchor: high-arousal quadrants far faster than low-arousal ones; Q2/Q3 lower.
+    assert min(q["Q1"].tempo_bpm, q["Q2"].tempo_bpm) > 1.6 * max(q["Q3"].tempo_bpm, q["Q4"].tempo_bpm)
+    assert q["Q3"].tempo_bpm < 70 and q["Q4"].tempo_bpm < 80
+    assert q["Q2"].octave_shift < 0 and q["Q3"].octave_shift < 0 and q["Q1"].octave_shift == 0
+    assert q["Q2"].velocity > q["Q3"].velocity and q["Q1"].velocity > q["Q4"].velocity
+    assert q["Q3"].tempo_bpm == min(x.tempo_bpm for x in q.values())
+
+
+def test_template_rejects_non_emotions():
+    with pytest.raises(EmomusicError):
+        template((0.5, 0.5))
+
+
+def test_attributes_dict_round_trip_and_validation():
+    t = template(Emotion(-0.4, 0.7))
+    d = t.to_dict()
+    assert d["key"] == "A minor" and d["mode"] == "minor"
+    back = Attributes.from_dict(d)
+    for f in fields(Attributes):
+        assert getattr(back, f.name) == pytest.approx(getattr(t, f.name), abs=1e-3), f.name
+    with pytest.raises(EmomusicError):
+        Attributes.from_dict({**d, "mode": "dorian"})
+    with pytest.raises(EmomusicError):
+        Attributes.from_dict({"tempo_bpm": 100})
+    with pytest.raises(EmomusicError):
+        Attributes.from_dict([1, 2])
+
+
+def test_features_vector_matches_names():
+    x = features_vector(template(Emotion(0.3, 0.3)))
+    assert x.shape == (len(FEATURE_NAMES),) and np.all(np.isfinite(x))
+    hi, lo = features_vector(template(Emotion(0.3, 0.9))), features_vector(template(Emotion(0.3, -0.9)))
+    assert hi[FEATURE_NAMES.index("log_tempo")] > lo[FEATURE_NAMES.index("log_tempo")]
+
+
+# -- measurement ------------------------------------------------------------------------------
+
+C_MAJOR_SCALE = [60, 62, 64, 65, 67, 69, 71, 72]
+
+
+def chord_piece(tonic: int, minor: bool, bpm: float = 100.0, bars: int = 4, velocity: int = 80) -> Piece:
+    """I-IV-V-I in ``tonic`` with a scale melody; harmonic minor for minor keys."""
+    third = 3 if minor else 4
+    steps = [0, 2, 3, 5, 7, 8, 11, 12] if minor else [0, 2, 4, 5, 7, 9, 11, 12]
+    chords = [(0, third, 7), (5, 5 + third, 12), (7, 11, 14), (0, third, 7)]
+    notes = []
+    for bar in range(bars):
+        root = chords[bar % 4]
+        for p in root:
+            notes.append(Note(48 + tonic + p, bar * 4.0, 4.0, velocity))
+        for i in range(4):
+            notes.append(Note(60 + tonic + steps[(bar * 4 + i) % 8], bar * 4.0 + i, 1.0, velocity))
+    return Piece(tracks=[Track("Piano", 0, False, notes)], tempos=[Tempo(bpm)])
+
+
+@pytest.mark.parametrize("tonic", [0, 2, 7, 9])
+@pytest.mark.parametrize("minor", [False, True])
+def test_measure_finds_key_and_mode(tonic, minor):
+    m = measure(chord_piece(tonic, minor))
+    assert m.key_tonic == tonic and m.mode == ("minor" if minor else "major")
+    assert (m.major_prob < 0.5) == minor and m.key_confidence > 0.6
+
+
+def test_key_profiles_recover_all_24_keys():
+    for tonic in range(12):
+        for mode, prof in (("major", KK_MAJOR), ("minor", KK_MINOR)):
+            r = key_correlations(np.roll(prof, tonic))
+            m, t = np.unravel_index(np.argmax(r), r.shape)
+            assert (t, ("major", "minor")[m]) == (tonic, mode)
+            assert r.max() == pytest.approx(1.0)
+    assert np.all(key_correlations(np.ones(12)) == 0)
+
+
+def test_estimate_key_weights_by_duration():
+    # A long A-C-E under short G-B-D notes reads as A minor, not G major.
+    notes = [Note(57, 0, 8, 80), Note(60, 0, 8, 80), Note(64, 0, 8, 80)]
+    notes += [Note(p, 8 + 0.25 * i, 0.25, 80) for i, p in enumerate([67, 71, 74])]
+    tonic, mode, pmaj, _ = estimate_key(notes)
+    assert (tonic, mode) == (9, "minor") and pmaj < 0.5
+
+
+def test_measure_tempo_density_velocity_register_spread():
+    notes = [Note(60 + (i % 2) * 4, i * 0.5, 0.5, 40 + 20 * (i % 2)) for i in range(16)]  # 8 beats
+    p = Piece(tracks=[Track("A", 0, False, notes)], tempos=[Tempo(90.0)])
+    m = measure(p)
+    assert m.tempo_bpm == pytest.approx(90.0)
+    assert m.note_density == pytest.approx(2.0) and m.onset_density == pytest.approx(2.0)
+    assert m.velocity == pytest.approx(50.0)
+    assert m.register == pytest.approx(62.0) and m.pitch_spread == pytest.approx(2.0)
+    assert m.pitch_range == 4 and m.polyphony == pytest.approx(1.0)
+    assert m.articulation == pytest.approx(1.0)
+    assert m.notes_per_second == pytest.approx(2.0 * 90 / 60)
+
+
+def test_measure_tempo_map_is_effective_tempo():
+    notes = [Note(60, float(i), 1.0, 80) for i in range(16)]
+    p = Piece(tracks=[Track("A", 0, False, notes)], tempos=[Tempo(60.0, 0.0), Tempo(120.0, 8.0)])
+    # 8 beats at 60 (8 s) + 8 beats at 120 (4 s): 16 beats in 12 s = 80 BPM.
+    assert measure(p).tempo_bpm == pytest.approx(80.0)
+    assert effective_tempo(p, 8.0, 16.0) == pytest.approx(120.0)
+
+
+def test_measure_articulation_polyphony_chords_and_drums():
+    stacc = [Note(60, float(i), 0.5, 80) for i in range(8)]
+    assert measure(Piece(tracks=[Track("A", 0, False, stacc)])).articulation == pytest.approx(0.5)
+    chords = [Note(p, float(i), 1.0, 80) for i in range(8) for p in (60, 64, 67)]
+    drums = [Note(36, i * 0.25, 0.1, 127) for i in range(32)]
+    m = measure(Piece(tracks=[Track("A", 0, False, chords), Track("Kit", 0, True, drums)]))
+    assert m.polyphony == pytest.approx(3.0)
+    assert m.note_density == pytest.approx(3.0) and m.onset_density == pytest.approx(1.0)
+    assert m.velocity == pytest.approx(80.0) and m.register == pytest.approx(191 / 3)
+    rolled = [Note(60 + k * 4, i + 0.01 * k, 1.0, 80) for i in range(8) for k in range(3)]
+    assert measure(Piece(tracks=[Track("A", 0, False, rolled)])).onset_density == pytest.approx(8 / 8.02)
+
+
+def test_group_onsets():
+    g = group_onsets(np.array([1.0, 0.0, 0.02, 2.0, 1.01]))
+    assert list(g) == [1, 0, 0, 2, 1]
+    assert group_onsets(np.array([])).size == 0
+
+
+def test_measure_rejects_empty_pieces():
+    with pytest.raises(PieceFormatError):
+        measure(Piece(tracks=[]))
+    with pytest.raises(PieceFormatError):
+        measure(Piece(tracks=[Track("Kit", 0, True, [Note(36, 0, 1, 100)])]))
+
+
+def test_measure_transposition_moves_key_and_register(piano_piece):
+    a, b = measure(piano_piece), measure(piano_piece.transposed(5))
+    assert b.key_tonic == (a.key_tonic + 5) % 12 and b.mode == a.mode
+    assert b.register == pytest.approx(a.register + 5)
+    assert b.pitch_spread == pytest.approx(a.pitch_spread)
+
+
+# -- post-hoc controls ------------------------------------------------------------------------
+
+
+def _dist(m, t):
+    return {
+        "tempo": abs(math.log(m.tempo_bpm / t.tempo_bpm)),
+        "velocity": abs(m.velocity - t.velocity),
+        "register": abs(m.register - t.register),
+        "articulation": abs(m.articulation - t.articulation),
+    }
+
+
+@pytest.mark.parametrize("q", ["Q1", "Q2", "Q3", "Q4"])
+def test_apply_template_moves_measured_attributes_toward_template(piano_piece, q):
+    emo = Emotion.from_quadrant(q)
+    target = template(emo)
+    before = _dist(measure(piano_piece), target)
+    out = apply_template(piano_piece, emo, controls=CONTROLS)
+    after = _dist(measure(out), target)
+    assert after["tempo"] < 1e-3  # tempo is set exactly
+    assert after["velocity"] < 1.0
+    assert after["register"] <= 6.0 and after["register"] <= before["register"] + 1e-9
+    assert after["articulation"] <= before["articulation"] + 1e-9
+    assert measure(out).key_tonic == measure(piano_piece).key_tonic  # octave shifts keep the key
+
+
+def test_apply_template_strength_and_purity(piano_piece):
+    original = [list(t.notes) for t in piano_piece.tracks]
+    tempos = list(piano_piece.tempos)
+    emo = Emotion(-0.8, -0.8)
+    same = apply_template(piano_piece, emo, strength=0.0)
+    assert [t.notes for t in same.tracks] == original and same.tempos == tempos
+    half = apply_template(piano_piece, emo, controls=("tempo", "velocity"), strength=0.5)
+    full = apply_template(piano_piece, emo, controls=("tempo", "velocity"), strength=1.0)
+    m0, mh, mf = measure(piano_piece), measure(half), measure(full)
+    assert mf.tempo_bpm < mh.tempo_bpm < m0.tempo_bpm
+    assert mf.velocity < mh.velocity < m0.velocity
+    assert mh.tempo_bpm == pytest.approx(math.sqrt(m0.tempo_bpm * mf.tempo_bpm), rel=1e-3)
+    # the input piece is untouched
+    assert [t.notes for t in piano_piece.tracks] == original and piano_piece.tempos == tempos
+    # only the requested controls act
+    assert [n.pitch for n in full.notes] == [n.pitch for n in piano_piece.notes]
+
+
+def test_apply_template_keeps_relative_tempo_changes_and_piano_range():
+    notes = [Note(100 + (i % 5), float(i), 1.0, 120) for i in range(16)]
+    p = Piece(tracks=[Track("A", 0, False, notes)], tempos=[Tempo(100.0), Tempo(50.0, 8.0)], keys=[KeySignature(4, "major")])
+    out = apply_template(p, Emotion(0.9, 0.9))
+    assert out.tempos[1].bpm / out.tempos[0].bpm == pytest.approx(0.5, rel=1e-3)
+    assert max(n.pitch for n in out.notes) <= 108
+    assert all(1 <= n.velocity <= 127 for n in out.notes)
+    out.validate()
+
+
+def test_apply_template_rejects_bad_controls():
+    p = chord_piece(0, False)
+    with pytest.raises(EmomusicError, match="unknown template control"):
+        apply_template(p, Emotion(0, 0), controls=("tempo", "timbre"))
+    with pytest.raises(EmomusicError, match="strength"):
+        apply_template(p, Emotion(0, 0), strength=1.5)
+    with pytest.raises(EmomusicError):
+        apply_template(p, (0.1, 0.2))
+    assert measure(apply_template(p, Emotion(0.9, 0.9), controls="tempo")).tempo_bpm == pytest.approx(
+        template(Emotion(0.9, 0.9)).tempo_bpm, rel=1e-3
+    )

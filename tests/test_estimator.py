@@ -1,0 +1,236 @@
+"""The emotion estimator: features, the shipped parameters, directions, loading errors, EMOPIA accuracy."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emomusic.emotion import Emotion
+from emomusic.errors import CheckpointError, PieceFormatError
+from emomusic.estimator import (
+    ALL_FEATURES,
+    EstimatorModel,
+    LogisticAxis,
+    default_estimator_dir,
+    estimate_details,
+    estimate_emotion,
+    extract_features,
+    load_estimator,
+    melody_line,
+)
+from emomusic.piece import Note, Piece, Tempo, Track
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def styled_piece(minor: bool, bpm: float, velocity: int, subdivision: int, bars: int = 8) -> Piece:
+    """I-IV-V-I accompaniment and a scale-wise melody; ``subdivision`` notes per beat."""
+    third = 3 if minor else 4
+    steps = [0, 2, 3, 5, 7, 8, 10, 12] if minor else [0, 2, 4, 5, 7, 9, 11, 12]
+    chords = [(0, third, 7), (5, 5 + third, 12), (7, 10 if minor else 11, 14), (0, third, 7)]
+    top = 60 if minor else 72
+    notes = []
+    for bar in range(bars):
+        chord = chords[bar % 4]
+        if subdivision >= 2:  # repeated chords each beat
+            notes += [Note(48 + p, bar * 4.0 + k, 0.5, velocity) for k in range(4) for p in chord]
+        else:
+            notes += [Note(48 + p, bar * 4.0, 4.0, velocity) for p in chord]
+        for i in range(4 * subdivision):
+            dur = 1.0 / subdivision
+            notes.append(Note(top + steps[(3 * i + bar) % 8], bar * 4.0 + i * dur, dur * (0.6 if subdivision >= 2 else 1.0), velocity))
+    return Piece(tracks=[Track("Piano", 0, False, notes)], tempos=[Tempo(bpm)])
+
+
+def test_shipped_estimator_loads_and_is_consistent():
+    model = load_estimator()
+    assert set(model.features) <= set(ALL_FEATURES) and len(model.features) >= 5
+    assert model.mean.shape == model.scale.shape == model.valence.weights.shape == (len(model.features),)
+    assert np.all(model.scale > 0)
+    assert load_estimator() is model  # parameters are loaded once and cached
+    card = (default_estimator_dir() / "MODEL_CARD.md").read_text()
+    assert "EMOPIA" in card and "4-quadrant accuracy" in card and "val" in card
+    cfg = json.loads((default_estimator_dir() / "config.json").read_text())
+    assert cfg["metrics"]["val"]["n"] >= 100 and "command" in cfg
+
+
+def test_fast_loud_major_vs_slow_soft_minor():
+    happy = estimate_details(styled_piece(minor=False, bpm=160, velocity=110, subdivision=4))
+    sad = estimate_details(styled_piece(minor=True, bpm=60, velocity=40, subdivision=1))
+    assert happy["arousal"] > 0.3 and sad["arousal"] < -0.3
+    assert happy["valence"] > sad["valence"] + 0.5
+    assert happy["quadrant"] == "Q1" and sad["quadrant"] == "Q3"
+    # each cue alone moves its axis the expected way
+    calm = estimate_emotion(styled_piece(minor=False, bpm=60, velocity=45, subdivision=1))
+    tense = estimate_emotion(styled_piece(minor=True, bpm=160, velocity=110, subdivision=4))
+    assert calm.valence > 0 and calm.arousal < 0  # Q4
+    assert tense.valence < 0 and tense.arousal > 0  # Q2
+
+
+def single_line(minor: bool, bpm: float, velocity: int, per_beat: int, bars: int = 8) -> Piece:
+    steps = [0, 2, 3, 5, 7, 8, 10, 12] if minor else [0, 2, 4, 5, 7, 9, 11, 12]
+    walk = [0, 2, 4, 2, 0, 4, 7, 4, 5, 3, 1, 0, 4, 2, 1, 0]
+    notes = [Note(67 + steps[walk[i % 16] % 8], i / per_beat, 0.9 / per_beat, velocity) for i in range(4 * per_beat * bars)]
+    return Piece(tracks=[Track("Melody", 0, False, notes)], tempos=[Tempo(bpm)])
+
+
+def test_single_melodies_read_in_the_right_directions():
+    # The estimator is trained on clips and on their top-voice melodies, so one line works too.
+    bright = estimate_emotion(single_line(False, 150, 100, 2))
+    dark = estimate_emotion(single_line(True, 150, 100, 2))
+    slow = estimate_emotion(single_line(False, 60, 50, 1))
+    assert bright.valence > dark.valence + 0.3
+    assert bright.arousal > 0 > slow.arousal
+    assert bright.valence > 0 and dark.valence < 0
+
+
+def test_melody_line_keeps_the_top_voice():
+    notes = [Note(48, 0, 2, 70), Note(64, 0.01, 2, 80), Note(72, 0, 1, 90), Note(60, 1, 1, 60), Note(67, 2, 1, 60)]
+    p = Piece(tracks=[Track("A", 0, False, notes[:3]), Track("B", 0, False, notes[3:])], tempos=[Tempo(120.0)])
+    m = melody_line(p)
+    assert len(m.tracks) == 1
+    assert [(n.pitch, n.start, n.duration) for n in m.notes] == [(72, 0, 1), (60, 1, 1), (67, 2, 1)]
+    long_top = Piece(tracks=[Track("A", 0, False, [Note(72, 0, 4, 80), Note(60, 1, 1, 80)])])
+    assert [n.duration for n in melody_line(long_top).notes] == [1.0, 1.0]  # cut at the next onset
+    with pytest.raises(PieceFormatError):
+        melody_line(Piece(tracks=[]))
+
+
+def test_arousal_rises_with_speed_and_loudness():
+    slow = estimate_emotion(styled_piece(False, 60, 50, 2))
+    fast = estimate_emotion(styled_piece(False, 150, 50, 2))
+    loud = estimate_emotion(styled_piece(False, 60, 110, 2))
+    assert fast.arousal > slow.arousal and loud.arousal > slow.arousal
+
+
+def test_details_schema_and_ranges(piano_piece):
+    d = estimate_details(piano_piece)
+    assert isinstance(d["emotion"], Emotion)
+    assert -1 <= d["valence"] <= 1 and -1 <= d["arousal"] <= 1
+    assert d["quadrant"] == d["emotion"].quadrant
+    assert sum(d["quadrant_probs"].values()) == pytest.approx(1.0)
+    assert max(d["quadrant_probs"], key=d["quadrant_probs"].get) == d["quadrant"]
+    assert d["valence"] == pytest.approx(2 * d["p_valence_positive"] - 1)
+    assert set(d["features"]) == set(ALL_FEATURES)
+    assert all(math.isfinite(v) for v in d["features"].values())
+
+
+def test_features_are_tempo_invariant_in_seconds():
+    # Same music written at 60 BPM in beats vs at 120 BPM with every time doubled.
+    p = styled_piece(False, 60, 80, 2)
+    doubled = Piece(
+        tracks=[Track("Piano", 0, False, [replace(n, start=2 * n.start, duration=2 * n.duration) for n in p.notes])],
+        tempos=[Tempo(120.0)],
+    )
+    fa, fb = extract_features(p), extract_features(doubled)
+    for k in ("log_notes_per_second", "log_onsets_per_second", "ioi_log_mean", "log_duration_mean", "mode_evidence"):
+        assert fa[k] == pytest.approx(fb[k], abs=1e-6), k
+    assert estimate_emotion(p).arousal == pytest.approx(estimate_emotion(doubled).arousal, abs=0.05)
+
+
+def test_features_on_hand_made_cases():
+    chords = Piece(tracks=[Track("P", 0, False, [Note(p, float(i), 1.0, 80) for i in range(8) for p in (60, 64, 67)])])
+    f = extract_features(chords)
+    assert f["major_triad_share"] == pytest.approx(1.0) and f["minor_triad_share"] == 0.0
+    assert f["dissonance"] == 0.0 and f["melody_register"] == 67 and f["bass_register"] == 60
+    assert f["pc_entropy"] == pytest.approx(math.log2(3))
+    assert f["log_onsets_per_second"] == pytest.approx(math.log10(8 / 4.0))  # 8 chords in 4 s at 120 BPM
+    minor = Piece(tracks=[Track("P", 0, False, [Note(p, float(i), 1.0, 80) for i in range(8) for p in (57, 60, 64)])])
+    assert extract_features(minor)["minor_triad_share"] == pytest.approx(1.0)
+    cluster = Piece(tracks=[Track("P", 0, False, [Note(p, 0.0, 1.0, 80) for p in (60, 61, 62)])])
+    assert extract_features(cluster)["dissonance"] == pytest.approx(1.0)
+    with pytest.raises(PieceFormatError):
+        extract_features(Piece(tracks=[]))
+
+
+def _tiny_model(features=("velocity", "log_notes_per_second")) -> EstimatorModel:
+    n = len(features)
+    return EstimatorModel(tuple(features), np.zeros(n), np.ones(n), LogisticAxis(np.ones(n), 0.0), LogisticAxis(np.ones(n), -1.0), {})
+
+
+def test_model_round_trip_and_explicit_model(tmp_path, piano_piece):
+    m = _tiny_model()
+    m.save(tmp_path)
+    loaded = load_estimator(tmp_path)
+    assert loaded.features == m.features and np.allclose(loaded.arousal.weights, 1.0)
+    assert load_estimator(tmp_path / "estimator.json") is loaded
+    e = estimate_emotion(piano_piece, loaded)
+    assert e.valence > 0.99  # velocity ~80 * weight 1 saturates the sigmoid
+
+
+def test_loading_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        load_estimator(tmp_path / "missing")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "estimator.json").write_text("{not json")
+    with pytest.raises(CheckpointError):
+        load_estimator(bad)
+    d = _tiny_model().to_dict()
+    for mutate in (
+        lambda d: d["valence"].update(weights=[1.0]),
+        lambda d: d.update(features=["velocity", "no_such_feature"]),
+        lambda d: d.update(format_version=99),
+        lambda d: d.update(scale=[1.0, 0.0]),
+        lambda d: d.pop("arousal"),
+    ):
+        dd = json.loads(json.dumps(d))
+        mutate(dd)
+        with pytest.raises(CheckpointError):
+            EstimatorModel.from_dict(dd)
+
+
+def _fit_module():
+    spec = importlib.util.spec_from_file_location("fit_estimator", REPO / "scripts" / "fit_estimator.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_fit_logistic_and_song_folds():
+    fit = _fit_module()
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3))
+    y = (X[:, 0] - 0.5 * X[:, 2] + 0.3 * rng.normal(size=300) > 0).astype(float)
+    w, b = fit.fit_logistic(X, y, C=1.0)
+    assert np.mean(((X @ w + b) > 0) == (y > 0.5)) > 0.9
+    assert w[0] > 0 and w[2] < 0 and abs(w[1]) < abs(w[0]) / 3
+    w_strong, _ = fit.fit_logistic(X, y, C=0.001)
+    assert np.linalg.norm(w_strong) < np.linalg.norm(w)  # more regularisation, smaller weights
+    groups = [f"s{i // 3}" for i in range(30)]
+    folds = fit.group_folds(groups, 5)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(30))
+    for f in folds:  # no song is split across folds
+        assert {groups[i] for i in f}.isdisjoint({groups[i] for i in set(range(30)) - set(f)})
+    assert fit.song_of("Q1_a_b_c_12.mid") == "a_b_c" and fit.labels(["Q2_x_1.mid"])[0][0] == 0
+
+
+@pytest.mark.data
+def test_val_accuracy_matches_model_card(shared_data):
+    from emomusic.io import read_piece
+
+    cfg = json.loads((default_estimator_dir() / "config.json").read_text())
+    reported = cfg["metrics"]["val"]
+    fit = _fit_module()
+    clips = fit.read_split(shared_data / "emopia", "val_clip.csv")
+    model = load_estimator()
+    ok_q = ok_v = ok_a = n = 0
+    for clip in clips:
+        e = estimate_emotion(read_piece(shared_data / "emopia" / "midis" / clip), model)
+        q = clip[:2]
+        n += 1
+        ok_q += e.quadrant == q
+        ok_v += (e.valence >= 0) == (q in ("Q1", "Q4"))
+        ok_a += (e.arousal >= 0) == (q in ("Q1", "Q2"))
+    assert n == reported["n"]
+    assert ok_q / n == pytest.approx(reported["quadrant_accuracy"], abs=0.02)
+    assert ok_v / n == pytest.approx(reported["valence_accuracy"], abs=0.02)
+    assert ok_a / n == pytest.approx(reported["arousal_accuracy"], abs=0.02)
+    card = (default_estimator_dir() / "MODEL_CARD.md").read_text()
+    assert f"{reported['quadrant_accuracy']:.3f}" in card
