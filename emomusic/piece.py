@@ -186,20 +186,26 @@ class Piece:
         return self
 
 
-def concatenate(pieces: list[Piece], gap_beats: float = 0.0) -> Piece:
+def concatenate(pieces: list[Piece], gap_beats: float = 0.0, lengths: list[float] | None = None) -> Piece:
     """Join pieces one after another, bar-aligned; tracks are merged by (name, program).
 
     Tempo, key, time-signature changes and markers of every piece are kept at their new
-    positions, so the result is one continuous piece.
+    positions, so the result is one continuous piece. ``lengths`` (beats, one per piece)
+    sets where each next piece starts instead of the bar-rounded end (e.g. clips cut to
+    a length in seconds).
     """
     if not pieces:
         raise PieceFormatError("nothing to join")
+    if lengths is not None and len(lengths) != len(pieces):
+        raise PieceFormatError(f"got {len(lengths)} lengths for {len(pieces)} pieces")
     out = Piece(tracks=[], tempos=[], keys=[], time_signatures=[], markers=[], title=pieces[0].title)
     index: dict[tuple[str, int, bool], Track] = {}
     offset = 0.0
-    for p in pieces:
+    for i, p in enumerate(pieces):
         bar = p.time_signature.bar_beats
         length = math.ceil(p.end_beat / bar - 1e-6) * bar if p.end_beat > 0 else bar
+        if lengths is not None:
+            length = float(lengths[i])
         for t in p.tracks:
             key = (t.name, t.program, t.is_drum)
             if key not in index:

@@ -1,0 +1,166 @@
+"""``emomusic session``: plan-only, presets, edited plans, builds, bad input (exit 2, nothing left)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from emomusic.audio import read_wav
+from emomusic.cli import cli, main
+from emomusic.session.planner import SessionPlan
+
+FAST = ["--minutes", "0.5", "--clip-seconds", "10", "--backend", "rules", "--sample-rate", "16000"]
+
+
+def test_plan_only_prints_json():
+    res = CliRunner().invoke(cli, ["session", "--from", "anxious", "--to", "calm", "--plan-only"])
+    assert res.exit_code == 0, res.output
+    plan = SessionPlan.from_json(res.output)
+    assert len(plan.clips) == 30 and plan.start.label == "anxious" and plan.target.label == "calm"
+
+
+def test_plan_only_options(tmp_path):
+    out = tmp_path / "plan.json"
+    res = CliRunner().invoke(cli, ["session", "--from", "-0.5,0.5", "--to", "0.5,-0.5", "--minutes", "10",
+                                   "--clip-seconds", "20", "--heart-rate", "95", "--path", "arousal-first",
+                                   "--strategy", "iso", "--seed", "7", "--plan-only", "--plan-out", str(out)])
+    assert res.exit_code == 0, res.output
+    plan = SessionPlan.load(out)
+    assert plan.minutes == 10 and len(plan.clips) == 30 and plan.clips[0].tempo == pytest.approx(95)
+    assert plan.path == "arousal-first" and plan.seed == 7
+
+
+def test_preset_with_override():
+    res = CliRunner().invoke(cli, ["session", "--preset", "anxiety-to-calm", "--minutes", "5", "--plan-only"])
+    assert res.exit_code == 0, res.output
+    plan = SessionPlan.from_json(res.output)
+    assert plan.name == "anxiety-to-calm" and plan.minutes == 5 and plan.start.label == "anxious"
+
+
+@pytest.mark.parametrize("name", ["anxiety-to-calm", "sadness-to-uplift", "fatigue-to-energy", "anger-to-calm",
+                                  "sleep-wind-down", "music-care-u-sequence"])
+def test_every_preset_plans(name):
+    res = CliRunner().invoke(cli, ["session", "--preset", name, "--plan-only"])
+    assert res.exit_code == 0, res.output
+    SessionPlan.from_json(res.output)
+
+
+def test_list_presets_json():
+    res = CliRunner().invoke(cli, ["session", "--list-presets", "--json"])
+    assert res.exit_code == 0
+    names = {p["name"] for p in json.loads(res.output)}
+    assert {"anxiety-to-calm", "sadness-to-uplift", "fatigue-to-energy", "anger-to-calm", "sleep-wind-down"} <= names
+
+
+def test_build_and_rebuild_an_edited_plan(tmp_path):
+    out = tmp_path / "out"
+    res = CliRunner().invoke(cli, ["session", "--from", "anxious", "--to", "calm", *FAST, "-o", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output)
+    assert summary["clips_count"] == 3 and summary["backend"] == "rules"
+    audio, sr = read_wav(out / "session.wav")
+    assert sr == 16000 and audio.shape[0] == 30 * 16000
+
+    d = json.loads((out / "plan.json").read_text())
+    d["clips"][1]["emotion"] = {"valence": 0.1, "arousal": 0.0}
+    for k in ("tempo", "key", "loudness_db"):
+        d["clips"][1].pop(k)
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(d))
+    out2 = tmp_path / "out2"
+    res = CliRunner().invoke(cli, ["session", "--plan", str(edited), "--backend", "rules", "--sample-rate", "16000",
+                                   "-o", str(out2), "--json"])
+    assert res.exit_code == 0, res.output
+    s2 = json.loads(res.output)
+    assert s2["clips"][1]["target"]["valence"] == pytest.approx(0.1)
+
+
+def _exit_code(args):
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    return exc.value.code
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--from", "anxous", "--to", "calm"], "unknown mood word"),
+        (["--from", "anxious", "--to", "calm", "--minutes", "0"], "minutes must be > 0"),
+        (["--from", "anxious", "--to", "calm", "--minutes", "-1"], "minutes must be > 0"),
+        (["--from", "anxious", "--to", "calm", "--minutes", "1", "--clip-seconds", "90"], "longer than"),
+        (["--from", "anxious", "--to", "calm", "--clip-seconds", "0"], "clip seconds"),
+        (["--from", "anxious"], "give --from and --to"),
+        (["--preset", "no-such-preset"], "unknown session preset"),
+        (["--from", "anxious", "--to", "calm", "--heart-rate", "500"], "heart rate"),
+        (["--from", "anxious", "--to", "calm", "--backend", "musicgen"], "--model"),
+        (["--from", "anxious", "--to", "calm", "--tolerance", "-1", "--backend", "rules"], "tolerance"),
+        (["--from", "anxious", "--to", "calm", "--backend", "rules", "--soundfont", "/no/such.sf2"], "SoundFont"),
+        (["--from", "anxious", "--to", "calm", "--plan-out", "p.json"], "--plan-only"),
+    ],
+)
+def test_bad_input_exits_2_and_leaves_nothing(tmp_path, capsys, args, message):
+    out = tmp_path / "out"
+    assert _exit_code(["session", *args, "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Error: ") and message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_plan_file(tmp_path, capsys):
+    bad = tmp_path / "plan.json"
+    bad.write_text("{}")
+    assert _exit_code(["session", "--plan", str(bad), "-o", str(tmp_path / "o")]) == 2
+    assert "lacks" in capsys.readouterr().err
+    assert _exit_code(["session", "--plan", str(bad), "--from", "calm", "-o", str(tmp_path / "o")]) == 2
+    assert "--plan fixes the journey" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_output(capsys):
+    assert _exit_code(["session", "--from", "anxious", "--to", "calm"]) == 2
+    assert "-o" in capsys.readouterr().err
+
+
+def test_subprocess_end_to_end(tmp_path):
+    out = tmp_path / "journey"
+    res = subprocess.run([sys.executable, "-m", "emomusic", "session", "--from", "sad", "--to", "happy", *FAST,
+                          "-o", str(out)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "wrote" in res.stdout
+    for name in ("session.wav", "session.mid", "playlist.m3u8", "session.json", "trajectory.png", "README.md"):
+        assert (out / name).is_file()
+    res = subprocess.run([sys.executable, "-m", "emomusic", "session", "--from", "sad", "--to", "happy",
+                          "--minutes", "0", "-o", str(tmp_path / "bad")], capture_output=True, text=True)
+    assert res.returncode == 2 and res.stderr.startswith("Error:") and not (tmp_path / "bad").exists()
+
+
+def test_plan_only_does_not_import_torch():
+    code = (
+        "import sys; from emomusic.cli import main\n"
+        "main(['session', '--from', 'anxious', '--to', 'calm', '--plan-only'])\n"
+        "print('IMPORTED', [m for m in ('torch', 'transformers', 'matplotlib') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "IMPORTED []" in out
+
+
+def test_fresh_install_falls_back_to_rules_with_a_warning(tmp_path, monkeypatch):
+    """No shipped checkpoints at all: the default backend falls back (with a warning) to the
+    model-free engine and the estimator to the template inverse; session.json says so."""
+    monkeypatch.setenv("EMOMUSIC_CHECKPOINTS", str(tmp_path / "no-checkpoints"))
+    out = tmp_path / "out"
+    res = CliRunner().invoke(cli, ["session", "--from", "anxious", "--to", "calm", "--minutes", "0.5",
+                                   "--clip-seconds", "10", "--sample-rate", "16000", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "warning: symbolic backend unavailable" in res.output  # CliRunner mixes stderr in
+    data = json.loads((out / "session.json").read_text())
+    assert data["backend"] == "rules" and "estimator checkpoint missing" in data["estimator"]
+    # asking for the symbolic backend explicitly is an error, not a fallback
+    assert _exit_code(["session", "--from", "anxious", "--to", "calm", "--backend", "symbolic",
+                       "-o", str(tmp_path / "o2")]) == 2
+    assert not (tmp_path / "o2").exists()

@@ -1,0 +1,381 @@
+"""Builder: output files, closed-loop retries, resume after an interruption, atomicity.
+
+Uses a tiny deterministic engine built here (a scale over a drone, sine synthesis) and a
+fixed estimator, so the tests need no model and run in a few seconds."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from emomusic.audio import loudness_db, read_wav
+from emomusic.emotion import Emotion
+from emomusic.errors import EmomusicError
+from emomusic.io import read_piece
+from emomusic.piece import KeySignature, Note, Piece, Tempo, Track
+from emomusic.session.builder import build_session, work_dir_for
+from emomusic.session.engines import Candidate, ClipRequest
+from emomusic.session.planner import SessionPlan, plan_session
+from emomusic.session.report import read_playlist
+
+SR = 16000
+
+
+class TinyEngine:
+    """Deterministic: one note per beat up the scale of the requested key; the seed picks
+    the starting degree. Renders with sines. ``fail_at``: raise when asked for that clip."""
+
+    name = "tiny"
+    measured_on = "piece"
+
+    def __init__(self, fail_at: int | None = None):
+        self.fail_at = fail_at
+        self.generated: list[tuple[int, int]] = []  # (clip index, seed)
+        self.rendered: list[int] = []
+
+    def check(self) -> None:
+        pass
+
+    def generate(self, req: ClipRequest) -> Candidate:
+        if self.fail_at is not None and req.index == self.fail_at:
+            raise RuntimeError(f"engine exploded at clip {req.index}")
+        self.generated.append((req.index, req.seed))
+        scale = (0, 2, 4, 5, 7, 9, 11) if req.key.mode == "major" else (0, 2, 3, 5, 7, 8, 10)
+        beats = int(math.ceil(req.beats)) + 1
+        first = req.seed % 7
+        notes = [Note(60 + req.key.tonic + scale[(first + b) % 7], float(b), 0.9, 80) for b in range(beats)]
+        drone = [Note(48 + req.key.tonic, 0.0, float(beats), 60)]
+        piece = Piece(tracks=[Track("Tune", 0, False, notes), Track("Drone", 48, False, drone)],
+                      tempos=[Tempo(req.tempo)], keys=[KeySignature(req.key.tonic, req.key.mode)])
+        return Candidate(piece, info={"engine": "tiny", "seed": req.seed})
+
+    def render(self, cand: Candidate, req: ClipRequest, sample_rate: int) -> np.ndarray:
+        self.rendered.append(req.index)
+        piece = cand.piece
+        n = int(piece.duration_seconds * sample_rate) + sample_rate // 4
+        out = np.zeros(n, dtype=np.float32)
+        for t in piece.tracks:
+            for note in t.notes:
+                i0 = int(piece.beat_to_seconds(note.start) * sample_rate)
+                i1 = min(n, int(piece.beat_to_seconds(note.end) * sample_rate))
+                tt = np.arange(i1 - i0) / sample_rate
+                f = 440 * 2 ** ((note.pitch - 69) / 12)
+                out[i0:i1] += 0.2 * np.sin(2 * np.pi * f * tt) * np.exp(-2 * tt)
+        return np.repeat(out[:, None], 2, axis=1)
+
+
+def target_estimator(piece: Piece) -> Emotion:
+    """A fixed estimate; with the default tolerance of these tests nothing is retried."""
+    return Emotion(0.0, 0.0)
+
+
+def _plan(**kw) -> SessionPlan:
+    args = dict(minutes=1, clip_seconds=10)
+    args.update(kw)
+    return plan_session(args.pop("start", "anxious"), args.pop("target", "calm"), **args)
+
+
+def _build(plan, out, engine=None, **kw):
+    kw.setdefault("sample_rate", SR)
+    kw.setdefault("estimator", target_estimator)
+    kw.setdefault("tolerance", 3.0)
+    return build_session(plan, out, engine=engine or TinyEngine(), **kw)
+
+
+def test_output_folder_is_complete_and_valid(tmp_path):
+    plan = _plan()
+    out = tmp_path / "session"
+    summary = _build(plan, out)
+    names = {p.name for p in out.iterdir()}
+    assert {"session.wav", "session.mid", "clips", "playlist.m3u8", "session.json", "plan.json",
+            "trajectory.png", "README.md"} <= names
+    assert not work_dir_for(out).exists()
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())
+
+    audio, sr = read_wav(out / "session.wav")
+    assert sr == SR and audio.shape == (60 * SR, 2)
+    assert np.abs(audio).max() > 0.01
+
+    entries = read_playlist(out / "playlist.m3u8")
+    assert len(entries) == 6
+    assert sum(e[0] for e in entries) == pytest.approx(60)
+    for (secs, title, f), c in zip(entries, plan.clips):
+        assert (out / f).is_file() and title == c.title
+        a, r = read_wav(out / f)
+        assert a.shape[0] == round(secs * r)
+        assert (out / f).with_suffix(".mid").is_file()
+
+    data = json.loads((out / "session.json").read_text())
+    assert data["adherence"] == summary["adherence"] and data["clips"] == summary["clips"]
+    assert data["frames"] == 60 * SR and data["sample_rate"] == SR and data["duration_s"] == 60
+    assert len(data["clips"]) == 6
+    for c, w in zip(data["clips"], plan.clips):
+        for key in ("target", "measured", "distance", "tempo", "key", "seed", "backend", "retries", "phase", "files"):
+            assert key in c
+        assert c["backend"] == "tiny"
+        assert c["target"]["valence"] == pytest.approx(w.emotion.valence, abs=1e-4)
+        assert c["distance"] == pytest.approx(Emotion.from_dict(c["measured"]).distance(w.emotion), abs=1e-3)
+    assert SessionPlan.from_dict(data["plan"]).to_dict() == plan.to_dict()
+    assert SessionPlan.load(out / "plan.json").to_dict() == plan.to_dict()
+
+    midi = read_piece(out / "session.mid")
+    markers = [m for m in midi.markers if m.text.startswith("clip ")]
+    assert len(markers) == 6
+    for m, c in zip(markers, plan.clips):
+        assert midi.beat_to_seconds(m.beat) == pytest.approx(c.start_s, abs=0.02)
+        assert m.text.startswith(f"clip {c.index:02d}")
+    assert midi.duration_seconds <= 60 + 0.05
+
+    assert (out / "trajectory.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    readme = (out / "README.md").read_text()
+    assert "not a medical treatment" in readme
+
+
+def test_clips_join_at_plan_times_and_levels(tmp_path):
+    plan = _plan()
+    out = tmp_path / "s"
+    summary = _build(plan, out)
+    offset = summary["session_level_offset_db"]
+    assert -8.0 <= offset <= 0.0
+    for c, w in zip(summary["clips"], plan.clips):
+        # each clip sounds at the plan's loudness for it (less the one session offset)
+        assert c["loudness_db"] == pytest.approx(w.loudness_db + offset, abs=0.05)
+    audio, sr = read_wav(out / "session.wav")
+    for c, w in zip(summary["clips"], plan.clips):
+        i0 = int(w.start_s * sr) + 3 * sr  # away from the crossfades
+        seg = audio[i0: i0 + int((w.duration_s - 5) * sr)]
+        assert loudness_db(seg, sr) == pytest.approx(w.loudness_db + offset, abs=1.5)
+
+
+def test_clip_gains_keep_planned_steps_with_a_peaky_clip():
+    from emomusic.session.builder import ClipResult, clip_gains
+
+    plan = _plan()
+    results = [ClipResult(index=w.index, seed=0, retries=0, measured=None, distance=None, attempts=[],
+                          loudness_db=-20.0, beats=1.0, info={}, peak=0.3, body_loudness_db=-20.0)
+               for w in plan.clips]  # 10.3 dB of headroom each
+    gains, offset = clip_gains(plan, results)
+    assert offset == 0.0
+    assert [round(-20 + g, 6) for g in gains] == [round(w.loudness_db, 6) for w in plan.clips]
+    results[2].body_loudness_db = -34.0  # needs ~15 dB, more than its headroom
+    gains, offset = clip_gains(plan, results)
+    assert -8 < offset < -3
+    levels = [r.body_loudness_db + g for r, g in zip(results, gains)]
+    for lv, w in zip(levels, plan.clips):
+        assert lv == pytest.approx(w.loudness_db + offset, abs=1e-6)
+    results[2].body_loudness_db = -60.0  # beyond the largest offset: only that clip falls short
+    gains, offset = clip_gains(plan, results)
+    assert offset == -8.0
+    levels = [r.body_loudness_db + g for r, g in zip(results, gains)]
+    assert levels[2] < plan.clips[2].loudness_db - 8
+    assert all(lv == pytest.approx(w.loudness_db - 8, abs=1e-6) for i, (lv, w) in enumerate(zip(levels, plan.clips)) if i != 2)
+
+
+def test_retries_when_far_and_keeps_the_closest(tmp_path):
+    plan = _plan()
+    calls = {"n": 0}
+
+    class Est:
+        """Attempts 1 and 2 of every clip measure far away; attempt 3 hits the waypoint."""
+
+        def __call__(self, piece):
+            calls["n"] += 1
+            k = (calls["n"] - 1) % 3
+            w = plan.clips[(calls["n"] - 1) // 3]
+            if k < 2:
+                return Emotion(-w.emotion.valence, -w.emotion.arousal)
+            return w.emotion
+
+    engine = TinyEngine()
+    summary = _build(plan, tmp_path / "s", engine=engine, estimator=Est(), max_retries=3, tolerance=0.2)
+    for c, w in zip(summary["clips"], plan.clips):
+        assert c["retries"] == 2
+        assert c["distance"] == pytest.approx(0.0, abs=1e-6)
+        assert c["seed"] != w.seed and c["seed"] == c["attempts"][2]["seed"]
+        assert len({a["seed"] for a in c["attempts"]}) == 3
+    # each clip generated three times, rendered once
+    assert len(engine.generated) == 18 and engine.rendered == [1, 2, 3, 4, 5, 6]
+
+
+def test_retry_limit_keeps_best(tmp_path):
+    plan = _plan(minutes=0.5)
+    dists = iter([0.9, 0.5, 0.7] * 10)
+
+    def est(piece):
+        return Emotion(next(dists), 0.0)
+
+    # every waypoint at (0, 0), so the estimate's valence is the distance
+    engine = TinyEngine()
+    plan_d = plan.to_dict()
+    for c in plan_d["clips"]:
+        c["emotion"] = {"valence": 0.0, "arousal": 0.0}
+        c.pop("tempo"); c.pop("key"); c.pop("loudness_db")
+    plan_d["start"] = plan_d["target"] = {"valence": 0.0, "arousal": 0.0}
+    flat = SessionPlan.from_dict(plan_d)
+    summary = _build(flat, tmp_path / "s", engine=engine, estimator=est, max_retries=2, tolerance=0.1)
+    for c in summary["clips"]:
+        assert c["retries"] == 2
+        assert c["distance"] == pytest.approx(0.5)
+        assert c["within_tolerance"] is False
+        assert c["seed"] == c["attempts"][1]["seed"]
+
+
+def test_resume_after_interruption_reuses_finished_clips(tmp_path):
+    plan = _plan()
+    out = tmp_path / "s"
+    with pytest.raises(EmomusicError, match=r"clip 4 of 6 failed .*--resume") as err:
+        _build(plan, out, engine=TinyEngine(fail_at=4))
+    assert "\n" not in str(err.value)
+    assert not out.exists()  # no half output folder
+    work = work_dir_for(out)
+    finished = sorted(p.parent.name for p in work.glob("clip_*/result.json"))
+    assert finished == ["clip_001", "clip_002", "clip_003"]
+
+    engine = TinyEngine()
+    summary = _build(plan, out, engine=engine, resume=True)
+    assert [i for i, _ in engine.generated] == [4, 5, 6]
+    assert engine.rendered == [4, 5, 6]
+    assert summary["settings"]["resumed_clips"] == 3
+    assert not work.exists()
+
+    # the resumed session is identical to one built in one go
+    fresh = tmp_path / "fresh"
+    _build(plan, fresh)
+    a, _ = read_wav(out / "session.wav")
+    b, _ = read_wav(fresh / "session.wav")
+    assert np.array_equal(a, b)
+    assert (out / "session.mid").read_bytes() == (fresh / "session.mid").read_bytes()
+
+
+def test_resume_refuses_another_plan_and_restart_without_resume(tmp_path):
+    plan = _plan()
+    out = tmp_path / "s"
+    with pytest.raises(EmomusicError):
+        _build(plan, out, engine=TinyEngine(fail_at=3))
+    other = _plan(seed=9)
+    with pytest.raises(EmomusicError, match="another plan"):
+        _build(other, out, resume=True)
+    engine = TinyEngine()
+    _build(plan, out, engine=engine)  # no --resume: starts over
+    assert [i for i, _ in engine.generated] == [1, 2, 3, 4, 5, 6]
+
+
+def test_steady_session(tmp_path):
+    plan = _plan(start="calm", target="calm", minutes=0.5)
+    summary = _build(plan, tmp_path / "s")
+    assert len({c["tempo"] for c in summary["clips"]}) == 1
+    assert {c["target"]["label"] for c in summary["clips"]} == {"calm"}
+
+
+def test_odd_length_is_exact(tmp_path):
+    plan = plan_session("sad", "happy", minutes=0.61, clip_seconds=7)
+    _build(plan, tmp_path / "s")
+    audio, sr = read_wav(tmp_path / "s" / "session.wav")
+    assert audio.shape[0] == round(0.61 * 60 * SR)
+
+
+def test_refuses_to_replace_a_foreign_folder(tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.txt").write_text("precious")
+    with pytest.raises(EmomusicError, match="not an emomusic session folder"):
+        _build(_plan(), out)
+    assert (out / "thesis.txt").read_text() == "precious"
+    assert not work_dir_for(out).exists()
+
+
+def test_rebuild_replaces_a_previous_session(tmp_path):
+    out = tmp_path / "s"
+    _build(_plan(), out)
+    _build(_plan(minutes=0.5), out)
+    audio, _ = read_wav(out / "session.wav")
+    assert audio.shape[0] == 30 * SR
+
+
+def test_no_closed_loop(tmp_path):
+    summary = _build(_plan(minutes=0.5), tmp_path / "s", estimator=None)
+    assert all(c["measured"] is None and c["retries"] == 0 for c in summary["clips"])
+
+
+@pytest.mark.parametrize("kw,msg", [(dict(max_retries=-1), "max retries"), (dict(tolerance=-1), "tolerance"),
+                                    (dict(sample_rate=100), "sample rate"), (dict(threads=0), "threads")])
+def test_bad_settings_leave_nothing(tmp_path, kw, msg):
+    with pytest.raises(EmomusicError, match=msg):
+        _build(_plan(), tmp_path / "s", **kw)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_rules_backend_end_to_end(tmp_path):
+    plan = _plan(minutes=0.5)
+    summary = build_session(plan, tmp_path / "s", backend="rules", sample_rate=SR)
+    assert summary["backend"] == "rules"
+    assert all(c["measured"] is not None for c in summary["clips"])
+    audio, _ = read_wav(tmp_path / "s" / "session.wav")
+    assert audio.shape[0] == 30 * SR
+
+
+def test_rules_engine_builtin_synth_is_deterministic(tmp_path):
+    from emomusic.session.engines import RulesEngine
+
+    plan = _plan(minutes=0.5)
+    _build(plan, tmp_path / "a", engine=RulesEngine(synth="builtin"))
+    _build(plan, tmp_path / "b", engine=RulesEngine(synth="builtin"))
+    a, _ = read_wav(tmp_path / "a" / "session.wav")
+    b, _ = read_wav(tmp_path / "b" / "session.wav")
+    assert a.shape[0] == 30 * SR and np.array_equal(a, b) and np.abs(a).max() > 0.01
+
+
+class EmptyFirstEngine(TinyEngine):
+    """The first attempt of every clip has no notes."""
+
+    def generate(self, req):
+        cand = super().generate(req)
+        if req.seed < 1000:  # first attempts use the plan's seeds (small numbers)
+            cand.piece.tracks = []
+        return cand
+
+
+def test_empty_candidates_are_regenerated(tmp_path):
+    engine = EmptyFirstEngine()
+    summary = _build(_plan(minutes=0.5), tmp_path / "s", engine=engine, max_retries=2)
+    for c in summary["clips"]:
+        assert c["retries"] == 1 and c["attempts"][0].get("empty") and c["measured"] is not None
+
+
+class AlwaysEmptyEngine(TinyEngine):
+    def generate(self, req):
+        cand = super().generate(req)
+        cand.piece.tracks = []
+        return cand
+
+    def render(self, cand, req, sample_rate):
+        raise AssertionError("an empty piece must not be rendered")
+
+
+def test_all_empty_attempts_give_a_silent_clip_not_a_crash(tmp_path):
+    summary = _build(_plan(minutes=0.5), tmp_path / "s", engine=AlwaysEmptyEngine(), max_retries=1)
+    assert all(c["info"].get("silent") and c["measured"] is None and c["retries"] == 1 for c in summary["clips"])
+    audio, _ = read_wav(tmp_path / "s" / "session.wav")
+    assert audio.shape[0] == 30 * SR and not audio.any()
+
+
+class GappyFirstEngine(TinyEngine):
+    """The first attempt of every clip stops playing after half the clip."""
+
+    def generate(self, req):
+        cand = super().generate(req)
+        if req.seed < 1000:
+            half = req.beats / 2
+            for t in cand.piece.tracks:
+                t.notes = [n for n in t.notes if n.start < half]
+                t.notes = [n if n.end <= half else Note(n.pitch, n.start, half - n.start, n.velocity) for n in t.notes]
+        return cand
+
+
+def test_candidates_with_a_silent_end_are_regenerated(tmp_path):
+    summary = _build(_plan(minutes=0.5), tmp_path / "s", engine=GappyFirstEngine(), max_retries=2)
+    for c in summary["clips"]:
+        assert c["retries"] == 1 and c["attempts"][0]["gap_s"] > 1.5 and "gap_s" not in c["attempts"][1]
