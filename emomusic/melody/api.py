@@ -1,0 +1,255 @@
+"""``generate_melodies``: emotion -> ABC melodies that music21 and abc2midi accept."""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+
+from emomusic.emotion import Emotion
+from emomusic.errors import CheckpointError, EmomusicError
+from emomusic.melody.notation import METERS, CanonTune, Key, chord_pitches, parse_key, write_abc
+from emomusic.melody.template import (
+    DENSITY_RULES, MAX_LEAPS, MelodyTemplate, melody_template, octave_shift_for, sampling_window,
+)
+from emomusic.piece import KeySignature, Marker, Note, Piece, Tempo, TimeSignature, Track
+
+MAX_BARS = 256
+MAX_N = 1000
+BATCH = 32
+MAX_ATTEMPTS = 8
+MELODY_PROGRAM = 0  # acoustic grand piano: every General MIDI SoundFont has it
+CHORD_PROGRAM = 0
+
+
+@dataclass
+class Tune:
+    """One generated melody: its ABC text, the same music as a :class:`Piece`, and what made it."""
+
+    abc: str
+    piece: Piece
+    emotion: Emotion
+    attributes: dict = field(default_factory=dict)
+    canon: CanonTune | None = None
+    seed: int = 0
+
+    @property
+    def title(self) -> str:
+        return self.piece.title
+
+    def to_dict(self) -> dict:
+        return {"title": self.title, "seed": self.seed, "emotion": self.emotion.to_dict(),
+                "attributes": self.attributes, "abc": self.abc}
+
+
+def default_checkpoint() -> Path:
+    from emomusic.paths import checkpoint_path
+
+    return checkpoint_path("melody")
+
+
+@lru_cache(maxsize=4)
+def _load(path: str, mtime: float):
+    from emomusic.melody.model import load_checkpoint
+    from emomusic.melody.tokenizer import Tokenizer
+
+    model, cfg = load_checkpoint(path)
+    if "tokens" not in cfg:
+        raise CheckpointError(f"{path}/config.json has no tokenizer vocabulary")
+    tok = Tokenizer(cfg["tokens"])
+    if len(tok) != model.config.vocab_size:
+        raise CheckpointError(f"{path}: tokenizer and model vocabulary sizes differ")
+    return model, tok, cfg
+
+
+def load_melody_model(checkpoint: str | os.PathLike | None = None):
+    """(model, tokenizer, config dict), cached per checkpoint folder and modification time."""
+    p = Path(checkpoint) if checkpoint is not None else default_checkpoint()
+    cfg = p / "config.json"
+    if not cfg.exists():
+        raise CheckpointError(f"no melody checkpoint at {p} (train one with 'emomusic train melody')")
+    return _load(str(p.resolve()), cfg.stat().st_mtime + (p / "model.safetensors").stat().st_mtime
+                 if (p / "model.safetensors").exists() else 0.0)
+
+
+def resolve_key(key) -> Key | None:
+    if key is None:
+        return None
+    if isinstance(key, Key):
+        return key
+    if isinstance(key, KeySignature):
+        return Key(key.tonic, key.mode if key.mode in ("major", "minor") else "major")
+    if isinstance(key, str):
+        return parse_key(key, strict=True)
+    raise EmomusicError(f"key must be a name like 'Dm' or 'Ador', got {type(key).__name__}")
+
+
+def check_options(bars, n, meter, tempo) -> None:
+    if isinstance(bars, bool) or not isinstance(bars, int) or not 1 <= bars <= MAX_BARS:
+        raise EmomusicError(f"bars must be a whole number from 1 to {MAX_BARS}, got {bars!r}")
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_N:
+        raise EmomusicError(f"n must be a whole number from 1 to {MAX_N}, got {n!r}")
+    if meter is not None and meter not in METERS:
+        raise EmomusicError(f"unsupported metre {meter!r}; use one of {', '.join(METERS)}")
+    if tempo is not None:
+        try:
+            t = float(tempo)
+        except (TypeError, ValueError):
+            raise EmomusicError(f"tempo must be a number of BPM, got {tempo!r}") from None
+        if not 20 <= t <= 400:
+            raise EmomusicError(f"tempo must be between 20 and 400 BPM, got {tempo}")
+
+
+def tune_to_piece(canon: CanonTune, tempo: float, velocity: int, emotion: Emotion | None = None,
+                  title: str = "") -> Piece:
+    """The Piece of a canonical tune: a melody track, plus a chord track when it has chords."""
+    melody, chords = [], []
+    chord_on: tuple | None = None
+    beat = 0.0
+    for bar in canon.bars:
+        for chord, dur, pitch in bar:
+            length = dur / 4.0
+            if chord is not None:
+                if chord_on is not None:
+                    chords.append((chord_on[0], chord_on[1], beat - chord_on[1]))
+                chord_on = (chord, beat)
+            if pitch is not None:
+                melody.append(Note(int(pitch), beat, length, int(velocity)))
+            beat += length
+    if chord_on is not None:
+        chords.append((chord_on[0], chord_on[1], beat - chord_on[1]))
+    tracks = [Track("Melody", MELODY_PROGRAM, False, melody, channel=0)]
+    if chords:
+        cv = max(1, min(127, int(velocity * 0.7)))
+        notes = [Note(p, start, dur, cv) for c, start, dur in chords if dur > 0 for p in chord_pitches(c, 48)]
+        tracks.append(Track("Chords", CHORD_PROGRAM, False, notes, channel=1))
+    num, den = canon.meter.split("/")
+    markers = [Marker(emotion.marker_text(), 0.0)] if emotion is not None else []
+    return Piece(
+        tracks=tracks,
+        tempos=[Tempo(float(tempo))],
+        keys=[KeySignature(canon.key.tonic, canon.key.piece_mode)],
+        time_signatures=[TimeSignature(int(num), int(den))],
+        markers=markers,
+        title=title or canon.title,
+    )
+
+
+def _title(emotion: Emotion, i: int, seed: int) -> str:
+    name = emotion.label or emotion.quadrant
+    return f"{name.capitalize()} melody {i + 1} (seed {seed})"
+
+
+def generate_melodies(emotion: Emotion, *, bars: int = 16, n: int = 1, seed: int = 0, chords: bool = False,
+                      meter: str | None = None, key=None, tempo: float | None = None, checkpoint=None,
+                      sampling=None, progress: bool = False) -> list[Tune]:
+    """``n`` melodies of ``bars`` bars for ``emotion``.
+
+    ``key`` is a name (``"Dm"``, ``"Ador"``, ``"Gmix"``), a :class:`Key` or a
+    :class:`~emomusic.piece.KeySignature`; its mode overrides the template's. ``meter`` is
+    one of 2/4 3/4 4/4 2/2 3/8 6/8 9/8 12/8. ``tempo`` (BPM) overrides the template tempo.
+    Every returned tune has been parsed by music21 and abc2midi; tunes that fail are
+    resampled with another seed.
+    """
+    if not isinstance(emotion, Emotion):
+        raise EmomusicError(f"generate_melodies() needs an Emotion, got {type(emotion).__name__}")
+    check_options(bars, n, meter, tempo)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise EmomusicError(f"seed must be a whole number, got {seed!r}")
+    want_key = resolve_key(key)
+    model, tok, cfg = load_melody_model(checkpoint)
+
+    import torch
+
+    from emomusic.melody.decode import Sampling, TuneSpec, sample_tunes
+    from emomusic.melody.tokenizer import Controls
+    from emomusic.melody.validate import check_abc
+
+    tpl = melody_template(emotion)
+    bpm = float(tempo) if tempo is not None else tpl.tempo
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
+
+    def spec_for(i: int, attempt: int) -> TuneSpec:
+        rng = random.Random(f"{seed}:{i}")
+        k = want_key or tpl.default_key(rng)
+        m = meter or tpl.default_meter(rng)
+        controls = Controls(tpl.quadrant if want_key is None or k.is_major == (tpl.mode == "major") else _flip(tpl.quadrant),
+                            tpl.register_bin, tpl.spread_bin, tpl.density_bin, bool(chords))
+        low, high = sampling_window(tpl.register_bin, tpl.spread_bin)
+        min_dur, dur_bias = DENSITY_RULES[tpl.density_bin]
+        return TuneSpec(k, m, bars, controls, seed=(seed * 1_000_003 + i * 7919 + attempt * 104_729),
+                        low=low, high=high, max_leap=MAX_LEAPS[tpl.spread_bin], min_duration=min_dur,
+                        duration_bias=dur_bias)
+
+    results: dict[int, Tune] = {}
+    failures: list[str] = []
+    todo = list(range(n))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n, desc="melodies", unit="tune")
+    for attempt in range(MAX_ATTEMPTS):
+        if not todo:
+            break
+        retry = []
+        for s in range(0, len(todo), BATCH):
+            chunk = todo[s:s + BATCH]
+            specs = [spec_for(i, attempt) for i in chunk]
+            seqs = sample_tunes(model, tok, specs, sampling or Sampling())
+            for i, spec, ids in zip(chunk, specs, seqs):
+                canon = tok.decode(ids, title=_title(emotion, i, seed))
+                shift = octave_shift_for(canon.pitches(), tpl.register)
+                if shift:
+                    canon = replace(canon, bars=[[(c, d, None if p is None else p + shift) for c, d, p in b] for b in canon.bars])
+                comment = (f"emomusic melody: {emotion.marker_text()}; template {tpl.dynamic}, "
+                           f"{int(round(bpm))} BPM, octave shift {shift:+d}")
+                abc = write_abc(canon, tempo=bpm, dynamic=tpl.dynamic, comment=comment)
+                n_notes = len(canon.pitches())
+                problem = check_abc(abc, n_bars=len(canon.bars), n_notes=n_notes,
+                                    quarters=len(canon.bars) * canon.bar_units / 4)
+                if problem:
+                    failures.append(problem)
+                    retry.append(i)
+                    continue
+                piece = tune_to_piece(canon, bpm, tpl.velocity, emotion, canon.title)
+                attrs = {
+                    "quadrant": tpl.quadrant, "key": canon.key.abc, "mode": canon.key.mode, "meter": canon.meter,
+                    "bars": len(canon.bars), "tempo_bpm": int(round(bpm)), "dynamic": tpl.dynamic,
+                    "velocity": tpl.velocity, "octave_shift": shift, "chords": bool(chords),
+                    "controls": spec.controls.to_dict(), "template": tpl.to_dict(),
+                }
+                results[i] = Tune(abc, piece, emotion, attrs, canon, spec.seed)
+                if bar is not None:
+                    bar.update(1)
+        todo = retry
+    if bar is not None:
+        bar.close()
+    if todo:
+        raise EmomusicError(f"{len(todo)} of {n} melodies failed the ABC parsers after {MAX_ATTEMPTS} tries "
+                            f"(last problem: {failures[-1] if failures else 'unknown'})")
+    out = [results[i] for i in range(n)]
+    for t in out:
+        t.attributes["resampled"] = len(failures)
+    return out
+
+
+def _flip(q: str) -> str:
+    """The quadrant with the other valence sign (a --key whose mode contradicts the template)."""
+    return {"Q1": "Q2", "Q2": "Q1", "Q3": "Q4", "Q4": "Q3"}[q]
+
+
+def transpose_tune(tune: Tune, semitones: int) -> Tune:
+    """The tune moved by ``semitones``: notes, chord symbols and the ``K:`` field (mode kept),
+    headers rewritten by code (never glued), piece rebuilt."""
+    if tune.canon is None:
+        raise EmomusicError("this tune has no canonical form to transpose")
+    canon = tune.canon.transposed(int(semitones))
+    tempo = tune.piece.tempo
+    dyn = tune.attributes.get("dynamic")
+    abc = write_abc(canon, tempo=tempo, dynamic=dyn, comment=f"transposed {int(semitones):+d} semitones")
+    piece = tune_to_piece(canon, tempo, tune.attributes.get("velocity", 80), tune.emotion, tune.piece.title)
+    attrs = dict(tune.attributes, key=canon.key.abc)
+    return Tune(abc, piece, tune.emotion, attrs, canon, tune.seed)

@@ -1,0 +1,127 @@
+"""The attribute template for melodies: what is conditioned, what is applied afterwards.
+
+Built on :func:`emomusic.attributes.template` (the project's one emotion -> attributes
+map), so melodies agree with the other engines:
+
+* **conditioned** (control tokens the model was trained with): quadrant, mode (major or
+  minor from valence; dorian/mixolydian/... through ``--key``), pitch spread and note
+  density bins (from arousal, as the corpus labels were made from z(pitch SD) + z(density)),
+  register bin (from valence, as the template register rises with valence), metre, key,
+  chords on/off;
+* **applied after generation** (EMelodyGen-style post-hoc controls): tempo ``Q:`` = the
+  template tempo, whole-octave shift toward the template register, dynamics (``!p!`` ..
+  ``!ff!`` in the ABC and the MIDI velocity of the piece) from the template velocity.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from emomusic.emotion import Emotion
+from emomusic.melody.notation import Key, METERS
+
+# default keys (the corpus's most common ones) and metres per quadrant when none is asked for
+MAJOR_KEYS = ("G", "D", "C", "F", "A", "Bb")
+MINOR_KEYS = ("Am", "Em", "Dm", "Gm", "Bm")
+QUADRANT_METERS = {
+    "Q1": ("6/8", "2/4", "4/4"),  # lively dance metres
+    "Q2": ("4/4", "2/4", "6/8"),
+    "Q3": ("3/4", "4/4"),  # slow airs and waltzes
+    "Q4": ("3/4", "4/4", "6/8"),
+}
+# the window the model samples in (before the octave shift): its centre follows the register
+# bin (the corpus's tertiles of mean pitch are about 71.6 and 73.6), its width the spread bin
+REGISTER_CENTRES = {0: 69, 1: 72, 2: 75}
+SPREAD_HALF_WIDTHS = {0: 7, 1: 9, 2: 12}
+MAX_LEAPS = {0: 7, 1: 9, 2: 12}
+# density bin -> (shortest note in sixteenths, logit bonus per note length)
+DENSITY_RULES = {
+    0: (2, {4: 0.6, 6: 0.6, 8: 0.6, 12: 0.6}),
+    1: (1, {}),
+    2: (1, {1: 0.3, 2: 0.5}),
+}
+
+
+def sampling_window(register_bin: int, spread_bin: int) -> tuple[int, int]:
+    c, h = REGISTER_CENTRES[register_bin], SPREAD_HALF_WIDTHS[spread_bin]
+    return c - h, c + h
+
+
+def _bin3(x: float) -> int:
+    return 0 if x < -1 / 3 else (2 if x > 1 / 3 else 1)
+
+
+def dynamic_for(velocity: float) -> str:
+    for limit, mark in ((40, "pp"), (54, "p"), (68, "mp"), (82, "mf"), (96, "f")):
+        if velocity < limit:
+            return mark
+    return "ff"
+
+
+@dataclass
+class MelodyTemplate:
+    emotion: Emotion
+    quadrant: str
+    mode: str  # major | minor
+    tempo: float
+    velocity: int
+    dynamic: str
+    register: float  # target mean MIDI pitch
+    pitch_spread: float  # target SD, semitones
+    density: float  # target notes per beat
+    register_bin: int
+    spread_bin: int
+    density_bin: int
+
+    def to_dict(self) -> dict:
+        return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in self.__dict__.items() if k != "emotion"}
+
+    def default_key(self, rng: random.Random) -> Key:
+        from emomusic.melody.notation import parse_key
+
+        return parse_key(rng.choice(MAJOR_KEYS if self.mode == "major" else MINOR_KEYS))
+
+    def default_meter(self, rng: random.Random) -> str:
+        return rng.choice(QUADRANT_METERS[self.quadrant])
+
+
+def melody_template(emotion: Emotion) -> MelodyTemplate:
+    from emomusic.attributes import template
+
+    t = template(emotion)
+    v, a = emotion.valence, emotion.arousal
+    return MelodyTemplate(
+        emotion=emotion,
+        quadrant=emotion.quadrant,
+        mode=t.mode,
+        tempo=float(t.tempo_bpm),
+        velocity=int(round(t.velocity)),
+        dynamic=dynamic_for(t.velocity),
+        register=float(t.register),
+        pitch_spread=float(t.pitch_spread),
+        density=float(t.note_density),
+        register_bin=_bin3(v),
+        spread_bin=_bin3(a),
+        density_bin=_bin3(a),
+    )
+
+
+def octave_shift_for(pitches: list[int], target: float, low: int = 36, high: int = 100) -> int:
+    """The whole-octave shift (semitones) bringing the mean pitch nearest ``target`` while
+    keeping every note inside [low, high] (ABC writes that range without trouble)."""
+    if not pitches:
+        return 0
+    mean = sum(pitches) / len(pitches)
+    best, best_d = 0, None
+    for k in (-24, -12, 0, 12, 24):
+        if min(pitches) + k < low or max(pitches) + k > high:
+            continue
+        d = abs(mean + k - target)
+        if best_d is None or d < best_d - 1e-9:
+            best, best_d = k, d
+    return best
+
+
+def known_meters() -> tuple[str, ...]:
+    return tuple(METERS)

@@ -1,0 +1,148 @@
+"""Constrained decoding with a debug model (random weights) still yields tunes music21 and
+abc2midi accept, with full bars, for many metres, keys and modes; seeds reproduce."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+
+from emomusic.emotion import Emotion
+from emomusic.errors import CheckpointError, EmomusicError
+from emomusic.melody import generate_melodies, transpose_tune
+from emomusic.melody.decode import TuneSpec
+from emomusic.melody.notation import METERS, parse_key
+from emomusic.melody.tokenizer import Controls
+from emomusic.melody.validate import check_abc2midi, check_music21
+
+needs_abc2midi = pytest.mark.skipif(shutil.which("abc2midi") is None, reason="abc2midi (Debian 'abcmidi') not installed")
+
+
+def _bars_full(tune):
+    units = METERS[tune.attributes["meter"]][0]
+    return all(sum(d for _, d, _ in bar) == units for bar in tune.canon.bars)
+
+
+CASES = [
+    ("2/4", "G"), ("3/4", "Em"), ("4/4", "Ador"), ("6/8", "Dmix"), ("9/8", "Bb"), ("2/2", "F#m"),
+    ("12/8", "Edor"), ("3/8", "C"),
+]
+
+
+@pytest.mark.parametrize("meter,key", CASES)
+def test_random_model_always_valid(debug_checkpoint, meter, key):
+    tunes = generate_melodies(Emotion(0.5, -0.5), bars=4, n=2 if meter in ("6/8", "3/4") else 1, seed=11, meter=meter, key=key,
+                              chords=meter in ("6/8", "4/4"), checkpoint=debug_checkpoint)
+    assert len(tunes) == (2 if meter in ("6/8", "3/4") else 1)
+    for t in tunes:
+        assert _bars_full(t) and len(t.canon.bars) == 4
+        assert f"K:{parse_key(key).abc}" in t.abc.splitlines() and f"M:{meter}" in t.abc.splitlines()
+        assert check_music21(t.abc, n_bars=4, n_notes=len(t.canon.pitches()), quarters=4 * METERS[meter][0] / 4) is None
+        assert check_abc2midi(t.abc) is None
+        # the final note is the tonic, and no pitch leaves the key (+ raised 7th in minor)
+        assert t.canon.pitches()[-1] % 12 == parse_key(key).tonic
+        k = parse_key(key)
+        allowed = set(k.pitch_classes()) | ({(k.tonic + 11) % 12} if k.mode == "minor" else set())
+        assert {p % 12 for p in t.canon.pitches()} <= allowed
+        triad = TuneSpec(k, meter, 4, Controls(), 0).triad()
+        assert all(bar[0][2] is None or bar[0][2] % 12 in triad for bar in t.canon.bars)  # downbeats
+
+
+def test_chords_at_beats_and_in_piece(debug_checkpoint):
+    (t,) = generate_melodies(Emotion(0.6, 0.6), bars=4, seed=3, chords=True, meter="4/4", key="G",
+                             checkpoint=debug_checkpoint)
+    for bar in t.canon.bars:
+        assert bar[0][0] is not None  # a chord starts every bar
+        pos = 0
+        for chord, d, _ in bar:
+            if chord is not None:
+                assert pos % 4 == 0  # only on beats
+            pos += d
+    assert re.search(r'"[A-G][b#]?(m|7|m7|dim)?"', t.abc)
+    names = [tr.name for tr in t.piece.tracks]
+    assert names == ["Melody", "Chords"] and t.piece.tracks[1].notes
+
+
+def test_seeds_reproduce_and_differ(debug_checkpoint):
+    a = generate_melodies(Emotion(-0.4, 0.7), bars=4, n=2, seed=5, checkpoint=debug_checkpoint)
+    b = generate_melodies(Emotion(-0.4, 0.7), bars=4, n=2, seed=5, checkpoint=debug_checkpoint)
+    c = generate_melodies(Emotion(-0.4, 0.7), bars=4, n=2, seed=6, checkpoint=debug_checkpoint)
+    assert [t.abc for t in a] == [t.abc for t in b]
+    assert [t.abc for t in a] != [t.abc for t in c]
+    assert a[0].abc != a[1].abc
+
+
+def test_template_controls_applied(debug_checkpoint):
+    from emomusic.attributes import template
+
+    for emo in (Emotion(0.7, 0.7), Emotion(-0.7, 0.7), Emotion(-0.7, -0.7), Emotion(0.7, -0.7)):
+        (t,) = generate_melodies(emo, bars=4, seed=1, checkpoint=debug_checkpoint)
+        tpl = template(emo)
+        assert t.attributes["quadrant"] == emo.quadrant
+        assert t.attributes["mode"] == tpl.mode
+        assert f"Q:1/4={int(round(tpl.tempo_bpm))}" in t.abc
+        assert t.piece.tempo == pytest.approx(tpl.tempo_bpm)
+        assert f"!{t.attributes['dynamic']}!" in t.abc
+        assert {n.velocity for n in t.piece.tracks[0].notes} == {int(round(tpl.velocity))}
+        mean = sum(n.pitch for n in t.piece.tracks[0].notes) / len(t.piece.tracks[0].notes)
+        assert abs(mean - tpl.register) <= 6.5  # octave shift lands within half an octave
+
+
+def test_long_tunes_slide_the_window(debug_checkpoint):
+    # debug context is 128 tokens: 32 bars need the sliding key/value window
+    (t,) = generate_melodies(Emotion(0.2, 0.9), bars=32, seed=2, meter="2/4", key="D", checkpoint=debug_checkpoint)
+    assert len(t.canon.bars) == 32 and _bars_full(t)
+    assert check_music21(t.abc, n_bars=32) is None
+
+
+def test_transpose_tune_headers(debug_checkpoint):
+    (t,) = generate_melodies(Emotion(-0.3, 0.3), bars=4, seed=4, key="Ador", chords=True, meter="6/8",
+                             checkpoint=debug_checkpoint)
+    for s in (-5, 3):
+        u = transpose_tune(t, s)
+        heads = [l for l in u.abc.splitlines() if re.match(r"^[A-Za-z]:", l)]
+        assert [h[0] for h in heads] == ["X", "T", "M", "L", "Q", "K"]
+        assert heads[-1] == "K:" + parse_key("Ador").transposed(s).abc
+        assert check_music21(u.abc, n_bars=4) is None and check_abc2midi(u.abc) is None
+        assert [n.pitch - s for n in u.piece.tracks[0].notes] == [n.pitch for n in t.piece.tracks[0].notes]
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"bars": 0}, "bars"), ({"bars": 1.5}, "bars"), ({"n": 0}, "n must"), ({"meter": "5/4"}, "metre"),
+    ({"key": "H"}, "key"), ({"tempo": 5}, "tempo"), ({"seed": "x"}, "seed"),
+])
+def test_bad_arguments(debug_checkpoint, kwargs, match):
+    with pytest.raises(EmomusicError, match=match):
+        generate_melodies(Emotion(0, 0), checkpoint=debug_checkpoint, **kwargs)
+
+
+def test_missing_checkpoint(tmp_path):
+    with pytest.raises(CheckpointError):
+        generate_melodies(Emotion(0, 0), checkpoint=tmp_path / "nothing")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.json").write_text('{"model": "other"}')
+    (tmp_path / "bad" / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(CheckpointError):
+        generate_melodies(Emotion(0, 0), checkpoint=tmp_path / "bad")
+
+
+@needs_abc2midi
+def test_validators_reject_broken_abc():
+    good = "X:1\nT:x\nM:4/4\nL:1/8\nK:G\nA2 B2 c4 | c8 | d4 z4 |]\n"
+    assert check_music21(good, n_bars=3, n_notes=5, quarters=12) is None and check_abc2midi(good) is None
+    assert check_music21(good, n_bars=3, n_notes=6) is not None  # a lost note is caught
+    assert check_music21(good, n_bars=4, n_notes=5) is not None  # a lost bar is caught
+    assert check_music21(good.replace("c4 |", "c3 |"), quarters=12) is not None  # a short bar is caught
+    assert check_abc2midi(good.replace("c8", "^^^c8")) is not None  # malformed note
+    assert check_abc2midi(good.replace("c8", '"Am c8')) is not None  # unclosed chord symbol
+
+
+def test_profile_steering_favours_missing_degrees():
+    spec = TuneSpec(parse_key("Am"), "4/4", 4, Controls(), 0)
+    target = spec.target_profile()
+    assert max(target, key=target.get) == 9 and abs(sum(target.values()) - 1) < 1e-9
+    hist = [0.0] * 12
+    hist[9] = 40.0  # only the tonic so far
+    bias = spec.profile_bias(hist)
+    assert bias[0] > 0 > bias[9]  # the minor third (C) is pushed up, the tonic held back
