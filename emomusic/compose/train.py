@@ -1,0 +1,378 @@
+"""Training loops of the symbolic engine: stage 1 (segment VAE), stage 2 (latent diffusion-GAN).
+
+Both loops are resumable from their checkpoint folder (``train_state.safetensors`` +
+``train_state.json``), show a progress bar, append to ``loss_log.csv``, and use
+``accelerate.Accelerator`` (so ``accelerate launch`` runs them on several GPUs: each process
+draws its own batches from a generator seeded by its rank, gradients are averaged).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from emomusic.errors import CheckpointError, EmomusicError
+
+from .checkpoint import file_sha1, load_train_state, load_weights, read_config, save_checkpoint
+from .config import DiffGANConfig, VAEConfig
+from .data import SegmentStore, split_files
+from .diffgan import DiffusionGAN
+from .vae import SegmentVAE, vae_loss
+
+LOSS_LOG = "loss_log.csv"
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    seconds: float
+    final: dict
+    metrics: dict = field(default_factory=dict)
+
+
+def _accelerator(device: str):
+    if device == "cuda" and not torch.cuda.is_available():
+        raise EmomusicError("--device cuda: no CUDA device is available")
+    try:
+        from accelerate import Accelerator
+
+        return Accelerator(cpu=(device == "cpu"))
+    except ImportError:  # plain single-device fallback
+        return None
+
+
+class _Log:
+    def __init__(self, path: Path, keys: list[str]):
+        self.path, self.keys = path, keys
+        self.rows: list[dict] = []
+
+    def add(self, row: dict) -> None:
+        self.rows.append({k: row.get(k, "") for k in self.keys})
+
+    def flush_into(self, folder: Path) -> None:
+        """Append pending rows to the log kept in ``folder`` (after a checkpoint was written)."""
+        path = folder / LOSS_LOG
+        new = not path.is_file()
+        with open(path, "a", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=self.keys)
+            if new:
+                w.writeheader()
+            w.writerows(self.rows)
+        self.rows = []
+
+
+def _all_reduce(acc, params) -> None:
+    """Average gradients over processes (``accelerate launch`` with several GPUs)."""
+    if acc is None or acc.num_processes <= 1:
+        return
+    for p in params:
+        if p.grad is not None:
+            p.grad = acc.reduce(p.grad, reduction="mean")
+
+
+def _opt_to(opt, dev) -> None:
+    for st in opt.state.values():
+        for k, v in st.items():
+            if torch.is_tensor(v) and k != "step":
+                st[k] = v.to(dev)
+
+
+def _progress(total, initial, desc, enabled):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, disable=not enabled, mininterval=1.0, dynamic_ncols=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# stage 1: VAE
+# ---------------------------------------------------------------------------------------------
+def load_vae(ckpt_dir: Path, device: str = "cpu") -> SegmentVAE:
+    d = read_config(ckpt_dir, "VAE")
+    d.pop("meta", None)
+    cfg = VAEConfig.from_dict(d)
+    net = SegmentVAE(cfg)
+    load_weights(net, ckpt_dir, "VAE")
+    return net.to(device).eval()
+
+
+def _vae_eval(net, store, idx, cfg, device, max_n=512):
+    if len(idx) == 0:
+        return {}
+    idx = idx[:max_n]
+    net.eval()
+    scores = {"tp": 0, "fp": 0, "fn": 0}
+    with torch.no_grad():
+        bce, n = 0.0, 0
+        for i in range(0, len(idx), 128):
+            x = torch.from_numpy(store.rolls(idx[i:i + 128], cfg)).to(device)
+            mu, _ = net.encode(x)
+            pred = torch.sigmoid(net.decode(mu)[:, 0]) >= 0.5
+            true = x[:, 0] > 0.5
+            scores["tp"] += int((pred & true).sum())
+            scores["fp"] += int((pred & ~true).sum())
+            scores["fn"] += int((~pred & true).sum())
+            out = vae_loss(net, x, step=10**9)
+            bce += float(out["bce"]) * len(x)
+            n += len(x)
+    net.train()
+    p = scores["tp"] / max(1, scores["tp"] + scores["fp"])
+    r = scores["tp"] / max(1, scores["tp"] + scores["fn"])
+    return {"val_precision": round(p, 4), "val_recall": round(r, 4), "val_f1": round(2 * p * r / max(1e-9, p + r), 4),
+            "val_bce": round(bce / max(1, n), 3), "val_segments": int(n)}
+
+
+def train_vae(store: SegmentStore, out_dir: Path, cfg: VAEConfig, *, steps: int | None = None, device: str = "cpu",
+              seed: int = 0, resume: bool = True, max_minutes: float | None = None, held_share: float = 0.03,
+              save_every: int = 250, progress: bool = True, meta: dict | None = None) -> TrainResult:
+    """Train (or continue training) the segment VAE on ``store``; checkpoints go to ``out_dir``."""
+    out_dir = Path(out_dir)
+    total = int(steps if steps is not None else cfg.steps)
+    if total < 1:
+        raise EmomusicError(f"steps must be >= 1, got {total}")
+    held = split_files(store.n_files, held_share)
+    ok = store.seg_ok
+    train_idx = np.nonzero(ok & ~held[store.seg_file])[0]
+    val_idx = np.nonzero(ok & held[store.seg_file])[0]
+    if len(train_idx) == 0:
+        raise EmomusicError("no training segments (the data has too few notes)")
+    acc = _accelerator(device)
+    dev = acc.device if acc else torch.device(device)
+    net = SegmentVAE(cfg)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    start = 0
+    state = load_train_state(out_dir) if resume and out_dir.is_dir() else None
+    if state is not None:
+        saved = read_config(out_dir, "VAE")
+        saved.pop("meta", None)
+        if VAEConfig.from_dict(saved).to_dict() != cfg.to_dict():
+            raise CheckpointError(f"{out_dir} holds a VAE with another config; use another folder or --no-resume")
+        net.load_state_dict(state["modules"]["net"])
+        opt.load_state_dict(state["optimizers"]["opt"])
+        start = int(state["info"]["step"])
+    net.to(dev)
+    _opt_to(opt, dev)
+    raw = net
+    rank = acc.process_index if acc else 0
+    is_main = acc.is_main_process if acc else True
+    rng = np.random.default_rng([seed, rank, start])
+    gen = torch.Generator(device=dev).manual_seed(seed * 1000 + rank + start)
+    log = _Log(out_dir / LOSS_LOG, ["step", "loss", "bce", "dur", "vel", "kl", "seconds"])
+    t0 = time.time()
+    bar = _progress(total, start, "train vae", progress and is_main)
+    last = {}
+    step = start
+
+    def save(final: bool):
+        if not is_main:
+            return
+        metrics = _vae_eval(raw, store, val_idx, cfg, dev) if final else {}
+        conf = cfg.to_dict()
+        conf["meta"] = dict(meta or {}, steps=step, **metrics)
+        ts = {"modules": {"net": raw.state_dict()}, "optimizers": {"opt": opt.state_dict()}, "info": {"step": step}}
+        save_checkpoint(out_dir, conf, raw.state_dict(), ts, keep=(LOSS_LOG, "MODEL_CARD.md"))
+        log.flush_into(out_dir)
+        return metrics
+
+    metrics = {}
+    while step < total:
+        idx = rng.choice(train_idx, size=cfg.batch_size)
+        tr = rng.integers(-cfg.transpose, cfg.transpose + 1, size=cfg.batch_size) if cfg.transpose else None
+        x = torch.from_numpy(store.rolls(idx, cfg, tr)).to(dev)
+        out = vae_loss(raw, x, step, gen)
+        opt.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        _all_reduce(acc, raw.parameters())
+        torch.nn.utils.clip_grad_norm_(raw.parameters(), 1.0)
+        opt.step()
+        step += 1
+        last = {k: float(v.detach()) for k, v in out.items()}
+        log.add(dict(step=step, seconds=round(time.time() - t0, 1), **{k: round(v, 5) for k, v in last.items()}))
+        bar.update(1)
+        bar.set_postfix(loss=f"{last['loss']:.2f}", bce=f"{last['bce']:.2f}", kl=f"{last['kl']:.1f}")
+        if not all(math.isfinite(v) for v in last.values()):
+            raise EmomusicError(f"VAE training diverged at step {step} (loss {last['loss']})")
+        timed_out = max_minutes is not None and time.time() - t0 > max_minutes * 60
+        if step % save_every == 0 and step < total and not timed_out:
+            save(False)
+        if timed_out:
+            break
+    bar.close()
+    metrics = save(True) or {}
+    return TrainResult(step, time.time() - t0, last, metrics)
+
+
+@torch.no_grad()
+def encode_store(net: SegmentVAE, store: SegmentStore, transposes=(0,), batch: int = 256, device="cpu",
+                 progress: bool = False) -> np.ndarray:
+    """Posterior means of every segment for each transposition: (len(transposes), S, D) float32."""
+    cfg = net.cfg
+    out = np.zeros((len(transposes), len(store), cfg.latent_dim), np.float32)
+    from tqdm import tqdm
+
+    for ti, k in enumerate(transposes):
+        for i in tqdm(range(0, len(store), batch), desc=f"encoding (transpose {k:+d})", disable=not progress,
+                      mininterval=2):
+            idx = np.arange(i, min(len(store), i + batch))
+            x = torch.from_numpy(store.rolls(idx, cfg, np.full(len(idx), k))).to(device)
+            mu, _ = net.encode(x)
+            out[ti, idx] = mu.cpu().numpy()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# stage 2: diffusion-GAN
+# ---------------------------------------------------------------------------------------------
+def sequence_windows(store: SegmentStore, seq_len: int) -> np.ndarray:
+    """(W, seq_len) segment indices of every window of ``seq_len`` consecutive segments of a file."""
+    wins = []
+    for segs in store.file_segments():
+        for s in range(0, len(segs) - seq_len + 1):
+            wins.append(segs[s:s + seq_len])
+    return np.array(wins, dtype=np.int64).reshape(-1, seq_len)
+
+
+def train_diffgan(store: SegmentStore, vae_dir: Path, out_dir: Path, cfg: DiffGANConfig, *, steps: int | None = None,
+                  device: str = "cpu", seed: int = 0, resume: bool = True, max_minutes: float | None = None,
+                  transposes=(-3, -2, -1, 0, 1, 2, 3), save_every: int = 500, progress: bool = True,
+                  meta: dict | None = None, cache_dir: Path | None = None) -> TrainResult:
+    """Train the latent diffusion-GAN on labelled sequences of ``store`` encoded by the VAE at ``vae_dir``."""
+    out_dir, vae_dir = Path(out_dir), Path(vae_dir)
+    total = int(steps if steps is not None else cfg.steps)
+    if total < 1:
+        raise EmomusicError(f"steps must be >= 1, got {total}")
+    acc = _accelerator(device)
+    dev = acc.device if acc else torch.device(device)
+    vae = load_vae(vae_dir, "cpu")
+    if vae.cfg.latent_dim != cfg.latent_dim:
+        raise CheckpointError(f"VAE latent size {vae.cfg.latent_dim} != diffgan latent_dim {cfg.latent_dim}")
+    vae_sha = file_sha1(vae_dir / "model.safetensors")
+    wins = sequence_windows(store, cfg.seq_len)
+    labelled = ~np.isnan(store.file_va[store.seg_file[wins[:, 0]], 0]) if len(wins) else np.zeros(0, bool)
+    if len(wins) == 0:
+        raise EmomusicError(f"no file has {cfg.seq_len} consecutive segments; use shorter sequences or more data")
+    lat = None
+    if cache_dir is not None:
+        import hashlib
+
+        key = hashlib.sha1((vae_sha + str(len(store)) + str(store.notes.shape) + str(tuple(transposes))).encode()).hexdigest()[:12]
+        cpath = Path(cache_dir) / f"compose_latents_{key}.npy"
+        if cpath.is_file():
+            lat = np.load(cpath)
+    if lat is None:
+        lat = encode_store(vae, store, transposes, progress=progress)
+        if cache_dir is not None:
+            cpath.parent.mkdir(parents=True, exist_ok=True)
+            np.save(cpath, lat)
+    model = DiffusionGAN(cfg)
+    flat = lat.reshape(-1, cfg.latent_dim)
+    model.latent_mean.copy_(torch.from_numpy(flat.mean(0)))
+    model.latent_std.copy_(torch.from_numpy(flat.std(0) + 1e-4))
+    ema = copy.deepcopy(model.G).requires_grad_(False)
+    opt_g = torch.optim.Adam(model.G.parameters(), lr=cfg.lr_g, betas=(0.5, 0.9))
+    opt_d = torch.optim.Adam(model.D.parameters(), lr=cfg.lr_d, betas=(0.5, 0.9))
+    start = 0
+    state = load_train_state(out_dir) if resume and out_dir.is_dir() else None
+    if state is not None:
+        saved = read_config(out_dir, "diffgan")
+        smeta = saved.pop("meta", {})
+        if DiffGANConfig.from_dict(saved).to_dict() != cfg.to_dict():
+            raise CheckpointError(f"{out_dir} holds a diffgan with another config; use another folder or --no-resume")
+        if smeta.get("vae_sha1") != vae_sha:
+            raise CheckpointError(f"{out_dir} was trained on another VAE; use another folder or --no-resume")
+        model.load_state_dict(state["modules"]["model"])
+        ema.load_state_dict(state["modules"]["ema"])
+        opt_g.load_state_dict(state["optimizers"]["g"])
+        opt_d.load_state_dict(state["optimizers"]["d"])
+        start = int(state["info"]["step"])
+    model.to(dev)
+    ema.to(dev)
+    _opt_to(opt_g, dev)
+    _opt_to(opt_d, dev)
+    raw = model
+    rank = acc.process_index if acc else 0
+    is_main = acc.is_main_process if acc else True
+    rng = np.random.default_rng([seed, rank, start])
+    gen = torch.Generator(device=dev).manual_seed(seed * 1000 + rank + start)
+    lat_t = torch.from_numpy(lat).to(dev)
+    va_t = torch.from_numpy(np.nan_to_num(store.file_va, nan=0.0)).to(dev)
+    log = _Log(out_dir / LOSS_LOG, ["step", "d_loss", "g_loss", "r1", "x0_mse", "seconds"])
+    t0 = time.time()
+    bar = _progress(total, start, "train diffgan", progress and is_main)
+    step, last = start, {}
+    n_lab = int(labelled.sum())
+
+    def save(final: bool):
+        if not is_main:
+            return
+        conf = cfg.to_dict()
+        conf["meta"] = dict(meta or {}, steps=step, vae_sha1=vae_sha, vae_latent_dim=vae.cfg.latent_dim,
+                            train_windows=int(len(wins)), labelled_windows=n_lab, transposes=list(transposes))
+        weights = {f"G.{k}": v for k, v in ema.state_dict().items()}
+        weights["latent_mean"] = raw.latent_mean
+        weights["latent_std"] = raw.latent_std
+        ts = {"modules": {"model": raw.state_dict(), "ema": ema.state_dict()},
+              "optimizers": {"g": opt_g.state_dict(), "d": opt_d.state_dict()}, "info": {"step": step}}
+        save_checkpoint(out_dir, conf, weights, ts, keep=(LOSS_LOG, "MODEL_CARD.md"))
+        log.flush_into(out_dir)
+
+    while step < total:
+        w = rng.integers(0, len(wins), size=cfg.batch_size)
+        tr = rng.integers(0, lat.shape[0], size=cfg.batch_size)
+        segs = torch.from_numpy(wins[w]).to(dev)
+        x0 = raw.normalise(lat_t[torch.from_numpy(tr).to(dev)[:, None], segs])
+        files = torch.from_numpy(store.seg_file[wins[w, 0]].astype(np.int64)).to(dev)
+        va = va_t[files]
+        has = torch.from_numpy(labelled[w]).to(dev)
+        jit = torch.randn(va.shape, generator=gen, device=dev) * cfg.cond_jitter
+        cond = (va + jit).clamp(-1, 1)[:, None, :].expand(-1, cfg.seq_len, 2)
+        lazy = max(1, cfg.r1_every)
+        out = model({"x0": x0, "cond": cond, "cond_mask": has[:, None].expand(-1, cfg.seq_len)}, generator=gen,
+                    r1=(step % lazy == 0), r1_scale=float(lazy))
+        opt_d.zero_grad(set_to_none=True)
+        opt_g.zero_grad(set_to_none=True)
+        # D step: gradients of d_loss only into D; G step: gradients of g_loss only into G
+        d_params = list(raw.D.parameters())
+        g_params = list(raw.G.parameters())
+        gd = torch.autograd.grad(out["d_loss"], d_params, retain_graph=True, allow_unused=True)
+        gg = torch.autograd.grad(out["g_loss"], g_params, allow_unused=True)
+        for p, g in zip(d_params, gd):
+            p.grad = None if g is None else g
+        for p, g in zip(g_params, gg):
+            p.grad = None if g is None else g
+        _all_reduce(acc, d_params + g_params)
+        opt_d.step()
+        opt_g.step()
+        with torch.no_grad():
+            for pe, p in zip(ema.parameters(), raw.G.parameters()):
+                pe.lerp_(p, 1 - cfg.ema)
+        step += 1
+        last = {k: float(v.detach()) for k, v in out.items()}
+        log.add(dict(step=step, seconds=round(time.time() - t0, 1), **{k: round(v, 5) for k, v in last.items()}))
+        bar.update(1)
+        bar.set_postfix(d=f"{last['d_loss']:.3f}", g=f"{last['g_loss']:.3f}", mse=f"{last['x0_mse']:.3f}")
+        if not all(math.isfinite(v) for v in last.values()):
+            raise EmomusicError(f"diffgan training diverged at step {step}")
+        timed_out = max_minutes is not None and time.time() - t0 > max_minutes * 60
+        if step % save_every == 0 and step < total and not timed_out:
+            save(False)
+        if timed_out:
+            break
+    bar.close()
+    save(True)
+    return TrainResult(step, time.time() - t0, last, {"train_windows": int(len(wins)), "labelled_windows": n_lab})
+
+
+def load_diffgan(ckpt_dir: Path, device: str = "cpu") -> tuple[DiffusionGAN, dict]:
+    d = read_config(ckpt_dir, "diffgan")
+    meta = d.pop("meta", {})
+    cfg = DiffGANConfig.from_dict(d)
+    model = DiffusionGAN(cfg, with_discriminator=False)
+    load_weights(model, ckpt_dir, "diffgan")
+    return model.to(device).eval(), meta

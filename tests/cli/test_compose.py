@@ -1,0 +1,140 @@
+"""``emomusic compose`` with the shipped checkpoint: files a DAW opens, --n folders, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import mido
+import pytest
+from click.testing import CliRunner
+
+from emomusic.cli import cli, main
+from emomusic.paths import checkpoint_path
+
+pytestmark = pytest.mark.skipif(not (checkpoint_path("compose") / "diffgan" / "model.safetensors").is_file(),
+                                reason="shipped compose checkpoint missing")
+
+
+def _run(args):
+    return CliRunner().invoke(cli, args, catch_exceptions=False)
+
+
+def test_compose_writes_daw_ready_midi(tmp_path):
+    out = tmp_path / "happy.mid"
+    res = _run(["compose", "--valence", "0.7", "--arousal", "0.6", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    mid = mido.MidiFile(out)
+    assert mid.type == 1 and mid.ticks_per_beat == 480
+    names = [t.name for t in mid.tracks]
+    assert "Melody" in names and "Accompaniment" in names
+    metas = [m for t in mid.tracks for m in t if m.is_meta]
+    types = {m.type for m in metas}
+    assert {"set_tempo", "time_signature", "key_signature", "marker"} <= types
+    markers = [m.text for m in metas if m.type == "marker"]
+    assert len(markers) == 4 and markers[0] == "emotion v=0.70 a=0.60 Q1"
+    programs = [m for t in mid.tracks for m in t if m.type == "program_change"]
+    assert programs
+    from emomusic.io import read_piece
+
+    p = read_piece(out)
+    assert p.n_bars == 16 and len(p.notes) > 16
+
+
+def test_compose_n_folder_json_and_morph(tmp_path):
+    out = tmp_path / "set"
+    res = _run(["compose", "--mood", "sad", "--to", "0.6,0.6", "--n", "3", "--bars", "8", "--json", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    files = sorted(out.iterdir())
+    assert [f.name for f in files] == ["compose_001.mid", "compose_002.mid", "compose_003.mid"]
+    info = json.loads(res.output)
+    assert info["n"] == 3 and len(info["files"]) == 3
+    texts = [m["text"] for m in info["files"][0]["markers"]]
+    assert len(texts) == 2 and texts[0] != texts[1]
+    assert len({tuple(f["markers"][0].values()) for f in info["files"]}) == 1
+    assert len({f.read_bytes() for f in files}) == 3  # every piece of a batch is different
+
+
+def test_compose_to_valence_arousal_and_no_template(tmp_path):
+    out = tmp_path / "x.mid"
+    res = _run(["compose", "-v", "-0.5", "-a", "0.5", "--to-valence", "0.5", "--to-arousal", "-0.5", "--no-template",
+                "--bars", "4", "--steps", "2", "--guidance", "1", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert out.is_file()
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--valence", "2", "--arousal", "0"], "valence"),
+    (["--valence", "nan", "--arousal", "0"], "valence"),
+    (["--mood", "flibbertigibbet"], "flibbertigibbet"),
+    (["--mood", "calm", "--to", "nonsenseword"], "--to"),
+    (["--mood", "calm", "--to-valence", "0.5"], "go together"),
+    (["--mood", "calm", "--steps", "9"], "trained with"),
+    (["--mood", "calm", "--bars", "0"], "--bars"),
+    (["--mood", "calm", "--guidance", "-1"], "guidance"),
+    (["--mood", "calm", "--format", "mp3"], "format"),
+    (["--mood", "calm", "--key", "H#"], "key"),
+])
+def test_bad_input_exits_2_without_output(tmp_path, capsys, args, msg):
+    out = tmp_path / "o.mid"
+    with pytest.raises(SystemExit) as exc:
+        main(["compose", *args, "-o", str(out)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Error:") and msg in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_checkpoint_and_unwritable_path(tmp_path, capsys):
+    out = tmp_path / "o.mid"
+    with pytest.raises(SystemExit) as exc:
+        main(["compose", "--mood", "calm", "--checkpoint", str(tmp_path / "none"), "-o", str(out)])
+    assert exc.value.code == 2 and "checkpoint" in capsys.readouterr().err
+    assert not out.exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(SystemExit) as exc:
+        main(["compose", "--mood", "calm", "-o", str(blocker / "sub" / "o.mid")])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["compose", "--mood", "calm", "--n", "2", "-o", str(tmp_path / "x.mid")])
+    assert exc.value.code == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_read_only_folder(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        with pytest.raises(SystemExit) as exc:
+            main(["compose", "--mood", "calm", "-o", str(ro / "o.mid")])
+        assert exc.value.code == 2
+    finally:
+        ro.chmod(0o700)
+
+
+def test_subprocess_end_to_end(tmp_path):
+    out = tmp_path / "happy.mid"
+    r = subprocess.run([sys.executable, "-m", "emomusic", "compose", "--valence", "0.7", "--arousal", "0.6", "-o", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert out.stat().st_size > 100
+    r = subprocess.run([sys.executable, "-m", "emomusic", "compose", "--valence", "3", "-a", "0", "-o", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.startswith("Error:") and "Traceback" not in r.stderr
+
+
+def test_train_commands_validate_before_work(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "vae", "--data", str(tmp_path / "missing"), "-o", str(tmp_path / "v")])
+    assert exc.value.code == 2 and "not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "diffgan", "--vae", str(tmp_path / "nov"), "--emopia", str(tmp_path), "-o", str(tmp_path / "d")])
+    assert exc.value.code == 2 and "checkpoint" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "vae", "--data", str(tmp_path), "--steps", "0", "-o", str(tmp_path / "v")])
+    assert exc.value.code == 2

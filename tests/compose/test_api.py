@@ -1,0 +1,164 @@
+"""Training loops, checkpoints (save/load/resume/mismatch) and compose() on a debug checkpoint."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from emomusic.compose import ComposeEngine, compose
+from emomusic.compose.api import split_hands
+from emomusic.compose.config import VAEConfig
+from emomusic.emotion import Emotion
+from emomusic.errors import CheckpointError, EmomusicError
+from emomusic.piece import KeySignature, Note
+
+torch.set_num_threads(1)
+
+
+def test_checkpoint_layout_and_loss_log(debug_ckpt):
+    for part in ("vae", "diffgan"):
+        d = debug_ckpt / part
+        assert (d / "config.json").is_file() and (d / "model.safetensors").is_file()
+        assert not list(d.glob("*.pt")) and not list(d.glob("*.pkl"))
+        rows = list(csv.DictReader(open(d / "loss_log.csv")))
+        assert len(rows) == 2 and all(np.isfinite(float(v)) for r in rows for k, v in r.items() if k != "step")
+    meta = json.loads((debug_ckpt / "vae" / "config.json").read_text())["meta"]
+    assert 0.0 <= meta["val_f1"] <= 1.0
+
+
+def test_save_load_round_trip_gives_same_samples(debug_ckpt, tmp_path):
+    eng = ComposeEngine.load(debug_ckpt)
+    copy = tmp_path / "copy"
+    shutil.copytree(debug_ckpt, copy)
+    eng2 = ComposeEngine.load(copy)
+    assert eng2 is not eng
+    for a, b in zip(eng.vae.state_dict().values(), eng2.vae.state_dict().values()):
+        assert torch.equal(a, b)
+    conds = np.full((2, 4, 2), 0.5, np.float32)
+    np.testing.assert_array_equal(eng.generate(conds, seed=3), eng2.generate(conds, seed=3))
+    assert ComposeEngine.load(debug_ckpt) is eng  # cached
+
+
+def test_resume_continues_steps(tmp_path):
+    from tiny import tiny_store
+
+    from emomusic.compose.train import train_vae
+
+    store = tiny_store()
+    cfg = VAEConfig.preset("debug")
+    train_vae(store, tmp_path / "v", cfg, steps=2, progress=False)
+    res = train_vae(store, tmp_path / "v", cfg, steps=3, progress=False)
+    assert res.steps == 3
+    assert len(list(csv.DictReader(open(tmp_path / "v" / "loss_log.csv")))) == 3
+    other = VAEConfig.preset("debug")
+    other.latent_dim = 4
+    with pytest.raises(CheckpointError, match="another config"):
+        train_vae(store, tmp_path / "v", other, steps=4, progress=False)
+
+
+def test_missing_and_mismatched_checkpoints(debug_ckpt, tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        ComposeEngine.load(tmp_path / "nope")
+    bad = tmp_path / "bad"
+    shutil.copytree(debug_ckpt, bad)
+    (bad / "diffgan" / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="incomplete"):
+        ComposeEngine.load(bad)
+    # a config that does not match the weights
+    bad2 = tmp_path / "bad2"
+    shutil.copytree(debug_ckpt, bad2)
+    cfg = json.loads((bad2 / "vae" / "config.json").read_text())
+    cfg["hidden"] = 24
+    (bad2 / "vae" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="does not match"):
+        ComposeEngine.load(bad2)
+    # a diffgan trained on another VAE
+    bad3 = tmp_path / "bad3"
+    shutil.copytree(debug_ckpt, bad3)
+    cfg = json.loads((bad3 / "diffgan" / "config.json").read_text())
+    cfg["meta"]["vae_sha1"] = "0" * 16
+    (bad3 / "diffgan" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="another VAE"):
+        ComposeEngine.load(bad3)
+    bad4 = tmp_path / "bad4"
+    shutil.copytree(debug_ckpt, bad4)
+    (bad4 / "vae" / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError):
+        ComposeEngine.load(bad4)
+
+
+def test_compose_bars_tracks_markers_and_seeds(debug_ckpt):
+    e = Emotion(0.7, 0.6)
+    pieces = compose(e, bars=10, n=3, seed=1, checkpoint=debug_ckpt, threshold=0.3)
+    assert len(pieces) == 3
+    for p in pieces:
+        assert p.n_bars == 10
+        assert [t.name for t in p.tracks] == ["Melody", "Accompaniment"]
+        assert p.key is not None and p.time_signature.numerator == 4
+        assert [m.beat for m in p.markers] == [0.0, 16.0, 32.0]
+        assert all(m.text == e.marker_text() for m in p.markers)
+        p.validate()
+    again = compose(e, bars=10, n=3, seed=1, checkpoint=debug_ckpt, threshold=0.3)
+    assert [p.notes for p in again] == [p.notes for p in pieces]
+    other = compose(e, bars=10, n=3, seed=2, checkpoint=debug_ckpt, threshold=0.3)
+    assert [p.notes for p in other] != [p.notes for p in pieces]
+
+
+def test_compose_longer_than_window_and_morph(debug_ckpt):
+    a, b = Emotion(0.8, 0.8), Emotion(-0.8, -0.8)
+    (p,) = compose(a, to=b, bars=20, checkpoint=debug_ckpt, threshold=0.3)
+    assert p.n_bars == 20  # 10 segments > the debug window of 4: windowed continuation
+    texts = [m.text for m in p.markers]
+    assert len(texts) == 5 and len(set(texts)) == 5
+    vals = [float(t.split("v=")[1].split()[0]) for t in texts]
+    assert vals == sorted(vals, reverse=True) and vals[0] > 0.5 and vals[-1] < -0.5
+    assert len({tp.bpm for tp in p.tempos}) > 1  # the template follows the emotion per section
+
+
+def test_compose_template_tempo_key_options(debug_ckpt):
+    e = Emotion(-0.6, -0.6)
+    (raw,) = compose(e, bars=4, apply_template=False, checkpoint=debug_ckpt, threshold=0.3)
+    (tpl,) = compose(e, bars=4, apply_template=True, checkpoint=debug_ckpt, threshold=0.3)
+    assert raw.tempo == 120.0 and tpl.tempo != 120.0
+    (fixed,) = compose(e, bars=4, tempo=90, key=KeySignature(7, "major"), checkpoint=debug_ckpt, threshold=0.3)
+    assert fixed.tempo == 90.0 and fixed.key.tonic == 7 and fixed.key.mode == "major"
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"bars": 0}, "bars"), ({"n": 0}, "n must"), ({"steps": 9}, "trained with"), ({"guidance": float("nan")}, "guidance"),
+    ({"tempo": 1000}, "tempo"), ({"bars": 2.5}, "whole number"),
+])
+def test_compose_bad_arguments(debug_ckpt, kw, match):
+    with pytest.raises(EmomusicError, match=match):
+        compose(Emotion(0, 0), checkpoint=debug_ckpt, **kw)
+
+
+def test_compose_guidance_changes_output(debug_ckpt):
+    eng = ComposeEngine.load(debug_ckpt)
+    conds = np.full((1, 4, 2), 0.6, np.float32)
+    assert not np.allclose(eng.generate(conds, seed=0, guidance=1.0), eng.generate(conds, seed=0, guidance=4.0))
+
+
+def test_encode_decode_and_random_latents(debug_ckpt):
+    eng = ComposeEngine.load(debug_ckpt)
+    lat = eng.random_latents(2, 3, seed=0)
+    assert lat.shape == (2, 3, eng.vae.cfg.latent_dim)
+    rolls = eng.decode_rolls(lat)
+    assert rolls.shape[:2] == (2, 3) and 0 <= rolls.min() and rolls.max() <= 1
+    notes = [Note(60, 0, 1, 80), Note(64, 9, 1, 80)]
+    enc = eng.encode([notes])
+    assert enc.shape == (1, 2, eng.vae.cfg.latent_dim)
+    assert len(eng.decode(lat, threshold=0.0)[0]) > 0
+
+
+def test_split_hands_skyline():
+    notes = [Note(48, 0, 2, 70), Note(64, 0, 2, 80), Note(67, 0, 1, 80), Note(69, 1, 1, 80), Note(40, 2, 1, 70)]
+    mel, acc = split_hands(notes)
+    assert [n.pitch for n in mel] == [67, 69]
+    assert [n.pitch for n in acc] == [48, 64, 40]
+    assert mel[0].start + mel[0].duration <= mel[1].start

@@ -1,0 +1,205 @@
+"""Configs, representation, VAE / diffusion-GAN networks, training smoke tests, sampling."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from emomusic.compose.config import DiffGANConfig, VAEConfig
+from emomusic.compose.diffgan import DiffusionGAN, Schedule
+from emomusic.compose.representation import notes_to_segments, segments_to_notes, transpose_segments
+from emomusic.compose.vae import SegmentVAE, vae_loss
+from emomusic.errors import CheckpointError, EmomusicError
+from emomusic.piece import Note
+
+torch.set_num_threads(1)
+
+
+@pytest.mark.parametrize("cls", [VAEConfig, DiffGANConfig])
+@pytest.mark.parametrize("preset", ["debug", "default"])
+def test_config_json_round_trip(cls, preset):
+    cfg = cls.preset(preset)
+    again = cls.from_json(cfg.to_json())
+    assert again == cfg
+    assert json.loads(cfg.to_json())["kind"] == cls.kind
+
+
+def test_config_rejects_unknown_field_and_wrong_kind():
+    d = VAEConfig.preset("debug").to_dict()
+    d["bogus"] = 1
+    with pytest.raises(CheckpointError, match="unknown fields"):
+        VAEConfig.from_dict(d)
+    with pytest.raises(CheckpointError, match="expected 'diffgan'"):
+        DiffGANConfig.from_dict(VAEConfig().to_dict())
+    with pytest.raises(EmomusicError, match="unknown preset"):
+        VAEConfig.preset("huge")
+
+
+def test_roll_round_trip_keeps_notes():
+    cfg = VAEConfig()
+    notes = [Note(60, 0.0, 1.0, 80), Note(64, 0.5, 0.25, 100), Note(67, 7.75, 2.0, 50), Note(72, 9.0, 0.5, 64)]
+    segs, ok = notes_to_segments(notes, cfg, min_notes=1)
+    assert segs.shape == (2, 3, cfg.n_steps, cfg.n_pitches)
+    back = segments_to_notes(segs, cfg)
+    assert [(n.pitch, n.start) for n in back] == [(60, 0.0), (64, 0.5), (67, 7.75), (72, 9.0)]
+    # a note crossing the segment end is cut at the segment end
+    assert back[2].duration == pytest.approx(0.25)
+    assert back[1].velocity == 100 and back[0].duration == 1.0
+    assert ok.tolist() == [True, True]
+    up = transpose_segments(segs, 2)
+    assert [(n.pitch) for n in segments_to_notes(up, cfg)] == [62, 66, 69, 74]
+
+
+def test_store_rolls_match_direct_segments():
+    from tiny import tiny_items
+
+    from emomusic.compose.data import store_from_notes
+
+    cfg = VAEConfig.preset("debug")
+    items = tiny_items(2, 4)
+    store = store_from_notes(items, cfg.segment_beats, cfg.steps_per_beat)
+    direct, _ = notes_to_segments(items[0][2], cfg)
+    idx = store.file_segments()[0]
+    np.testing.assert_array_equal(store.rolls(idx, cfg), direct)
+    assert store.file_va[0].tolist() == pytest.approx([0.6, 0.6])
+
+
+def test_vae_shapes():
+    cfg = VAEConfig.preset("debug")
+    net = SegmentVAE(cfg)
+    x = torch.zeros(3, 3, cfg.n_steps, cfg.n_pitches)
+    mu, logvar = net.encode(x)
+    assert mu.shape == logvar.shape == (3, cfg.latent_dim)
+    assert net.decode(mu).shape == x.shape
+
+
+def _tiny_batch(cfg, n=4):
+    from tiny import tiny_store
+
+    store = tiny_store(4, 4)
+    return torch.from_numpy(store.rolls(np.arange(n), cfg))
+
+
+def test_vae_training_loss_decreases():
+    torch.manual_seed(0)
+    cfg = VAEConfig.preset("debug")
+    net = SegmentVAE(cfg)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    x = _tiny_batch(cfg)
+    g = torch.Generator().manual_seed(0)
+    losses = []
+    for step in range(12):
+        out = vae_loss(net, x, step=0, generator=g)
+        assert torch.isfinite(out["loss"])
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        losses.append(float(out["loss"].detach()))
+    assert losses[-1] < losses[0] * 0.8
+
+
+def test_denoiser_and_discriminator_shapes():
+    cfg = DiffGANConfig.preset("debug")
+    m = DiffusionGAN(cfg)
+    x = torch.randn(2, cfg.seq_len, cfg.latent_dim)
+    cond = torch.zeros(2, cfg.seq_len, 2)
+    mask = torch.ones(2, cfg.seq_len, dtype=torch.bool)
+    t = torch.tensor([1.0, 4.0])
+    assert m.G(x, torch.randn(2, cfg.z_dim), t, cond, mask).shape == x.shape
+    assert m.D(x, x, torch.tensor([1, 4]), cond, mask).shape == (2,)
+
+
+def test_schedule_and_respacing():
+    s = Schedule(4)
+    assert s.alpha_bar[0] == 1.0 and s.alpha_bar[-1] < 1e-3
+    assert bool((s.alpha_bar[1:] < s.alpha_bar[:-1]).all())
+    assert s.set_timesteps(4) == [4, 3, 2, 1]
+    assert s.set_timesteps(2) == [4, 1]
+    assert s.set_timesteps(1) == [4]
+    with pytest.raises(EmomusicError, match="trained with 4"):
+        s.set_timesteps(8)
+    with pytest.raises(EmomusicError):
+        s.set_timesteps(0)
+
+
+def test_diffgan_training_smoke_losses_finite_and_g_improves():
+    torch.manual_seed(0)
+    cfg = DiffGANConfig.preset("debug")
+    m = DiffusionGAN(cfg)
+    x0 = torch.randn(4, cfg.seq_len, cfg.latent_dim)
+    batch = {"x0": x0, "cond": torch.full((4, cfg.seq_len, 2), 0.6)}
+    opt_g = torch.optim.Adam(m.G.parameters(), lr=2e-3)
+    opt_d = torch.optim.Adam(m.D.parameters(), lr=1e-3)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(2):
+        out = m(batch, generator=g)
+        for v in out.values():
+            assert torch.isfinite(v)
+        opt_d.zero_grad()
+        opt_g.zero_grad()
+        gd = torch.autograd.grad(out["d_loss"], list(m.D.parameters()), retain_graph=True, allow_unused=True)
+        gg = torch.autograd.grad(out["g_loss"], list(m.G.parameters()), allow_unused=True)
+        for p, gr in zip(m.D.parameters(), gd):
+            p.grad = gr
+        for p, gr in zip(m.G.parameters(), gg):
+            p.grad = gr
+        opt_d.step()
+        opt_g.step()
+    # the generator's adversarial loss against a frozen D goes down on a repeated batch
+    def g_loss():
+        torch.manual_seed(1)
+        return float(m(batch, generator=torch.Generator().manual_seed(5), r1=False)["g_loss"].detach())
+
+    before = g_loss()
+    for _ in range(8):
+        out = m(batch, generator=torch.Generator().manual_seed(5), r1=False)
+        opt_g.zero_grad()
+        gg = torch.autograd.grad(out["g_loss"], list(m.G.parameters()), allow_unused=True)
+        for p, gr in zip(m.G.parameters(), gg):
+            p.grad = gr
+        opt_g.step()
+    assert g_loss() < before
+
+
+def test_sampling_shapes_seeds_guidance_and_inpainting():
+    torch.manual_seed(0)
+    cfg = DiffGANConfig.preset("debug")
+    m = DiffusionGAN(cfg).eval()
+    cond = torch.tensor([0.6, -0.6])
+
+    def sample(seed, **kw):
+        return m.sample(cond, n=3, generator=torch.Generator().manual_seed(seed), **kw)
+
+    a = sample(0)
+    assert a.shape == (3, cfg.seq_len, cfg.latent_dim)
+    assert torch.equal(a, sample(0))
+    assert not torch.allclose(a, sample(1))
+    assert not torch.allclose(sample(0, guidance=1.0), sample(0, guidance=3.0))
+    assert sample(0, steps=2).shape == a.shape
+    with pytest.raises(EmomusicError):
+        sample(0, steps=5)
+    with pytest.raises(EmomusicError, match="guidance"):
+        sample(0, guidance=float("nan"))
+    known = torch.randn(3, cfg.seq_len, cfg.latent_dim)
+    mask = torch.zeros(3, cfg.seq_len, dtype=torch.bool)
+    mask[:, :2] = True
+    out = sample(0, known=known, known_mask=mask)
+    assert torch.equal(out[:, :2], known[:, :2])
+    assert not torch.allclose(out[:, 2:], known[:, 2:])
+
+
+def test_valence_guidance_changes_output_and_vanishes_at_zero_valence():
+    torch.manual_seed(0)
+    cfg = DiffGANConfig.preset("debug")
+    m = DiffusionGAN(cfg).eval()
+
+    def sample(v, vg):
+        return m.sample(torch.tensor([v, 0.5]), n=2, generator=torch.Generator().manual_seed(0), valence_guidance=vg)
+
+    assert not torch.allclose(sample(0.8, 0.0), sample(0.8, 2.0))
+    assert torch.allclose(sample(0.0, 0.0), sample(0.0, 2.0), atol=1e-5)
+    with pytest.raises(EmomusicError):
+        sample(0.5, -1.0)
