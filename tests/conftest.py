@@ -34,3 +34,26 @@ def piano_piece():
         time_signatures=[TimeSignature(4, 4)],
         title="fixture",
     )
+
+
+@pytest.fixture
+def unwritable_dir(tmp_path):
+    """A folder this process cannot write into. Root ignores permission bits, so as root
+    (as in CI) use sysfs, which refuses new files even to root."""
+    if os.geteuid() != 0:
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        yield ro
+        ro.chmod(0o700)
+        return
+    from pathlib import Path
+
+    sys_dir = Path("/sys")
+    try:
+        probe = sys_dir / "emomusic-probe"
+        probe.open("w").close()
+    except OSError:
+        yield sys_dir
+        return
+    pytest.skip("no unwritable folder available as root")

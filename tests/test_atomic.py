@@ -1,4 +1,3 @@
-import os
 
 import pytest
 
@@ -34,25 +33,8 @@ def test_atomic_dir_replaces_whole(tmp_path):
     assert not (target / "b.txt").exists()
 
 
-def unwritable_dir(tmp_path):
-    """A folder this process cannot write to (root ignores permission bits: use sysfs)."""
-    if os.geteuid() != 0:
-        ro = tmp_path / "ro"
-        ro.mkdir()
-        ro.chmod(0o500)
-        return ro
-    if os.path.isdir("/sys") and not os.access("/sys", os.W_OK):
-        return "/sys"
-    probe = "/sys/emomusic-probe"
-    try:
-        open(probe, "w").close()
-    except OSError:
-        return "/sys"
-    pytest.skip("no unwritable folder available as root")
-
-
-def test_unwritable_dir(tmp_path):
-    d = unwritable_dir(tmp_path)
+def test_unwritable_dir(unwritable_dir):
+    d = unwritable_dir
     with pytest.raises(EmomusicError) as exc:
         write_text_atomic(f"{d}/x.txt", "no")
     assert "cannot write" in str(exc.value)
