@@ -66,16 +66,44 @@ def _json_default(o):
 
 def output_paths(output: Path, n: int, fmt: str, stem: str) -> list[Path]:
     """Where ``--n`` outputs go: ``output`` itself for one, ``output/<stem>_NNN.ext`` for more."""
-    from emomusic.io import FORMAT_EXTENSION
-
     if n == 1:
         return [output]
     if output.exists() and not output.is_dir():
         raise EmomusicError(f"with --n {n}, -o must be a folder, but {output} is a file")
     if output.suffix and output.suffix.lower() in (".mid", ".midi", ".abc", ".musicxml", ".xml", ".wav", ".svg", ".png"):
         raise EmomusicError(f"with --n {n}, -o must be a folder, not a file name like {output.name}")
-    ext = FORMAT_EXTENSION.get(fmt, "." + fmt)
+    ext = FORMAT_SUFFIX.get(fmt, "." + fmt)
     return [output / f"{stem}_{i + 1:03d}{ext}" for i in range(n)]
+
+
+# Output extensions the commands know: the piece formats of emomusic.io plus sheet music.
+OUTPUT_EXTENSIONS = {
+    ".mid": "midi", ".midi": "midi", ".abc": "abc", ".musicxml": "musicxml", ".xml": "musicxml",
+    ".mxl": "musicxml", ".wav": "wav", ".svg": "svg", ".png": "png",
+}
+FORMAT_SUFFIX = {"midi": ".mid", "abc": ".abc", "musicxml": ".musicxml", "wav": ".wav", "svg": ".svg", "png": ".png"}
+
+
+def output_format(output: Path, n: int, fmt: str | None, formats: tuple[str, ...], default: str) -> str:
+    """The output format of a generating command: ``--format`` if given, else ``-o``'s
+    extension; with ``--n`` > 1 (``-o`` is a folder) ``--format`` or ``default``."""
+    if fmt is not None:
+        fmt = {"mid": "midi", "xml": "musicxml", "mxl": "musicxml"}.get(fmt.lower(), fmt.lower())
+        if fmt not in formats:
+            raise EmomusicError(f"unknown --format {fmt!r}; use one of {', '.join(formats)}")
+    if n > 1:
+        return fmt or default
+    ext = output.suffix.lower()
+    known = {e: f for e, f in OUTPUT_EXTENSIONS.items() if f in formats}
+    if ext in known:
+        if fmt is not None and known[ext] != fmt:
+            raise EmomusicError(f"-o {output.name} is {known[ext]}, but --format says {fmt}")
+        return known[ext]
+    if fmt is None:
+        raise EmomusicError(
+            f"cannot tell the format of {output} from its extension; use one of {', '.join(sorted(known))} or --format"
+        )
+    return fmt
 
 
 def stderr_is_tty() -> bool:

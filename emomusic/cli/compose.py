@@ -11,29 +11,22 @@ from pathlib import Path
 
 import click
 
-from emomusic.cli.common import echo_json, emotion_options, json_option, resolve_emotion, resolve_point, seed_option
+from emomusic.cli.common import (
+    echo_json,
+    emotion_options,
+    json_option,
+    output_format,
+    resolve_emotion,
+    resolve_point,
+    seed_option,
+)
 from emomusic.errors import EmomusicError
 
 FORMATS = ("midi", "musicxml", "wav")
-EXT_FORMAT = {".mid": "midi", ".midi": "midi", ".musicxml": "musicxml", ".xml": "musicxml", ".mxl": "musicxml", ".wav": "wav"}
-FORMAT_EXT = {"midi": ".mid", "musicxml": ".musicxml", "wav": ".wav"}
 
 
 def _format(output: Path, n: int, fmt: str | None) -> str:
-    if fmt is not None:
-        fmt = {"mid": "midi", "xml": "musicxml", "mxl": "musicxml"}.get(fmt.lower(), fmt.lower())
-        if fmt not in FORMATS:
-            raise EmomusicError(f"unknown --format {fmt!r}; use one of {', '.join(FORMATS)}")
-    if n > 1:
-        return fmt or "midi"
-    ext = output.suffix.lower()
-    if ext in EXT_FORMAT:
-        if fmt is not None and EXT_FORMAT[ext] != fmt:
-            raise EmomusicError(f"-o {output.name} is {EXT_FORMAT[ext]}, but --format says {fmt}")
-        return EXT_FORMAT[ext]
-    if fmt is None:
-        raise EmomusicError(f"cannot tell the format of {output} from its extension; use .mid, .musicxml or .wav, or --format")
-    return fmt
+    return output_format(output, n, fmt, FORMATS, "midi")
 
 
 def _parse_key(text: str | None):

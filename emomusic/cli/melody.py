@@ -6,31 +6,14 @@ from pathlib import Path
 
 import click
 
-from emomusic.cli.common import echo_json, emotion_options, json_option, resolve_emotion, seed_option
+from emomusic.cli.common import FORMAT_SUFFIX, echo_json, emotion_options, json_option, output_format, resolve_emotion, seed_option
 from emomusic.errors import EmomusicError
 
 FORMATS = ("abc", "midi", "musicxml", "wav", "svg", "png")
-EXT_FORMAT = {".abc": "abc", ".mid": "midi", ".midi": "midi", ".musicxml": "musicxml", ".xml": "musicxml",
-              ".mxl": "musicxml", ".wav": "wav", ".svg": "svg", ".png": "png"}
-FORMAT_EXT = {"abc": ".abc", "midi": ".mid", "musicxml": ".musicxml", "wav": ".wav", "svg": ".svg", "png": ".png"}
 
 
 def _format(output: Path, n: int, fmt: str | None) -> str:
-    if fmt is not None:
-        fmt = {"mid": "midi", "xml": "musicxml", "mxl": "musicxml"}.get(fmt.lower(), fmt.lower())
-        if fmt not in FORMATS:
-            raise EmomusicError(f"unknown --format {fmt!r}; use one of {', '.join(FORMATS)}")
-    if n > 1:
-        return fmt or "abc"
-    ext = output.suffix.lower()
-    if ext in EXT_FORMAT:
-        if fmt is not None and EXT_FORMAT[ext] != fmt:
-            raise EmomusicError(f"-o {output.name} is {EXT_FORMAT[ext]}, but --format says {fmt}")
-        return EXT_FORMAT[ext]
-    if fmt is None:
-        raise EmomusicError(f"cannot tell the format of {output} from its extension; use one of "
-                            f"{', '.join(sorted(EXT_FORMAT))} or --format")
-    return fmt
+    return output_format(output, n, fmt, FORMATS, "abc")
 
 
 def write_tune(tune, path: Path, fmt: str, soundfont: str | None = None) -> None:
@@ -103,7 +86,7 @@ def melody(valence, arousal, mood, bars, n, seed, chords, meter, key, tempo, fmt
         paths = [output]
     else:
         stem = (emotion.label or emotion.quadrant).replace(" ", "_")
-        paths = [p.with_suffix(FORMAT_EXT[f]) for p in output_paths(output, n, f, f"melody_{stem}")]
+        paths = [p.with_suffix(FORMAT_SUFFIX[f]) for p in output_paths(output, n, f, f"melody_{stem}")]
         check_writable_dir(output)
 
     from emomusic.melody import generate_melodies

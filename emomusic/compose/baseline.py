@@ -23,7 +23,6 @@ import csv
 import json
 import math
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path

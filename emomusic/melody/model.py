@@ -9,7 +9,6 @@ from anywhere in the tune, at their true positions).
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 

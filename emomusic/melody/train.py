@@ -9,7 +9,6 @@ atomically with the optimizer state next to them, so ``resume`` continues a run.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import random
 import time
