@@ -70,9 +70,11 @@ class System:
 
 # -- systems ------------------------------------------------------------------------------------
 def _template(pieces: list[Piece], emotion: Emotion) -> list[Piece]:
-    from emomusic.attributes import apply_template
+    from emomusic.attributes import DEFAULT_CONTROLS, apply_template
 
-    return [apply_template(p, emotion) if p.notes else p for p in pieces]  # an empty piece stays empty
+    # the same post-hoc template as compose() applies (tempo, loudness, register and mode)
+    controls = DEFAULT_CONTROLS + ("mode",)
+    return [apply_template(p, emotion, controls=controls) if p.notes else p for p in pieces]  # an empty piece stays empty
 
 
 def diffgan_systems(checkpoint: str | None, steps: int, guidance: float | None) -> list[System]:

@@ -14,7 +14,8 @@ Three things live here:
   pitch-class histogram, the tempo map, density, velocity, register, spread, articulation.
 * :func:`apply_template` is EMelodyGen-style post-hoc control: set the tempo, scale the
   velocities toward the template loudness, shift whole octaves toward the template
-  register (and optionally reshape articulation), returning a new piece.
+  register (and optionally reshape articulation, or re-map the pitches to the parallel
+  major/minor mode with :func:`to_mode`), returning a new piece.
 
 Numpy only: no torch, no music21 (``emomusic analyze`` must stay fast and torch-free).
 """
@@ -29,7 +30,7 @@ import numpy as np
 
 from emomusic.emotion import Emotion
 from emomusic.errors import EmomusicError, PieceFormatError
-from emomusic.piece import PITCH_CLASS_NAMES, Note, Piece, Tempo, Track
+from emomusic.piece import PITCH_CLASS_NAMES, KeySignature, Note, Piece, Tempo, Track
 
 # --------------------------------------------------------------------------------------
 # The attribute record
@@ -360,14 +361,65 @@ def features_vector(attrs: Attributes) -> np.ndarray:
 # Post-hoc controls (EMelodyGen style)
 # --------------------------------------------------------------------------------------
 
-CONTROLS = ("tempo", "velocity", "register", "articulation")
+CONTROLS = ("tempo", "velocity", "register", "articulation", "mode")
+DEFAULT_CONTROLS = ("tempo", "velocity", "register")  # "mode" and "articulation" are opt-in
 LOWEST_PITCH, HIGHEST_PITCH = 21, 108  # keep shifted notes on the piano
+
+# Parallel-mode maps, in semitones above the tonic. Major -> natural minor lowers scale
+# degrees 3, 6 and 7 (E, A, B -> Eb, Ab, Bb in C). The 7th is lowered too (natural, not
+# harmonic minor): with the leading tone the dominant stays a *major* triad (G-B-D), a
+# major-key cue in every bar it sounds, and Aeolian minor is the usual minor of the pop
+# piano music the engines learn from (EMOPIA). On the compose benchmark the two choices
+# tie on emotion accuracy; natural minor is measured as minor slightly more often
+# (docs/attributes.md). Minor -> major raises b3, b6 and b7; a minor piece's raised 6th/7th
+# (melodic/harmonic minor) are already major-scale degrees and stay. Chromatic notes
+# (pitch classes outside the source scale) are left where they are: each is either
+# already in the target scale or a chromatic neighbour of it.
+MAJOR_TO_MINOR = {4: 3, 9: 8, 11: 10}
+MINOR_TO_MAJOR = {3: 4, 8: 9, 10: 11}
+
+
+def to_mode(notes: Sequence[Note], tonic: int, source: str, target: str) -> list[Note]:
+    """``notes`` re-mapped from the ``source`` mode to the parallel ``target`` mode around ``tonic``.
+
+    Only the three mode-defining degrees move, by one semitone (see :data:`MAJOR_TO_MINOR`,
+    :data:`MINOR_TO_MAJOR`); a note pushed off the piano (21..108) moves an octave back in.
+    Two notes of one list that land on the same pitch and onset are merged (the longer,
+    louder one is kept), so a chromatic note and its moved neighbour do not double.
+    Returns a new list (notes are immutable); the same notes when the modes agree.
+    """
+    for m in (source, target):
+        if m not in ("major", "minor"):
+            raise EmomusicError(f"mode must be 'major' or 'minor', got {m!r}")
+    if source == target:
+        return list(notes)
+    table = MAJOR_TO_MINOR if source == "major" else MINOR_TO_MAJOR
+    out: list[Note] = []
+    seen: dict[tuple[int, float], int] = {}
+    for n in notes:
+        step = table.get((n.pitch - tonic) % 12)
+        if step is not None:
+            pitch = n.pitch + step - (n.pitch - tonic) % 12
+            if pitch < LOWEST_PITCH:
+                pitch += 12
+            elif pitch > HIGHEST_PITCH:
+                pitch -= 12
+            n = replace(n, pitch=pitch)
+        k = (n.pitch, round(n.start, 6))
+        if k in seen:
+            j = seen[k]
+            old = out[j]
+            out[j] = replace(old, duration=max(old.duration, n.duration), velocity=max(old.velocity, n.velocity))
+            continue
+        seen[k] = len(out)
+        out.append(n)
+    return out
 
 
 def apply_template(
     piece: Piece,
     emotion: Emotion,
-    controls: Sequence[str] = ("tempo", "velocity", "register"),
+    controls: Sequence[str] = DEFAULT_CONTROLS,
     strength: float = 1.0,
 ) -> Piece:
     """A new piece moved toward ``template(emotion)`` by the chosen post-hoc ``controls``.
@@ -381,6 +433,12 @@ def apply_template(
     * ``articulation``: note durations are scaled so the mean duration/IOI ratio moves
       toward the template articulation (notes never cross the next onset by more than
       the template allows).
+    * ``mode`` (opt-in): when the piece's measured mode (:func:`estimate_key`) differs from
+      the template's (major for valence >= 0, minor below), the pitched notes are re-mapped
+      to the parallel mode around the measured tonic (:func:`to_mode`: major -> natural
+      minor lowers degrees 3, 6, 7; minor -> major raises them) and the key signatures
+      become that tonic in the new mode. A piece already in the template's mode is kept.
+      This is a categorical change: it happens for any ``strength`` > 0.
 
     ``strength`` in [0, 1]: 0 leaves the piece as it is, 1 moves all the way.
     """
@@ -440,6 +498,13 @@ def apply_template(
                 for t in out.tracks
             ]
 
+    if "mode" in controls and cur.mode != target.mode:
+        out.tracks = [
+            t if t.is_drum else replace(t, notes=to_mode(t.notes, cur.key_tonic, cur.mode, target.mode))
+            for t in out.tracks
+        ]
+        out.keys = [KeySignature(cur.key_tonic, target.mode, k.beat) for k in (out.keys or [KeySignature(0, "major")])]
+
     if "articulation" in controls:
         goal = cur.articulation + s * (target.articulation - cur.articulation)
         factor = goal / max(cur.articulation, 1e-6)
@@ -466,6 +531,7 @@ def attribute_distance(a: Attributes, b: Attributes) -> dict[str, float]:
 __all__ = [
     "Attributes",
     "CONTROLS",
+    "DEFAULT_CONTROLS",
     "FEATURE_NAMES",
     "KK_MAJOR",
     "KK_MINOR",
@@ -478,4 +544,5 @@ __all__ = [
     "measure",
     "pitch_class_histogram",
     "template",
+    "to_mode",
 ]

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import math
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import numpy as np
 import pytest
 
 from emomusic.attributes import (
     CONTROLS,
+    DEFAULT_CONTROLS,
     FEATURE_NAMES,
+    HIGHEST_PITCH,
     KK_MAJOR,
     KK_MINOR,
+    LOWEST_PITCH,
     Attributes,
     apply_template,
     effective_tempo,
@@ -22,6 +25,7 @@ from emomusic.attributes import (
     key_correlations,
     measure,
     template,
+    to_mode,
 )
 from emomusic.emotion import Emotion
 from emomusic.errors import EmomusicError, PieceFormatError
@@ -316,3 +320,60 @@ def test_apply_template_rejects_bad_controls():
     assert measure(apply_template(p, Emotion(0.9, 0.9), controls="tempo")).tempo_bpm == pytest.approx(
         template(Emotion(0.9, 0.9)).tempo_bpm, rel=1e-3
     )
+
+
+# -- the "mode" control (parallel major/minor) -------------------------------------------------
+
+
+def _pcs(piece: Piece) -> set[int]:
+    return {n.pitch % 12 for n in piece.notes}
+
+
+def test_mode_control_major_to_natural_minor():
+    p = replace(chord_piece(0, False), keys=[KeySignature(0, "major")])
+    before = [list(t.notes) for t in p.tracks]
+    out = apply_template(p, Emotion(-0.6, 0.3), controls=("mode",))
+    assert [(k.tonic, k.mode) for k in out.keys] == [(0, "minor")]
+    assert _pcs(p) == {0, 2, 4, 5, 7, 9, 11}
+    assert _pcs(out) == {0, 2, 3, 5, 7, 8, 10}  # E, A, B -> Eb, Ab, Bb
+    for a, b in zip(p.notes, out.notes):  # each note moves by at most a semitone, down
+        assert b.pitch - a.pitch == (-1 if a.pitch % 12 in (4, 9, 11) else 0)
+        assert (a.start, a.duration, a.velocity) == (b.start, b.duration, b.velocity)
+    assert estimate_key(out.notes)[:2] == (0, "minor") and measure(out).mode == "minor"
+    # the input piece is untouched
+    assert [t.notes for t in p.tracks] == before and p.keys == [KeySignature(0, "major")]
+    # only "mode" acts; the default controls do not include it
+    assert out.tempos == p.tempos
+    assert DEFAULT_CONTROLS == ("tempo", "velocity", "register") and "mode" in CONTROLS
+    assert measure(apply_template(p, Emotion(-0.6, 0.3))).mode == "major"
+
+
+def test_mode_control_minor_to_major():
+    p = replace(chord_piece(9, True), keys=[KeySignature(9, "minor")])  # A harmonic minor
+    out = apply_template(p, Emotion(0.6, -0.3), controls=("mode",))
+    assert [(k.tonic, k.mode) for k in out.keys] == [(9, "major")]
+    assert _pcs(out) == {9, 11, 1, 2, 4, 6, 8}  # C, F, (G) -> C#, F#, G#: A major
+    assert estimate_key(out.notes)[:2] == (9, "major")
+    # and back: minor -> major -> minor gives natural minor on the same tonic
+    back = apply_template(out, Emotion(-0.6, -0.3), controls=("mode",))
+    assert back.keys[0] == KeySignature(9, "minor") and _pcs(back) == {9, 11, 0, 2, 4, 5, 7}
+
+
+@pytest.mark.parametrize("tonic, minor, v", [(0, False, 0.5), (9, True, -0.5), (2, False, 0.0)])
+def test_mode_control_keeps_a_piece_already_in_the_mode(tonic, minor, v):
+    p = chord_piece(tonic, minor)
+    out = apply_template(p, Emotion(v, 0.2), controls=("mode",))
+    assert out.notes == p.notes and out.keys == p.keys
+
+
+def test_to_mode_piano_range_chromatic_notes_and_merging():
+    notes = [Note(21, 0.0, 1.0, 60), Note(108, 1.0, 1.0, 60),  # A0 (degree 6 of C), C8 (tonic)
+             Note(64, 2.0, 1.0, 60), Note(63, 2.0, 2.0, 90),  # E4 and a chromatic Eb4 together
+             Note(66, 3.0, 1.0, 60)]  # F#4: chromatic, stays
+    out = to_mode(notes, 0, "major", "minor")
+    assert [n.pitch for n in out] == [32, 108, 63, 66]  # A0 -> Ab1 (Ab0 is off the piano)
+    assert out[2] == Note(63, 2.0, 2.0, 90)  # E4 -> Eb4 merges with Eb4: the longer, louder one
+    up = to_mode([Note(106, 0.0, 1.0, 60)], 0, "minor", "major")  # Bb7 -> B7
+    assert up[0].pitch == 107 and all(LOWEST_PITCH <= n.pitch <= HIGHEST_PITCH for n in out)
+    with pytest.raises(EmomusicError, match="mode"):
+        to_mode(notes, 0, "major", "dorian")

@@ -54,7 +54,7 @@ def _parse_key(text: str | None):
 @click.option("--key", type=str, default=None, help="Transpose to this key, e.g. G or Em (default: as generated).")
 @click.option("--format", "fmt", type=str, default=None, help="midi|musicxml|wav (default: from -o's extension; midi for --n > 1).")
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="Checkpoint folder with vae/ and diffgan/ (default: shipped).")
-@click.option("--no-template", "no_template", is_flag=True, help="Do not apply the emotion's tempo/loudness/register template.")
+@click.option("--no-template", "no_template", is_flag=True, help="Do not apply the emotion's tempo/loudness/register/mode template.")
 @click.option("--soundfont", type=click.Path(path_type=Path), default=None, help="SoundFont for WAV output.")
 @json_option
 @click.option("--output", "-o", type=click.Path(path_type=Path), required=True, help="Output file, or folder with --n > 1.")

@@ -269,16 +269,20 @@ def emotion_path(start: Emotion, end: Emotion | None, segments: int) -> list[Emo
     return [start.lerp(end, i / (segments - 1)) for i in range(segments)]
 
 
-def _apply_template(piece: Piece, emotions: Sequence[Emotion], moving: bool, seg_beats: float = 8.0) -> Piece:
-    from emomusic.attributes import apply_template
+def _apply_template(piece: Piece, emotions: Sequence[Emotion], moving: bool, seg_beats: float = 8.0,
+                    mode: bool = True) -> Piece:
+    """The post-hoc template: tempo, loudness, register and (``mode``) the parallel major/minor."""
+    from emomusic.attributes import DEFAULT_CONTROLS, apply_template
     from emomusic.piece import concatenate
 
     if not piece.notes:
         return piece
+    extra = ("mode",) if mode else ()
     if not moving:
-        return apply_template(piece, emotions[0])
+        return apply_template(piece, emotions[0], controls=DEFAULT_CONTROLS + extra)
     # the emotion moves: register once for the mean emotion (no octave jumps between sections),
-    # tempo and loudness per section
+    # tempo, loudness and mode per section (a section whose valence changes sign modulates to
+    # the parallel key)
     whole = apply_template(piece, _mean(emotions), controls=("register",))
     sec = SECTION_BARS * 4.0
     n_sec = int(math.ceil(whole.end_beat / sec - 1e-6)) or 1
@@ -293,13 +297,27 @@ def _apply_template(piece: Piece, emotions: Sequence[Emotion], moving: bool, seg
         part = replace(whole, tracks=tracks, markers=marks, tempos=[Tempo(whole.tempo, 0.0)],
                        keys=[replace(k, beat=0.0) for k in whole.keys[:1]], time_signatures=[TimeSignature(4, 4, 0.0)])
         if any(t.notes for t in tracks):
-            part = apply_template(part, em, controls=("tempo", "velocity"))
+            part = apply_template(part, em, controls=("tempo", "velocity") + extra)
         parts.append(part)
     out = concatenate(parts, lengths=[sec] * n_sec)
-    out.keys = out.keys[:1]
+    keys = []
+    for k in out.keys:  # a key change only where the key does change
+        if not keys or (k.tonic, k.mode) != (keys[-1].tonic, keys[-1].mode):
+            keys.append(k)
+    out.keys = keys if mode else out.keys[:1]
     out.time_signatures = out.time_signatures[:1]
     out.title = piece.title
     return out
+
+
+def _notes_to_mode(notes: Sequence[Note], emotion: Emotion) -> list[Note]:
+    """Raw notes re-mapped to the template mode of ``emotion`` (before a fixed ``key=`` transposition)."""
+    from emomusic.attributes import estimate_key, template, to_mode
+
+    if not notes:
+        return list(notes)
+    tonic, mode, _, _ = estimate_key(notes)
+    return to_mode(notes, tonic, mode, template(emotion).mode)
 
 
 def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: int = 16, n: int = 1, seed: int = 0,
@@ -310,7 +328,11 @@ def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: in
 
     ``guidance`` None uses the checkpoint's default classifier-free guidance scale (1 = off).
     ``tempo`` (BPM) and ``key`` override the tempo and key (the piece is transposed to ``key``).
-    ``apply_template`` moves tempo/loudness/register toward the emotion's attribute template.
+    ``apply_template`` moves tempo/loudness/register toward the emotion's attribute template and
+    re-maps the pitches to the template's mode (major for valence >= 0, minor below; the parallel
+    key, see ``emomusic.attributes.to_mode``). With ``key`` the mode is set before the piece is
+    transposed, so the result lies in ``key`` or its relative major/minor (the key signature is
+    ``key`` as given).
     ``threshold``: onset probability threshold of the VAE decoder (default: the checkpoint's).
     """
     emotion = parse_emotion(emotion)
@@ -346,9 +368,12 @@ def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: in
     moving = target is not None and target.as_tuple() != emotion.as_tuple()
     label = f"{emotion}" + (f" -> {target}" if moving else "")
     for i, notes in enumerate(eng.decode(lat, threshold=threshold)):
+        if apply_template and key is not None:
+            # a fixed key: choose the mode first, then to_piece transposes to key (or its relative)
+            notes = _notes_to_mode(notes, _mean(emos))
         p = eng.to_piece(notes, emos, bars, tempo=tempo, key=key, title=f"emomusic: {label}")
         if apply_template:
-            p = _apply_template(p, emos, moving, eng.segment_bars * 4.0)
+            p = _apply_template(p, emos, moving, eng.segment_bars * 4.0, mode=key is None)
             if tempo:
                 p.tempos = [Tempo(float(tempo), 0.0)]
         pieces.append(p)

@@ -162,3 +162,33 @@ def test_split_hands_skyline():
     assert [n.pitch for n in mel] == [67, 69]
     assert [n.pitch for n in acc] == [48, 64, 40]
     assert mel[0].start + mel[0].duration <= mel[1].start
+
+
+def _c_major_notes(bars: int = 4) -> list[Note]:
+    """I-IV-V-I in C major with a scale melody on top (what a decoder might return)."""
+    chords, scale = [(0, 4, 7), (5, 9, 12), (7, 11, 14), (0, 4, 7)], [0, 2, 4, 5, 7, 9, 11, 12]
+    notes = []
+    for bar in range(bars):
+        notes += [Note(48 + p, bar * 4.0, 4.0, 70) for p in chords[bar % 4]]
+        notes += [Note(72 + scale[(bar * 4 + i) % 8], bar * 4.0 + i, 1.0, 80) for i in range(4)]
+    return notes
+
+
+def test_compose_template_sets_the_mode(debug_ckpt, monkeypatch):
+    from emomusic.attributes import measure
+
+    monkeypatch.setattr(ComposeEngine, "decode", lambda self, lat, threshold=None: [_c_major_notes(16) for _ in lat])
+    sad, happy = Emotion(-0.6, 0.4), Emotion(0.6, 0.4)
+    (raw,) = compose(sad, bars=4, apply_template=False, checkpoint=debug_ckpt)
+    assert (measure(raw).key_tonic, measure(raw).mode) == (0, "major")
+    (p,) = compose(sad, bars=4, checkpoint=debug_ckpt)  # the template (with "mode") is on by default
+    assert measure(p).mode == "minor" and (p.key.tonic, p.key.mode) == (0, "minor")
+    assert {n.pitch % 12 for n in p.notes} == {0, 2, 3, 5, 7, 8, 10}
+    (q,) = compose(happy, bars=4, checkpoint=debug_ckpt)
+    assert measure(q).mode == "major" and q.key == raw.key
+    # a fixed key: the mode is chosen first, then the piece moves to the key (or its relative)
+    (k,) = compose(sad, bars=4, key=KeySignature(9, "minor"), checkpoint=debug_ckpt)
+    assert (k.key.tonic, k.key.mode) == (9, "minor") and (measure(k).key_tonic, measure(k).mode) == (9, "minor")
+    # a morph from happy to sad modulates to the parallel minor where valence turns negative
+    (m,) = compose(happy, to=sad, bars=16, checkpoint=debug_ckpt)
+    assert [(ks.tonic, ks.mode) for ks in m.keys][0] == (0, "major") and m.keys[-1].mode == "minor"
