@@ -320,6 +320,9 @@ def _notes_to_mode(notes: Sequence[Note], emotion: Emotion) -> list[Note]:
     return to_mode(notes, tonic, mode, template(emotion).mode)
 
 
+MAX_RESAMPLES = 4  # extra draws for pieces that decode to fewer notes than bars
+
+
 def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: int = 16, n: int = 1, seed: int = 0,
             steps: int = 4, guidance: float | None = None, tempo: float | None = None, key: KeySignature | None = None,
             apply_template: bool = True, checkpoint: str | Path | None = None, progress: bool = False,
@@ -367,7 +370,20 @@ def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: in
     pieces = []
     moving = target is not None and target.as_tuple() != emotion.as_tuple()
     label = f"{emotion}" + (f" -> {target}" if moving else "")
-    for i, notes in enumerate(eng.decode(lat, threshold=threshold)):
+    all_notes = list(eng.decode(lat, threshold=threshold))
+    # A sample can decode to (almost) nothing; resample those with derived seeds so no one
+    # gets an empty file. Deterministic: the same seed gives the same retries.
+    for attempt in range(1, MAX_RESAMPLES + 1):
+        sparse = [i for i, nt in enumerate(all_notes) if len(nt) < bars]
+        if not sparse:
+            break
+        lat2 = eng.generate(conds[sparse], seed=seed + 7919 * attempt, steps=steps, guidance=guidance)
+        for i, nt in zip(sparse, eng.decode(lat2, threshold=threshold)):
+            if len(nt) > len(all_notes[i]):
+                all_notes[i] = nt
+    if any(len(nt) == 0 for nt in all_notes):
+        raise EmomusicError("the model produced no notes for this emotion; try another --seed or --guidance")
+    for i, notes in enumerate(all_notes):
         if apply_template and key is not None:
             # a fixed key: choose the mode first, then to_piece transposes to key (or its relative)
             notes = _notes_to_mode(notes, _mean(emos))

@@ -192,3 +192,23 @@ def test_compose_template_sets_the_mode(debug_ckpt, monkeypatch):
     # a morph from happy to sad modulates to the parallel minor where valence turns negative
     (m,) = compose(happy, to=sad, bars=16, checkpoint=debug_ckpt)
     assert [(ks.tonic, ks.mode) for ks in m.keys][0] == (0, "major") and m.keys[-1].mode == "minor"
+
+
+def test_sparse_samples_are_resampled_deterministically(debug_ckpt, monkeypatch):
+    """A sample that decodes to fewer notes than bars is drawn again; never an empty piece."""
+    calls = []
+    good = _c_major_notes(4)
+
+    def fake_decode(self, lat, threshold=None):
+        calls.append(len(lat))
+        # first call: sample 1 of 3 is empty; the redraw (1 sequence) is fine
+        return [good, [], good] if len(calls) == 1 else [good for _ in lat]
+
+    monkeypatch.setattr(ComposeEngine, "decode", fake_decode)
+    pieces = compose(Emotion(0.5, 0.5), bars=4, n=3, seed=1, checkpoint=debug_ckpt)
+    assert calls == [3, 1]
+    assert all(len(p.notes) >= 4 for p in pieces)
+
+    monkeypatch.setattr(ComposeEngine, "decode", lambda self, lat, threshold=None: [[] for _ in lat])
+    with pytest.raises(EmomusicError, match="no notes"):
+        compose(Emotion(0.5, 0.5), bars=4, n=2, seed=1, checkpoint=debug_ckpt)
