@@ -371,18 +371,26 @@ def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: in
     moving = target is not None and target.as_tuple() != emotion.as_tuple()
     label = f"{emotion}" + (f" -> {target}" if moving else "")
     all_notes = list(eng.decode(lat, threshold=threshold))
-    # A sample can decode to (almost) nothing; resample those with derived seeds so no one
-    # gets an empty file. Deterministic: the same seed gives the same retries.
+    best = np.array(lat, copy=True)
+    # A sample can decode to (almost) nothing; redraw those with derived seeds so no one gets
+    # an empty file. Deterministic: the same seed gives the same redraws.
     for attempt in range(1, MAX_RESAMPLES + 1):
         sparse = [i for i, nt in enumerate(all_notes) if len(nt) < bars]
         if not sparse:
             break
         lat2 = eng.generate(conds[sparse], seed=seed + 7919 * attempt, steps=steps, guidance=guidance)
-        for i, nt in zip(sparse, eng.decode(lat2, threshold=threshold)):
+        for j, (i, nt) in enumerate(zip(sparse, eng.decode(lat2, threshold=threshold))):
             if len(nt) > len(all_notes[i]):
                 all_notes[i] = nt
-    if any(len(nt) == 0 for nt in all_notes):
-        raise EmomusicError("the model produced no notes for this emotion; try another --seed or --guidance")
+                best[i] = lat2[j]
+    sparse = [i for i, nt in enumerate(all_notes) if len(nt) < bars]
+    if sparse:
+        # Last resort: lower the onset threshold of those samples to keep their `bars` most
+        # likely onsets (a weak model, e.g. a debug checkpoint, still gives a playable piece).
+        base = eng.vae.cfg.decode_threshold if threshold is None else float(threshold)
+        for i, roll in zip(sparse, eng.decode_rolls(best[sparse])):
+            onset = np.sort(roll[:, 0].ravel())
+            all_notes[i] = segments_to_notes(roll, eng.vae.cfg, min(base, float(onset[-bars])))
     for i, notes in enumerate(all_notes):
         if apply_template and key is not None:
             # a fixed key: choose the mode first, then to_piece transposes to key (or its relative)

@@ -209,6 +209,9 @@ def test_sparse_samples_are_resampled_deterministically(debug_ckpt, monkeypatch)
     assert calls == [3, 1]
     assert all(len(p.notes) >= 4 for p in pieces)
 
+    # a model that never passes the threshold: the most likely onsets are kept instead
     monkeypatch.setattr(ComposeEngine, "decode", lambda self, lat, threshold=None: [[] for _ in lat])
-    with pytest.raises(EmomusicError, match="no notes"):
-        compose(Emotion(0.5, 0.5), bars=4, n=2, seed=1, checkpoint=debug_ckpt)
+    pieces = compose(Emotion(0.5, 0.5), bars=4, n=2, seed=1, checkpoint=debug_ckpt)
+    assert all(len(p.notes) >= 4 for p in pieces)
+    again = compose(Emotion(0.5, 0.5), bars=4, n=2, seed=1, checkpoint=debug_ckpt)
+    assert [p.notes for p in pieces] == [p.notes for p in again]
