@@ -40,19 +40,28 @@ def _common_train_checks(steps, max_minutes, device):
         raise EmomusicError(f"--max-minutes must be > 0, got {max_minutes}")
 
 
+def _engine_training_options(f):
+    """Options shared by ``train vae`` and ``train diffgan``."""
+    for opt in reversed([
+        click.option("--out", "-o", "out_dir", type=click.Path(path_type=Path), required=True, help="Checkpoint folder to write."),
+        click.option("--preset", type=click.Choice(["debug", "default"]), default="default", show_default=True),
+        click.option("--steps", type=int, default=None, help="Total optimisation steps (default: the preset's)."),
+        click.option("--batch-size", type=int, default=None, help="Override the preset's batch size."),
+        click.option("--max-minutes", type=float, default=None, help="Stop (and save) after this wall-clock budget."),
+        click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True),
+        click.option("--threads", type=int, default=None, help="torch CPU threads."),
+        click.option("--resume/--no-resume", default=True, show_default=True, help="Continue from OUT's training state if present."),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None, help="Cache folder (default .cache/)."),
+    ]):
+        f = opt(f)
+    return f
+
+
 @click.command("vae")
 @click.option("--data", "data_dirs", type=click.Path(path_type=Path), multiple=True, required=True,
               help="MIDI folders (repeatable): e.g. POP909, VGMIDI unlabelled, EMOPIA (train split only).")
-@click.option("--out", "-o", "out_dir", type=click.Path(path_type=Path), required=True, help="Checkpoint folder to write.")
-@click.option("--preset", type=click.Choice(["debug", "default"]), default="default", show_default=True)
-@click.option("--steps", type=int, default=None, help="Total optimisation steps (default: the preset's).")
-@click.option("--batch-size", type=int, default=None, help="Override the preset's batch size.")
-@click.option("--max-minutes", type=float, default=None, help="Stop (and save) after this wall-clock budget.")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-@click.option("--threads", type=int, default=None, help="torch CPU threads.")
-@click.option("--resume/--no-resume", default=True, show_default=True, help="Continue from OUT's training state if present.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None, help="Cache folder (default .cache/).")
+@_engine_training_options
 def train_vae(data_dirs, out_dir, preset, steps, batch_size, max_minutes, device, threads, resume, seed, cache_dir):
     """Train the segment VAE (stage 1) on piano MIDI."""
     _common_train_checks(steps, max_minutes, device)
@@ -85,16 +94,7 @@ def train_vae(data_dirs, out_dir, preset, steps, batch_size, max_minutes, device
 @click.option("--vae", "vae_dir", type=click.Path(path_type=Path), required=True, help="Trained VAE checkpoint folder.")
 @click.option("--emopia", "emopia_dir", type=click.Path(path_type=Path), required=True,
               help="EMOPIA folder (midis/ + split/); only split/train_clip.csv is used.")
-@click.option("--out", "-o", "out_dir", type=click.Path(path_type=Path), required=True, help="Checkpoint folder to write.")
-@click.option("--preset", type=click.Choice(["debug", "default"]), default="default", show_default=True)
-@click.option("--steps", type=int, default=None, help="Total optimisation steps (default: the preset's).")
-@click.option("--batch-size", type=int, default=None, help="Override the preset's batch size.")
-@click.option("--max-minutes", type=float, default=None, help="Stop (and save) after this wall-clock budget.")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-@click.option("--threads", type=int, default=None, help="torch CPU threads.")
-@click.option("--resume/--no-resume", default=True, show_default=True, help="Continue from OUT's training state if present.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None, help="Cache folder (default .cache/).")
+@_engine_training_options
 def train_diffgan(vae_dir, emopia_dir, out_dir, preset, steps, batch_size, max_minutes, device, threads, resume, seed, cache_dir):
     """Train the emotion-conditioned latent diffusion-GAN (stage 2) on EMOPIA train clips."""
     _common_train_checks(steps, max_minutes, device)
