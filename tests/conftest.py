@@ -57,3 +57,49 @@ def unwritable_dir(tmp_path):
         yield sys_dir
         return
     pytest.skip("no unwritable folder available as root")
+
+
+@pytest.fixture(scope="session")
+def one_torch_thread():
+    """torch on one thread for the session's remaining tests, restored at the end."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+HEAVY_MODULES = ("torch", "transformers", "peft", "music21", "matplotlib", "sklearn")
+
+
+@pytest.fixture
+def cli_imports():
+    """Run ``emomusic`` argument lists in one fresh interpreter and report what they imported.
+
+    Returns an object with ``codes`` (exit status per argument list), ``imported`` (the set of
+    :data:`HEAVY_MODULES` in ``sys.modules`` afterwards), ``stdout`` and ``stderr``. Used to
+    check that light commands never import torch and friends."""
+    import json
+    import subprocess
+    import sys
+    from types import SimpleNamespace
+
+    def run(*arg_lists):
+        lists = [[str(a) for a in args] for args in arg_lists]
+        code = (
+            "import json, sys\nfrom emomusic.cli import main\ncodes = []\n"
+            f"for args in {lists!r}:\n"
+            "    try:\n        main(args)\n        codes.append(0)\n"
+            "    except SystemExit as e:\n        codes.append(e.code or 0)\n"
+            f"print('IMPORTED', json.dumps([m for m in {HEAVY_MODULES!r} if m in sys.modules]))\n"
+            "print('CODES', json.dumps(codes))\n"
+        )
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stderr
+        tail = dict(line.split(" ", 1) for line in res.stdout.splitlines()[-2:])
+        return SimpleNamespace(
+            codes=json.loads(tail["CODES"]), imported=set(json.loads(tail["IMPORTED"])), stdout=res.stdout, stderr=res.stderr
+        )
+
+    return run

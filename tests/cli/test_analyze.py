@@ -150,17 +150,11 @@ def test_emotions_bad_option_exit_2(capsys):
     assert code == 2
 
 
-def test_analyze_does_not_import_torch(midi_file):
-    code = (
-        "import sys, json\nfrom emomusic.cli import main\n"
-        f"try:\n    main(['analyze', {str(midi_file)!r}, '--json'])\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
-        "main_mods = ('torch', 'transformers', 'music21', 'matplotlib', 'sklearn')\n"
-        "print('IMPORTED', [m for m in main_mods if m in sys.modules])"
-    )
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stderr
-    assert "IMPORTED []" in res.stdout
-    assert '"quadrant"' in res.stdout
+def test_analyze_does_not_import_torch(midi_file, cli_imports):
+    r = cli_imports(["analyze", midi_file, "--json"])
+    assert r.codes == [0]
+    assert not r.imported & {"torch", "transformers", "music21", "matplotlib", "sklearn"}
+    assert '"quadrant"' in r.stdout
 
 
 def test_console_script_end_to_end(midi_file):

@@ -11,14 +11,9 @@ from click.testing import CliRunner
 from emomusic.cli import cli, main
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+@pytest.fixture(autouse=True)
+def _one_thread(one_torch_thread):
+    """Every test here runs torch on one thread (the machine has two cores)."""
 
 
 @pytest.fixture(scope="module")
@@ -159,15 +154,11 @@ def test_train_bad_input_exit_2(models, tmp_path, capsys, change, msg):
     assert not (tmp_path / "ad").exists()
 
 
-def test_clip_help_does_not_import_torch():
-    code = (
-        "import sys; from emomusic.cli import main\n"
-        "for args in (['clip', '--help'], ['train', 'musicgen-lora', '--help']):\n"
-        "    try:\n        main(args)\n    except SystemExit:\n        pass\n"
-        "print('IMPORTED', [m for m in ('torch', 'transformers', 'peft') if m in sys.modules])"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert "IMPORTED []" in out and "--adapter" in out and "--audio-dir" in out
+def test_clip_help_does_not_import_torch(cli_imports):
+    r = cli_imports(["clip", "--help"], ["train", "musicgen-lora", "--help"])
+    assert r.codes == [0, 0]
+    assert not r.imported & {"torch", "transformers", "peft"}
+    assert "--adapter" in r.stdout and "--audio-dir" in r.stdout
 
 
 @pytest.mark.slow

@@ -19,15 +19,10 @@ def test_help_lists_every_command():
     assert "not a medical device" in res.output
 
 
-def test_help_does_not_import_torch():
-    code = (
-        "import sys; from emomusic.cli import main\n"
-        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-        "bad = [m for m in ('torch', 'transformers', 'music21', 'matplotlib') if m in sys.modules]\n"
-        "print('IMPORTED', bad)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert "IMPORTED []" in out
+def test_help_does_not_import_torch(cli_imports):
+    r = cli_imports(["--help"])
+    assert r.codes == [0]
+    assert not r.imported & {"torch", "transformers", "music21", "matplotlib"}
 
 
 def test_console_script_runs():

@@ -138,17 +138,11 @@ def test_failure_during_write_leaves_no_file(tmp_path, midi, sine_sf2, monkeypat
     assert _no_wav(tmp_path)
 
 
-def test_end_to_end_subprocess_without_torch(tmp_path, midi, sine_sf2):
+def test_end_to_end_subprocess_without_torch(tmp_path, midi, sine_sf2, cli_imports):
     out = tmp_path / "e.wav"
-    code = (
-        "import sys\nfrom emomusic.cli import main\n"
-        f"try:\n    main(['render', {str(midi)!r}, {str(out)!r}, '-s', {str(sine_sf2)!r}])\n"
-        "except SystemExit as e:\n    assert not e.code, e.code\n"
-        "print('TORCH', 'torch' in sys.modules)"
-    )
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stderr
-    assert "TORCH False" in res.stdout
+    r = cli_imports(["render", midi, out, "-s", sine_sf2])
+    assert r.codes == [0]
+    assert "torch" not in r.imported
     assert out.exists()
     bad = subprocess.run([sys.executable, "-m", "emomusic", "render", str(tmp_path / "none.mid"), str(out)],
                          capture_output=True, text=True, timeout=120)

@@ -7,14 +7,9 @@ from __future__ import annotations
 import pytest
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _one_thread():
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+@pytest.fixture(autouse=True)
+def _one_thread(one_torch_thread):
+    """Every clip test runs torch on one thread (the machine has two cores)."""
 
 
 @pytest.fixture(scope="session")
