@@ -97,6 +97,7 @@ def main() -> None:
 
     # template fidelity
     mode_ok = tempo_ok = reg_ok = dens_ok = spread_ok = dens_bin_ok = spread_bin_ok = 0
+    mode_by_chords = {False: [], True: []}  # the same mode check, split by --chords
     dens_err, spread_err = [], []
     for emo, t in tunes:
         tpl = template(emo)
@@ -106,6 +107,7 @@ def main() -> None:
                                 time_signatures=mel.time_signatures)
         mm = measure(melody_only)
         mode_ok += meas.mode == tpl.mode
+        mode_by_chords[bool(t.attributes.get("chords"))].append(meas.mode == tpl.mode)
         tempo_ok += abs(mel.tempo - tpl.tempo_bpm) <= 1.0
         reg_ok += abs(mm.register - tpl.register) <= 6.0
         dens_err.append(abs(mm.note_density - tpl.note_density))
@@ -131,9 +133,19 @@ def main() -> None:
         for q in ("Q1", "Q2", "Q3", "Q4"):
             idx = [i for i, (emo, _) in enumerate(tunes) if emo.quadrant == q]
             per_q[q] = sum(est[i].quadrant == q for i in idx) / max(1, len(idx))
+        # the same accuracy split by --chords (melody alone vs melody + chord track)
+        per_q_chords = {}
+        for ch in (False, True):
+            row = {}
+            for q in ("all", "Q1", "Q2", "Q3", "Q4"):
+                idx = [i for i, (emo, t) in enumerate(tunes) if bool(t.attributes.get("chords")) == ch
+                       and (q == "all" or emo.quadrant == q)]
+                row[q] = sum(est[i].quadrant == tunes[i][0].quadrant for i in idx) / max(1, len(idx))
+            per_q_chords[ch] = row
     except Exception as exc:  # estimator checkpoint missing
         q_acc = v_acc = a_acc = None
         per_q = {"error": f"{type(exc).__name__}: {exc}"}
+        per_q_chords = {}
 
     # novelty against the corpus
     corpus_paths = args.corpus if args.corpus is not None else [str(data_dir() / "nottingham" / "ABC_cleaned"), "music21"]
@@ -152,6 +164,7 @@ def main() -> None:
         ("abc2midi parse rate", f"{a2m_ok / total:.1%}"),
         ("first-try failures resampled", f"{resampled}"),
         ("mode as requested (Krumhansl key finding on the piece)", f"{mode_ok / total:.1%}"),
+        ("  without / with --chords", " / ".join(f"{sum(v) / len(v):.1%}" if v else "n/a" for v in mode_by_chords.values())),
         ("tempo = template tempo (+-1 BPM)", f"{tempo_ok / total:.1%}"),
         ("register within 6 semitones of template", f"{reg_ok / total:.1%}"),
         ("density within 0.5 notes/beat of template", f"{dens_ok / total:.1%} (mean error {statistics.fmean(dens_err):.2f})"),
@@ -161,6 +174,9 @@ def main() -> None:
         ("quadrant accuracy (emomusic.estimator)", "n/a" if q_acc is None else f"{q_acc:.1%}"),
         ("  valence sign / arousal sign", "n/a" if q_acc is None else f"{v_acc:.1%} / {a_acc:.1%}"),
         ("  per quadrant", ", ".join(f"{k} {v:.0%}" if isinstance(v, float) else str(v) for k, v in per_q.items())),
+        *[(f"  {'with' if ch else 'without'} --chords: all; per quadrant",
+           f"{row['all']:.1%}; " + ", ".join(f"{q} {row[q]:.0%}" for q in ("Q1", "Q2", "Q3", "Q4")))
+          for ch, row in per_q_chords.items()],
         ("4-bar phrases copied from corpus", "n/a" if copied is None else f"{copied:.2%} (of {len(gen)} vs {len(ref)})"),
         ("tunes / second (incl. parser checks, model load excluded)", f"{total / gen_seconds:.2f}"),
     ]

@@ -102,12 +102,49 @@ def check_options(bars, n, meter, tempo) -> None:
             raise EmomusicError(f"tempo must be between 20 and 400 BPM, got {tempo}")
 
 
+# Metric accents of the melody with abc2midi's default ``%%MIDI beat`` levels (105/95/80, which
+# it applies when it plays the ABC): the first note of a bar +10, other notes on a beat 0,
+# notes between beats -15, then shifted so the melody's mean velocity is the template
+# velocity. (abc2midi itself gives the middle level only in 4/4 and compound metres; here
+# every beat of the metre gets it.)
+ACCENT_BAR, ACCENT_BEAT, ACCENT_OFFBEAT = 10, 0, -15
+
+
+def metric_accents(canon: CanonTune) -> list[int]:
+    """Velocity offset of every melody note (in order), mean zero, from its place in the bar."""
+    beat = METERS[canon.meter][1]
+    raw = []
+    for bar in canon.bars:
+        pos = 0
+        first = True
+        for _, dur, pitch in bar:
+            if pitch is not None:
+                raw.append(ACCENT_BAR if first else (ACCENT_BEAT if pos % beat == 0 else ACCENT_OFFBEAT))
+                first = False
+            pos += dur
+    if not raw:
+        return []
+    mean = sum(raw) / len(raw)
+    return [int(round(r - mean)) for r in raw]
+
+
+def chord_voicing(chord) -> list[int]:
+    """The chord track's notes for one chord symbol: its root in the bass octave (C2..B2), then
+    the chord in root position from C3 up, so every chord is heard from its root and the
+    tonic / dominant roots anchor the key."""
+    tones = chord_pitches(chord, 48)
+    return [36 + chord[0] % 12] + tones
+
+
 def tune_to_piece(canon: CanonTune, tempo: float, velocity: int, emotion: Emotion | None = None,
-                  title: str = "") -> Piece:
-    """The Piece of a canonical tune: a melody track, plus a chord track when it has chords."""
+                  title: str = "", accents: bool = True) -> Piece:
+    """The Piece of a canonical tune: a melody track (with metric accents at abc2midi's default
+    levels, around ``velocity``; ``accents=False`` for one flat velocity), plus a chord track
+    when it has chords."""
     melody, chords = [], []
     chord_on: tuple | None = None
     beat = 0.0
+    offsets = iter(metric_accents(canon) if accents else [])
     for bar in canon.bars:
         for chord, dur, pitch in bar:
             length = dur / 4.0
@@ -116,14 +153,15 @@ def tune_to_piece(canon: CanonTune, tempo: float, velocity: int, emotion: Emotio
                     chords.append((chord_on[0], chord_on[1], beat - chord_on[1]))
                 chord_on = (chord, beat)
             if pitch is not None:
-                melody.append(Note(int(pitch), beat, length, int(velocity)))
+                vel = max(1, min(127, int(velocity) + next(offsets, 0)))
+                melody.append(Note(int(pitch), beat, length, vel))
             beat += length
     if chord_on is not None:
         chords.append((chord_on[0], chord_on[1], beat - chord_on[1]))
     tracks = [Track("Melody", MELODY_PROGRAM, False, melody, channel=0)]
     if chords:
         cv = max(1, min(127, int(velocity * 0.7)))
-        notes = [Note(p, start, dur, cv) for c, start, dur in chords if dur > 0 for p in chord_pitches(c, 48)]
+        notes = [Note(p, start, dur, cv) for c, start, dur in chords if dur > 0 for p in chord_voicing(c)]
         tracks.append(Track("Chords", CHORD_PROGRAM, False, notes, channel=1))
     num, den = canon.meter.split("/")
     markers = [Marker(emotion.marker_text(), 0.0)] if emotion is not None else []
@@ -181,7 +219,7 @@ def generate_melodies(emotion: Emotion, *, bars: int = 16, n: int = 1, seed: int
         min_dur, dur_bias = DENSITY_RULES[tpl.density_bin]
         return TuneSpec(k, m, bars, controls, seed=(seed * 1_000_003 + i * 7919 + attempt * 104_729),
                         low=low, high=high, max_leap=MAX_LEAPS[tpl.spread_bin], min_duration=min_dur,
-                        duration_bias=dur_bias)
+                        duration_bias=dur_bias, darkness=max(0.0, min(1.0, -emotion.valence)))
 
     results: dict[int, Tune] = {}
     failures: list[str] = []

@@ -8,12 +8,20 @@ that would break the tune:
   is full; ``EOS`` exactly after the requested number of bars;
 * pitches only inside the register window and the key's scale (plus the raised seventh
   in minor), no leap wider than the spread allows, the first note on the tonic triad and
-  the final note on the tonic, bar downbeats on the tonic triad; a logit bonus steers the
-  running pitch-class histogram toward the requested key's Krumhansl-Kessler profile
-  (keeps the mode audible) and a penalty discourages a third repeated note;
+  the final note on the tonic, bar downbeats on the tonic triad (or, with chords, on a tone
+  of the chord written there); a logit bonus steers the running pitch-class histogram of
+  the whole piece (melody + chord track) toward the requested key's Krumhansl-Kessler
+  profile (keeps the mode audible) and a penalty discourages a third repeated note;
 * durations shorter than the density allows are masked, and a logit bonus steers density;
-* chord symbols (with ``chords``) only at beat starts, required at each bar start, and only
-  chords whose notes all belong to the key (the raised 7th counts in minor: E7 in A minor).
+* chord symbols (with ``chords``) only at beat starts, required at each bar start, and
+  mode-aware (:meth:`TuneSpec.chord_palette`): the tonic chord opens the first bar and is
+  the only chord of the last bar, the primary chords of the mode are favoured (minor: i, iv,
+  V/V7 with the raised seventh; major: I, IV, V/V7), the dominant is favoured before the
+  final bar (a cadence), and in minor the relative major's chords (III, VII, v) are not
+  offered, so the chord track keeps the minor key audible instead of drifting to the
+  relative major; the more negative the valence (``darkness``), the more minor chords are
+  favoured over major colour chords (VI in minor, IV in dorian); the melody note sounding
+  with a new chord is one of its chord tones.
 
 Then temperature, top-k and top-p (EMelodyGen's 1.2 / 8 / 0.8 by default) over the allowed
 tokens. Each tune has its own ``torch.Generator``, so a tune depends on its seed only.
@@ -26,12 +34,31 @@ from dataclasses import dataclass, field
 
 import torch
 
-from emomusic.melody.notation import DURATIONS, METERS, PITCH_MAX, PITCH_MIN, Key, chord_pitches
+from emomusic.melody.notation import (
+    CHORD_QUALITIES, DURATIONS, METERS, PITCH_MAX, PITCH_MIN, Chord, Key, chord_pitches,
+)
 from emomusic.melody.tokenizer import N_PREFIX, Controls, Tokenizer
 
 # Krumhansl & Kessler (1982) probe-tone profiles, tonic first
 KK_MAJOR = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
 KK_MINOR = (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17)
+
+# Mode-aware chord palettes: (semitones above the tonic, quality) -> logit bonus. Chords not
+# listed are not offered. Minor is harmonic minor (Piston, *Harmony*, ch. 4): i, iv and V/V7
+# (raised seventh) are primary; VI and the diminished ii and vii are colour; the relative
+# major's I and V (III, VII) and the minor v are left out, since they are what pulls a minor
+# tune toward its relative major. Major: I, IV, V/V7 primary, ii and vi colour, iii and vii
+# rarer. Other modes (dorian, mixolydian, ...) keep every chord that fits the mode's scale.
+MINOR_PALETTE = {
+    (0, "m"): 1.5, (5, "m"): 1.0, (7, ""): 0.5, (7, "7"): 0.5,
+    (8, ""): 0.0, (5, "m7"): -0.5, (2, "dim"): -0.5, (11, "dim"): -0.5,
+}
+MAJOR_PALETTE = {
+    (0, ""): 1.5, (5, ""): 1.0, (7, ""): 1.0, (7, "7"): 1.0,
+    (2, "m"): 0.0, (9, "m"): 0.0, (2, "m7"): -0.5, (9, "m7"): -0.5, (4, "m"): -1.0, (11, "dim"): -1.0,
+}
+CADENCE_BONUS = 1.0  # extra for V / V7 in the bar before the last
+_ALL_CHORDS = [(r, q) for r in range(12) for q in CHORD_QUALITIES]
 
 
 @dataclass
@@ -49,6 +76,51 @@ class TuneSpec:
     downbeat_triad: bool = True  # every bar's first note from the tonic triad
     repeat_penalty: float = 0.5  # logit penalty for a third repetition of the same pitch in a row
     duration_bias: dict = field(default_factory=dict)  # sixteenths -> logit bonus (density control)
+    harmony: bool = True  # mode-aware chord palette, tonic chord first and last, chord tones under new chords
+    darkness: float = 0.0  # 0..1 (from negative valence): extra weight on minor chords, less on major colour chords
+
+    def tonic_chord(self) -> Chord:
+        t, th = self.key.tonic, self.third_pc()
+        fifth = next(((t + i) % 12 for i in (7, 6, 8) if (t + i) % 12 in self.key.pitch_classes()), (t + 7) % 12)
+        if (fifth - t) % 12 == 6:
+            return (t, "dim")
+        return (t, "m" if (th - t) % 12 == 3 else "")
+
+    def chord_palette(self, bar_index: int | None = None) -> dict[Chord, float]:
+        """Chord -> logit bonus for the chords offered in bar ``bar_index`` (0-based)."""
+        where = None if bar_index is None else ("last" if bar_index >= self.bars - 1 else
+                                                 "cadence" if bar_index == self.bars - 2 else "inner")
+        cache = self.__dict__.setdefault("_palettes", {})
+        if where not in cache:
+            cache[where] = self._palette(bar_index)
+        return dict(cache[where])
+
+    def _palette(self, bar_index: int | None) -> dict[Chord, float]:
+        fits = self.allowed_pitch_classes()
+        diatonic = [c for c in _ALL_CHORDS if {p % 12 for p in chord_pitches(c)} <= fits]
+        if not self.harmony:
+            return {c: 0.0 for c in diatonic}
+        last = bar_index is not None and bar_index >= self.bars - 1
+        if last:
+            return {self.tonic_chord(): 0.0}
+        t = self.key.tonic
+        if self.key.mode in ("minor", "major"):
+            table = MINOR_PALETTE if self.key.mode == "minor" else MAJOR_PALETTE
+            out = {((t + off) % 12, q): b for (off, q), b in table.items()}
+        else:
+            out = {c: 0.0 for c in diatonic}
+            out[self.tonic_chord()] = 1.5
+        if self.darkness > 0:  # sadder -> darker harmony: minor chords favoured, major colour chords held back
+            for c in out:
+                if c[1] in ("m", "m7"):
+                    out[c] += self.darkness
+                elif c[1] in ("", "7") and c[0] not in (t, (t + 7) % 12):
+                    out[c] -= self.darkness
+        if bar_index is not None and bar_index == self.bars - 2:
+            for q in ("", "7"):
+                if ((t + 7) % 12, q) in out:
+                    out[((t + 7) % 12, q)] += CADENCE_BONUS
+        return out
 
     def triad(self) -> set[int]:
         pcs = self.key.pitch_classes()
@@ -99,12 +171,20 @@ class _State:
     bars_done: int = 0
     pending_dur: int | None = None
     chord_here: bool = False
+    chord: Chord | None = None  # the chord written at this position (until its note)
+    sounding: Chord | None = None  # the chord sounding now (the chord track holds it until the next)
     last_pitch: int | None = None
     prev_pitch: int | None = None
-    hist: list = field(default_factory=lambda: [0.0] * 12)  # sounding time per pitch class
+    hist: list = field(default_factory=lambda: [0.0] * 12)  # sounding time per pitch class (melody)
+    chord_hist: list = field(default_factory=lambda: [0.0] * 12)  # the same for the chord track's notes
     notes: int = 0
     done: bool = False
     tokens: list[int] = field(default_factory=list)
+
+    def piece_hist(self) -> list[float]:
+        """Sounding time per pitch class of the whole piece so far (melody + chord track), what
+        key finding on the rendered piece will see."""
+        return [m + c for m, c in zip(self.hist, self.chord_hist)]
 
 
 @dataclass
@@ -137,7 +217,7 @@ class Grammar:
                        if p % 12 == spec.key.tonic]
             bias = None
             if spec.tonal_bias or spec.repeat_penalty:
-                prof = spec.profile_bias(st.hist) if spec.tonal_bias else {}
+                prof = spec.profile_bias(st.piece_hist()) if spec.tonal_bias else {}
                 bias = []
                 for i in out:
                     p = tok.id_to_pitch[i]
@@ -149,8 +229,14 @@ class Grammar:
                 out.append(tok.rest)
                 if bias is not None:
                     bias.append(0.0)
-            if st.notes == 0 or (spec.downbeat_triad and st.pos == 0):  # open (and start bars) on the tonic triad
-                keep = [j for j, i in enumerate(out) if tok.id_to_pitch.get(i, -1) % 12 in spec.triad()]
+            if spec.harmony and st.chord_here and st.chord is not None:  # a new chord: sound one of its tones
+                tones = {p % 12 for p in chord_pitches(st.chord)}
+                keep = [j for j, i in enumerate(out) if i in tok.id_to_pitch and tok.id_to_pitch[i] % 12 in tones]
+                if keep:
+                    out = [out[j] for j in keep]
+                    bias = None if bias is None else [bias[j] for j in keep]
+            elif st.notes == 0 or (spec.downbeat_triad and st.pos == 0):  # open (and start bars) on the tonic triad
+                keep = [j for j, i in enumerate(out) if i in tok.id_to_pitch and tok.id_to_pitch[i] % 12 in spec.triad()]
                 if keep:
                     out = [out[j] for j in keep]
                     bias = None if bias is None else [bias[j] for j in keep]
@@ -160,19 +246,26 @@ class Grammar:
         if st.bars_done >= spec.bars:
             return [tok.eos], None
         remaining = bar_units - st.pos
+        chord_bias: list[float] = []
         if spec.controls.chords and st.pos % beat == 0 and not st.chord_here:
-            fits = spec.allowed_pitch_classes()  # chords whose notes all belong to the key
-            chords = [i for c, i in tok.chord_ids.items() if {p % 12 for p in chord_pitches(c)} <= fits]
+            if spec.harmony and st.notes == 0:  # the tune opens on the tonic chord
+                palette = {spec.tonic_chord(): 0.0}
+            else:
+                palette = spec.chord_palette(st.bars_done)
+            prof = spec.profile_bias(st.piece_hist()) if spec.tonal_bias and spec.harmony else {}
+            chords = [tok.chord_ids[c] for c in palette if c in tok.chord_ids]
+            chord_bias = [palette[c] + (sum(prof.get(p % 12, 0.0) for p in chord_pitches(c)) / len(chord_pitches(c))
+                                        if prof else 0.0) for c in palette if c in tok.chord_ids]
             if st.pos == 0:
-                return chords, None
+                return chords, (chord_bias if any(chord_bias) else None)
         else:
             chords = []
         ds = [d for d in DURATIONS if d <= remaining and (d >= spec.min_duration or d == remaining)]
         if not ds:
             ds = [d for d in DURATIONS if d <= remaining]
         ids = chords + [tok.dur_ids[d] for d in ds]
-        if spec.duration_bias:
-            return ids, [0.0] * len(chords) + [spec.duration_bias.get(d, 0.0) for d in ds]
+        if spec.duration_bias or any(chord_bias):
+            return ids, chord_bias + [spec.duration_bias.get(d, 0.0) for d in ds]
         return ids, None
 
     def advance(self, st: _State, t: int) -> None:
@@ -186,6 +279,7 @@ class Grammar:
             st.chord_here = False
         elif t in tok.id_to_chord:
             st.chord_here = True
+            st.chord = st.sounding = tok.id_to_chord[t]
         elif t in tok.id_to_dur:
             st.pending_dur = tok.id_to_dur[t]
         else:  # pitch or rest
@@ -194,6 +288,9 @@ class Grammar:
             st.pending_dur = None
             st.chord_here = False
             st.notes += 1
+            if st.sounding is not None:
+                for p in chord_pitches(st.sounding):
+                    st.chord_hist[p % 12] += dur
             if t != tok.rest:
                 st.prev_pitch, st.last_pitch = st.last_pitch, tok.id_to_pitch[t]
                 st.hist[st.last_pitch % 12] += dur
