@@ -377,6 +377,8 @@ LOWEST_PITCH, HIGHEST_PITCH = 21, 108  # keep shifted notes on the piano
 # already in the target scale or a chromatic neighbour of it.
 MAJOR_TO_MINOR = {4: 3, 9: 8, 11: 10}
 MINOR_TO_MAJOR = {3: 4, 8: 9, 10: 11}
+MAJOR_TO_HARMONIC_MINOR = {4: 3, 9: 8}  # the leading tone stays: harmonic minor
+NATURAL_TO_HARMONIC_MINOR = {10: 11}  # raise the 7th of a minor key
 
 
 def to_mode(notes: Sequence[Note], tonic: int, source: str, target: str) -> list[Note]:
@@ -394,6 +396,12 @@ def to_mode(notes: Sequence[Note], tonic: int, source: str, target: str) -> list
     if source == target:
         return list(notes)
     table = MAJOR_TO_MINOR if source == "major" else MINOR_TO_MAJOR
+    return remap_degrees(notes, tonic, table)
+
+
+def remap_degrees(notes: Sequence[Note], tonic: int, table: dict[int, int]) -> list[Note]:
+    """``notes`` with each scale degree ``d`` (semitones above ``tonic``) in ``table`` moved to
+    ``table[d]`` in the same octave; the merging and range rules of :func:`to_mode`."""
     out: list[Note] = []
     seen: dict[tuple[int, float], int] = {}
     for n in notes:
@@ -414,6 +422,82 @@ def to_mode(notes: Sequence[Note], tonic: int, source: str, target: str) -> list
         seen[k] = len(out)
         out.append(n)
     return out
+
+
+CLEAR_MODE_MARGIN = 0.1  # r(best key of the mode) - r(best key of the other mode) read as "clearly" that mode
+MODE_CHANGE_COST = 0.1  # margin given up per share of notes moved, when choosing how to re-map
+MODE_KEY_WINDOW = 0.15  # "home" keys of a piece, tried first: r within this of the best key's
+
+
+def mode_margin(notes: Sequence[Note], mode: str) -> float:
+    """How clearly Krumhansl-Schmuckler key finding hears ``mode``: r(best key of ``mode``) minus
+    r(best key of the other mode) (> 0: heard in ``mode``)."""
+    r = key_correlations(pitch_class_histogram(notes))
+    d = float(r[0].max() - r[1].max())
+    return d if mode == "major" else -d
+
+
+def mode_mapping(notes: Sequence[Note], target: str) -> tuple[int, dict[int, int] | None, int]:
+    """How to move ``notes`` to the ``target`` mode: ``(tonic, table, heard_tonic)``.
+
+    ``table`` None means "keep the notes": they are already clearly in ``target`` (margin >=
+    :data:`CLEAR_MODE_MARGIN`, :func:`mode_margin`) or no re-mapping is heard more clearly in
+    it. Otherwise ``remap_degrees(notes, tonic, table)`` is the re-mapping to apply: a
+    parallel-mode re-mapping around a source key (major -> minor as natural or harmonic minor,
+    the leading tone kept; minor -> major; for a minor target also natural -> harmonic minor
+    on a minor key). Each candidate scores its margin in ``target`` less
+    :data:`MODE_CHANGE_COST` per share of notes moved (the fewest changes win a near tie).
+
+    The piece's home keys (correlation within :data:`MODE_KEY_WINDOW` of its best key) are
+    tried first; if no re-mapping around them is heard in ``target`` at all, every key is
+    tried. A clear C major piece thus becomes C minor, while generated material that sits
+    between several keys still gets the re-mapping heard most clearly in ``target``.
+    ``heard_tonic`` is the tonic of the best key of ``target`` afterwards (for the key signature).
+    """
+    if target not in ("major", "minor"):
+        raise EmomusicError(f"mode must be 'major' or 'minor', got {target!r}")
+    row = 0 if target == "major" else 1
+    if not notes:
+        return 0, None, 0
+    r = key_correlations(pitch_class_histogram(notes))
+    keep = mode_margin(notes, target)
+    if keep >= CLEAR_MODE_MARGIN:
+        return 0, None, int(np.argmax(r[row]))
+    if target == "major":
+        tables = [(1, MINOR_TO_MAJOR)]
+    else:
+        tables = [(0, MAJOR_TO_MINOR), (0, MAJOR_TO_HARMONIC_MINOR), (1, NATURAL_TO_HARMONIC_MINOR)]
+
+    def search(keys):
+        best = None  # (score, margin, tonic, table, heard)
+        for flat in keys:
+            m, tonic = divmod(int(flat), 12)
+            for source_row, table in tables:
+                if m != source_row:
+                    continue
+                moved = sum(((n.pitch - tonic) % 12) in table for n in notes) / len(notes)
+                if moved == 0:
+                    continue
+                rc = key_correlations(pitch_class_histogram(remap_degrees(notes, tonic, table)))
+                margin = float(rc[row].max() - rc[1 - row].max())
+                score = margin - MODE_CHANGE_COST * moved
+                if best is None or score > best[0]:
+                    best = (score, margin, tonic, table, int(np.argmax(rc[row])))
+        return best
+
+    home = search(np.flatnonzero(r.ravel() >= r.max() - MODE_KEY_WINDOW))
+    if home is not None and home[1] > 0:
+        return home[2:]
+    found = [c for c in (home, search(range(24))) if c is not None and c[0] > keep]
+    if not found:
+        return 0, None, int(np.argmax(r[row]))
+    return max(found, key=lambda c: c[0])[2:]
+
+
+def set_mode(notes: Sequence[Note], target: str) -> tuple[list[Note], int]:
+    """``notes`` moved to the ``target`` mode (:func:`mode_mapping`) and the tonic heard then."""
+    tonic, table, heard = mode_mapping(notes, target)
+    return (list(notes) if table is None else remap_degrees(notes, tonic, table)), heard
 
 
 def apply_template(
@@ -498,12 +582,13 @@ def apply_template(
                 for t in out.tracks
             ]
 
-    if "mode" in controls and cur.mode != target.mode:
-        out.tracks = [
-            t if t.is_drum else replace(t, notes=to_mode(t.notes, cur.key_tonic, cur.mode, target.mode))
-            for t in out.tracks
-        ]
-        out.keys = [KeySignature(cur.key_tonic, target.mode, k.beat) for k in (out.keys or [KeySignature(0, "major")])]
+    if "mode" in controls:
+        tonic, table, heard = mode_mapping([n for t in out.tracks if not t.is_drum for n in t.notes], target.mode)
+        if table is not None:
+            out.tracks = [t if t.is_drum else replace(t, notes=remap_degrees(t.notes, tonic, table))
+                          for t in out.tracks]
+        if table is not None or cur.mode != target.mode:
+            out.keys = [KeySignature(heard, target.mode, k.beat) for k in (out.keys or [KeySignature(0, "major")])]
 
     if "articulation" in controls:
         goal = cur.articulation + s * (target.articulation - cur.articulation)

@@ -329,15 +329,17 @@ def _pcs(piece: Piece) -> set[int]:
     return {n.pitch % 12 for n in piece.notes}
 
 
-def test_mode_control_major_to_natural_minor():
+def test_mode_control_major_to_harmonic_minor():
     p = replace(chord_piece(0, False), keys=[KeySignature(0, "major")])
     before = [list(t.notes) for t in p.tracks]
     out = apply_template(p, Emotion(-0.6, 0.3), controls=("mode",))
     assert [(k.tonic, k.mode) for k in out.keys] == [(0, "minor")]
     assert _pcs(p) == {0, 2, 4, 5, 7, 9, 11}
-    assert _pcs(out) == {0, 2, 3, 5, 7, 8, 10}  # E, A, B -> Eb, Ab, Bb
+    # E, A -> Eb, Ab; B stays: the V chord G-B-D keeps its leading tone (harmonic minor), which
+    # is heard more clearly as C minor than the natural minor (which reads as Eb major)
+    assert _pcs(out) == {0, 2, 3, 5, 7, 8, 11}
     for a, b in zip(p.notes, out.notes):  # each note moves by at most a semitone, down
-        assert b.pitch - a.pitch == (-1 if a.pitch % 12 in (4, 9, 11) else 0)
+        assert b.pitch - a.pitch == (-1 if a.pitch % 12 in (4, 9) else 0)
         assert (a.start, a.duration, a.velocity) == (b.start, b.duration, b.velocity)
     assert estimate_key(out.notes)[:2] == (0, "minor") and measure(out).mode == "minor"
     # the input piece is untouched
@@ -354,9 +356,31 @@ def test_mode_control_minor_to_major():
     assert [(k.tonic, k.mode) for k in out.keys] == [(9, "major")]
     assert _pcs(out) == {9, 11, 1, 2, 4, 6, 8}  # C, F, (G) -> C#, F#, G#: A major
     assert estimate_key(out.notes)[:2] == (9, "major")
-    # and back: minor -> major -> minor gives natural minor on the same tonic
+    # and back: minor -> major -> minor gives A minor with the leading tone G#
     back = apply_template(out, Emotion(-0.6, -0.3), controls=("mode",))
-    assert back.keys[0] == KeySignature(9, "minor") and _pcs(back) == {9, 11, 0, 2, 4, 5, 7}
+    assert back.keys[0] == KeySignature(9, "minor") and _pcs(back) == {9, 11, 0, 2, 4, 5, 8}
+
+
+def test_mode_mapping_keeps_clear_pieces_and_resolves_ambiguous_ones():
+    from emomusic.attributes import CLEAR_MODE_MARGIN, mode_mapping, mode_margin, set_mode
+
+    clear = chord_piece(7, False).notes  # G major, clearly
+    assert mode_margin(clear, "major") >= CLEAR_MODE_MARGIN
+    assert mode_mapping(clear, "major") == (0, None, 7)
+    assert set_mode(clear, "major") == (clear, 7)
+    # material that sits between C major and A minor: white notes, A and C both stressed
+    amb = [Note(p, i * 0.5, 0.5, 80) for i, p in enumerate([57, 60, 64, 69, 67, 65, 64, 62, 60, 59, 57, 60] * 3)]
+    amb += [Note(45, 0.0, 6.0, 70), Note(48, 6.0, 6.0, 70), Note(45, 12.0, 6.0, 70)]
+    for target in ("major", "minor"):
+        out, tonic = set_mode(amb, target)
+        assert mode_margin(out, target) > 0, target
+        assert estimate_key(out)[1] == target and estimate_key(out)[0] == tonic
+        assert mode_margin(out, target) >= mode_margin(amb, target)
+        for a, b in zip(sorted(amb, key=lambda n: (n.start, n.pitch)), sorted(out, key=lambda n: (n.start, n.pitch))):
+            assert abs(a.pitch - b.pitch) <= 1 and a.start == b.start
+    assert set_mode([], "minor") == ([], 0)
+    with pytest.raises(EmomusicError, match="mode"):
+        mode_mapping(amb, "dorian")
 
 
 @pytest.mark.parametrize("tonic, minor, v", [(0, False, 0.5), (9, True, -0.5), (2, False, 0.0)])

@@ -44,7 +44,8 @@ def _engine_training_options(f):
     """Options shared by ``train vae`` and ``train diffgan``."""
     for opt in reversed([
         click.option("--out", "-o", "out_dir", type=click.Path(path_type=Path), required=True, help="Checkpoint folder to write."),
-        click.option("--preset", type=click.Choice(["debug", "default"]), default="default", show_default=True),
+        click.option("--preset", type=click.Choice(["debug", "default", "large"]), default="default", show_default=True,
+                     help="debug: tiny (tests); default: sized for a CPU; large: for a GPU."),
         click.option("--steps", type=int, default=None, help="Total optimisation steps (default: the preset's)."),
         click.option("--batch-size", type=int, default=None, help="Override the preset's batch size."),
         click.option("--max-minutes", type=float, default=None, help="Stop (and save) after this wall-clock budget."),
@@ -58,52 +59,96 @@ def _engine_training_options(f):
     return f
 
 
+def _store(files, store_path, segment_beats, steps_per_beat, cache_dir):
+    """A segment store: read from ``store_path`` when it exists, else built from ``files``
+    (and written to ``store_path`` when given, so another machine can train without the MIDI)."""
+    from emomusic.compose.data import SegmentStore, build_store
+    from emomusic.paths import REPO_DIR
+
+    if store_path is not None and store_path.is_file():
+        try:
+            store = SegmentStore.load(store_path)
+        except Exception as exc:  # a corrupt or foreign file: one clear line
+            raise EmomusicError(f"{store_path} is not a segment store ({exc.__class__.__name__})") from None
+        if (store.segment_beats, store.steps_per_beat) != (segment_beats, steps_per_beat):
+            raise EmomusicError(f"{store_path} holds {store.segment_beats}-beat segments at {store.steps_per_beat} "
+                                f"steps per beat; this model needs {segment_beats} at {steps_per_beat}")
+        return store
+    if not files:
+        raise EmomusicError(f"segment store {store_path} not found and no MIDI data given")
+    store = build_store(files, segment_beats, steps_per_beat, cache_dir=cache_dir or REPO_DIR / ".cache")
+    if store_path is not None:
+        store_path.parent.mkdir(parents=True, exist_ok=True)
+        store.save(store_path)
+    return store
+
+
+_STORE_HELP = ("Segment store (.npz): read it if it exists (no MIDI needed), else write it after reading "
+               "the MIDI, to train elsewhere (e.g. a GPU machine) from that one file.")
+
+
 @click.command("vae")
-@click.option("--data", "data_dirs", type=click.Path(path_type=Path), multiple=True, required=True,
+@click.option("--data", "data_dirs", type=click.Path(path_type=Path), multiple=True,
               help="MIDI folders (repeatable): e.g. POP909, VGMIDI unlabelled, EMOPIA (train split only).")
+@click.option("--store", "store_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help=_STORE_HELP)
 @_engine_training_options
-def train_vae(data_dirs, out_dir, preset, steps, batch_size, max_minutes, device, threads, resume, seed, cache_dir):
+def train_vae(data_dirs, store_path, out_dir, preset, steps, batch_size, max_minutes, device, threads, resume, seed, cache_dir):
     """Train the segment VAE (stage 1) on piano MIDI."""
     _common_train_checks(steps, max_minutes, device)
+    if not data_dirs and store_path is None:
+        raise EmomusicError("give MIDI folders with --data, or a segment store with --store")
     import torch
 
     from emomusic.compose.config import VAEConfig
-    from emomusic.compose.data import build_store, corpus_files
+    from emomusic.compose.data import corpus_files
     from emomusic.compose.modelcard import write_vae_card
     from emomusic.compose.train import train_vae as run
-    from emomusic.paths import REPO_DIR
 
     if threads:
         torch.set_num_threads(threads)
     cfg = VAEConfig.preset(preset)
     if batch_size:
         cfg.batch_size = batch_size
-    files = corpus_files(data_dirs)
-    store = build_store(files, cfg.segment_beats, cfg.steps_per_beat, cache_dir=cache_dir or REPO_DIR / ".cache")
-    click.echo(f"vae: {len(files)} files, {int(store.seg_ok.sum())} segments", err=True)
+    files = corpus_files(data_dirs) if data_dirs and not (store_path and store_path.is_file()) else []
+    store = _store(files, store_path, cfg.segment_beats, cfg.steps_per_beat, cache_dir)
+    data = [str(d) for d in data_dirs] or [f"segment store {store_path}"]
+    click.echo(f"vae: {store.n_files} files, {int(store.seg_ok.sum())} segments", err=True)
     command = _command_line("vae")
     res = run(store, out_dir, cfg, steps=steps, device=device, seed=seed, resume=resume, max_minutes=max_minutes,
-              meta={"command": command, "data": [str(d) for d in data_dirs]})
-    write_vae_card(out_dir, res, command=command, data=[str(d) for d in data_dirs], n_files=len(files),
-                   n_segments=int(store.seg_ok.sum()))
+              meta={"command": command, "data": data})
+    write_vae_card(out_dir, res, command=command, data=data, n_files=store.n_files,
+                   n_segments=int(store.seg_ok.sum()), device=device)
     m = res.metrics
     click.echo(f"trained {res.steps} steps in {res.seconds / 60:.1f} min; held-out onset F1 {m.get('val_f1', float('nan')):.3f} -> {out_dir}")
 
 
 @click.command("diffgan")
 @click.option("--vae", "vae_dir", type=click.Path(path_type=Path), required=True, help="Trained VAE checkpoint folder.")
-@click.option("--emopia", "emopia_dir", type=click.Path(path_type=Path), required=True,
-              help="EMOPIA folder (midis/ + split/); only split/train_clip.csv is used.")
+@click.option("--emopia", "emopia_dir", type=click.Path(path_type=Path), default=None,
+              help="EMOPIA folder (midis/ + split/); only split/train_clip.csv is used (the labelled data).")
+@click.option("--data", "data_dirs", type=click.Path(path_type=Path), multiple=True,
+              help="Unlabelled MIDI folders (repeatable), e.g. POP909 and VGMIDI: soft-labelled by the estimator.")
+@click.option("--store", "store_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help=_STORE_HELP)
+@click.option("--soft-labels/--no-soft-labels", default=True, show_default=True,
+              help="Label unlabelled windows with the project's estimator (else they train the unconditional branch only).")
+@click.option("--workers", type=int, default=1, show_default=True, help="Processes for soft labelling.")
 @_engine_training_options
-def train_diffgan(vae_dir, emopia_dir, out_dir, preset, steps, batch_size, max_minutes, device, threads, resume, seed, cache_dir):
-    """Train the emotion-conditioned latent diffusion-GAN (stage 2) on EMOPIA train clips."""
+def train_diffgan(vae_dir, emopia_dir, data_dirs, store_path, soft_labels, workers, out_dir, preset, steps, batch_size,
+                  max_minutes, device, threads, resume, seed, cache_dir):
+    """Train the emotion-conditioned latent diffusion-GAN (stage 2): EMOPIA train clips are the
+    labelled data; unlabelled MIDI (--data) joins with soft labels from the estimator."""
     _common_train_checks(steps, max_minutes, device)
+    if emopia_dir is None and not data_dirs and store_path is None:
+        raise EmomusicError("give the labelled data with --emopia (and unlabelled MIDI with --data), or --store")
+    if workers < 1:
+        raise EmomusicError(f"--workers must be >= 1, got {workers}")
+    import numpy as np
     import torch
 
     from emomusic.compose.config import DiffGANConfig
-    from emomusic.compose.data import build_store, emopia_files
+    from emomusic.compose.data import corpus_files, emopia_files
     from emomusic.compose.modelcard import write_diffgan_card
-    from emomusic.compose.train import load_vae
+    from emomusic.compose.train import load_vae, sequence_windows
     from emomusic.compose.train import train_diffgan as run
     from emomusic.paths import REPO_DIR
 
@@ -114,12 +159,23 @@ def train_diffgan(vae_dir, emopia_dir, out_dir, preset, steps, batch_size, max_m
     cfg.latent_dim = vae.cfg.latent_dim
     if batch_size:
         cfg.batch_size = batch_size
-    files = emopia_files(emopia_dir, "train")
-    store = build_store(files, vae.cfg.segment_beats, vae.cfg.steps_per_beat, cache_dir=cache_dir or REPO_DIR / ".cache")
+    files = []
+    if not (store_path and store_path.is_file()):
+        files = emopia_files(emopia_dir, "train") if emopia_dir is not None else []
+        seen = {p for p, _ in files}
+        files += [(p, va) for p, va in (corpus_files(data_dirs) if data_dirs else []) if p not in seen]
+    store = _store(files, store_path, vae.cfg.segment_beats, vae.cfg.steps_per_beat, cache_dir)
+    soft = None
+    wins = sequence_windows(store, cfg.seq_len)
+    unlabelled = np.isnan(store.file_va[store.seg_file[wins[:, 0]], 0]) if len(wins) else np.zeros(0, bool)
+    if soft_labels and unlabelled.any():
+        from emomusic.compose.softlabel import soft_labels as label
+
+        soft = label(store, wins, which=unlabelled, cache_dir=cache_dir or REPO_DIR / ".cache", workers=workers)
     command = _command_line("diffgan")
     res = run(store, vae_dir, out_dir, cfg, steps=steps, device=device, seed=seed, resume=resume,
-              max_minutes=max_minutes, meta={"command": command}, cache_dir=cache_dir or REPO_DIR / ".cache")
-    write_diffgan_card(out_dir, res, command=command, n_files=len(files))
+              max_minutes=max_minutes, meta={"command": command}, cache_dir=cache_dir or REPO_DIR / ".cache", soft=soft)
+    write_diffgan_card(out_dir, res, command=command, n_files=store.n_files, device=device)
     click.echo(f"trained {res.steps} steps in {res.seconds / 60:.1f} min -> {out_dir}")
 
 

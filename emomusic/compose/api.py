@@ -312,12 +312,9 @@ def _apply_template(piece: Piece, emotions: Sequence[Emotion], moving: bool, seg
 
 def _notes_to_mode(notes: Sequence[Note], emotion: Emotion) -> list[Note]:
     """Raw notes re-mapped to the template mode of ``emotion`` (before a fixed ``key=`` transposition)."""
-    from emomusic.attributes import estimate_key, template, to_mode
+    from emomusic.attributes import set_mode, template
 
-    if not notes:
-        return list(notes)
-    tonic, mode, _, _ = estimate_key(notes)
-    return to_mode(notes, tonic, mode, template(emotion).mode)
+    return set_mode(notes, template(emotion).mode)[0]
 
 
 MAX_RESAMPLES = 4  # extra draws for pieces that decode to fewer notes than bars
@@ -332,8 +329,8 @@ def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: in
     ``guidance`` None uses the checkpoint's default classifier-free guidance scale (1 = off).
     ``tempo`` (BPM) and ``key`` override the tempo and key (the piece is transposed to ``key``).
     ``apply_template`` moves tempo/loudness/register toward the emotion's attribute template and
-    re-maps the pitches to the template's mode (major for valence >= 0, minor below; the parallel
-    key, see ``emomusic.attributes.to_mode``). With ``key`` the mode is set before the piece is
+    re-maps the pitches to the template's mode (major for valence >= 0, minor below: a
+    parallel-mode re-mapping, see ``emomusic.attributes.mode_mapping``). With ``key`` the mode is set before the piece is
     transposed, so the result lies in ``key`` or its relative major/minor (the key signature is
     ``key`` as given).
     ``threshold``: onset probability threshold of the VAE decoder (default: the checkpoint's).

@@ -1,7 +1,7 @@
 """Dataclass configs of the symbolic engine (VAE + latent diffusion-GAN), JSON round trip.
 
-Every config has a ``debug`` preset (tiny, for tests) and a ``default`` preset (the shipped
-checkpoint). Unknown keys in a saved config raise :class:`CheckpointError`.
+Every config has a ``debug`` preset (tiny, for tests), a ``default`` preset (sized for a
+CPU) and a ``large`` preset (for a GPU: bigger batches; a wider, deeper diffusion-GAN). Unknown keys in a saved config raise :class:`CheckpointError`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, fields
 
 from emomusic.errors import CheckpointError, EmomusicError
 
-PRESETS = ("debug", "default")
+PRESETS = ("debug", "default", "large")
 
 
 class _JSONConfig:
@@ -103,6 +103,8 @@ class VAEConfig(_JSONConfig):
         if name == "debug":
             return cls(preset_name="debug", latent_dim=8, hidden=16, batch_size=4, steps=2, kl_anneal_steps=2,
                        pitch_low=48, pitch_high=83)
+        if name == "large":
+            return cls(preset_name="large", batch_size=256, steps=30000)
         return cls()
 
 
@@ -128,6 +130,7 @@ class DiffGANConfig(_JSONConfig):
     # conditioning
     cond_dropout: float = 0.15
     cond_jitter: float = 0.15  # std of jitter around EMOPIA quadrant centres
+    labelled_share: float = 0.35  # share of each batch from EMOPIA-labelled windows when soft-labelled ones exist
     guidance: float = 3.0  # default classifier-free guidance scale at sampling
     valence_guidance: float = 0.0  # contrastive guidance away from (-v, a) at sampling (0 = off)
     # training
@@ -145,4 +148,7 @@ class DiffGANConfig(_JSONConfig):
         if name == "debug":
             return cls(preset_name="debug", latent_dim=8, seq_len=4, d_model=32, n_layers=1, n_heads=2, z_dim=8,
                        d_model_disc=32, n_layers_disc=1, batch_size=4, steps=2, ema=0.9)
+        if name == "large":
+            return cls(preset_name="large", d_model=192, n_layers=4, d_model_disc=128, batch_size=256, steps=40000,
+                       ema=0.9995)
         return cls()

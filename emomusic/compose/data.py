@@ -134,20 +134,35 @@ class SegmentStore:
         idx = np.asarray(idx, dtype=np.int64)
         T, P = cfg.n_steps, cfg.n_pitches
         out = np.zeros((len(idx), 3, T, P), np.float32)
-        for b, i in enumerate(idx):
-            a = self.notes[self.seg_ptr[i]:self.seg_ptr[i + 1]]
-            if a.size == 0:
-                continue
-            k = 0 if transpose is None else int(transpose[b])
-            t = np.round(a[:, 1] * cfg.steps_per_beat).astype(np.int64)
-            p = a[:, 0].astype(np.int64) + k - cfg.pitch_low
-            ok = (p >= 0) & (p < P) & (t >= 0) & (t < T)
-            t, p, a = t[ok], p[ok], a[ok]
-            d = np.minimum(np.maximum(1, np.round(a[:, 2] * cfg.steps_per_beat)), T - t)
-            out[b, ONSET, t, p] = 1.0
-            out[b, DURATION, t, p] = d / T
-            out[b, VELOCITY, t, p] = np.clip(a[:, 3], 1, 127) / 127.0
+        if len(idx) == 0:
+            return out
+        lo, hi = self.seg_ptr[idx], self.seg_ptr[idx + 1]
+        counts = hi - lo
+        if counts.sum() == 0:
+            return out
+        # gather every note of the batch at once: row b's notes are notes[lo[b]:hi[b]]
+        b = np.repeat(np.arange(len(idx)), counts)
+        rows = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(lo, counts)
+        a = self.notes[rows]
+        k = np.zeros(len(idx), np.int64) if transpose is None else np.asarray(transpose, np.int64)
+        t = np.round(a[:, 1] * cfg.steps_per_beat).astype(np.int64)
+        p = a[:, 0].astype(np.int64) + k[b] - cfg.pitch_low
+        ok = (p >= 0) & (p < P) & (t >= 0) & (t < T)
+        b, t, p, a = b[ok], t[ok], p[ok], a[ok]
+        d = np.minimum(np.maximum(1, np.round(a[:, 2] * cfg.steps_per_beat)), T - t)
+        # later notes at the same cell overwrite earlier ones, as a per-note loop would
+        out[b, ONSET, t, p] = 1.0
+        out[b, DURATION, t, p] = d / T
+        out[b, VELOCITY, t, p] = np.clip(a[:, 3], 1, 127) / 127.0
         return out
+
+    def content_key(self) -> str:
+        """A short hash of the store's content (not of where it was read from)."""
+        h = hashlib.sha1()
+        for arr in (self.notes, self.seg_ptr, self.seg_file, self.file_va):
+            h.update(np.ascontiguousarray(arr).tobytes())
+        h.update(f"{self.segment_beats},{self.steps_per_beat}".encode())
+        return h.hexdigest()[:12]
 
 
 def store_from_notes(items, segment_beats: int, steps_per_beat: int = 4, min_notes: int = 4) -> SegmentStore:

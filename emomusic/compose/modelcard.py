@@ -21,7 +21,25 @@ def _write(path: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def write_vae_card(out_dir, res, *, command: str, data: list[str], n_files: int, n_segments: int) -> None:
+def _hardware(device: str) -> str:
+    """Where training ran, for the card."""
+    if device == "cuda":
+        try:
+            import torch
+
+            return f"GPU: {torch.cuda.get_device_name(0)}"
+        except Exception:
+            return "GPU"
+    try:
+        import torch
+
+        return f"CPU, {torch.get_num_threads()} thread(s)"
+    except Exception:
+        return "CPU"
+
+
+def write_vae_card(out_dir, res, *, command: str, data: list[str], n_files: int, n_segments: int,
+                   device: str = "cpu") -> None:
     out_dir = Path(out_dir)
     cfg = json.loads((out_dir / "config.json").read_text())
     m = res.metrics
@@ -32,7 +50,7 @@ onset / duration / velocity channels) into a {cfg['latent_dim']}-d latent. 1-D c
 (hidden {cfg['hidden']}), KL annealing to beta={cfg['kl_weight']} with {cfg['free_bits']} free nats per dimension.
 
 - Trained: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, {res.steps} steps of batch {cfg['batch_size']}
-  in {res.seconds / 60:.1f} min (CPU, 1 thread)
+  in {res.seconds / 60:.1f} min ({_hardware(device)})
 - Command: `{command}`
 - Data: {', '.join(data)} ({n_files} files, {n_segments} segments with >= 4 notes; EMOPIA through its
   train split only; 3% of files held out for the numbers below). Random transposition +-{cfg['transpose']}.
@@ -49,7 +67,7 @@ onset / duration / velocity channels) into a {cfg['latent_dim']}-d latent. 1-D c
     _write(out_dir / "MODEL_CARD.md", text)
 
 
-def write_diffgan_card(out_dir, res, *, command: str, n_files: int, extra: str = "") -> None:
+def write_diffgan_card(out_dir, res, *, command: str, n_files: int, extra: str = "", device: str = "cpu") -> None:
     out_dir = Path(out_dir)
     cfg = json.loads((out_dir / "config.json").read_text())
     meta = cfg.get("meta", {})
@@ -64,14 +82,29 @@ gets {cfg.get('recon_weight', 0)} x MSE(x0_pred, x0). Condition dropout {cfg['co
 classifier-free guidance (default guidance {cfg['guidance']}). Shipped weights: EMA ({cfg['ema']}) of the generator.
 
 - Trained: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, {res.steps} steps of batch {cfg['batch_size']}
-  in {res.seconds / 60:.1f} min (CPU, 1 thread)
+  in {res.seconds / 60:.1f} min ({_hardware(device)})
 - Command: `{command}`
-- Data: EMOPIA train split only ({n_files} clips; val never used), {meta.get('train_windows')} windows of
-  {cfg['seq_len']} consecutive segments, transpositions {meta.get('transposes')} (latents of the VAE
-  `{meta.get('vae_sha1')}`). Condition: the clip's quadrant centre (+-0.6, +-0.6) + N(0, {cfg['cond_jitter']}) jitter.
+- Data: {_diffgan_data(cfg, meta, n_files)}
 - Final losses: D {res.final.get('d_loss', float('nan')):.3f}, G {res.final.get('g_loss', float('nan')):.3f},
   x0 MSE (normalised latents, diagnostic only) {res.final.get('x0_mse', float('nan')):.3f}
 {extra}
 {LICENCE}
 """
     _write(out_dir / "MODEL_CARD.md", text)
+
+
+def _diffgan_data(cfg: dict, meta: dict, n_files: int) -> str:
+    lab, soft = meta.get("labelled_windows"), meta.get("soft_labelled_windows", 0)
+    total = meta.get("train_windows")
+    text = (f"{n_files} files, {total} windows of {cfg['seq_len']} consecutive segments, transpositions "
+            f"{meta.get('transposes')} (latents of the VAE `{meta.get('vae_sha1')}`). Labelled: {lab} windows of "
+            f"EMOPIA train clips (val never used), condition = the clip's quadrant centre (+-0.6, +-0.6) + "
+            f"N(0, {cfg['cond_jitter']}) jitter.")
+    if soft:
+        text += (f" Soft-labelled: {soft} windows of unlabelled MIDI, condition = the project's estimator "
+                 f"(`emomusic.compose.softlabel`: signed confidence 2P-1 per axis) + the same jitter; each batch "
+                 f"draws {cfg.get('labelled_share', 0.35):.0%} of its windows from the labelled ones.")
+    rest = (total or 0) - (lab or 0) - (soft or 0)
+    if rest > 0:
+        text += f" {rest} unlabelled windows train the unconditional branch only."
+    return text

@@ -241,8 +241,16 @@ def sequence_windows(store: SegmentStore, seq_len: int) -> np.ndarray:
 def train_diffgan(store: SegmentStore, vae_dir: Path, out_dir: Path, cfg: DiffGANConfig, *, steps: int | None = None,
                   device: str = "cpu", seed: int = 0, resume: bool = True, max_minutes: float | None = None,
                   transposes=(-3, -2, -1, 0, 1, 2, 3), save_every: int = 500, progress: bool = True,
-                  meta: dict | None = None, cache_dir: Path | None = None) -> TrainResult:
-    """Train the latent diffusion-GAN on labelled sequences of ``store`` encoded by the VAE at ``vae_dir``."""
+                  meta: dict | None = None, cache_dir: Path | None = None,
+                  soft: np.ndarray | None = None) -> TrainResult:
+    """Train the latent diffusion-GAN on sequences of ``store`` encoded by the VAE at ``vae_dir``.
+
+    Windows of labelled files (EMOPIA) are conditioned on their file's (valence, arousal);
+    ``soft`` ((W, 2), one row per :func:`sequence_windows` window, NaN = none) gives labels
+    to the other windows (see :mod:`emomusic.compose.softlabel`). Windows with no label at
+    all train the unconditional branch only. When both kinds exist, each batch draws
+    ``cfg.labelled_share`` of its windows from the labelled files.
+    """
     out_dir, vae_dir = Path(out_dir), Path(vae_dir)
     total = int(steps if steps is not None else cfg.steps)
     if total < 1:
@@ -254,9 +262,19 @@ def train_diffgan(store: SegmentStore, vae_dir: Path, out_dir: Path, cfg: DiffGA
         raise CheckpointError(f"VAE latent size {vae.cfg.latent_dim} != diffgan latent_dim {cfg.latent_dim}")
     vae_sha = file_sha1(vae_dir / "model.safetensors")
     wins = sequence_windows(store, cfg.seq_len)
-    labelled = ~np.isnan(store.file_va[store.seg_file[wins[:, 0]], 0]) if len(wins) else np.zeros(0, bool)
     if len(wins) == 0:
         raise EmomusicError(f"no file has {cfg.seq_len} consecutive segments; use shorter sequences or more data")
+    win_va = store.file_va[store.seg_file[wins[:, 0]]].astype(np.float32)
+    labelled = ~np.isnan(win_va[:, 0])  # hard labels (EMOPIA quadrants)
+    if soft is not None:
+        soft = np.asarray(soft, np.float32)
+        if soft.shape != (len(wins), 2):
+            raise EmomusicError(f"soft labels must have shape ({len(wins)}, 2), got {soft.shape}")
+        win_va = np.where(labelled[:, None], win_va, soft)
+    has_label = ~np.isnan(win_va[:, 0])
+    lab_idx, other_idx = np.nonzero(labelled)[0], np.nonzero(~labelled)[0]
+    n_lab_batch = cfg.batch_size if len(other_idx) == 0 else (
+        0 if len(lab_idx) == 0 else int(round(cfg.batch_size * cfg.labelled_share)))
     lat = None
     if cache_dir is not None:
         import hashlib
@@ -301,19 +319,22 @@ def train_diffgan(store: SegmentStore, vae_dir: Path, out_dir: Path, cfg: DiffGA
     rng = np.random.default_rng([seed, rank, start])
     gen = torch.Generator(device=dev).manual_seed(seed * 1000 + rank + start)
     lat_t = torch.from_numpy(lat).to(dev)
-    va_t = torch.from_numpy(np.nan_to_num(store.file_va, nan=0.0)).to(dev)
+    va_t = torch.from_numpy(np.nan_to_num(win_va, nan=0.0)).to(dev)
+    has_t = torch.from_numpy(has_label).to(dev)
     log = _Log(out_dir / LOSS_LOG, ["step", "d_loss", "g_loss", "r1", "x0_mse", "seconds"])
     t0 = time.time()
     bar = _progress(total, start, "train diffgan", progress and is_main)
     step, last = start, {}
     n_lab = int(labelled.sum())
+    n_soft = int((has_label & ~labelled).sum())
 
     def save(final: bool):
         if not is_main:
             return
         conf = cfg.to_dict()
         conf["meta"] = dict(meta or {}, steps=step, vae_sha1=vae_sha, vae_latent_dim=vae.cfg.latent_dim,
-                            train_windows=int(len(wins)), labelled_windows=n_lab, transposes=list(transposes))
+                            train_windows=int(len(wins)), labelled_windows=n_lab, soft_labelled_windows=n_soft,
+                            transposes=list(transposes))
         weights = {f"G.{k}": v for k, v in ema.state_dict().items()}
         weights["latent_mean"] = raw.latent_mean
         weights["latent_std"] = raw.latent_std
@@ -323,13 +344,15 @@ def train_diffgan(store: SegmentStore, vae_dir: Path, out_dir: Path, cfg: DiffGA
         log.flush_into(out_dir)
 
     while step < total:
-        w = rng.integers(0, len(wins), size=cfg.batch_size)
+        w = np.concatenate([rng.choice(lab_idx, size=n_lab_batch) if n_lab_batch else np.zeros(0, np.int64),
+                            rng.choice(other_idx, size=cfg.batch_size - n_lab_batch)
+                            if n_lab_batch < cfg.batch_size else np.zeros(0, np.int64)])
         tr = rng.integers(0, lat.shape[0], size=cfg.batch_size)
         segs = torch.from_numpy(wins[w]).to(dev)
         x0 = raw.normalise(lat_t[torch.from_numpy(tr).to(dev)[:, None], segs])
-        files = torch.from_numpy(store.seg_file[wins[w, 0]].astype(np.int64)).to(dev)
-        va = va_t[files]
-        has = torch.from_numpy(labelled[w]).to(dev)
+        w_t = torch.from_numpy(w).to(dev)
+        va = va_t[w_t]
+        has = has_t[w_t]
         jit = torch.randn(va.shape, generator=gen, device=dev) * cfg.cond_jitter
         cond = (va + jit).clamp(-1, 1)[:, None, :].expand(-1, cfg.seq_len, 2)
         lazy = max(1, cfg.r1_every)
@@ -350,8 +373,7 @@ def train_diffgan(store: SegmentStore, vae_dir: Path, out_dir: Path, cfg: DiffGA
         opt_d.step()
         opt_g.step()
         with torch.no_grad():
-            for pe, p in zip(ema.parameters(), raw.G.parameters()):
-                pe.lerp_(p, 1 - cfg.ema)
+            torch._foreach_lerp_(list(ema.parameters()), list(raw.G.parameters()), 1 - cfg.ema)
         step += 1
         last = {k: float(v.detach()) for k, v in out.items()}
         log.add(dict(step=step, seconds=round(time.time() - t0, 1), **{k: round(v, 5) for k, v in last.items()}))
@@ -366,7 +388,8 @@ def train_diffgan(store: SegmentStore, vae_dir: Path, out_dir: Path, cfg: DiffGA
             break
     bar.close()
     save(True)
-    return TrainResult(step, time.time() - t0, last, {"train_windows": int(len(wins)), "labelled_windows": n_lab})
+    return TrainResult(step, time.time() - t0, last, {"train_windows": int(len(wins)), "labelled_windows": n_lab,
+                                                      "soft_labelled_windows": n_soft})
 
 
 def load_diffgan(ckpt_dir: Path, device: str = "cpu") -> tuple[DiffusionGAN, dict]:

@@ -174,6 +174,34 @@ def write_pcm16(path: Path, audio: np.ndarray, sample_rate: int) -> None:
         sf.write(str(tmp), to_pcm16(soft_limit(audio)), int(sample_rate), subtype="PCM_16", format="WAV")
 
 
+JOIN_WINDOW_S = 3.0  # level compared on each side of a join
+JOIN_RAMP_S = 6.0  # the next clip's opening moves from the previous clip's closing level to its own over this
+JOIN_MAX_DB = 9.0  # largest correction at a join
+JOIN_MIN_DB = 1.0  # smaller differences are left alone
+JOIN_FLOOR_DB = -70.0  # near-silence on either side: no correction
+
+
+def join_ramp(before_db: float, after_db: float, frames: int, sample_rate: int) -> np.ndarray | None:
+    """Gain envelope (float32, one value per frame, at most ``JOIN_RAMP_S`` long) for the opening
+    of a clip whose first ``JOIN_WINDOW_S`` sit at ``after_db`` while the previous clip closes
+    at ``before_db``: it starts at the difference (clipped to +-``JOIN_MAX_DB``) and eases to
+    0 dB, so the join is level and the clip's planned loudness holds after the first seconds.
+    None when no correction is needed (difference below ``JOIN_MIN_DB``, or silence)."""
+    if not (math.isfinite(before_db) and math.isfinite(after_db)):
+        return None
+    if min(before_db, after_db) < JOIN_FLOOR_DB:
+        return None
+    delta = max(-JOIN_MAX_DB, min(JOIN_MAX_DB, before_db - after_db))
+    if abs(delta) < JOIN_MIN_DB:
+        return None
+    n = min(int(frames), int(round(JOIN_RAMP_S * sample_rate)))
+    if n <= 0:
+        return None
+    t = np.arange(n, dtype=np.float64) / max(1, n)
+    shape = 0.5 * (1.0 + np.cos(np.pi * t))  # 1 -> 0, smooth at both ends
+    return (10.0 ** (delta * shape / 20.0)).astype(np.float32)
+
+
 def clip_gains(plan: SessionPlan, results: list["ClipResult"]) -> tuple[list[float], float]:
     """Gain in dB for every clip, and the session offset.
 
@@ -385,7 +413,7 @@ def _assemble(
     settings: dict,
     timings: dict,
 ) -> dict:
-    from emomusic.audio import crossfade_concat, fit_length, read_wav
+    from emomusic.audio import crossfade_concat, fit_length, read_wav, rms_db
     from emomusic.io import read_piece, write_piece
     from emomusic.piece import concatenate
     from emomusic.session.plot import plot_trajectory
@@ -412,6 +440,7 @@ def _assemble(
     # equals crossfade_concat of all clips while holding only one clip in memory.
     with sf.SoundFile(str(out / "session.wav"), "w", sample_rate, 2, subtype="PCM_16", format="WAV") as wav:
         pending: np.ndarray | None = None
+        closing_db: float | None = None
         for i, (w, r) in enumerate(zip(plan.clips, results)):
             cdir = work / f"clip_{w.index:03d}"
             audio, sr = read_wav(cdir / "audio.wav")
@@ -425,6 +454,16 @@ def _assemble(
             stem = f"clip_{w.index:02d}"
             wav_name = f"clips/{stem}.wav"
             write_pcm16(out / wav_name, fit_length(audio, bounds[i][1], fade_seconds=0.05, sample_rate=sample_rate), sample_rate)
+            # level bridge (session.wav only; clips/ keep each clip as planned): the opening
+            # eases from the previous clip's closing level to this clip's own
+            win = int(round(JOIN_WINDOW_S * sample_rate))
+            if closing_db is not None:
+                env = join_ramp(closing_db, rms_db(audio[:win]), audio.shape[0], sample_rate)
+                if env is not None:
+                    audio = audio.copy()
+                    audio[: env.shape[0]] *= env[:, None] if audio.ndim == 2 else env
+            body_end = bounds[i][1]
+            closing_db = rms_db(audio[max(0, body_end - win):body_end])
             seg = audio if pending is None else crossfade_concat([pending, audio], sample_rate, plan.crossfade_s)
             if i < n - 1 and fade > 0:
                 body, pending = seg[:-fade], seg[-fade:]

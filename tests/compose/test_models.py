@@ -19,7 +19,7 @@ torch.set_num_threads(1)
 
 
 @pytest.mark.parametrize("cls", [VAEConfig, DiffGANConfig])
-@pytest.mark.parametrize("preset", ["debug", "default"])
+@pytest.mark.parametrize("preset", ["debug", "default", "large"])
 def test_config_json_round_trip(cls, preset):
     cfg = cls.preset(preset)
     again = cls.from_json(cfg.to_json())

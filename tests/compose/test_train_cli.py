@@ -43,7 +43,8 @@ def test_train_vae_and_diffgan_debug_then_compose(tmp_path):
                                  "--steps", "2", "--threads", "1", "--cache", str(tmp_path / "cache"), "-o",
                                  str(ck / "diffgan")], catch_exceptions=False)
     assert r.exit_code == 0, r.output
-    assert "EMOPIA train split only" in (ck / "diffgan" / "MODEL_CARD.md").read_text()
+    card = (ck / "diffgan" / "MODEL_CARD.md").read_text()
+    assert "EMOPIA train clips (val never used)" in card and "Soft-labelled" not in card
     # resumable: two more steps continue the log
     r = CliRunner().invoke(cli, ["train", "diffgan", "--vae", str(ck / "vae"), "--emopia", str(emopia), "--preset", "debug",
                                  "--steps", "4", "--threads", "1", "--cache", str(tmp_path / "cache"), "-o",
@@ -55,3 +56,63 @@ def test_train_vae_and_diffgan_debug_then_compose(tmp_path):
                            catch_exceptions=False)
     assert r.exit_code == 0, r.output
     assert out.is_file()
+
+
+def _fake_unlabelled(root):
+    from tiny import tiny_items
+
+    root.mkdir(parents=True)
+    for name, _, arr in tiny_items(4, 10, seed=5):
+        notes = [Note(int(p), float(s), float(d), int(v)) for p, s, d, v in arr]
+        write_piece(Piece(tracks=[Track("Piano", 0, False, notes)]), root / f"pop_{name}")
+    return root
+
+
+def test_train_with_a_segment_store_and_soft_labels(tmp_path):
+    """--store writes a store from the MIDI once; later runs (another machine) need only that file;
+    --data adds unlabelled MIDI that the estimator labels."""
+    emopia = _fake_emopia(tmp_path / "emopia")
+    pop = _fake_unlabelled(tmp_path / "pop")
+    cache = ["--cache", str(tmp_path / "cache"), "--threads", "1", "--preset", "debug", "--steps", "1"]
+    store = tmp_path / "seg" / "store.npz"
+    r = CliRunner().invoke(cli, ["train", "vae", "--data", str(emopia), "--data", str(pop), "--store", str(store),
+                                 "-o", str(tmp_path / "vae"), *cache], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert store.is_file() and "12 files" in r.output
+    # the store alone is enough (the MIDI folders are gone)
+    import shutil
+
+    shutil.rmtree(emopia)
+    shutil.rmtree(pop)
+    r = CliRunner().invoke(cli, ["train", "vae", "--store", str(store), "-o", str(tmp_path / "vae2"), *cache],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert f"segment store {store}" in (tmp_path / "vae2" / "MODEL_CARD.md").read_text()
+    r = CliRunner().invoke(cli, ["train", "diffgan", "--vae", str(tmp_path / "vae"), "--store", str(store),
+                                 "-o", str(tmp_path / "dg"), *cache], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    card = (tmp_path / "dg" / "MODEL_CARD.md").read_text()
+    assert "Soft-labelled:" in card and "estimator" in card
+    r = CliRunner().invoke(cli, ["train", "diffgan", "--vae", str(tmp_path / "vae"), "--store", str(store),
+                                 "--no-soft-labels", "-o", str(tmp_path / "dg2"), *cache], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "unconditional branch only" in (tmp_path / "dg2" / "MODEL_CARD.md").read_text()
+
+
+def test_train_store_errors(tmp_path):
+    from emomusic.cli import main
+    import pytest
+
+    base = ["--preset", "debug", "--steps", "1", "--threads", "1"]
+    for args, msg in [
+        (["train", "vae", "-o", str(tmp_path / "v"), *base], "--data"),
+        (["train", "diffgan", "--vae", str(tmp_path / "v"), "-o", str(tmp_path / "d"), *base], "--emopia"),
+    ]:
+        r = CliRunner().invoke(cli, args)
+        assert r.exit_code != 0 and msg in str(r.exception), r.output
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a store")
+    with pytest.raises(SystemExit) as e:
+        main(["train", "vae", "--store", str(bad), "-o", str(tmp_path / "v"), *base])
+    assert e.value.code == 2
+    assert not (tmp_path / "v").exists()

@@ -379,3 +379,31 @@ def test_candidates_with_a_silent_end_are_regenerated(tmp_path):
     summary = _build(_plan(minutes=0.5), tmp_path / "s", engine=GappyFirstEngine(), max_retries=2)
     for c in summary["clips"]:
         assert c["retries"] == 1 and c["attempts"][0]["gap_s"] > 1.5 and "gap_s" not in c["attempts"][1]
+
+
+def test_join_ramp_levels_the_join_and_fades_out():
+    from emomusic.audio import rms_db
+    from emomusic.session.builder import JOIN_MAX_DB, JOIN_RAMP_S, JOIN_WINDOW_S, join_ramp
+
+    sr = 1000
+    env = join_ramp(-20.0, -28.0, 20 * sr, sr)  # the next clip opens 8 dB quieter
+    assert env.shape == (int(JOIN_RAMP_S * sr),) and env.dtype == np.float32
+    assert 20 * np.log10(env[0]) == pytest.approx(8.0, abs=1e-4)  # starts at the difference
+    assert 20 * np.log10(env[-1]) == pytest.approx(0.0, abs=0.01)  # ends at the clip's own level
+    assert np.all(np.diff(env) <= 1e-7)  # monotone
+    # a quiet opening after a loud close gets closer: the 3 s after the join move toward -20 dB
+    rng = np.random.default_rng(0)
+    nxt = (rng.standard_normal(20 * sr) * 10 ** (-28 / 20)).astype(np.float32)
+    before = rms_db(nxt[: int(JOIN_WINDOW_S * sr)])
+    fixed = nxt.copy()
+    fixed[: env.shape[0]] *= env
+    after = rms_db(fixed[: int(JOIN_WINDOW_S * sr)])
+    assert abs(-20.0 - after) < abs(-20.0 - before) - 4
+    assert np.array_equal(fixed[env.shape[0]:], nxt[env.shape[0]:])  # the rest is untouched
+    # limits: clipped to the largest correction; small differences and silence are left alone
+    assert 20 * np.log10(join_ramp(-10.0, -40.0, 20 * sr, sr)[0]) == pytest.approx(JOIN_MAX_DB, abs=1e-4)
+    assert 20 * np.log10(join_ramp(-40.0, -10.0, 20 * sr, sr)[0]) == pytest.approx(-JOIN_MAX_DB, abs=1e-4)
+    assert join_ramp(-20.0, -20.5, 20 * sr, sr) is None
+    assert join_ramp(float("-inf"), -20.0, 20 * sr, sr) is None
+    assert join_ramp(-90.0, -20.0, 20 * sr, sr) is None
+    assert join_ramp(-20.0, -30.0, 2 * sr, sr).shape == (2 * sr,)  # never longer than the clip
