@@ -116,6 +116,8 @@ def train_vae(data_dirs, store_path, out_dir, preset, steps, batch_size, max_min
     command = _command_line("vae")
     res = run(store, out_dir, cfg, steps=steps, device=device, seed=seed, resume=resume, max_minutes=max_minutes,
               meta={"command": command, "data": data})
+    if not res.is_main:  # another process of a multi-process run: the main one writes the files
+        return
     write_vae_card(out_dir, res, command=command, data=data, n_files=store.n_files,
                    n_segments=int(store.seg_ok.sum()), device=device)
     m = res.metrics
@@ -175,6 +177,8 @@ def train_diffgan(vae_dir, emopia_dir, data_dirs, store_path, soft_labels, worke
     command = _command_line("diffgan")
     res = run(store, vae_dir, out_dir, cfg, steps=steps, device=device, seed=seed, resume=resume,
               max_minutes=max_minutes, meta={"command": command}, cache_dir=cache_dir or REPO_DIR / ".cache", soft=soft)
+    if not res.is_main:  # another process of a multi-process run: the main one writes the files
+        return
     write_diffgan_card(out_dir, res, command=command, n_files=store.n_files, device=device)
     click.echo(f"trained {res.steps} steps in {res.seconds / 60:.1f} min -> {out_dir}")
 

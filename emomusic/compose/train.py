@@ -35,6 +35,7 @@ class TrainResult:
     seconds: float
     final: dict
     metrics: dict = field(default_factory=dict)
+    is_main: bool = True  # False in the other processes of a multi-process run (they write nothing)
 
 
 def _accelerator(device: str):
@@ -75,6 +76,21 @@ def _all_reduce(acc, params) -> None:
     for p in params:
         if p.grad is not None:
             p.grad = acc.reduce(p.grad, reduction="mean")
+
+
+def _all_agree(acc, flag: bool) -> bool:
+    """True when any process says so (several processes must stop at the same step, or the
+    next gradient all-reduce would wait forever)."""
+    if acc is None or acc.num_processes <= 1:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=acc.device)
+    return bool(acc.reduce(t, reduction="sum").item() > 0)
+
+
+def _finish(acc) -> None:
+    """Every process waits until the main one has written the final checkpoint."""
+    if acc is not None and acc.num_processes > 1:
+        acc.wait_for_everyone()
 
 
 def _opt_to(opt, dev) -> None:
@@ -198,14 +214,15 @@ def train_vae(store: SegmentStore, out_dir: Path, cfg: VAEConfig, *, steps: int 
         bar.set_postfix(loss=f"{last['loss']:.2f}", bce=f"{last['bce']:.2f}", kl=f"{last['kl']:.1f}")
         if not all(math.isfinite(v) for v in last.values()):
             raise EmomusicError(f"VAE training diverged at step {step} (loss {last['loss']})")
-        timed_out = max_minutes is not None and time.time() - t0 > max_minutes * 60
+        timed_out = _all_agree(acc, max_minutes is not None and time.time() - t0 > max_minutes * 60)
         if step % save_every == 0 and step < total and not timed_out:
             save(False)
         if timed_out:
             break
     bar.close()
     metrics = save(True) or {}
-    return TrainResult(step, time.time() - t0, last, metrics)
+    _finish(acc)
+    return TrainResult(step, time.time() - t0, last, metrics, is_main=is_main)
 
 
 @torch.no_grad()
@@ -381,15 +398,16 @@ def train_diffgan(store: SegmentStore, vae_dir: Path, out_dir: Path, cfg: DiffGA
         bar.set_postfix(d=f"{last['d_loss']:.3f}", g=f"{last['g_loss']:.3f}", mse=f"{last['x0_mse']:.3f}")
         if not all(math.isfinite(v) for v in last.values()):
             raise EmomusicError(f"diffgan training diverged at step {step}")
-        timed_out = max_minutes is not None and time.time() - t0 > max_minutes * 60
+        timed_out = _all_agree(acc, max_minutes is not None and time.time() - t0 > max_minutes * 60)
         if step % save_every == 0 and step < total and not timed_out:
             save(False)
         if timed_out:
             break
     bar.close()
     save(True)
+    _finish(acc)
     return TrainResult(step, time.time() - t0, last, {"train_windows": int(len(wins)), "labelled_windows": n_lab,
-                                                      "soft_labelled_windows": n_soft})
+                                                      "soft_labelled_windows": n_soft}, is_main=is_main)
 
 
 def load_diffgan(ckpt_dir: Path, device: str = "cpu") -> tuple[DiffusionGAN, dict]:

@@ -116,3 +116,37 @@ def test_train_store_errors(tmp_path):
         main(["train", "vae", "--store", str(bad), "-o", str(tmp_path / "v"), *base])
     assert e.value.code == 2
     assert not (tmp_path / "v").exists()
+
+
+def test_train_runs_in_two_processes(tmp_path):
+    """What `accelerate launch` / torchrun does on several GPUs, on the CPU (gloo): two processes
+    train together (gradients averaged, a shared stop), only the main one writes files."""
+    import os
+    import subprocess
+    import sys
+
+    import pytest
+
+    torch = pytest.importorskip("torch")
+    if not torch.distributed.is_available():
+        pytest.skip("torch.distributed is not available in this build")
+    from tiny import tiny_store
+
+    store = tmp_path / "store.npz"
+    tiny_store().save(store)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    run = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "emomusic", "train"]
+    common = ["--store", str(store), "--preset", "debug", "--threads", "1", "--cache", str(tmp_path / "cache")]
+    r = subprocess.run(run + ["vae", "--steps", "3", "-o", str(tmp_path / "vae"), *common], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count("trained 3 steps") == 1  # the main process reports, the other stays quiet
+    assert len(list(csv.DictReader(open(tmp_path / "vae" / "loss_log.csv")))) == 3
+    # a wall-clock budget that runs out at once: both processes must stop at the same step
+    r = subprocess.run(run + ["diffgan", "--vae", str(tmp_path / "vae"), "--steps", "50", "--max-minutes", "0.0001",
+                              "-o", str(tmp_path / "dg"), *common], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = list(csv.DictReader(open(tmp_path / "dg" / "loss_log.csv")))
+    assert 1 <= len(rows) < 50
+    assert (tmp_path / "dg" / "MODEL_CARD.md").is_file()
