@@ -342,14 +342,9 @@ def build_network(cfg: BaselineConfig):
             self.ln_f = nn.LayerNorm(cfg.d_model)
             self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
             self.head.weight = self.tok.weight  # tied
-            self.apply(self._init)
+            from emomusic.nnutil import gpt_init
 
-        @staticmethod
-        def _init(m):
-            if isinstance(m, (nn.Linear, nn.Embedding)):
-                nn.init.normal_(m.weight, std=0.02)
-            if isinstance(m, nn.Linear) and m.bias is not None:
-                nn.init.zeros_(m.bias)
+            self.apply(gpt_init)
 
         def condition(self, va, drop_mask=None):
             """(B, 2) valence-arousal -> (B, d); rows where ``drop_mask`` is True get the null vector."""

@@ -93,6 +93,23 @@ def _finish(acc) -> None:
         acc.wait_for_everyone()
 
 
+def _end_of_step(step: int, out: dict, *, acc, log: "_Log", bar, t0: float, total: int, save_every: int,
+                 max_minutes: float | None, save, what: str, postfix: dict[str, str]) -> tuple[dict, bool]:
+    """Bookkeeping after one optimisation step, the same for both loops: the loss-log row,
+    the progress bar, the divergence check, the periodic checkpoint and the wall-clock budget
+    (agreed between processes). Returns the step's losses as floats and whether to stop."""
+    last = {k: float(v.detach()) for k, v in out.items()}
+    log.add(dict(step=step, seconds=round(time.time() - t0, 1), **{k: round(v, 5) for k, v in last.items()}))
+    bar.update(1)
+    bar.set_postfix({name: fmt.format(last[key]) for name, (key, fmt) in postfix.items()})
+    if not all(math.isfinite(v) for v in last.values()):
+        raise EmomusicError(f"{what} training diverged at step {step} (losses {last})")
+    timed_out = _all_agree(acc, max_minutes is not None and time.time() - t0 > max_minutes * 60)
+    if step % save_every == 0 and step < total and not timed_out:
+        save(False)
+    return last, timed_out
+
+
 def _opt_to(opt, dev) -> None:
     for st in opt.state.values():
         for k, v in st.items():
@@ -208,16 +225,10 @@ def train_vae(store: SegmentStore, out_dir: Path, cfg: VAEConfig, *, steps: int 
         torch.nn.utils.clip_grad_norm_(raw.parameters(), 1.0)
         opt.step()
         step += 1
-        last = {k: float(v.detach()) for k, v in out.items()}
-        log.add(dict(step=step, seconds=round(time.time() - t0, 1), **{k: round(v, 5) for k, v in last.items()}))
-        bar.update(1)
-        bar.set_postfix(loss=f"{last['loss']:.2f}", bce=f"{last['bce']:.2f}", kl=f"{last['kl']:.1f}")
-        if not all(math.isfinite(v) for v in last.values()):
-            raise EmomusicError(f"VAE training diverged at step {step} (loss {last['loss']})")
-        timed_out = _all_agree(acc, max_minutes is not None and time.time() - t0 > max_minutes * 60)
-        if step % save_every == 0 and step < total and not timed_out:
-            save(False)
-        if timed_out:
+        last, stop = _end_of_step(step, out, acc=acc, log=log, bar=bar, t0=t0, total=total, save_every=save_every,
+                                  max_minutes=max_minutes, save=save, what="VAE",
+                                  postfix={"loss": ("loss", "{:.2f}"), "bce": ("bce", "{:.2f}"), "kl": ("kl", "{:.1f}")})
+        if stop:
             break
     bar.close()
     metrics = save(True) or {}
@@ -392,16 +403,11 @@ def train_diffgan(store: SegmentStore, vae_dir: Path, out_dir: Path, cfg: DiffGA
         with torch.no_grad():
             torch._foreach_lerp_(list(ema.parameters()), list(raw.G.parameters()), 1 - cfg.ema)
         step += 1
-        last = {k: float(v.detach()) for k, v in out.items()}
-        log.add(dict(step=step, seconds=round(time.time() - t0, 1), **{k: round(v, 5) for k, v in last.items()}))
-        bar.update(1)
-        bar.set_postfix(d=f"{last['d_loss']:.3f}", g=f"{last['g_loss']:.3f}", mse=f"{last['x0_mse']:.3f}")
-        if not all(math.isfinite(v) for v in last.values()):
-            raise EmomusicError(f"diffgan training diverged at step {step}")
-        timed_out = _all_agree(acc, max_minutes is not None and time.time() - t0 > max_minutes * 60)
-        if step % save_every == 0 and step < total and not timed_out:
-            save(False)
-        if timed_out:
+        last, stop = _end_of_step(step, out, acc=acc, log=log, bar=bar, t0=t0, total=total, save_every=save_every,
+                                  max_minutes=max_minutes, save=save, what="diffgan",
+                                  postfix={"d": ("d_loss", "{:.3f}"), "g": ("g_loss", "{:.3f}"),
+                                           "mse": ("x0_mse", "{:.3f}")})
+        if stop:
             break
     bar.close()
     save(True)

@@ -17,6 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from emomusic.errors import CheckpointError
+from emomusic.nnutil import gpt_init
 
 MODEL_NAME = "abc_melody_lm"
 
@@ -105,14 +106,7 @@ class MelodyLM(nn.Module):
         self.ln_f = nn.LayerNorm(config.d_model)
         self.head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         self.head.weight = self.embed.weight  # tied
-        self.apply(self._init)
-
-    @staticmethod
-    def _init(m):
-        if isinstance(m, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(m.weight, std=0.02)
-            if isinstance(m, nn.Linear) and m.bias is not None:
-                nn.init.zeros_(m.bias)
+        self.apply(gpt_init)
 
     def forward(self, idx: torch.Tensor, pos: torch.Tensor | None = None, cache=None):
         """Logits (B, T, V) for tokens ``idx`` (B, T) at positions ``pos`` (T,) or (B, T); with a

@@ -203,3 +203,37 @@ def test_valence_guidance_changes_output_and_vanishes_at_zero_valence():
     assert torch.allclose(sample(0.0, 0.0), sample(0.0, 2.0), atol=1e-5)
     with pytest.raises(EmomusicError):
         sample(0.5, -1.0)
+
+
+def test_end_of_step_bookkeeping(tmp_path):
+    """The per-step tail both training loops share: log row, bar, divergence, periodic save, budget."""
+    import math
+    import time
+
+    import torch
+
+    from emomusic.compose.train import _end_of_step, _Log
+
+    class Bar:
+        def __init__(self):
+            self.n, self.post = 0, {}
+
+        def update(self, k):
+            self.n += k
+
+        def set_postfix(self, d):
+            self.post = d
+
+    saves = []
+    log, bar = _Log(tmp_path / "loss_log.csv", ["step", "loss", "seconds"]), Bar()
+    kw = dict(acc=None, log=log, bar=bar, total=10, save_every=2, save=saves.append, what="VAE",
+              postfix={"loss": ("loss", "{:.2f}")})
+    last, stop = _end_of_step(2, {"loss": torch.tensor(1.5)}, t0=time.time(), max_minutes=None, **kw)
+    assert last == {"loss": 1.5} and not stop and saves == [False] and bar.n == 1 and bar.post == {"loss": "1.50"}
+    assert log.rows[-1]["step"] == 2 and log.rows[-1]["loss"] == 1.5
+    _, stop = _end_of_step(3, {"loss": torch.tensor(1.0)}, t0=time.time(), max_minutes=None, **kw)
+    assert not stop and saves == [False]  # not a save step
+    _, stop = _end_of_step(4, {"loss": torch.tensor(1.0)}, t0=time.time() - 120, max_minutes=1.0, **kw)
+    assert stop and saves == [False]  # out of time: no periodic save (the loop saves once at the end)
+    with pytest.raises(EmomusicError, match="VAE training diverged at step 5"):
+        _end_of_step(5, {"loss": torch.tensor(math.nan)}, t0=time.time(), max_minutes=None, **kw)
