@@ -425,6 +425,7 @@ def remap_degrees(notes: Sequence[Note], tonic: int, table: dict[int, int]) -> l
 
 
 CLEAR_MODE_MARGIN = 0.1  # r(best key of the mode) - r(best key of the other mode) read as "clearly" that mode
+MODE_CLARITY_PER_VALENCE = 0.4  # the template's mode control asks for a margin of 0.4 |valence|
 MODE_CHANGE_COST = 0.1  # margin given up per share of notes moved, when choosing how to re-map
 MODE_KEY_WINDOW = 0.15  # "home" keys of a piece, tried first: r within this of the best key's
 
@@ -437,12 +438,11 @@ def mode_margin(notes: Sequence[Note], mode: str) -> float:
     return d if mode == "major" else -d
 
 
-def mode_mapping(notes: Sequence[Note], target: str) -> tuple[int, dict[int, int] | None, int]:
+def mode_mapping(notes: Sequence[Note], target: str, clear: float = CLEAR_MODE_MARGIN) -> tuple[int, dict[int, int] | None, int]:
     """How to move ``notes`` to the ``target`` mode: ``(tonic, table, heard_tonic)``.
 
     ``table`` None means "keep the notes": they are already clearly in ``target`` (margin >=
-    :data:`CLEAR_MODE_MARGIN`, :func:`mode_margin`) or no re-mapping is heard more clearly in
-    it. Otherwise ``remap_degrees(notes, tonic, table)`` is the re-mapping to apply: a
+    ``clear``, :func:`mode_margin`) or no re-mapping is heard more clearly in it. Otherwise ``remap_degrees(notes, tonic, table)`` is the re-mapping to apply: a
     parallel-mode re-mapping around a source key (major -> minor as natural or harmonic minor,
     the leading tone kept; minor -> major; for a minor target also natural -> harmonic minor
     on a minor key). Each candidate scores its margin in ``target`` less
@@ -461,7 +461,7 @@ def mode_mapping(notes: Sequence[Note], target: str) -> tuple[int, dict[int, int
         return 0, None, 0
     r = key_correlations(pitch_class_histogram(notes))
     keep = mode_margin(notes, target)
-    if keep >= CLEAR_MODE_MARGIN:
+    if keep >= clear:
         return 0, None, int(np.argmax(r[row]))
     if target == "major":
         tables = [(1, MINOR_TO_MAJOR)]
@@ -494,9 +494,9 @@ def mode_mapping(notes: Sequence[Note], target: str) -> tuple[int, dict[int, int
     return max(found, key=lambda c: c[0])[2:]
 
 
-def set_mode(notes: Sequence[Note], target: str) -> tuple[list[Note], int]:
+def set_mode(notes: Sequence[Note], target: str, clear: float = CLEAR_MODE_MARGIN) -> tuple[list[Note], int]:
     """``notes`` moved to the ``target`` mode (:func:`mode_mapping`) and the tonic heard then."""
-    tonic, table, heard = mode_mapping(notes, target)
+    tonic, table, heard = mode_mapping(notes, target, clear)
     return (list(notes) if table is None else remap_degrees(notes, tonic, table)), heard
 
 
@@ -517,12 +517,12 @@ def apply_template(
     * ``articulation``: note durations are scaled so the mean duration/IOI ratio moves
       toward the template articulation (notes never cross the next onset by more than
       the template allows).
-    * ``mode`` (opt-in): when the piece's measured mode (:func:`estimate_key`) differs from
-      the template's (major for valence >= 0, minor below), the pitched notes are re-mapped
-      to the parallel mode around the measured tonic (:func:`to_mode`: major -> natural
-      minor lowers degrees 3, 6, 7; minor -> major raises them) and the key signatures
-      become that tonic in the new mode. A piece already in the template's mode is kept.
-      This is a categorical change: it happens for any ``strength`` > 0.
+    * ``mode`` (opt-in): the pitched notes move to the template's mode (major for valence
+      >= 0, minor below) by the parallel-mode re-mapping that key finding hears most clearly
+      there (:func:`mode_mapping`), asking for a clearer mode the stronger the valence (a
+      margin of ``MODE_CLARITY_PER_VALENCE * |valence|``); a piece already that clearly in
+      the mode is kept. The key signatures become the tonic heard afterwards, in the new
+      mode. This is a categorical change: it happens for any ``strength`` > 0.
 
     ``strength`` in [0, 1]: 0 leaves the piece as it is, 1 moves all the way.
     """
@@ -583,7 +583,9 @@ def apply_template(
             ]
 
     if "mode" in controls:
-        tonic, table, heard = mode_mapping([n for t in out.tracks if not t.is_drum for n in t.notes], target.mode)
+        # the stronger the valence, the clearer the mode asked for (0.1 at |v| = 0.25, 0.4 at |v| = 1)
+        tonic, table, heard = mode_mapping([n for t in out.tracks if not t.is_drum for n in t.notes], target.mode,
+                                           clear=MODE_CLARITY_PER_VALENCE * abs(emotion.valence))
         if table is not None:
             out.tracks = [t if t.is_drum else replace(t, notes=remap_degrees(t.notes, tonic, table))
                           for t in out.tracks]

@@ -401,3 +401,23 @@ def test_to_mode_piano_range_chromatic_notes_and_merging():
     assert up[0].pitch == 107 and all(LOWEST_PITCH <= n.pitch <= HIGHEST_PITCH for n in out)
     with pytest.raises(EmomusicError, match="mode"):
         to_mode(notes, 0, "major", "dorian")
+
+
+def test_mode_clarity_grows_with_valence():
+    """A piece heard in the target mode, but not very clearly, is kept for a mild valence and
+    made clearer for a strong one (MODE_CLARITY_PER_VALENCE)."""
+    from emomusic.attributes import MODE_CLARITY_PER_VALENCE, mode_mapping, mode_margin, set_mode
+
+    amb = [Note(p, i * 0.5, 0.5, 80) for i, p in enumerate([57, 60, 64, 69, 67, 65, 64, 62, 60, 59, 57, 60] * 3)]
+    amb += [Note(45, 0.0, 6.0, 70), Note(48, 6.0, 6.0, 70), Note(45, 12.0, 6.0, 70)]
+    notes, _ = set_mode(amb, "major")
+    m = mode_margin(notes, "major")
+    assert 0 < m < MODE_CLARITY_PER_VALENCE
+    assert mode_mapping(notes, "major", clear=m - 0.01)[1] is None  # clear enough: kept
+    piece = Piece(tracks=[Track("Piano", 0, False, notes)])
+    mild = apply_template(piece, Emotion((m - 0.01) / MODE_CLARITY_PER_VALENCE, 0.0), controls=("mode",))
+    strong = apply_template(piece, Emotion(1.0, 0.0), controls=("mode",))
+    assert mild.notes == piece.notes
+    assert mode_mapping(notes, "major", clear=1.0)[1] is not None  # a clearer version exists ...
+    assert mode_margin(strong.notes, "major") > mode_margin(mild.notes, "major")  # ... and strong valence takes it
+    assert measure(strong).mode == "major"
