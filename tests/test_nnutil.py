@@ -14,6 +14,7 @@ def test_gpt_init_sets_weights_and_biases():
     ln_before = m[2].weight.clone()
     m.apply(gpt_init)
     for layer in (m[0], m[1], m[3]):
-        assert abs(float(layer.weight.std()) - 0.02) < 0.002 and abs(float(layer.weight.mean())) < 0.002
+        w = layer.weight.detach()
+        assert abs(float(w.std()) - 0.02) < 0.002 and abs(float(w.mean())) < 0.002
     assert torch.count_nonzero(m[1].bias) == 0
     assert torch.equal(m[2].weight, ln_before)  # other layers keep their own initialisation
