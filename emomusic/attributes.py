@@ -438,15 +438,18 @@ def mode_margin(notes: Sequence[Note], mode: str) -> float:
     return d if mode == "major" else -d
 
 
-def mode_mapping(notes: Sequence[Note], target: str, clear: float = CLEAR_MODE_MARGIN) -> tuple[int, dict[int, int] | None, int]:
+def mode_mapping(
+    notes: Sequence[Note], target: str, clear: float = CLEAR_MODE_MARGIN
+) -> tuple[int, dict[int, int] | None, int]:
     """How to move ``notes`` to the ``target`` mode: ``(tonic, table, heard_tonic)``.
 
     ``table`` None means "keep the notes": they are already clearly in ``target`` (margin >=
-    ``clear``, :func:`mode_margin`) or no re-mapping is heard more clearly in it. Otherwise ``remap_degrees(notes, tonic, table)`` is the re-mapping to apply: a
-    parallel-mode re-mapping around a source key (major -> minor as natural or harmonic minor,
-    the leading tone kept; minor -> major; for a minor target also natural -> harmonic minor
-    on a minor key). Each candidate scores its margin in ``target`` less
-    :data:`MODE_CHANGE_COST` per share of notes moved (the fewest changes win a near tie).
+    ``clear``, :func:`mode_margin`) or no re-mapping is heard more clearly in it. Otherwise
+    ``remap_degrees(notes, tonic, table)`` is the re-mapping to apply: a parallel-mode
+    re-mapping around a source key (major -> minor as natural or harmonic minor, the leading
+    tone kept; minor -> major; for a minor target also natural -> harmonic minor on a minor
+    key). Each candidate scores its margin in ``target`` less :data:`MODE_CHANGE_COST` per
+    share of notes moved (the fewest changes win a near tie).
 
     The piece's home keys (correlation within :data:`MODE_KEY_WINDOW` of its best key) are
     tried first; if no re-mapping around them is heard in ``target`` at all, every key is

@@ -94,7 +94,8 @@ def _finish(acc) -> None:
 
 
 def _end_of_step(step: int, out: dict, *, acc, log: "_Log", bar, t0: float, total: int, save_every: int,
-                 max_minutes: float | None, save, what: str, postfix: dict[str, str]) -> tuple[dict, bool]:
+                 max_minutes: float | None, save, what: str,
+                 postfix: dict[str, tuple[str, str]]) -> tuple[dict, bool]:
     """Bookkeeping after one optimisation step, the same for both loops: the loss-log row,
     the progress bar, the divergence check, the periodic checkpoint and the wall-clock budget
     (agreed between processes). Returns the step's losses as floats and whether to stop."""

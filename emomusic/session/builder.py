@@ -437,7 +437,8 @@ def _assemble(
     levels = []
     # session.wav is streamed clip by clip: each join is emomusic.audio.crossfade_concat of
     # the previous clip's overhang (its last `fade` frames) and the next clip, so the result
-    # equals crossfade_concat of all clips while holding only one clip in memory.
+    # equals crossfade_concat of all clips (each opening level-bridged, see join_ramp) while
+    # holding only one clip in memory.
     with sf.SoundFile(str(out / "session.wav"), "w", sample_rate, 2, subtype="PCM_16", format="WAV") as wav:
         pending: np.ndarray | None = None
         closing_db: float | None = None

@@ -407,3 +407,31 @@ def test_join_ramp_levels_the_join_and_fades_out():
     assert join_ramp(float("-inf"), -20.0, 20 * sr, sr) is None
     assert join_ramp(-90.0, -20.0, 20 * sr, sr) is None
     assert join_ramp(-20.0, -30.0, 2 * sr, sr).shape == (2 * sr,)  # never longer than the clip
+
+
+class FadingEngine(TinyEngine):
+    """Clips that end 20 dB quieter than they open: the worst case for a join."""
+
+    def render(self, cand, req, sample_rate):
+        audio = super().render(cand, req, sample_rate)
+        cut = int(round((req.seconds - 5.0) * sample_rate))
+        audio[max(0, cut):] *= 0.1
+        return audio
+
+
+def test_session_joins_are_level_bridged(tmp_path):
+    from emomusic.audio import rms_db
+
+    out = tmp_path / "s"
+    summary = _build(_plan(minutes=0.5), out, engine=FadingEngine())
+    audio, sr = read_wav(out / "session.wav")
+    w = 3 * sr
+    starts = [int(round(c["start_s"] * sr)) for c in summary["clips"]]
+    assert len(starts) == 3
+    for k, i in enumerate(starts[1:], start=1):
+        before, after = rms_db(audio[i - w:i]), rms_db(audio[i:i + w])
+        # the clip files keep their own levels: the same join there jumps by about 20 dB
+        prev, nxt = read_wav(out / f"clips/clip_{k:02d}.wav")[0], read_wav(out / f"clips/clip_{k + 1:02d}.wav")[0]
+        raw_jump = abs(rms_db(nxt[:w]) - rms_db(prev[-w:]))
+        assert raw_jump > 12
+        assert abs(after - before) < raw_jump - 6
