@@ -426,6 +426,7 @@ def remap_degrees(notes: Sequence[Note], tonic: int, table: dict[int, int]) -> l
 
 CLEAR_MODE_MARGIN = 0.1  # r(best key of the mode) - r(best key of the other mode) read as "clearly" that mode
 MODE_CLARITY_PER_VALENCE = 0.4  # the template's mode control asks for a margin of 0.4 |valence|
+MIN_MODE_STRENGTH = 0.1  # below this template mode strength (|valence| < 0.04) the mode control leaves the mode alone
 MODE_CHANGE_COST = 0.1  # margin given up per share of notes moved, when choosing how to re-map
 MODE_KEY_WINDOW = 0.15  # "home" keys of a piece, tried first: r within this of the best key's
 
@@ -524,7 +525,8 @@ def apply_template(
       >= 0, minor below) by the parallel-mode re-mapping that key finding hears most clearly
       there (:func:`mode_mapping`), asking for a clearer mode the stronger the valence (a
       margin of ``MODE_CLARITY_PER_VALENCE * |valence|``); a piece already that clearly in
-      the mode is kept. The key signatures become the tonic heard afterwards, in the new
+      the mode is kept. At a neutral valence (template ``mode_strength`` below
+      ``MIN_MODE_STRENGTH``, i.e. |valence| < 0.04) the mode is left as it is. The key signatures become the tonic heard afterwards, in the new
       mode. This is a categorical change: it happens for any ``strength`` > 0.
 
     ``strength`` in [0, 1]: 0 leaves the piece as it is, 1 moves all the way.
@@ -585,7 +587,7 @@ def apply_template(
                 for t in out.tracks
             ]
 
-    if "mode" in controls:
+    if "mode" in controls and target.mode_strength >= MIN_MODE_STRENGTH:
         # the stronger the valence, the clearer the mode asked for (0.1 at |v| = 0.25, 0.4 at |v| = 1)
         tonic, table, heard = mode_mapping([n for t in out.tracks if not t.is_drum for n in t.notes], target.mode,
                                            clear=MODE_CLARITY_PER_VALENCE * abs(emotion.valence))

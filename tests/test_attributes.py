@@ -421,3 +421,15 @@ def test_mode_clarity_grows_with_valence():
     assert mode_mapping(notes, "major", clear=1.0)[1] is not None  # a clearer version exists ...
     assert mode_margin(strong.notes, "major") > mode_margin(mild.notes, "major")  # ... and strong valence takes it
     assert measure(strong).mode == "major"
+
+
+def test_mode_control_leaves_the_mode_alone_at_neutral_valence():
+    from emomusic.attributes import MIN_MODE_STRENGTH
+
+    minor = chord_piece(9, True)
+    assert template(Emotion(0.0, 0.3)).mode_strength < MIN_MODE_STRENGTH
+    out = apply_template(minor, Emotion(0.0, 0.3), controls=("mode",))
+    assert out.notes == minor.notes and measure(out).mode == "minor"
+    # a little valence is enough to ask for the mode
+    assert template(Emotion(0.05, 0.3)).mode_strength >= MIN_MODE_STRENGTH
+    assert measure(apply_template(minor, Emotion(0.05, 0.3), controls=("mode",))).mode == "major"
