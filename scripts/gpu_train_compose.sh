@@ -1,0 +1,37 @@
+#!/bin/bash
+# Train both stages of the compose engine on a GPU machine from a segment store, the way the
+# shipped checkpoint was made (checkpoints/compose/*/MODEL_CARD.md).
+#
+# Here (with the data):   emomusic train vae --data DATA/pop909/POP909 --data DATA/vgmidi_2019_unlabelled/unlabelled \
+#                             --data DATA/emopia --store .gpu/segments.npz --steps 1 -o /tmp/probe
+#                         (and, to skip soft labelling there, run `emomusic train diffgan --vae /tmp/probe
+#                          --store .gpu/segments.npz --steps 1 -o /tmp/probe_dg` once and copy
+#                          .cache/compose_softlabels_*.npy to .gpu/cache/)
+# There (repo + .gpu/):   bash scripts/gpu_train_compose.sh cuda 3.5 4.0 OUTDIR
+#
+# Arguments: device (cuda|cpu), VAE minutes, diffusion-GAN minutes, output folder (default
+# $OUT or /tmp/out). Writes OUTDIR/vae.tar, OUTDIR/diffgan.tar (checkpoint folders without
+# training state) and OUTDIR/log.txt. Needs only python3 with torch, numpy, safetensors,
+# click, tqdm (accelerate optional): the segment store replaces the MIDI readers.
+set -u
+DEV=${1:-cuda}; VMIN=${2:-3}; DMIN=${3:-4}; DEST=${4:-${OUT:-/tmp/out}}
+STORE=${STORE:-.gpu/segments.npz}; CACHE=${CACHE:-.gpu/cache}
+mkdir -p "$DEST"
+export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
+R=$(mktemp -d)
+LOG=$DEST/log.txt
+{
+  date
+  nvidia-smi --query-gpu=name,memory.total --format=csv 2>&1 | tail -1
+  python3 -c "import torch, numpy; print('torch', torch.__version__, 'numpy', numpy.__version__, 'cuda', torch.cuda.is_available())"
+} >> "$LOG" 2>&1
+python3 -m emomusic train vae --store "$STORE" -o "$R/vae" --preset large --steps 200000 --max-minutes "$VMIN" \
+  --device "$DEV" --cache "$CACHE" --no-resume >> "$LOG" 2>&1
+echo "vae rc=$?" >> "$LOG"
+tar -C "$R" -cf "$DEST/vae.tar" --exclude=train_state.safetensors --exclude=train_state.json vae
+python3 -m emomusic train diffgan --vae "$R/vae" --store "$STORE" -o "$R/diffgan" --preset large --steps 200000 \
+  --max-minutes "$DMIN" --device "$DEV" --cache "$CACHE" --workers 12 --no-resume >> "$LOG" 2>&1
+echo "diffgan rc=$?" >> "$LOG"
+tar -C "$R" -cf "$DEST/diffgan.tar" --exclude=train_state.safetensors --exclude=train_state.json diffgan
+date >> "$LOG"
+tr '\r' '\n' < "$LOG" | grep -v "it/s\]$" | tail -20
