@@ -15,7 +15,7 @@
 # click, tqdm (accelerate optional): the segment store replaces the MIDI readers.
 set -u
 DEV=${1:-cuda}; VMIN=${2:-3}; DMIN=${3:-4}; DEST=${4:-${OUT:-/tmp/out}}
-STORE=${STORE:-.gpu/segments.npz}; CACHE=${CACHE:-.gpu/cache}
+STORE=${STORE:-.gpu/segments.npz}; CACHE=${CACHE:-.gpu/cache}; PY=${PYTHON:-python3}
 mkdir -p "$DEST"
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
 R=$(mktemp -d)
@@ -23,15 +23,16 @@ LOG=$DEST/log.txt
 {
   date
   nvidia-smi --query-gpu=name,memory.total --format=csv 2>&1 | tail -1
-  python3 -c "import torch, numpy; print('torch', torch.__version__, 'numpy', numpy.__version__, 'cuda', torch.cuda.is_available())"
+  "$PY" -c "import torch, numpy; print('torch', torch.__version__, 'numpy', numpy.__version__, 'cuda', torch.cuda.is_available())"
 } >> "$LOG" 2>&1
-python3 -m emomusic train vae --store "$STORE" -o "$R/vae" --preset large --steps 200000 --max-minutes "$VMIN" \
+"$PY" -m emomusic train vae --store "$STORE" -o "$R/vae" --preset large --steps 200000 --max-minutes "$VMIN" \
   --device "$DEV" --cache "$CACHE" --no-resume >> "$LOG" 2>&1
-echo "vae rc=$?" >> "$LOG"
+VRC=$?; echo "vae rc=$VRC" >> "$LOG"
 tar -C "$R" -cf "$DEST/vae.tar" --exclude=train_state.safetensors --exclude=train_state.json vae
-python3 -m emomusic train diffgan --vae "$R/vae" --store "$STORE" -o "$R/diffgan" --preset large --steps 200000 \
+"$PY" -m emomusic train diffgan --vae "$R/vae" --store "$STORE" -o "$R/diffgan" --preset large --steps 200000 \
   --max-minutes "$DMIN" --device "$DEV" --cache "$CACHE" --workers 12 --no-resume >> "$LOG" 2>&1
-echo "diffgan rc=$?" >> "$LOG"
+DRC=$?; echo "diffgan rc=$DRC" >> "$LOG"
 tar -C "$R" -cf "$DEST/diffgan.tar" --exclude=train_state.safetensors --exclude=train_state.json diffgan
 date >> "$LOG"
 tr '\r' '\n' < "$LOG" | grep -v "it/s\]$" | tail -20
+[ "$VRC" -eq 0 ] && [ "$DRC" -eq 0 ]

@@ -150,3 +150,29 @@ def test_train_runs_in_two_processes(tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "dg" / "loss_log.csv")))
     assert 1 <= len(rows) < 50
     assert (tmp_path / "dg" / "MODEL_CARD.md").is_file()
+
+
+def test_gpu_training_script_runs_on_the_cpu(tmp_path):
+    """scripts/gpu_train_compose.sh (how the shipped checkpoint was trained) on a tiny store."""
+    import os
+    import subprocess
+    import sys
+    import tarfile
+    from pathlib import Path
+
+    from tiny import tiny_store
+
+    repo = Path(__file__).resolve().parents[2]
+    store = tmp_path / "store.npz"
+    tiny_store(n_files=8, bars=20).save(store)
+    env = dict(os.environ, PYTHON=sys.executable, STORE=str(store), CACHE=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
+    r = subprocess.run(["bash", str(repo / "scripts" / "gpu_train_compose.sh"), "cpu", "0.0001", "0.0001",
+                        str(tmp_path / "out")], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    log = (tmp_path / "out" / "log.txt").read_text()
+    assert "vae rc=0" in log and "diffgan rc=0" in log, log[-2000:]
+    for part in ("vae", "diffgan"):
+        with tarfile.open(tmp_path / "out" / f"{part}.tar") as tf:
+            names = set(tf.getnames())
+        assert {f"{part}/config.json", f"{part}/model.safetensors", f"{part}/MODEL_CARD.md"} <= names
+        assert not any("train_state" in n for n in names)
