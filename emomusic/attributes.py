@@ -434,9 +434,12 @@ MODE_KEY_WINDOW = 0.15  # "home" keys of a piece, tried first: r within this of 
 def mode_margin(notes: Sequence[Note], mode: str) -> float:
     """How clearly Krumhansl-Schmuckler key finding hears ``mode``: r(best key of ``mode``) minus
     r(best key of the other mode) (> 0: heard in ``mode``)."""
-    r = key_correlations(pitch_class_histogram(notes))
-    d = float(r[0].max() - r[1].max())
-    return d if mode == "major" else -d
+    return _margin(key_correlations(pitch_class_histogram(notes)), 0 if mode == "major" else 1)
+
+
+def _margin(r: np.ndarray, row: int) -> float:
+    """Margin of mode ``row`` (0 major, 1 minor) in key correlations ``r`` (:func:`key_correlations`)."""
+    return float(r[row].max() - r[1 - row].max())
 
 
 def mode_mapping(
@@ -464,7 +467,7 @@ def mode_mapping(
     if not notes:
         return 0, None, 0
     r = key_correlations(pitch_class_histogram(notes))
-    keep = mode_margin(notes, target)
+    keep = _margin(r, row)
     if keep >= clear:
         return 0, None, int(np.argmax(r[row]))
     if target == "major":
@@ -483,7 +486,7 @@ def mode_mapping(
                 if moved == 0:
                     continue
                 rc = key_correlations(pitch_class_histogram(remap_degrees(notes, tonic, table)))
-                margin = float(rc[row].max() - rc[1 - row].max())
+                margin = _margin(rc, row)
                 score = margin - MODE_CHANGE_COST * moved
                 if best is None or score > best[0]:
                     best = (score, margin, tonic, table, int(np.argmax(rc[row])))
@@ -496,6 +499,19 @@ def mode_mapping(
     if not found:
         return 0, None, int(np.argmax(r[row]))
     return max(found, key=lambda c: c[0])[2:]
+
+
+def template_mode_mapping(
+    notes: Sequence[Note], emotion: Emotion
+) -> tuple[int, dict[int, int] | None, int] | None:
+    """The ``mode`` control's choice for ``emotion``: :func:`mode_mapping` toward the template's
+    mode, asking for a margin of ``MODE_CLARITY_PER_VALENCE * |valence|`` (0.1 at |v| = 0.25,
+    0.4 at |v| = 1); None at a neutral valence (template ``mode_strength`` below
+    ``MIN_MODE_STRENGTH``), where the mode is left alone."""
+    tpl = template(emotion)
+    if tpl.mode_strength < MIN_MODE_STRENGTH:
+        return None
+    return mode_mapping(notes, tpl.mode, clear=MODE_CLARITY_PER_VALENCE * abs(emotion.valence))
 
 
 def set_mode(notes: Sequence[Note], target: str, clear: float = CLEAR_MODE_MARGIN) -> tuple[list[Note], int]:
@@ -525,9 +541,10 @@ def apply_template(
       >= 0, minor below) by the parallel-mode re-mapping that key finding hears most clearly
       there (:func:`mode_mapping`), asking for a clearer mode the stronger the valence (a
       margin of ``MODE_CLARITY_PER_VALENCE * |valence|``); a piece already that clearly in
-      the mode is kept. At a neutral valence (template ``mode_strength`` below
-      ``MIN_MODE_STRENGTH``, i.e. |valence| < 0.04) the mode is left as it is. The key signatures become the tonic heard afterwards, in the new
-      mode. This is a categorical change: it happens for any ``strength`` > 0.
+      the mode is kept (:func:`template_mode_mapping`). At a neutral valence (template
+      ``mode_strength`` below ``MIN_MODE_STRENGTH``, i.e. |valence| < 0.04) the mode is left
+      as it is. The key signatures become the tonic heard afterwards, in the new mode. This
+      is a categorical change: it happens for any ``strength`` > 0.
 
     ``strength`` in [0, 1]: 0 leaves the piece as it is, 1 moves all the way.
     """
@@ -587,15 +604,16 @@ def apply_template(
                 for t in out.tracks
             ]
 
-    if "mode" in controls and target.mode_strength >= MIN_MODE_STRENGTH:
-        # the stronger the valence, the clearer the mode asked for (0.1 at |v| = 0.25, 0.4 at |v| = 1)
-        tonic, table, heard = mode_mapping([n for t in out.tracks if not t.is_drum for n in t.notes], target.mode,
-                                           clear=MODE_CLARITY_PER_VALENCE * abs(emotion.valence))
-        if table is not None:
-            out.tracks = [t if t.is_drum else replace(t, notes=remap_degrees(t.notes, tonic, table))
-                          for t in out.tracks]
-        if table is not None or cur.mode != target.mode:
-            out.keys = [KeySignature(heard, target.mode, k.beat) for k in (out.keys or [KeySignature(0, "major")])]
+    if "mode" in controls:
+        choice = template_mode_mapping([n for t in out.tracks if not t.is_drum for n in t.notes], emotion)
+        if choice is not None:
+            tonic, table, heard = choice
+            if table is not None:
+                out.tracks = [t if t.is_drum else replace(t, notes=remap_degrees(t.notes, tonic, table))
+                              for t in out.tracks]
+            if table is not None or cur.mode != target.mode:
+                out.keys = [KeySignature(heard, target.mode, k.beat)
+                            for k in (out.keys or [KeySignature(0, "major")])]
 
     if "articulation" in controls:
         goal = cur.articulation + s * (target.articulation - cur.articulation)

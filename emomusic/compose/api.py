@@ -312,12 +312,12 @@ def _apply_template(piece: Piece, emotions: Sequence[Emotion], moving: bool, seg
 
 def _notes_to_mode(notes: Sequence[Note], emotion: Emotion) -> list[Note]:
     """Raw notes re-mapped to the template mode of ``emotion`` (before a fixed ``key=`` transposition)."""
-    from emomusic.attributes import MIN_MODE_STRENGTH, MODE_CLARITY_PER_VALENCE, set_mode, template
+    from emomusic.attributes import remap_degrees, template_mode_mapping
 
-    tpl = template(emotion)
-    if tpl.mode_strength < MIN_MODE_STRENGTH:  # a neutral valence asks for no mode
+    choice = template_mode_mapping(notes, emotion)
+    if choice is None or choice[1] is None:
         return list(notes)
-    return set_mode(notes, tpl.mode, MODE_CLARITY_PER_VALENCE * abs(emotion.valence))[0]
+    return remap_degrees(notes, choice[0], choice[1])
 
 
 MAX_RESAMPLES = 4  # extra draws for pieces that decode to fewer notes than bars

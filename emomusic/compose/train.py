@@ -78,6 +78,16 @@ def _all_reduce(acc, params) -> None:
             p.grad = acc.reduce(p.grad, reduction="mean")
 
 
+def _process_randomness(acc, dev, seed: int, start: int):
+    """``(is_main, numpy rng, torch generator)`` of this process: each process of a multi-process
+    run draws its own batches and noise, seeded by (seed, rank, step resumed from)."""
+    rank = acc.process_index if acc else 0
+    is_main = acc.is_main_process if acc else True
+    rng = np.random.default_rng([seed, rank, start])
+    gen = torch.Generator(device=dev).manual_seed(seed * 1000 + rank + start)
+    return is_main, rng, gen
+
+
 def _all_agree(acc, flag: bool) -> bool:
     """True when any process says so (several processes must stop at the same step, or the
     next gradient all-reduce would wait forever)."""
@@ -193,10 +203,7 @@ def train_vae(store: SegmentStore, out_dir: Path, cfg: VAEConfig, *, steps: int 
     net.to(dev)
     _opt_to(opt, dev)
     raw = net
-    rank = acc.process_index if acc else 0
-    is_main = acc.is_main_process if acc else True
-    rng = np.random.default_rng([seed, rank, start])
-    gen = torch.Generator(device=dev).manual_seed(seed * 1000 + rank + start)
+    is_main, rng, gen = _process_randomness(acc, dev, seed, start)
     log = _Log(out_dir / LOSS_LOG, ["step", "loss", "bce", "dur", "vel", "kl", "seconds"])
     t0 = time.time()
     bar = _progress(total, start, "train vae", progress and is_main)
@@ -343,10 +350,7 @@ def train_diffgan(store: SegmentStore, vae_dir: Path, out_dir: Path, cfg: DiffGA
     _opt_to(opt_g, dev)
     _opt_to(opt_d, dev)
     raw = model
-    rank = acc.process_index if acc else 0
-    is_main = acc.is_main_process if acc else True
-    rng = np.random.default_rng([seed, rank, start])
-    gen = torch.Generator(device=dev).manual_seed(seed * 1000 + rank + start)
+    is_main, rng, gen = _process_randomness(acc, dev, seed, start)
     lat_t = torch.from_numpy(lat).to(dev)
     va_t = torch.from_numpy(np.nan_to_num(win_va, nan=0.0)).to(dev)
     has_t = torch.from_numpy(has_label).to(dev)
