@@ -402,10 +402,17 @@ def to_mode(notes: Sequence[Note], tonic: int, source: str, target: str) -> list
 def remap_degrees(notes: Sequence[Note], tonic: int, table: dict[int, int]) -> list[Note]:
     """``notes`` with each scale degree ``d`` (semitones above ``tonic``) in ``table`` moved to
     ``table[d]`` in the same octave; the merging and range rules of :func:`to_mode`."""
+    return _moved(notes, tonic, table, range(len(notes)))
+
+
+def _moved(notes: Sequence[Note], tonic: int, table: dict[int, int], which: Iterable[int]) -> list[Note]:
+    """``notes`` with the notes at indices ``which`` whose degree is in ``table`` moved (the
+    rules of :func:`remap_degrees`); notes landing on the same pitch and onset are merged."""
+    which = set(which)
     out: list[Note] = []
     seen: dict[tuple[int, float], int] = {}
-    for n in notes:
-        step = table.get((n.pitch - tonic) % 12)
+    for i, n in enumerate(notes):
+        step = table.get((n.pitch - tonic) % 12) if i in which else None
         if step is not None:
             pitch = n.pitch + step - (n.pitch - tonic) % 12
             if pitch < LOWEST_PITCH:
@@ -422,6 +429,54 @@ def remap_degrees(notes: Sequence[Note], tonic: int, table: dict[int, int]) -> l
         seen[k] = len(out)
         out.append(n)
     return out
+
+
+# Chromatic degrees -> the scale degree a step below, for :func:`clarify_mode`: chromatic and
+# borrowed tones resolve downward, as mode-mixture tones do in common practice (b6 -> 5,
+# b3 -> 2, b7 -> 6; b2 -> 1, #4 -> 4). A minor key's scale is natural plus harmonic minor
+# (its raised 7th is in the scale): its chromatic degrees are b2, 3, #4 and 6 (-> 1, b3, 4, b6).
+# Resolving upward instead (b3 -> 3, b6 -> 6, b7 -> 7) was measured on the compose sweep and
+# was heard less clearly in the mode (docs/attributes.md).
+CHROMATIC_TO_MAJOR = {1: 0, 3: 2, 6: 5, 8: 7, 10: 9}
+CHROMATIC_TO_MINOR = {1: 0, 4: 3, 6: 5, 9: 8}
+CLARIFY_BATCHES = 10  # chromatic notes are moved in (at most) this many batches, margin checked after each
+
+
+def clarify_mode(notes: Sequence[Note], tonic: int, mode: str, clear: float) -> list[Note]:
+    """``notes`` made diatonic in ``mode`` around ``tonic`` until key finding hears ``mode``
+    with a margin of at least ``clear`` (:func:`mode_margin`), or no chromatic note is left.
+
+    Chromatic notes (degrees in :data:`CHROMATIC_TO_MAJOR` / :data:`CHROMATIC_TO_MINOR`) move a
+    semitone down to the scale degree below, the longest first (they colour the harmony
+    most; short passing notes go last), in :data:`CLARIFY_BATCHES` batches with the margin
+    checked after each; if the margin is never reached, the batch count that heard ``mode``
+    most clearly is kept (none, when moving notes does not help: a diatonic set can also be
+    heard as the relative key). Notes landing on the same pitch and onset are merged; pitches
+    stay on the piano. Returns a new list (the same notes when nothing is to be gained).
+    """
+    table, which = _clarify_moves(notes, tonic, mode, clear)
+    return _moved(notes, tonic, table, which)
+
+
+def _clarify_moves(notes: Sequence[Note], tonic: int, mode: str, clear: float) -> tuple[dict[int, int], list[int]]:
+    """The table and the note indices :func:`clarify_mode` moves."""
+    if mode not in ("major", "minor"):
+        raise EmomusicError(f"mode must be 'major' or 'minor', got {mode!r}")
+    table = CHROMATIC_TO_MAJOR if mode == "major" else CHROMATIC_TO_MINOR
+    best = mode_margin(notes, mode) if notes else clear
+    if best >= clear:
+        return table, []
+    order = sorted((i for i, n in enumerate(notes) if (n.pitch - tonic) % 12 in table),
+                   key=lambda i: (-notes[i].duration, notes[i].start, notes[i].pitch))
+    batch = max(1, math.ceil(len(order) / CLARIFY_BATCHES))
+    best_end = 0
+    for end in range(batch, len(order) + batch, batch):
+        margin = mode_margin(_moved(notes, tonic, table, order[:end]), mode)
+        if margin > best:
+            best, best_end = margin, end
+            if margin >= clear:
+                break
+    return table, order[:best_end]
 
 
 CLEAR_MODE_MARGIN = 0.1  # r(best key of the mode) - r(best key of the other mode) read as "clearly" that mode
@@ -501,17 +556,36 @@ def mode_mapping(
     return max(found, key=lambda c: c[0])[2:]
 
 
-def template_mode_mapping(
-    notes: Sequence[Note], emotion: Emotion
-) -> tuple[int, dict[int, int] | None, int] | None:
-    """The ``mode`` control's choice for ``emotion``: :func:`mode_mapping` toward the template's
-    mode, asking for a margin of ``MODE_CLARITY_PER_VALENCE * |valence|`` (0.1 at |v| = 0.25,
-    0.4 at |v| = 1); None at a neutral valence (template ``mode_strength`` below
-    ``MIN_MODE_STRENGTH``), where the mode is left alone."""
+def template_mode(parts: Sequence[Sequence[Note]], emotion: Emotion) -> tuple[list[list[Note]], int, bool] | None:
+    """The ``mode`` control for ``emotion`` over ``parts`` (the pitched tracks' notes, heard
+    together): ``(new parts, heard tonic, changed)``, or None at a neutral valence (template
+    ``mode_strength`` below ``MIN_MODE_STRENGTH``), where the mode is left alone.
+
+    The control asks for a margin of ``MODE_CLARITY_PER_VALENCE * |valence|`` in the template's
+    mode (0.1 at |v| = 0.25, 0.4 at |v| = 1): first the parallel-mode re-mapping of
+    :func:`mode_mapping`, then, if the margin is still short, :func:`clarify_mode` around the
+    tonic heard (chromatic notes made diatonic, longest first, only as many as needed).
+    ``heard`` is the tonic of the best key of the mode afterwards (for the key signature)."""
     tpl = template(emotion)
     if tpl.mode_strength < MIN_MODE_STRENGTH:
         return None
-    return mode_mapping(notes, tpl.mode, clear=MODE_CLARITY_PER_VALENCE * abs(emotion.valence))
+    clear = MODE_CLARITY_PER_VALENCE * abs(emotion.valence)
+    parts = [list(p) for p in parts]
+    tonic, table, heard = mode_mapping([n for p in parts for n in p], tpl.mode, clear=clear)
+    changed = table is not None
+    if changed:
+        parts = [remap_degrees(p, tonic, table) for p in parts]
+    flat = [n for p in parts for n in p]
+    table, which = _clarify_moves(flat, heard, tpl.mode, clear)
+    if which:
+        changed = True
+        cuts = np.cumsum([0] + [len(p) for p in parts])
+        which = np.asarray(which)
+        parts = [_moved(p, heard, table, (which[(which >= lo) & (which < hi)] - lo).tolist())
+                 for p, lo, hi in zip(parts, cuts[:-1], cuts[1:])]
+        r = key_correlations(pitch_class_histogram([n for p in parts for n in p]))
+        heard = int(np.argmax(r[0 if tpl.mode == "major" else 1]))
+    return parts, heard, changed
 
 
 def set_mode(notes: Sequence[Note], target: str, clear: float = CLEAR_MODE_MARGIN) -> tuple[list[Note], int]:
@@ -541,7 +615,9 @@ def apply_template(
       >= 0, minor below) by the parallel-mode re-mapping that key finding hears most clearly
       there (:func:`mode_mapping`), asking for a clearer mode the stronger the valence (a
       margin of ``MODE_CLARITY_PER_VALENCE * |valence|``); a piece already that clearly in
-      the mode is kept (:func:`template_mode_mapping`). At a neutral valence (template
+      the mode is kept. If the re-mapping falls short, chromatic notes become diatonic,
+      longest first, until the margin is reached (:func:`clarify_mode`; both steps:
+      :func:`template_mode`). At a neutral valence (template
       ``mode_strength`` below ``MIN_MODE_STRENGTH``, i.e. |valence| < 0.04) the mode is left
       as it is. The key signatures become the tonic heard afterwards, in the new mode. This
       is a categorical change: it happens for any ``strength`` > 0.
@@ -605,13 +681,13 @@ def apply_template(
             ]
 
     if "mode" in controls:
-        choice = template_mode_mapping([n for t in out.tracks if not t.is_drum for n in t.notes], emotion)
+        pitched = [i for i, t in enumerate(out.tracks) if not t.is_drum]
+        choice = template_mode([out.tracks[i].notes for i in pitched], emotion)
         if choice is not None:
-            tonic, table, heard = choice
-            if table is not None:
-                out.tracks = [t if t.is_drum else replace(t, notes=remap_degrees(t.notes, tonic, table))
-                              for t in out.tracks]
-            if table is not None or cur.mode != target.mode:
+            parts, heard, changed = choice
+            for i, notes in zip(pitched, parts):
+                out.tracks[i] = replace(out.tracks[i], notes=notes)
+            if changed or cur.mode != target.mode:
                 out.keys = [KeySignature(heard, target.mode, k.beat)
                             for k in (out.keys or [KeySignature(0, "major")])]
 

@@ -433,3 +433,83 @@ def test_mode_control_leaves_the_mode_alone_at_neutral_valence():
     # a little valence is enough to ask for the mode
     assert template(Emotion(0.05, 0.3)).mode_strength >= MIN_MODE_STRENGTH
     assert measure(apply_template(minor, Emotion(0.05, 0.3), controls=("mode",))).mode == "major"
+
+
+def _with_chromatic(tonic: int, minor: bool, lengths=(4.0, 2.0, 0.25)) -> list[Note]:
+    """A clear cadence in ``tonic`` plus chromatic notes of three ``lengths`` (long, middle, short)."""
+    chromatic = [4, 9, 1] if minor else [3, 8, 1]  # degrees outside the scale
+    notes = list(chord_piece(tonic, minor).notes)
+    for i, (deg, dur) in enumerate(zip(chromatic * 3, list(lengths) * 3)):
+        notes.append(Note(72 + tonic + deg, 1.0 + 4.0 * i, dur, 70))
+    return notes
+
+
+@pytest.mark.parametrize("tonic,minor", [(0, False), (7, False), (9, True), (2, True)])
+def test_clarify_mode_resolves_chromatic_notes_down_longest_first(tonic, minor):
+    from emomusic.attributes import CHROMATIC_TO_MAJOR, CHROMATIC_TO_MINOR, clarify_mode, mode_margin
+
+    mode = "minor" if minor else "major"
+    table = CHROMATIC_TO_MINOR if minor else CHROMATIC_TO_MAJOR
+    notes = _with_chromatic(tonic, minor)
+    before = mode_margin(notes, mode)
+    assert clarify_mode(notes, tonic, mode, clear=before) == notes  # clear enough: nothing moves
+    full = clarify_mode(notes, tonic, mode, clear=1.0)  # unreachable: the clearest batch count
+    assert mode_margin(full, mode) > before + 0.2
+    # A margin between: only some chromatic notes move, the longest ones, each a semitone down
+    # to a scale degree, and the margin asked is reached.
+    goal = (before + mode_margin(full, mode)) / 2
+    part = clarify_mode(notes, tonic, mode, clear=goal)
+    assert mode_margin(part, mode) >= goal
+    assert len(part) == len(notes)
+    for out in (part, full):
+        moved = [(a, b) for a, b in zip(notes, out) if a != b]
+        kept = [a for a, b in zip(notes, out) if a == b and (a.pitch - tonic) % 12 in table]
+        assert moved and kept
+        assert all(b.pitch == a.pitch - 1 and (b.pitch - tonic) % 12 == table[(a.pitch - tonic) % 12]
+                   for a, b in moved)
+        assert min(a.duration for a, _ in moved) >= max(a.duration for a in kept)
+    # the raised 7th of a minor key is in its scale (harmonic minor), so it stays
+    assert (not minor) or any((n.pitch - tonic) % 12 == 11 for n in full)
+
+
+def test_clarify_mode_never_makes_the_mode_less_clear_and_merges_doubles():
+    from emomusic.attributes import clarify_mode, mode_margin
+
+    # Moving the chromatic notes of this line (C# and F# around E minor's scale of the
+    # "tonic" C) is heard as E minor / G major, not as C major: nothing is moved.
+    notes = [Note(p, i * 1.0, 1.0, 80) for i, p in enumerate([64, 66, 67, 71, 64, 61, 66, 64, 59, 64])]
+    out = clarify_mode(notes, 0, "major", clear=1.0)
+    assert mode_margin(out, "major") >= mode_margin(notes, "major")
+    # an Eb sounding with a D at the same onset resolves onto it: one D, the longer and louder
+    both = [Note(62, 0.0, 1.0, 60), Note(63, 0.0, 3.0, 90)] + list(chord_piece(0, False).notes)
+    out = clarify_mode(both, 0, "major", clear=1.0)
+    d = [n for n in out if n.start == 0.0 and n.pitch in (62, 63)]
+    assert len(d) == 1 and d[0].pitch == 62 and d[0].duration == 3.0 and d[0].velocity == 90
+    assert clarify_mode([], 0, "minor", clear=0.5) == []
+    with pytest.raises(EmomusicError, match="mode"):
+        clarify_mode(notes, 0, "dorian", clear=0.1)
+
+
+def test_template_mode_grades_clarity_with_valence_across_tracks():
+    """The mode control makes chromatic notes diatonic only as far as the valence asks, moves
+    notes of every pitched track by one decision, and leaves drums alone."""
+    from emomusic.attributes import MODE_CLARITY_PER_VALENCE, mode_margin, template_mode
+
+    notes = _with_chromatic(0, False, lengths=(2.0, 1.0, 0.25))
+    before = mode_margin(notes, "major")
+    melody = [n for n in notes if n.pitch >= 72]
+    accomp = [n for n in notes if n.pitch < 72]
+    drums = [Note(36, float(b), 0.25, 100) for b in range(16)]
+    piece = Piece(tracks=[Track("Melody", 0, False, melody), Track("Accomp", 0, False, accomp),
+                          Track("Drums", 0, True, drums)], keys=[KeySignature(0, "major")])
+    assert 0.1 < before < MODE_CLARITY_PER_VALENCE
+    mild = apply_template(piece, Emotion(before / MODE_CLARITY_PER_VALENCE - 0.01, 0.0), controls=("mode",))
+    strong = apply_template(piece, Emotion(1.0, 0.0), controls=("mode",))
+    assert mild.notes == piece.notes  # already as clear as a mild valence asks
+    assert mode_margin(strong.notes, "major") > before
+    assert strong.tracks[2].notes == drums
+    assert strong.tracks[1].notes == accomp  # the chromatic notes were all in the melody
+    assert strong.keys[0].tonic == 0 and strong.keys[0].mode == "major"
+    parts, heard, changed = template_mode([melody, accomp], Emotion(1.0, 0.0))
+    assert changed and heard == 0 and parts[0] == strong.tracks[0].notes
+    assert template_mode([melody, accomp], Emotion(0.0, 0.5)) is None  # neutral valence: no mode

@@ -311,13 +311,11 @@ def _apply_template(piece: Piece, emotions: Sequence[Emotion], moving: bool, seg
 
 
 def _notes_to_mode(notes: Sequence[Note], emotion: Emotion) -> list[Note]:
-    """Raw notes re-mapped to the template mode of ``emotion`` (before a fixed ``key=`` transposition)."""
-    from emomusic.attributes import remap_degrees, template_mode_mapping
+    """Raw notes moved to the template mode of ``emotion`` (before a fixed ``key=`` transposition)."""
+    from emomusic.attributes import template_mode
 
-    choice = template_mode_mapping(notes, emotion)
-    if choice is None or choice[1] is None:
-        return list(notes)
-    return remap_degrees(notes, choice[0], choice[1])
+    choice = template_mode([notes], emotion)
+    return list(notes) if choice is None else choice[0][0]
 
 
 MAX_RESAMPLES = 4  # extra draws for pieces that decode to fewer notes than bars

@@ -97,6 +97,11 @@ def _all_agree(acc, flag: bool) -> bool:
     return bool(acc.reduce(t, reduction="sum").item() > 0)
 
 
+def _processes(acc) -> int:
+    """How many processes train together (each draws its own batch of ``batch_size``)."""
+    return 1 if acc is None else int(acc.num_processes)
+
+
 def _finish(acc) -> None:
     """Every process waits until the main one has written the final checkpoint."""
     if acc is not None and acc.num_processes > 1:
@@ -215,7 +220,7 @@ def train_vae(store: SegmentStore, out_dir: Path, cfg: VAEConfig, *, steps: int 
             return
         metrics = _vae_eval(raw, store, val_idx, cfg, dev) if final else {}
         conf = cfg.to_dict()
-        conf["meta"] = dict(meta or {}, steps=step, **metrics)
+        conf["meta"] = dict(meta or {}, steps=step, processes=_processes(acc), **metrics)
         ts = {"modules": {"net": raw.state_dict()}, "optimizers": {"opt": opt.state_dict()}, "info": {"step": step}}
         save_checkpoint(out_dir, conf, raw.state_dict(), ts, keep=(LOSS_LOG, "MODEL_CARD.md"))
         log.flush_into(out_dir)
@@ -365,7 +370,7 @@ def train_diffgan(store: SegmentStore, vae_dir: Path, out_dir: Path, cfg: DiffGA
         if not is_main:
             return
         conf = cfg.to_dict()
-        conf["meta"] = dict(meta or {}, steps=step, vae_sha1=vae_sha, vae_latent_dim=vae.cfg.latent_dim,
+        conf["meta"] = dict(meta or {}, steps=step, processes=_processes(acc), vae_sha1=vae_sha, vae_latent_dim=vae.cfg.latent_dim,
                             train_windows=int(len(wins)), labelled_windows=n_lab, soft_labelled_windows=n_soft,
                             transposes=list(transposes))
         weights = {f"G.{k}": v for k, v in ema.state_dict().items()}

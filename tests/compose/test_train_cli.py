@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import json
 
+import pytest
 from click.testing import CliRunner
 
 from emomusic.cli import cli
@@ -101,7 +103,6 @@ def test_train_with_a_segment_store_and_soft_labels(tmp_path):
 
 def test_train_store_errors(tmp_path):
     from emomusic.cli import main
-    import pytest
 
     base = ["--preset", "debug", "--steps", "1", "--threads", "1"]
     for args, msg in [
@@ -118,14 +119,22 @@ def test_train_store_errors(tmp_path):
     assert not (tmp_path / "v").exists()
 
 
-def test_train_runs_in_two_processes(tmp_path):
-    """What `accelerate launch` / torchrun does on several GPUs, on the CPU (gloo): two processes
+LAUNCHERS = {
+    "torchrun": ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"],
+    # the launcher the README names; --multi_gpu starts torch.distributed processes, which use
+    # gloo on a machine without GPUs
+    "accelerate": ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                   "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0"],
+}
+
+
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
+def test_train_runs_in_two_processes(tmp_path, launcher):
+    """`accelerate launch` / torchrun as on several GPUs, on the CPU (gloo): two processes
     train together (gradients averaged, a shared stop), only the main one writes files."""
     import os
     import subprocess
     import sys
-
-    import pytest
 
     torch = pytest.importorskip("torch")
     if not torch.distributed.is_available():
@@ -134,15 +143,17 @@ def test_train_runs_in_two_processes(tmp_path):
 
     store = tmp_path / "store.npz"
     tiny_store().save(store)
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    run = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "emomusic", "train"]
+    if launcher == "accelerate":
+        pytest.importorskip("accelerate")
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", HF_HOME=str(tmp_path / "hf"))
+    run = [sys.executable, *LAUNCHERS[launcher], "-m", "emomusic", "train"]
     common = ["--store", str(store), "--preset", "debug", "--threads", "1", "--cache", str(tmp_path / "cache")]
     r = subprocess.run(run + ["vae", "--steps", "3", "-o", str(tmp_path / "vae"), *common], env=env,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.count("trained 3 steps") == 1  # the main process reports, the other stays quiet
     assert len(list(csv.DictReader(open(tmp_path / "vae" / "loss_log.csv")))) == 3
+    assert json.loads((tmp_path / "vae" / "config.json").read_text())["meta"]["processes"] == 2
     # a wall-clock budget that runs out at once: both processes must stop at the same step
     r = subprocess.run(run + ["diffgan", "--vae", str(tmp_path / "vae"), "--steps", "50", "--max-minutes", "0.0001",
                               "-o", str(tmp_path / "dg"), *common], env=env, capture_output=True, text=True, timeout=120)
@@ -150,6 +161,7 @@ def test_train_runs_in_two_processes(tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "dg" / "loss_log.csv")))
     assert 1 <= len(rows) < 50
     assert (tmp_path / "dg" / "MODEL_CARD.md").is_file()
+    assert json.loads((tmp_path / "dg" / "config.json").read_text())["meta"]["processes"] == 2
 
 
 def test_gpu_training_script_runs_on_the_cpu(tmp_path):
