@@ -134,9 +134,12 @@ def train_vae(data_dirs, store_path, out_dir, preset, steps, batch_size, max_min
 @click.option("--soft-labels/--no-soft-labels", default=True, show_default=True,
               help="Label unlabelled windows with the project's estimator (else they train the unconditional branch only).")
 @click.option("--workers", type=int, default=1, show_default=True, help="Processes for soft labelling.")
+@click.option("--init-from", "init_from", type=click.Path(path_type=Path), default=None,
+              help="Warm start: a trained diffgan folder (same --preset and VAE) whose generator this run continues; "
+                   "the discriminator starts fresh and trains alone for the first 200 steps.")
 @_engine_training_options
-def train_diffgan(vae_dir, emopia_dir, data_dirs, store_path, soft_labels, workers, out_dir, preset, steps, batch_size,
-                  max_minutes, device, threads, resume, seed, cache_dir):
+def train_diffgan(vae_dir, emopia_dir, data_dirs, store_path, soft_labels, workers, init_from, out_dir, preset, steps,
+                  batch_size, max_minutes, device, threads, resume, seed, cache_dir):
     """Train the emotion-conditioned latent diffusion-GAN (stage 2): EMOPIA train clips are the
     labelled data; unlabelled MIDI (--data) joins with soft labels from the estimator."""
     _common_train_checks(steps, max_minutes, device)
@@ -176,7 +179,8 @@ def train_diffgan(vae_dir, emopia_dir, data_dirs, store_path, soft_labels, worke
         soft = label(store, wins, which=unlabelled, cache_dir=cache_dir or REPO_DIR / ".cache", workers=workers)
     command = _command_line("diffgan")
     res = run(store, vae_dir, out_dir, cfg, steps=steps, device=device, seed=seed, resume=resume,
-              max_minutes=max_minutes, meta={"command": command}, cache_dir=cache_dir or REPO_DIR / ".cache", soft=soft)
+              max_minutes=max_minutes, meta={"command": command}, cache_dir=cache_dir or REPO_DIR / ".cache", soft=soft,
+              init_from=init_from)
     if not res.is_main:  # another process of a multi-process run: the main one writes the files
         return
     write_diffgan_card(out_dir, res, command=command, n_files=store.n_files, device=device)

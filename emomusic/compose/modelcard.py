@@ -83,7 +83,7 @@ classifier-free guidance (default guidance {cfg['guidance']}). Shipped weights: 
 
 - Trained: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, {res.steps} steps of batch {cfg['batch_size']}
   in {res.seconds / 60:.1f} min ({_hardware(device)})
-- Command: `{command}`
+- Command: `{command}`{_warm_start_line(meta)}
 - Data: {_diffgan_data(cfg, meta, n_files)}
 - Final losses: D {res.final.get('d_loss', float('nan')):.3f}, G {res.final.get('g_loss', float('nan')):.3f},
   x0 MSE (normalised latents, diagnostic only) {res.final.get('x0_mse', float('nan')):.3f}
@@ -91,6 +91,15 @@ classifier-free guidance (default guidance {cfg['guidance']}). Shipped weights: 
 {LICENCE}
 """
     _write(out_dir / "MODEL_CARD.md", text)
+
+
+def _warm_start_line(meta: dict) -> str:
+    w = meta.get("init_from")
+    if not w:
+        return ""
+    return (f"\n- Warm start: the generator continues `{w.get('path')}` (weights sha1 `{w.get('sha1')}`, trained "
+            f"{w.get('steps')} steps before); fresh discriminator and optimisers, the first {w.get('d_only_steps')} "
+            f"steps trained the discriminator only")
 
 
 def _diffgan_data(cfg: dict, meta: dict, n_files: int) -> str:

@@ -270,6 +270,35 @@ def encode_store(net: SegmentVAE, store: SegmentStore, transposes=(0,), batch: i
 # ---------------------------------------------------------------------------------------------
 # stage 2: diffusion-GAN
 # ---------------------------------------------------------------------------------------------
+WARM_START_D_STEPS = 200  # discriminator-only steps at the start of a warm-started run
+GENERATOR_FIELDS = ("latent_dim", "seq_len", "timesteps", "beta_min", "beta_max", "d_model", "n_layers", "n_heads",
+                    "z_dim")  # what a warm start must share with its source checkpoint
+
+
+def _warm_start(model: DiffusionGAN, ema, init_dir: Path, cfg: DiffGANConfig, vae_sha: str) -> dict:
+    """Load the generator (its EMA weights, into both the trained copy and the EMA) and the latent
+    statistics of the diffgan checkpoint at ``init_dir``; returns its provenance for the meta."""
+    saved = read_config(init_dir, "diffgan")
+    smeta = saved.pop("meta", {})
+    src_cfg = DiffGANConfig.from_dict(saved)
+    for k in GENERATOR_FIELDS:
+        if getattr(src_cfg, k) != getattr(cfg, k):
+            raise CheckpointError(f"--init-from {init_dir}: its generator has {k} {getattr(src_cfg, k)}, this run's "
+                                  f"{getattr(cfg, k)}; use the same --preset")
+    if smeta.get("vae_sha1") != vae_sha:
+        raise CheckpointError(f"--init-from {init_dir} was trained on another VAE ({smeta.get('vae_sha1')}, this run "
+                              f"uses {vae_sha})")
+    src = DiffusionGAN(src_cfg, with_discriminator=False)
+    load_weights(src, init_dir, "diffgan")
+    with torch.no_grad():
+        model.G.load_state_dict(src.G.state_dict())
+        ema.load_state_dict(src.G.state_dict())
+        model.latent_mean.copy_(src.latent_mean)
+        model.latent_std.copy_(src.latent_std)
+    return {"path": str(init_dir), "sha1": file_sha1(Path(init_dir) / "model.safetensors"),
+            "steps": smeta.get("steps"), "d_only_steps": WARM_START_D_STEPS}
+
+
 def sequence_windows(store: SegmentStore, seq_len: int) -> np.ndarray:
     """(W, seq_len) segment indices of every window of ``seq_len`` consecutive segments of a file."""
     wins = []
@@ -283,7 +312,7 @@ def train_diffgan(store: SegmentStore, vae_dir: Path, out_dir: Path, cfg: DiffGA
                   device: str = "cpu", seed: int = 0, resume: bool = True, max_minutes: float | None = None,
                   transposes=(-3, -2, -1, 0, 1, 2, 3), save_every: int = 500, progress: bool = True,
                   meta: dict | None = None, cache_dir: Path | None = None,
-                  soft: np.ndarray | None = None) -> TrainResult:
+                  soft: np.ndarray | None = None, init_from: Path | None = None) -> TrainResult:
     """Train the latent diffusion-GAN on sequences of ``store`` encoded by the VAE at ``vae_dir``.
 
     Windows of labelled files (EMOPIA) are conditioned on their file's (valence, arousal);
@@ -291,6 +320,12 @@ def train_diffgan(store: SegmentStore, vae_dir: Path, out_dir: Path, cfg: DiffGA
     to the other windows (see :mod:`emomusic.compose.softlabel`). Windows with no label at
     all train the unconditional branch only. When both kinds exist, each batch draws
     ``cfg.labelled_share`` of its windows from the labelled files.
+
+    ``init_from``: a trained diffgan checkpoint to warm-start from (its generator, EMA and latent
+    statistics; the discriminator and both optimisers start fresh, and the first
+    :data:`WARM_START_D_STEPS` steps train the discriminator only, so it catches up before the
+    generator hears from it). It must have this run's generator architecture and VAE. Ignored
+    when ``out_dir`` holds a training state to resume.
     """
     out_dir, vae_dir = Path(out_dir), Path(vae_dir)
     total = int(steps if steps is not None else cfg.steps)
@@ -337,10 +372,14 @@ def train_diffgan(store: SegmentStore, vae_dir: Path, out_dir: Path, cfg: DiffGA
     opt_g = torch.optim.Adam(model.G.parameters(), lr=cfg.lr_g, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(model.D.parameters(), lr=cfg.lr_d, betas=(0.5, 0.9))
     start = 0
+    warm = None  # provenance of a warm start
     state = load_train_state(out_dir) if resume and out_dir.is_dir() else None
+    if state is None and init_from is not None:
+        warm = _warm_start(model, ema, Path(init_from), cfg, vae_sha)
     if state is not None:
         saved = read_config(out_dir, "diffgan")
         smeta = saved.pop("meta", {})
+        warm = smeta.get("init_from")
         if DiffGANConfig.from_dict(saved).to_dict() != cfg.to_dict():
             raise CheckpointError(f"{out_dir} holds a diffgan with another config; use another folder or --no-resume")
         if smeta.get("vae_sha1") != vae_sha:
@@ -370,9 +409,11 @@ def train_diffgan(store: SegmentStore, vae_dir: Path, out_dir: Path, cfg: DiffGA
         if not is_main:
             return
         conf = cfg.to_dict()
-        conf["meta"] = dict(meta or {}, steps=step, processes=_processes(acc), vae_sha1=vae_sha, vae_latent_dim=vae.cfg.latent_dim,
-                            train_windows=int(len(wins)), labelled_windows=n_lab, soft_labelled_windows=n_soft,
-                            transposes=list(transposes))
+        conf["meta"] = dict(meta or {}, steps=step, processes=_processes(acc), vae_sha1=vae_sha,
+                            vae_latent_dim=vae.cfg.latent_dim, train_windows=int(len(wins)), labelled_windows=n_lab,
+                            soft_labelled_windows=n_soft, transposes=list(transposes))
+        if warm is not None:
+            conf["meta"]["init_from"] = warm
         weights = {f"G.{k}": v for k, v in ema.state_dict().items()}
         weights["latent_mean"] = raw.latent_mean
         weights["latent_std"] = raw.latent_std
@@ -409,9 +450,10 @@ def train_diffgan(store: SegmentStore, vae_dir: Path, out_dir: Path, cfg: DiffGA
             p.grad = None if g is None else g
         _all_reduce(acc, d_params + g_params)
         opt_d.step()
-        opt_g.step()
-        with torch.no_grad():
-            torch._foreach_lerp_(list(ema.parameters()), list(raw.G.parameters()), 1 - cfg.ema)
+        if warm is None or step >= WARM_START_D_STEPS:
+            opt_g.step()
+            with torch.no_grad():
+                torch._foreach_lerp_(list(ema.parameters()), list(raw.G.parameters()), 1 - cfg.ema)
         step += 1
         last, stop = _end_of_step(step, out, acc=acc, log=log, bar=bar, t0=t0, total=total, save_every=save_every,
                                   max_minutes=max_minutes, save=save, what="diffgan",

@@ -237,3 +237,55 @@ def test_end_of_step_bookkeeping(tmp_path):
     assert stop and saves == [False]  # out of time: no periodic save (the loop saves once at the end)
     with pytest.raises(EmomusicError, match="VAE training diverged at step 5"):
         _end_of_step(5, {"loss": torch.tensor(math.nan)}, t0=time.time(), max_minutes=None, **kw)
+
+
+def _generator_weights(folder):
+    from safetensors.torch import load_file
+
+    return {k: v for k, v in load_file(str(folder / "model.safetensors")).items()}
+
+
+def test_diffgan_warm_start_continues_a_checkpoint(debug_ckpt, tmp_path, monkeypatch):
+    """--init-from: the generator and latent statistics come from the checkpoint; during the
+    discriminator-only steps the generator stays as it was, afterwards it trains; the meta and
+    the model card say where it started; a mismatched source is a clear error."""
+    import emomusic.compose.train as T
+    from emomusic.compose.modelcard import write_diffgan_card
+    from tiny import tiny_store
+
+    torch.set_num_threads(1)
+    store = tiny_store()
+    cfg = DiffGANConfig.preset("debug")
+    cfg.latent_dim = VAEConfig.preset("debug").latent_dim
+    src = debug_ckpt / "diffgan"
+    before = _generator_weights(src)
+    res = T.train_diffgan(store, debug_ckpt / "vae", tmp_path / "warm", cfg, steps=2, progress=False, transposes=(0,),
+                          init_from=src)
+    after = _generator_weights(tmp_path / "warm")
+    assert set(after) == set(before)
+    assert all(torch.equal(after[k], before[k]) for k in before)  # 2 < WARM_START_D_STEPS: D only
+    meta = json.loads((tmp_path / "warm" / "config.json").read_text())["meta"]
+    assert meta["init_from"]["steps"] == 2 and meta["init_from"]["d_only_steps"] == T.WARM_START_D_STEPS
+    write_diffgan_card(tmp_path / "warm", res, command="test", n_files=store.n_files)
+    assert "Warm start" in (tmp_path / "warm" / "MODEL_CARD.md").read_text()
+    # without the discriminator-only phase the generator moves at once, from the same start
+    monkeypatch.setattr(T, "WARM_START_D_STEPS", 0)
+    T.train_diffgan(store, debug_ckpt / "vae", tmp_path / "warm0", cfg, steps=2, progress=False, transposes=(0,),
+                    init_from=src)
+    moved = _generator_weights(tmp_path / "warm0")
+    assert torch.equal(moved["latent_mean"], before["latent_mean"])
+    assert any(not torch.equal(moved[k], before[k]) for k in before if k.startswith("G."))
+    # the source must share the generator's architecture and the VAE
+    other = DiffGANConfig.preset("debug")
+    other.latent_dim, other.d_model = cfg.latent_dim, cfg.d_model * 2
+    with pytest.raises(CheckpointError, match="d_model"):
+        T.train_diffgan(store, debug_ckpt / "vae", tmp_path / "bad", other, steps=1, progress=False,
+                        transposes=(0,), init_from=src)
+    vcfg = VAEConfig.preset("debug")
+    T.train_vae(store, tmp_path / "vae2", vcfg, steps=1, progress=False, held_share=0.25, seed=5)
+    with pytest.raises(CheckpointError, match="another VAE"):
+        T.train_diffgan(store, tmp_path / "vae2", tmp_path / "bad", cfg, steps=1, progress=False,
+                        transposes=(0,), init_from=src)
+    with pytest.raises(CheckpointError, match="not found"):
+        T.train_diffgan(store, debug_ckpt / "vae", tmp_path / "bad", cfg, steps=1, progress=False,
+                        transposes=(0,), init_from=tmp_path / "missing")

@@ -99,6 +99,15 @@ def test_train_with_a_segment_store_and_soft_labels(tmp_path):
                                  "--no-soft-labels", "-o", str(tmp_path / "dg2"), *cache], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     assert "unconditional branch only" in (tmp_path / "dg2" / "MODEL_CARD.md").read_text()
+    # --init-from: continue dg's generator (warm start); a source of another VAE is a clear error
+    r = CliRunner().invoke(cli, ["train", "diffgan", "--vae", str(tmp_path / "vae"), "--store", str(store),
+                                 "--init-from", str(tmp_path / "dg"), "-o", str(tmp_path / "dg3"), *cache],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "Warm start: the generator continues" in (tmp_path / "dg3" / "MODEL_CARD.md").read_text()
+    r = CliRunner().invoke(cli, ["train", "diffgan", "--vae", str(tmp_path / "vae2"), "--store", str(store),
+                                 "--init-from", str(tmp_path / "dg"), "-o", str(tmp_path / "dg4"), *cache])
+    assert r.exit_code != 0 and "another VAE" in str(r.exception)
 
 
 def test_train_store_errors(tmp_path):
@@ -188,3 +197,19 @@ def test_gpu_training_script_runs_on_the_cpu(tmp_path):
             names = set(tf.getnames())
         assert {f"{part}/config.json", f"{part}/model.safetensors", f"{part}/MODEL_CARD.md"} <= names
         assert not any("train_state" in n for n in names)
+    # a later session continues that checkpoint: the VAE stage is skipped, the diffusion-GAN warm-starts
+    first = tmp_path / "first"
+    for part in ("vae", "diffgan"):
+        with tarfile.open(tmp_path / "out" / f"{part}.tar") as tf:
+            tf.extractall(first, filter="data")
+    env2 = dict(env, VAE_DIR=str(first / "vae"), INIT=str(first / "diffgan"))
+    r = subprocess.run(["bash", str(repo / "scripts" / "gpu_train_compose.sh"), "cpu", "0", "0.0001",
+                        str(tmp_path / "out2")], cwd=repo, env=env2, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    log = (tmp_path / "out2" / "log.txt").read_text()
+    assert f"vae skipped: using {first / 'vae'}" in log and "diffgan rc=0" in log, log[-2000:]
+    assert not (tmp_path / "out2" / "vae.tar").exists()
+    with tarfile.open(tmp_path / "out2" / "diffgan.tar") as tf:
+        tf.extractall(tmp_path / "second", filter="data")
+    meta = json.loads((tmp_path / "second" / "diffgan" / "config.json").read_text())["meta"]
+    assert meta["init_from"]["path"] == str(first / "diffgan")
