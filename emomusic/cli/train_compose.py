@@ -59,9 +59,10 @@ def _engine_training_options(f):
     return f
 
 
-def _store(files, store_path, segment_beats, steps_per_beat, cache_dir):
-    """A segment store: read from ``store_path`` when it exists, else built from ``files``
-    (and written to ``store_path`` when given, so another machine can train without the MIDI)."""
+def _store(list_files, store_path, segment_beats, steps_per_beat, cache_dir):
+    """A segment store: read from ``store_path`` when it exists, else built from the files
+    ``list_files()`` returns (called only then; written to ``store_path`` when given, so another
+    machine can train without the MIDI)."""
     from emomusic.compose.data import SegmentStore, build_store
     from emomusic.paths import REPO_DIR
 
@@ -74,6 +75,7 @@ def _store(files, store_path, segment_beats, steps_per_beat, cache_dir):
             raise EmomusicError(f"{store_path} holds {store.segment_beats}-beat segments at {store.steps_per_beat} "
                                 f"steps per beat; this model needs {segment_beats} at {steps_per_beat}")
         return store
+    files = list_files()
     if not files:
         raise EmomusicError(f"segment store {store_path} not found and no MIDI data given")
     store = build_store(files, segment_beats, steps_per_beat, cache_dir=cache_dir or REPO_DIR / ".cache")
@@ -109,8 +111,8 @@ def train_vae(data_dirs, store_path, out_dir, preset, steps, batch_size, max_min
     cfg = VAEConfig.preset(preset)
     if batch_size:
         cfg.batch_size = batch_size
-    files = corpus_files(data_dirs) if data_dirs and not (store_path and store_path.is_file()) else []
-    store = _store(files, store_path, cfg.segment_beats, cfg.steps_per_beat, cache_dir)
+    store = _store(lambda: corpus_files(data_dirs) if data_dirs else [], store_path, cfg.segment_beats,
+                   cfg.steps_per_beat, cache_dir)
     data = [str(d) for d in data_dirs] or [f"segment store {store_path}"]
     click.echo(f"vae: {store.n_files} files, {int(store.seg_ok.sum())} segments", err=True)
     command = _command_line("vae")
@@ -164,12 +166,12 @@ def train_diffgan(vae_dir, emopia_dir, data_dirs, store_path, soft_labels, worke
     cfg.latent_dim = vae.cfg.latent_dim
     if batch_size:
         cfg.batch_size = batch_size
-    files = []
-    if not (store_path and store_path.is_file()):
+    def list_files():
         files = emopia_files(emopia_dir, "train") if emopia_dir is not None else []
         seen = {p for p, _ in files}
-        files += [(p, va) for p, va in (corpus_files(data_dirs) if data_dirs else []) if p not in seen]
-    store = _store(files, store_path, vae.cfg.segment_beats, vae.cfg.steps_per_beat, cache_dir)
+        return files + [(p, va) for p, va in (corpus_files(data_dirs) if data_dirs else []) if p not in seen]
+
+    store = _store(list_files, store_path, vae.cfg.segment_beats, vae.cfg.steps_per_beat, cache_dir)
     soft = None
     wins = sequence_windows(store, cfg.seq_len)
     unlabelled = np.isnan(store.file_va[store.seg_file[wins[:, 0]], 0]) if len(wins) else np.zeros(0, bool)

@@ -69,9 +69,14 @@ class _Log:
         self.rows = []
 
 
+def _processes(acc) -> int:
+    """How many processes train together (each draws its own batch of ``batch_size``)."""
+    return 1 if acc is None else int(acc.num_processes)
+
+
 def _all_reduce(acc, params) -> None:
     """Average gradients over processes (``accelerate launch`` with several GPUs)."""
-    if acc is None or acc.num_processes <= 1:
+    if _processes(acc) <= 1:
         return
     for p in params:
         if p.grad is not None:
@@ -91,20 +96,15 @@ def _process_randomness(acc, dev, seed: int, start: int):
 def _all_agree(acc, flag: bool) -> bool:
     """True when any process says so (several processes must stop at the same step, or the
     next gradient all-reduce would wait forever)."""
-    if acc is None or acc.num_processes <= 1:
+    if _processes(acc) <= 1:
         return flag
     t = torch.tensor([1.0 if flag else 0.0], device=acc.device)
     return bool(acc.reduce(t, reduction="sum").item() > 0)
 
 
-def _processes(acc) -> int:
-    """How many processes train together (each draws its own batch of ``batch_size``)."""
-    return 1 if acc is None else int(acc.num_processes)
-
-
 def _finish(acc) -> None:
     """Every process waits until the main one has written the final checkpoint."""
-    if acc is not None and acc.num_processes > 1:
+    if _processes(acc) > 1:
         acc.wait_for_everyone()
 
 
@@ -355,15 +355,20 @@ def train_diffgan(store: SegmentStore, vae_dir: Path, out_dir: Path, cfg: DiffGA
     if cache_dir is not None:
         import hashlib
 
-        key = hashlib.sha1((vae_sha + str(len(store)) + str(store.notes.shape) + str(tuple(transposes))).encode()).hexdigest()[:12]
+        # keyed by the store's content (its shape alone would reuse the latents of another store)
+        key = hashlib.sha1((vae_sha + store.content_key() + str(tuple(transposes))).encode()).hexdigest()[:12]
         cpath = Path(cache_dir) / f"compose_latents_{key}.npy"
         if cpath.is_file():
             lat = np.load(cpath)
     if lat is None:
         lat = encode_store(vae, store, transposes, progress=progress)
         if cache_dir is not None:
+            from emomusic.atomic import atomic_path
+
             cpath.parent.mkdir(parents=True, exist_ok=True)
-            np.save(cpath, lat)
+            with atomic_path(cpath) as tmp:  # an interrupted run leaves no truncated cache
+                with open(tmp, "wb") as fh:
+                    np.save(fh, lat)
     model = DiffusionGAN(cfg)
     flat = lat.reshape(-1, cfg.latent_dim)
     model.latent_mean.copy_(torch.from_numpy(flat.mean(0)))
