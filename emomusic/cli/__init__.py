@@ -24,6 +24,7 @@ COMMANDS = {
     "analyze": ("emomusic.cli.analyze", "analyze", "Measure a piece's musical attributes and estimate its emotion."),
     "render": ("emomusic.cli.render", "render", "Render MIDI/ABC/MusicXML to WAV through a SoundFont."),
     "emotions": ("emomusic.cli.analyze", "emotions", "List the mood words and their valence-arousal coordinates."),
+    "serve": ("emomusic.cli.serve", "serve", "Start the local web page and HTTP API (emomusic serve, then open the URL)."),
     "train": ("emomusic.cli.train", "train", "Train the models (vae, diffgan, baseline, melody, musicgen-lora)."),
 }
 
