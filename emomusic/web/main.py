@@ -39,7 +39,10 @@ def set_torch_threads(n: int) -> None:
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors()[:3]:
-        loc = ".".join(str(x) for x in err.get("loc", ()) if x not in ("body", "query", "path"))
+        loc = list(err.get("loc", ()))
+        if loc and loc[0] in ("body", "query", "path", "header"):  # where, not which field
+            loc = loc[1:]
+        loc = ".".join(str(x) for x in loc)
         msg = str(err.get("msg", "invalid value"))
         parts.append(f"{loc}: {msg}" if loc else msg)
     return one_line("; ".join(parts) or "invalid request")
@@ -48,8 +51,8 @@ def _validation_message(exc: RequestValidationError) -> str:
 class BodyLimit:
     """Refuse request bodies over ``limit`` bytes (HTTP 413) before they are parsed or spooled."""
 
-    class TooLarge(Exception):
-        pass
+    class TooLarge(BaseException):
+        """A BaseException, so no body parser turns it into its own 400 on the way out."""
 
     def __init__(self, app, limit: int):
         self.app, self.limit = app, int(limit)
