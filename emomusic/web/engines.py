@@ -93,6 +93,17 @@ class Engines:
             raise EmomusicError(f"cannot read key {key!r}; use e.g. C, G, F#, Am, Ebm")
         return k
 
+    def check_form(self, form: str | None, bars: int) -> None:
+        """The form against the piece's length, by the library's own rule (emomusic.form), when
+        that module is installed."""
+        if form is None:
+            return
+        try:
+            from emomusic.form import parse_form
+        except ImportError:  # pragma: no cover - an engine without forms: the field is dropped
+            return
+        parse_form(form, bars)
+
     def check_melody(self, bars: int, meter: str | None, key: str | None, tempo: float | None) -> None:
         from emomusic.melody.api import check_options, resolve_key
 

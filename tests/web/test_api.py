@@ -86,8 +86,14 @@ def test_melody_answers_abc_and_sheet(client):
 @needs_compose
 @pytest.mark.parametrize("form", ["AABA", "ABA'B", "none", "A"])
 def test_form_field_accepted(client, form):
-    r = client.post("/api/compose", json={"valence": 0.2, "arousal": 0.1, "bars": 4, "form": form})
+    r = client.post("/api/compose", json={"valence": 0.2, "arousal": 0.1, "bars": 8, "form": form})
     assert r.status_code == 200, r.text
+
+
+def test_form_checked_against_bars_by_the_library(client, job_dirs):
+    pytest.importorskip("emomusic.form")
+    detail = one_line_error(client.post("/api/compose", json={"valence": 0.2, "arousal": 0.1, "bars": 6, "form": "AABA"}))
+    assert "divide" in detail and job_dirs(client) == []
 
 
 @pytest.mark.parametrize("form", ["ab", "A-B", "", "A''", "AABA x", "A" * 17])
@@ -110,7 +116,7 @@ def test_form_passes_through_only_when_the_api_takes_it(client, monkeypatch):
         seen["form"] = form
         return real(emotion, **kw)
 
-    body = {"valence": 0.2, "arousal": 0.1, "bars": 4, "form": "AABA"}
+    body = {"valence": 0.2, "arousal": 0.1, "bars": 8, "form": "AABA"}
     if not accepts(real, "form"):  # today's engine: the field is dropped, not an error
         assert client.post("/api/compose", json=body).json()["options"]["form"] is None
     monkeypatch.setattr(api, "compose", compose_with_form)

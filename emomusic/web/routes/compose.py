@@ -16,6 +16,7 @@ async def compose(req: ComposeRequest, jobs: JobsDep, engines: EnginesDep) -> di
     (relative to this server; kept for the server's time-to-live)."""
     emotion = req.emotion()
     engines.check_key(req.key)
+    engines.check_form(req.form, req.bars)
     work = partial(_compose, engines, emotion, req)
     return await run_job(jobs, "compose", work)
 
@@ -30,6 +31,7 @@ async def melody(req: MelodyRequest, jobs: JobsDep, engines: EnginesDep) -> dict
     engraver (abcm2ps) is installed."""
     emotion = req.emotion()
     engines.check_melody(req.bars, req.meter, req.key, req.tempo)
+    engines.check_form(req.form, req.bars)
     work = partial(_melody, engines, emotion, req)
     return await run_job(jobs, "melody", work)
 

@@ -234,6 +234,8 @@ function selectTab(name, focus) {
   $("circle-hint").textContent = name === "session"
     ? "Drag on the circle to draw the journey (Enter adds the keyboard point)."
     : "Click or drag on the circle to choose an emotion; arrow keys move it.";
+  document.body.classList.toggle("session-mode", name === "session");
+  $("legend").hidden = name !== "session";
   $("journey").style.display = name === "session" ? "" : "none";
   $("trajectory").style.display = name === "session" ? "" : "none";
 }
@@ -360,6 +362,7 @@ async function generate(kind, evt) {
   evt.preventDefault();
   if (state.busy) return;
   const body = Object.assign(formValues(evt.target), { valence: +state.point.valence.toFixed(4), arousal: +state.point.arousal.toFixed(4) });
+  resetResult();
   setBusy(true); setStatus(kind === "compose" ? "Composing…" : "Writing a melody…");
   try {
     const t0 = performance.now();
