@@ -111,7 +111,10 @@ class Engines:
         resolve_key(key)
 
     # -- work (worker threads) -----------------------------------------------------------------
-    def _write(self, job: Job, piece: Piece, stem: str, formats: tuple[str, ...]) -> dict[str, str]:
+    def _write(self, job: Job, piece: Piece, stem: str, formats: tuple[str, ...],
+               on_demand: tuple[str, ...] = ("musicxml",)) -> dict[str, str]:
+        """Write ``formats`` now; those in ``on_demand`` (MusicXML: music21 is the slow part of
+        an answer) are written on their first download."""
         from emomusic.io import FORMAT_EXTENSION, write_piece
 
         files = {}
@@ -119,8 +122,11 @@ class Engines:
             job.report(0.4 + 0.5 * i / len(formats), f"writing {fmt}")
             path = job.folder / f"{stem}{FORMAT_EXTENSION[fmt]}"
             opts = {"soundfont": str(self.soundfont)} if (fmt == "wav" and self.soundfont) else {}
-            write_piece(piece, path, fmt, **opts)
-            files[fmt] = job.add_file(path.name, path)
+            if fmt in on_demand:
+                files[fmt] = job.add_file(path.name, path, lambda p, fmt=fmt, opts=opts: write_piece(piece, p, fmt, **opts))
+            else:
+                write_piece(piece, path, fmt, **opts)
+                files[fmt] = job.add_file(path.name, path)
         return files
 
     def compose(self, job: Job, emotion: Emotion, *, bars: int, seed: int, tempo: float | None = None,

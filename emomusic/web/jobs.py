@@ -52,6 +52,8 @@ class Job:
     future: Future | None = None
     cancel_event: threading.Event = field(default_factory=threading.Event)
     cancel_reason: str = ""
+    producers: dict[str, Callable[[Path], None]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- called from the work function (worker thread) ---------------------------------------
     def check_cancelled(self) -> None:
@@ -64,12 +66,16 @@ class Job:
         if message is not None:
             self.message = message
 
-    def add_file(self, name: str, path: Path) -> str:
-        """Register ``path`` (inside the job folder) under ``name``; returns its URL."""
+    def add_file(self, name: str, path: Path, producer: Callable[[Path], None] | None = None) -> str:
+        """Register ``path`` (inside the job folder) under ``name``; returns its URL. With
+        ``producer`` the file is written on its first download (``producer(path)``): formats
+        few people fetch do not slow the answer down."""
         path = Path(path)
         if not path.resolve().is_relative_to(self.folder.resolve()):
             raise EmomusicError("a job's files live in its folder")
         self.files[name] = path
+        if producer is not None:
+            self.producers[name] = producer
         return self.url(name)
 
     def url(self, name: str) -> str:
@@ -169,11 +175,20 @@ class JobManager:
         return job
 
     def file(self, job_id: str, name: str) -> Path | None:
+        """The path of a finished job's file, written now if it is made on demand (call
+        from a worker thread: that can take a moment)."""
         job = self.get(job_id, touch=False)
         if job is None or job.state != "done":
             return None
         path = job.files.get(name)
-        return path if path is not None and path.is_file() else None
+        if path is None:
+            return None
+        producer = job.producers.get(name)
+        if producer is not None and not path.is_file():
+            with job.lock:
+                if not path.is_file() and job.folder.is_dir():
+                    producer(path)
+        return path if path.is_file() else None
 
     # -- ending ------------------------------------------------------------------------------------
     def cancel(self, job: Job, reason: str) -> None:

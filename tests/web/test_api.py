@@ -56,7 +56,11 @@ def test_compose_answers_files_and_measured_emotion(client, job_dirs):
     assert mid.type == 1 and any(msg.type == "note_on" for t in mid.tracks for msg in t)
     wav = client.get(res["files"]["wav"])
     assert wav.content[:4] == b"RIFF" and wav.content[8:12] == b"WAVE"
-    assert b"score-partwise" in client.get(res["files"]["musicxml"]).content
+    folder = client.app.state.jobs.root / res["id"]
+    assert not (folder / "compose.musicxml").exists()  # MusicXML is written on its first download
+    xml = client.get(res["files"]["musicxml"])
+    assert xml.status_code == 200 and b"score-partwise" in xml.content and (folder / "compose.musicxml").is_file()
+    assert client.get(res["files"]["musicxml"]).content == xml.content
     # the same seed gives the same music; the mood word works as the emotion
     again = client.post("/api/compose", json={"valence": 0.6, "arousal": 0.5, "bars": 8, "seed": 3}).json()
     assert client.get(again["files"]["midi"]).content == midi.content
@@ -73,6 +77,7 @@ def test_melody_answers_abc_and_sheet(client):
     assert {"abc", "midi", "wav", "musicxml"} <= set(res["files"])
     abc = client.get(res["files"]["abc"]).text
     assert abc.startswith("X:") and "M:6/8" in abc and abc == res["abc"]
+    assert b"score-partwise" in client.get(res["files"]["musicxml"]).content
     from emomusic.io.engrave import engraver_available
 
     if engraver_available():

@@ -3,6 +3,7 @@ from __future__ import annotations
 import re
 
 from fastapi import APIRouter, HTTPException
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
 from ..deps import JobsDep
@@ -40,8 +41,10 @@ def cancel_job(job_id: str, jobs: JobsDep) -> dict:
 
 
 @router.get("/api/files/{job_id}/{name}", summary="Download a file a job made", response_class=FileResponse)
-def get_file(job_id: str, name: str, jobs: JobsDep):
-    path = jobs.file(job_id, name) if (_ID.match(job_id) and _NAME.match(name)) else None
+async def get_file(job_id: str, name: str, jobs: JobsDep):
+    """Files are named by the job's answer (``files``); names are not paths."""
+    ok = _ID.match(job_id) and _NAME.match(name)
+    path = await run_in_threadpool(jobs.file, job_id, name) if ok else None
     if path is None:
         raise HTTPException(404, "no such file (it may have expired)")
     return FileResponse(path, media_type=MEDIA.get(path.suffix, "application/octet-stream"), filename=name)
