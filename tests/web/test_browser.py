@@ -147,6 +147,9 @@ def test_compose_melody_session_analyze_in_a_browser(browser, server, artifacts,
 
     # session: draw the journey with the mouse (a bend becomes a waypoint), build 2 minutes
     page.click("#tab-session")
+    page.click("#preset-list button[data-name='anxiety-to-calm']")  # a preset is one click
+    assert page.get_attribute("#preset-list button[data-name='anxiety-to-calm']", "aria-pressed") == "true"
+    assert page.inner_text("#journey-text").startswith("Journey: anxious")
     pts = [(-0.5, 0.6), (-0.3, 0.1), (-0.2, -0.3), (0.1, -0.45), (0.4, -0.6), (0.65, -0.7)]
     page.mouse.move(*_circle_xy(page, *pts[0]))
     page.mouse.down()
@@ -156,7 +159,8 @@ def test_compose_melody_session_analyze_in_a_browser(browser, server, artifacts,
     page.mouse.up()
     journey = page.inner_text("#journey-text")
     assert journey.startswith("Journey:") and journey.count("→") >= 1, journey
-    assert page.locator("#journey circle.node").count() >= 2
+    assert page.locator("#journey circle.node").count() >= 3  # start, the bend, target
+    assert page.get_attribute("#preset-list button[data-name='anxiety-to-calm']", "aria-pressed") == "false"
     page.fill("#form-session input[name='minutes']", "2")
     page.select_option("#form-session select[name='backend']", "symbolic")
     page.click("#form-session button.go")

@@ -11,6 +11,7 @@ const state = {
   stroke: null,         // points of the stroke being drawn
   presets: [],
   busy: false,
+  preset: null,         // the preset chosen (its journey is drawn), or null for a drawn journey
   session: null,        // last session result
   pollTimer: null,
 };
@@ -187,7 +188,7 @@ function onCircleUp(evt) {
   if (state.tab === "session" && state.stroke) {
     const stroke = state.stroke;
     state.stroke = null;
-    $("preset").value = "";
+    setPreset(null);
     if (state.strokeMoved) {
       state.journey = journeyFromStroke(stroke);
     } else {  // a click adds a point: start, then waypoints, the last one is the target
@@ -210,7 +211,7 @@ function onCircleKey(evt) {
     if (state.tab === "session") {  // the keyboard way to draw a journey: add the point
       if (state.journey.length >= 6) state.journey = [];
       state.journey.push({ valence: +state.point.valence.toFixed(3), arousal: +state.point.arousal.toFixed(3) });
-      $("preset").value = "";
+      setPreset(null);
       drawJourney();
     } else {
       const form = $("form-" + state.tab);
@@ -406,7 +407,7 @@ async function buildSession(evt) {
   if (state.busy) return;
   const v = formValues(evt.target);
   const body = { minutes: v.minutes, clip_seconds: v.clip_seconds, backend: v.backend, seed: v.seed };
-  if (v.preset) body.preset = v.preset;
+  if (state.preset) body.preset = state.preset;
   else {
     if (state.journey.length < 2) { setStatus("draw a journey on the circle first (or pick a preset)", true); return; }
     const j = state.journey;
@@ -494,9 +495,15 @@ function showSessionResult(r, plan) {
   }
 }
 
+function setPreset(name) {
+  state.preset = name;
+  document.querySelectorAll("#preset-list button").forEach((b) => b.setAttribute("aria-pressed", b.dataset.name === name ? "true" : "false"));
+}
+
 function applyPreset(name) {
   const p = state.presets.find((x) => x.name === name);
   if (!p) return;
+  setPreset(name);
   state.journey = [p.start].concat(p.via || [], [p.target]).map((e) => ({ valence: e.valence, arousal: e.arousal }));
   if (p.minutes) $("form-session").elements.minutes.value = Math.min(60, p.minutes);
   clearTrajectory();
@@ -523,8 +530,7 @@ async function init() {
   $("form-melody").addEventListener("submit", (e) => generate("melody", e));
   $("form-session").addEventListener("submit", buildSession);
   $("form-analyze").addEventListener("submit", analyzeFile);
-  $("clear-journey").addEventListener("click", () => { state.journey = []; $("preset").value = ""; clearTrajectory(); drawJourney(); });
-  $("preset").addEventListener("change", (e) => applyPreset(e.target.value));
+  $("clear-journey").addEventListener("click", () => { state.journey = []; setPreset(null); clearTrajectory(); drawJourney(); });
   $("mood-search").addEventListener("change", onMoodSearch);
   $("mood-search").addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); onMoodSearch(); } });
   selectTab("compose");
@@ -538,8 +544,14 @@ async function init() {
     drawPoint();
     const presets = await api("/api/presets");
     state.presets = presets.presets;
-    const sel = $("preset");
-    for (const p of state.presets) { const o = document.createElement("option"); o.value = p.name; o.textContent = p.name; o.title = p.description; sel.appendChild(o); }
+    const list = $("preset-list");
+    for (const p of state.presets) {
+      const b = document.createElement("button");
+      b.type = "button"; b.textContent = p.name; b.title = p.description; b.dataset.name = p.name;
+      b.setAttribute("aria-pressed", "false");
+      b.addEventListener("click", () => applyPreset(p.name));
+      list.appendChild(b);
+    }
     document.body.dataset.ready = "1";
   } catch (e) {
     setStatus("cannot load the mood table: " + e.message, true);
