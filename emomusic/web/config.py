@@ -34,6 +34,7 @@ class Settings:
     abandon_s: float = 300.0  # a session job nobody asked about for this long is cancelled
     max_job_s: float = 1800.0  # a job running longer than this is cancelled
     sweep_s: float = 30.0  # how often expired and abandoned jobs are looked for
+    max_kept: int = 256  # finished jobs kept for download at most; the oldest go first beyond that
     max_upload_bytes: int = MAX_UPLOAD_BYTES
     torch_threads: int = 1  # torch's process-wide intra-op threads, set once at start
     work_dir: Path | None = None  # where job folders live (default: a fresh temp folder)
@@ -52,6 +53,8 @@ class Settings:
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
                 raise EmomusicError(f"{name} must be a positive number of seconds, got {v!r}")
+        if isinstance(self.max_kept, bool) or not isinstance(self.max_kept, int) or not 1 <= self.max_kept <= 100_000:
+            raise EmomusicError(f"max_kept must be 1..100000, got {self.max_kept!r}")
         if not 1 <= int(self.max_upload_bytes) <= 2**30:
             raise EmomusicError(f"max_upload_bytes must be 1..2**30, got {self.max_upload_bytes}")
         if not 1 <= int(self.torch_threads) <= 256:
@@ -66,11 +69,12 @@ class Settings:
         """Whether the server listens beyond this machine."""
         return self.host not in ("127.0.0.1", "localhost", "::1")
 
-    def resolved_work_dir(self) -> Path:
-        if self.work_dir is None:
-            self.work_dir = Path(tempfile.mkdtemp(prefix="emomusic-web-"))
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        return self.work_dir
+    def make_jobs_dir(self) -> Path:
+        """A new folder for this server's jobs, inside ``work_dir`` (default: the system's temp
+        folder); the server removes it when it stops, never ``work_dir`` itself."""
+        if self.work_dir is not None:
+            self.work_dir.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix="emomusic-web-", dir=self.work_dir))
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -99,7 +99,7 @@ class JobManager:
     """A thread pool of ``workers`` plus a queue of ``max_queue``, and the jobs it ran."""
 
     def __init__(self, root: Path, workers: int = 1, max_queue: int = 8, ttl_s: float = 3600.0,
-                 abandon_s: float = 300.0, max_job_s: float = 1800.0):
+                 abandon_s: float = 300.0, max_job_s: float = 1800.0, max_kept: int = 256):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.workers = int(workers)
@@ -107,6 +107,7 @@ class JobManager:
         self.ttl_s = float(ttl_s)
         self.abandon_s = float(abandon_s)
         self.max_job_s = float(max_job_s)
+        self.max_kept = int(max_kept)
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="emomusic-web")
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
@@ -125,6 +126,10 @@ class JobManager:
             active = sum(1 for j in self._jobs.values() if j.active)
             if active >= self.workers + self.max_queue:
                 raise QueueFull(f"the server is busy ({active} jobs running or waiting); try again in a minute")
+            done = sorted((j for j in self._jobs.values() if not j.active), key=lambda j: j.finished or 0.0)
+            for old in done[: max(0, len(self._jobs) + 1 - self.max_kept - active)]:
+                self._jobs.pop(old.id, None)  # disk stays bounded: the oldest results go first
+                shutil.rmtree(old.folder, ignore_errors=True)
             job_id = secrets.token_urlsafe(12)
             folder = self.root / job_id
             folder.mkdir()

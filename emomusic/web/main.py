@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import importlib.util
 import json
-import tempfile
+import logging
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request
@@ -96,7 +96,6 @@ class BodyLimit:
 
 def create_app(settings: Settings | None = None, engines: Engines | None = None) -> FastAPI:
     settings = settings or Settings()
-    work_root = settings.resolved_work_dir()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -115,9 +114,8 @@ def create_app(settings: Settings | None = None, engines: Engines | None = None)
                               "Every generation runs in a bounded worker pool; files are kept for the server's "
                               "time-to-live. Not a medical device.")
     app.state.settings = settings
-    # a folder of our own inside the work dir: shutting down removes it, never the work dir itself
-    app.state.jobs = JobManager(Path(tempfile.mkdtemp(prefix="jobs-", dir=work_root)), settings.workers,
-                                settings.max_queue, settings.ttl_s, settings.abandon_s, settings.max_job_s)
+    app.state.jobs = JobManager(settings.make_jobs_dir(), settings.workers, settings.max_queue, settings.ttl_s,
+                                settings.abandon_s, settings.max_job_s, settings.max_kept)
     app.state.engines = engines or Engines(settings.soundfont, settings.compose_checkpoint, settings.melody_checkpoint)
 
     for r in (health, moods, compose, analyze, sessions, jobs):
@@ -178,4 +176,7 @@ async def _sweeper(app: FastAPI) -> None:
     loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(app.state.settings.sweep_s)
-        await loop.run_in_executor(None, app.state.jobs.sweep)
+        try:
+            await loop.run_in_executor(None, app.state.jobs.sweep)
+        except Exception:  # pragma: no cover - keep sweeping whatever one pass hit
+            logging.getLogger("emomusic.web").exception("job sweep failed")

@@ -282,3 +282,40 @@ def test_serve_command(monkeypatch, tmp_path):
         with pytest.raises(SystemExit) as exc:
             main(["serve", "--work-dir", str(tmp_path), *args])
         assert exc.value.code == 2, args
+
+
+def test_kept_results_are_bounded(tmp_path):
+    from emomusic.web.jobs import JobManager
+
+    jm = JobManager(tmp_path / "jobs", workers=1, max_queue=4, max_kept=3)
+
+    def work(job):
+        (job.folder / "f.txt").write_text("x")
+        return {}
+
+    ids = []
+    for _ in range(5):
+        j = jm.submit("t", work)
+        j.future.result(10)
+        ids.append(j.id)
+    kept = sorted(p.name for p in (tmp_path / "jobs").iterdir())
+    assert kept == sorted(ids[-3:])  # the oldest results went first
+    assert jm.get(ids[0]) is None and jm.file(ids[-1], "f.txt") is None  # unregistered name
+    jm.shutdown()
+    assert not (tmp_path / "jobs").exists()
+
+
+def test_server_removes_its_folder_but_not_the_work_dir(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from emomusic.web.config import Settings
+    from emomusic.web.main import create_app
+
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "mine.txt").write_text("keep me")
+    app = create_app(Settings(work_dir=work))
+    with TestClient(app) as c:
+        root = c.app.state.jobs.root
+        assert root.parent == work and root.is_dir()
+    assert not root.exists() and (work / "mine.txt").read_text() == "keep me"
