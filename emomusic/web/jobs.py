@@ -109,6 +109,7 @@ class JobManager:
         self.max_job_s = float(max_job_s)
         self.max_kept = int(max_kept)
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="emomusic-web")
+        self._on_demand = threading.BoundedSemaphore(self.workers)  # files made at download: as many at once
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -190,7 +191,7 @@ class JobManager:
             return None
         producer = job.producers.get(name)
         if producer is not None and not path.is_file():
-            with job.lock:
+            with self._on_demand, job.lock:
                 if not path.is_file() and job.folder.is_dir():
                     producer(path)
         return path if path.is_file() else None
