@@ -104,7 +104,7 @@ def main(argv=None) -> dict:
     warm.sort()
     result = {
         "bars": args.bars, "n": args.n, "workers": args.workers, "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(), "cold_s": round(cold, 3),
+        "cores": os.cpu_count(), "load_avg_1min": round(os.getloadavg()[0], 2), "cold_s": round(cold, 3),
         "warm_median_s": round(statistics.median(warm), 3), "warm_p90_s": round(warm[int(0.9 * (len(warm) - 1))], 3),
         "warm_max_s": round(warm[-1], 3), "wav_download_s": round(dl, 4), "wav_bytes": len(wav.content),
         "parallel_per_request_s": round(statistics.median(per_request), 3), "parallel_batch_s": round(batch, 3),
@@ -112,7 +112,8 @@ def main(argv=None) -> dict:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"| `POST /api/compose`, {args.bars} bars ({result['cores']} cores, {args.workers} workers) | seconds |")
+        print(f"| `POST /api/compose`, {args.bars} bars ({result['cores']} cores, load {result['load_avg_1min']:.1f}, "
+              f"{args.workers} workers) | seconds |")
         print("|---|---|")
         print(f"| cold (first request: loads checkpoint + estimator) | {result['cold_s']:.2f} |")
         print(f"| warm, median of {args.n} | **{result['warm_median_s']:.2f}** |")
