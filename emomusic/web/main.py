@@ -21,7 +21,7 @@ from emomusic.errors import EmomusicError
 from .config import Settings
 from .engines import Engines
 from .jobs import JobManager, QueueFull, one_line
-from .routes import analyze, compose, health, jobs, moods, sessions
+from .routes import analyze, compose, health, jobs, melody, moods, sessions
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -118,7 +118,7 @@ def create_app(settings: Settings | None = None, engines: Engines | None = None)
                                 settings.abandon_s, settings.max_job_s, settings.max_kept)
     app.state.engines = engines or Engines(settings.soundfont, settings.compose_checkpoint, settings.melody_checkpoint)
 
-    for r in (health, moods, compose, analyze, sessions, jobs):
+    for r in (health, moods, compose, melody, analyze, sessions, jobs):
         app.include_router(r.router)
 
     @app.exception_handler(EmomusicError)
