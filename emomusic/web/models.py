@@ -99,3 +99,83 @@ class SessionRequest(_Strict):
     def plan_options(self) -> dict:
         return {"minutes": self.minutes, "clip_seconds": self.clip_seconds, "seed": self.seed, "path": self.path,
                 "strategy": self.strategy}
+
+
+# -- answers (documented at /docs) -------------------------------------------------------------
+class EmotionOut(BaseModel):
+    valence: float
+    arousal: float
+    quadrant: str
+    label: str | None = None
+
+
+class Measured(BaseModel):
+    """What emomusic.estimator says about a piece, and its measured attributes."""
+
+    valence: float
+    arousal: float
+    quadrant: str
+    quadrant_probs: dict[str, float]
+    nearest_moods: list[str]
+    attributes: dict
+    notes: int
+    tracks: list[str]
+    seconds: float
+
+
+class Roll(BaseModel):
+    """The notes for a picture: ``[start_beat, duration_beats, pitch, velocity, track]``."""
+
+    tracks: list[str]
+    beats: float
+    beats_per_bar: float
+    notes: list[list[int | float]]
+
+
+class PieceAnswer(BaseModel):
+    id: str
+    kind: str
+    emotion: EmotionOut
+    files: dict[str, str] = Field(description="format -> URL on this server (midi, wav, musicxml; abc, svg for melodies)")
+    measured: Measured
+    roll: Roll
+    options: dict
+    abc: str | None = None
+    template: dict | None = None
+
+
+class AnalyzeAnswer(Measured):
+    file: str
+    format: str
+    roll: Roll
+
+
+class PlannedClip(BaseModel):
+    index: int
+    start_s: float
+    duration_s: float
+    target: EmotionOut
+    phase: str
+
+
+class SessionStarted(BaseModel):
+    id: str
+    state: str
+    url: str = Field(description="poll this for progress: GET /api/jobs/{id}")
+    clips: int
+    minutes: float
+    plan: list[PlannedClip]
+
+
+class JobState(BaseModel):
+    id: str
+    kind: str
+    state: Literal["queued", "running", "done", "failed", "cancelled"]
+    progress: float
+    message: str
+    result: dict | None = Field(None, description="when done: clips (planned and measured), files, adherence")
+    error: str | None = None
+
+
+class ErrorAnswer(BaseModel):
+    detail: str

@@ -8,11 +8,13 @@ from emomusic.errors import EmomusicError
 
 from ..deps import EnginesDep, JobsDep, SettingsDep, run_job
 from ..engines import READ_SUFFIXES
+from ..models import AnalyzeAnswer, ErrorAnswer
 
 router = APIRouter(tags=["analyze"])
 
 
-@router.post("/api/analyze", summary="Measure an uploaded MIDI / ABC / MusicXML file and estimate its emotion")
+@router.post("/api/analyze", summary="Measure an uploaded MIDI / ABC / MusicXML file and estimate its emotion",
+             response_model=AnalyzeAnswer, responses={413: {"model": ErrorAnswer}, 422: {"model": ErrorAnswer}})
 async def analyze(file: UploadFile, jobs: JobsDep, engines: EnginesDep, settings: SettingsDep) -> dict:
     """The format comes from the file name's extension (.mid, .midi, .abc, .musicxml, .xml,
     .mxl); the file may be at most the server's upload limit (5 MB by default). The upload

@@ -7,6 +7,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
 from ..deps import JobsDep
+from ..models import ErrorAnswer, JobState
 
 router = APIRouter(tags=["jobs"])
 
@@ -25,7 +26,8 @@ def _job(jobs, job_id: str, touch: bool = True):
     return job
 
 
-@router.get("/api/jobs/{job_id}", summary="A job's state, progress and (when done) result")
+@router.get("/api/jobs/{job_id}", summary="A job's state, progress and (when done) result", response_model=JobState,
+            responses={404: {"model": ErrorAnswer}})
 def job_state(job_id: str, jobs: JobsDep) -> dict:
     return _job(jobs, job_id).to_dict()
 

@@ -5,12 +5,13 @@ from functools import partial
 from fastapi import APIRouter
 
 from ..deps import EnginesDep, JobsDep, run_job
-from ..models import MelodyRequest
+from ..models import ErrorAnswer, MelodyRequest, PieceAnswer
 
 router = APIRouter(tags=["generate"])
 
 
-@router.post("/api/melody", summary="Write an ABC melody for an emotion")
+@router.post("/api/melody", summary="Write an ABC melody for an emotion", response_model=PieceAnswer,
+             responses={422: {"model": ErrorAnswer}, 429: {"model": ErrorAnswer}})
 async def melody(req: MelodyRequest, jobs: JobsDep, engines: EnginesDep) -> dict:
     """Like /api/compose; ``files`` also has ``abc``, and ``svg`` (sheet music) when the
     engraver (abcm2ps) is installed."""

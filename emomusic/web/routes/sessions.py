@@ -7,12 +7,13 @@ from emomusic.errors import EmomusicError
 
 from ..config import MAX_SESSION_MINUTES
 from ..deps import EnginesDep, JobsDep
-from ..models import SessionRequest, to_emotion
+from ..models import ErrorAnswer, SessionRequest, SessionStarted, to_emotion
 
 router = APIRouter(tags=["session"])
 
 
-@router.post("/api/session", status_code=202, summary="Start building a listening session (a job)")
+@router.post("/api/session", status_code=202, summary="Start building a listening session (a job)",
+             response_model=SessionStarted, responses={422: {"model": ErrorAnswer}, 429: {"model": ErrorAnswer}})
 async def start_session(req: SessionRequest, jobs: JobsDep, engines: EnginesDep) -> dict:
     """Plans the journey (start, via points, target, or a preset from ``GET /api/presets``)
     and queues the build; answers the job id. Poll ``GET /api/jobs/{id}`` for progress; a
