@@ -5,7 +5,6 @@ screen go to $EMOMUSIC_ARTIFACTS (or the test's temp folder)."""
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import socket
