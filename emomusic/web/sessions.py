@@ -8,6 +8,7 @@ clip engine: each clip request reports progress and checks whether the job was c
 
 from __future__ import annotations
 
+import dataclasses
 import zipfile
 from pathlib import Path
 
@@ -146,7 +147,10 @@ def build(job: Job, session_plan, backend: str, *, soundfont: Path | None = None
         if _new_api():
             from emomusic.session import BuildSettings
 
-            settings = BuildSettings.from_dict({"backend": backend, "soundfont": None if soundfont is None else str(soundfont)})
+            known = {f.name for f in dataclasses.fields(BuildSettings)}
+            wanted = {"backend": backend, "soundfont": None if soundfont is None else str(soundfont),
+                      "threads": None}  # torch threads: set once by the server, not per build
+            settings = BuildSettings.from_dict({k: v for k, v in wanted.items() if k in known})
             summary = build_session(session_plan, out, settings, engine=wrapped)
         else:
             summary = build_session(session_plan, out, backend=backend, soundfont=soundfont, engine=wrapped,
