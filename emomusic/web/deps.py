@@ -36,8 +36,12 @@ async def run_job(jobs: JobManager, kind: str, work: Callable[[Job], dict], keep
     job = jobs.submit(kind, work)
     try:
         await asyncio.wrap_future(job.future)
-    except asyncio.CancelledError:  # the client went away: stop the work if it has not started
-        jobs.forget(job)
+    except asyncio.CancelledError:
+        if job.future.cancelled():  # the job was cancelled before it started (shutdown), not this request
+            detail = f"cancelled: {job.cancel_reason or 'by the server'}"
+            jobs.forget(job)
+            raise HTTPException(status_code=503, detail=detail) from None
+        jobs.forget(job)  # the request was cancelled (client gone): stop the work if it has not started
         raise
     if job.state != "done":
         code, detail = (job.status_code if job.state == "failed" else 503), job.error or job.state

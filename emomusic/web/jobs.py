@@ -198,8 +198,9 @@ class JobManager:
 
     # -- ending ------------------------------------------------------------------------------------
     def cancel(self, job: Job, reason: str) -> None:
-        job.cancel_reason = reason
-        job.cancel_event.set()
+        if not job.cancel_event.is_set():  # the first reason is the one reported
+            job.cancel_reason = reason
+            job.cancel_event.set()
         if job.future is not None and job.future.cancel():  # never started
             self._end(job, "cancelled", error=f"cancelled: {reason}")
 

@@ -396,3 +396,23 @@ def test_sessions_module_speaks_the_settings_api(client, wait_job, monkeypatch):
     r = client.post("/api/session", json=dict(SHORT, start="anxious", target="calm", via=["sad"], seed=4))
     assert wait_job(client, r.json()["url"])["state"] == "done"
     assert seen["plan"]["seed"] == 4 and len(seen["plan"]["via"]) == 1
+
+
+def test_one_shot_request_whose_job_is_cancelled_before_it_starts(make_client, blocking_engines):
+    """A compose waiting in the queue when its job is cancelled (e.g. shutdown) answers 503, one line."""
+    c = make_client(engines=blocking_engines, workers=1, max_queue=2)
+    c.post("/api/session", json=dict(SHORT, start="anxious", target="calm"))
+    assert blocking_engines.started.wait(10)
+    jobs = c.app.state.jobs
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("r", c.post("/api/compose", json={"mood": "calm", "bars": 2})))
+    t.start()
+    t0 = time.monotonic()
+    while jobs.active_count() < 2 and time.monotonic() - t0 < 10:
+        time.sleep(0.02)
+    queued = next(j for j in list(jobs._jobs.values()) if j.kind == "compose")
+    jobs.cancel(queued, "the server is shutting down")
+    t.join(10)
+    r = out["r"]
+    assert r.status_code == 503 and r.json()["detail"] == "cancelled: the server is shutting down"
+    blocking_engines.release.set()
