@@ -328,6 +328,7 @@ function resetResult() {
   pl.pause(); pl.removeAttribute("src"); pl.load(); pl.hidden = false;
   pl.ontimeupdate = null;
   showMeasured(null);
+  showProgress(null);
 }
 
 function showPieceResult(r, kind) {
@@ -453,6 +454,7 @@ function currentClip(clips, t) {
 function showSessionResult(r, plan) {
   state.session = r;
   resetResult();
+  showProgress(1, "100 % · done");
   $("result").hidden = false;
   const pl = $("player");
   pl.src = r.files.session_wav;
