@@ -149,6 +149,13 @@ def test_compose_melody_session_analyze_in_a_browser(browser, server, artifacts,
     page.click("#preset-list button[data-name='anxiety-to-calm']")  # a preset is one click
     assert page.get_attribute("#preset-list button[data-name='anxiety-to-calm']", "aria-pressed") == "true"
     assert page.inner_text("#journey-text").startswith("Journey: anxious")
+    page.click("#clear-journey")  # the keyboard way: Enter adds the point, arrows move it
+    page.focus("#circle")
+    page.keyboard.press("Enter")
+    for _ in range(4):
+        page.keyboard.press("ArrowLeft")
+    page.keyboard.press("Enter")
+    assert page.inner_text("#journey-text").count("→") == 1
     pts = [(-0.5, 0.6), (-0.3, 0.1), (-0.2, -0.3), (0.1, -0.45), (0.4, -0.6), (0.65, -0.7)]
     page.mouse.move(*_circle_xy(page, *pts[0]))
     page.mouse.down()
