@@ -101,13 +101,18 @@ class MelodyEngine:
         if not hasattr(mod, "generate_melodies"):
             raise EmomusicError("emomusic.melody has no generate_melodies() function")
         try:
-            from emomusic.melody.api import default_checkpoint
-
-            folder = Path(self.checkpoint) if self.checkpoint is not None else default_checkpoint()
+            from emomusic.melody.api import default_checkpoint, load_melody_model
         except ImportError:
-            folder = None
-        if folder is not None and not (Path(folder) / "config.json").is_file():
+            return check_soundfont(self.soundfont)
+        folder = Path(self.checkpoint) if self.checkpoint is not None else default_checkpoint()
+        if not (folder / "config.json").is_file():
             raise CheckpointError(f"no melody checkpoint at {folder} (train one with 'emomusic train melody')")
+        try:
+            load_melody_model(folder)  # loads once (cached); a broken checkpoint fails here, before any clip
+        except EmomusicError:
+            raise
+        except Exception as exc:  # e.g. a config.json that is not a melody model's
+            raise CheckpointError(f"cannot load the melody checkpoint {folder}: {type(exc).__name__}: {exc}") from None
         check_soundfont(self.soundfont)
 
     def generate(self, request: ClipRequest) -> Candidate:

@@ -73,12 +73,15 @@ def _span(a: int, b: int) -> str:
 def write_readme(path: str | Path, plan: SessionPlan, summary: dict, file_lines: Sequence[str] = ()) -> Path:
     """README.md of a session folder; ``file_lines``: one Markdown line per file (the
     session writers' descriptions, emomusic.session.writers)."""
-    by_phase: dict[str, list] = {}
-    for c in plan.clips:
-        by_phase.setdefault(c.phase, []).append(c)
-    title = plan.name or _default_title(plan)
+    lines = [*_intro(plan, summary), *_how_to_listen(), *_journey(plan), *_for_professionals(plan, summary),
+             "## Files", "", *file_lines, ""]
+    write_text_atomic(path, "\n".join(lines))
+    return Path(path)
+
+
+def _intro(plan: SessionPlan, summary: dict) -> list[str]:
     lines = [
-        f"# {title}",
+        f"# {plan.name or _default_title(plan)}",
         "",
         f"> **{DISCLAIMER}**",
         "",
@@ -89,48 +92,58 @@ def write_readme(path: str | Path, plan: SessionPlan, summary: dict, file_lines:
     if plan.description:
         lines += [plan.description, ""]
     if plan.strategy == "iso":
-        lines += [
+        return lines + [
             "It follows the *iso principle*: the music first meets the mood the listener is in "
             f"({_mood(plan.start)}), then changes in small steps (tempo, loudness, harmony) toward "
             f"the mood aimed for ({_mood(plan.target)}), and stays there at the end.",
             "",
         ]
-    else:
-        lines += [
-            "It follows a *compensatory* approach: the music has the mood aimed for "
-            f"({_mood(plan.target)}) from the start; only tempo and loudness move gently.",
-            "",
-        ]
-    lines += ["## How to listen", ""]
-    lines += [
+    return lines + [
+        "It follows a *compensatory* approach: the music has the mood aimed for "
+        f"({_mood(plan.target)}) from the start; only tempo and loudness move gently.",
+        "",
+    ]
+
+
+def _how_to_listen() -> list[str]:
+    return [
+        "## How to listen",
+        "",
         "- Play `session.wav` from start to end (or `playlist.m3u8`, the same music in parts) in a quiet place, "
         "seated or lying down.",
         "- Set a comfortable, moderate volume before you start and leave it there; headphones are fine.",
         "- Stop at any time if the music feels unpleasant or you feel unwell.",
         "- Do not listen while driving or operating machinery if the session is meant to relax or to help sleep.",
         "",
-        "## The journey",
-        "",
-        "| phase | time | clips | mood | tempo (BPM) |",
-        "|---|---|---|---|---|",
     ]
-    names = {"matching": "meeting the current mood", "transition": "gradual change", "settling": "settling at the goal"}
-    for ph in ("matching", "transition", "settling"):
+
+
+_PHASE_NAMES = {"matching": "meeting the current mood", "transition": "gradual change", "settling": "settling at the goal"}
+
+
+def _journey(plan: SessionPlan) -> list[str]:
+    by_phase: dict[str, list] = {}
+    for c in plan.clips:
+        by_phase.setdefault(c.phase, []).append(c)
+    lines = ["## The journey", "", "| phase | time | clips | mood | tempo (BPM) |", "|---|---|---|---|---|"]
+    for ph, name in _PHASE_NAMES.items():
         cs = by_phase.get(ph)
         if not cs:
             continue
-        t0, t1 = cs[0].start_s, cs[-1].end_s
         m0, m1 = _mood(cs[0].emotion), _mood(cs[-1].emotion)
         mood = m0 if m0 == m1 else f"{m0} to {m1}"
         lines.append(
-            f"| {names[ph]} | {mmss(t0)}-{mmss(t1)} | {_span(cs[0].index, cs[-1].index)} | {mood} | "
+            f"| {name} | {mmss(cs[0].start_s)}-{mmss(cs[-1].end_s)} | {_span(cs[0].index, cs[-1].index)} | {mood} | "
             f"{_span(round(cs[0].tempo), round(cs[-1].tempo)).replace('-', ' to ')} |"
         )
     if plan.heart_rate:
         lines += ["", f"The opening tempo matches a heart rate of {plan.heart_rate:g} BPM and then drifts with the music."]
+    return lines + [""]
+
+
+def _for_professionals(plan: SessionPlan, summary: dict) -> list[str]:
     adh = summary.get("adherence", {})
-    lines += [
-        "",
+    lines = [
         "## For the therapist or researcher",
         "",
         f"- Start: {plan.start}; target: {plan.target}; path: {plan.path}; strategy: {plan.strategy}.",
@@ -145,17 +158,11 @@ def write_readme(path: str | Path, plan: SessionPlan, summary: dict, file_lines:
             "measured in the planned quadrant. The estimator is approximate: treat these as a check, "
             "not a guarantee of how the music feels."
         )
-    lines += [
+    return lines + [
         "- Consecutive clips change tempo by at most "
         f"{100 * max(plan.tempo_steps() or [0]):.1f}% and loudness by at most {max(plan.loudness_steps() or [0]):.1f} dB; "
         "keys stay the same or move to a related key.",
         "- `plan.json` is the editable plan: change waypoints, tempi or keys and rebuild with "
         "`emomusic session --plan plan.json -o NEW_FOLDER`.",
         "",
-        "## Files",
-        "",
-        *file_lines,
-        "",
     ]
-    write_text_atomic(path, "\n".join(lines))
-    return Path(path)
