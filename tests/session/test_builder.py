@@ -503,3 +503,30 @@ def test_the_build_leaves_torch_threads_to_the_caller(tmp_path):
                 pass
     finally:
         torch.set_num_threads(old)
+
+
+def test_builds_in_parallel_threads_match_a_sequential_build(tmp_path):
+    """A server runs builds in worker threads: two at once share the engines' caches (SoundFont,
+    estimator, mood table) and still give the same bytes as one build alone."""
+    import threading
+
+    plan = _plan(minutes=1 / 3)  # two clips
+    build_session(plan, tmp_path / "alone", backend="rules", sample_rate=SR)
+    errors = []
+
+    def run(name):
+        try:
+            build_session(plan, tmp_path / name, backend="rules", sample_rate=SR)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(f"t{k}",)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    ref = (tmp_path / "alone" / "session.wav").read_bytes()
+    for k in range(2):
+        assert (tmp_path / f"t{k}" / "session.wav").read_bytes() == ref
+        assert (tmp_path / f"t{k}" / "session.mid").read_bytes() == (tmp_path / "alone" / "session.mid").read_bytes()
