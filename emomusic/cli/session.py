@@ -75,8 +75,7 @@ def session(from_, to, via, backend, model, adapter, soundfont, preset, list_pre
       emomusic session --from anxious --to calm --plan-only --plan-out plan.json
       emomusic session --plan plan.json -o out/
 
-    The folder gets session.wav (exactly --minutes long), session.mid, clips/, playlist.m3u8,
-    session.json, plan.json, trajectory.png and a README. Not a medical treatment.
+    The folder gets FILES (session.wav exactly --minutes long). Not a medical treatment.
     """
     from emomusic.errors import EmomusicError
 
@@ -107,6 +106,16 @@ def session(from_, to, via, backend, model, adapter, soundfont, preset, list_pre
     )
     m, s = divmod(int(round(summary["duration_s"])), 60)
     click.echo(f"wrote {output}/ ({m}:{s:02d}, {summary['clips_count']} clips, backend {summary['backend']}{dist})")
+
+
+def _files_help() -> str:
+    from emomusic.session.writers import file_names
+
+    names = file_names()
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+session.help = session.help.replace("FILES", _files_help())
 
 
 def _list_presets(as_json: bool) -> None:
