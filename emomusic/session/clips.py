@@ -163,7 +163,7 @@ class ClipMaker:
             cand = replace(cand, measure_piece=conform(cand.measure_piece, w.tempo, w.key))
         self._timed("generate", t0)
         target = cand.measured_piece
-        a = Attempt(seed=seed, empty=target is not None and not target.notes, extra={"candidate": cand, "request": req})
+        a = Attempt(seed=seed, empty=target is not None and not target.notes, candidate=cand, request=req)
         t0 = time.perf_counter()
         if self.estimator is not None and target is not None and not a.empty:
             try:
@@ -198,7 +198,7 @@ class ClipMaker:
         from emomusic.audio import fit_length
 
         plan, w, n, seconds = self.plan, self.plan.clips[i], len(self.plan.clips), self.seconds(i)
-        cand: Candidate = take.extra["candidate"]
+        cand: Candidate = take.candidate
         before = plan.clips[i - 1].tempo if i > 0 else None
         after = plan.clips[i + 1].tempo if i < n - 1 else None
         piece, beats = None, w.duration_s * w.tempo / 60.0
@@ -212,7 +212,7 @@ class ClipMaker:
             audio = np.zeros((int(round(seconds * self.sample_rate)), 2), dtype=np.float32)
             cand.info["silent"] = True
         else:
-            audio = self.engine.render(cand, replace(take.extra["request"], seconds=seconds), self.sample_rate)
+            audio = self.engine.render(cand, replace(take.request, seconds=seconds), self.sample_rate)
         self._timed("render", t0)
         end_fade = min(END_FADE_SECONDS, w.duration_s / 4) if i == n - 1 else 0.0
         audio = fit_length(audio, self.frames(i), fade_seconds=end_fade, sample_rate=self.sample_rate)

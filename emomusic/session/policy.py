@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from emomusic.emotion import Emotion
 from emomusic.piece import Piece
@@ -33,8 +33,8 @@ RETRY_SEED_STEP = 7919  # a prime: retry seeds never collide with other clips' s
 
 @dataclass
 class Attempt:
-    """One try at a clip: its seed and what the closed loop found (``extra``: the engine's
-    candidate and request, kept for the one attempt that is rendered)."""
+    """One try at a clip: its seed and what the closed loop found; ``candidate`` and
+    ``request`` (the engine's) are kept for the one attempt that is rendered."""
 
     seed: int
     measured: Emotion | None = None
@@ -42,7 +42,8 @@ class Attempt:
     empty: bool = False
     gap_s: float = 0.0
     score: float = math.inf
-    extra: dict = field(default_factory=dict, repr=False, compare=False)
+    candidate: Any = field(default=None, repr=False, compare=False)
+    request: Any = field(default=None, repr=False, compare=False)
 
     def to_dict(self, max_gap_s: float) -> dict:
         d = {"seed": self.seed, "distance": None if self.measured is None else round(self.distance, 4),
