@@ -123,14 +123,7 @@ def build_session(
         engine = engine_for(s)
     engine.check()
     est_fn, est_name = _estimator(estimator)
-    backend = getattr(engine, "name", s.backend)
-    recorded = {
-        "backend": backend, "model": None if s.model is None else str(s.model),
-        "adapter": None if s.adapter is None else str(s.adapter),
-        "soundfont": None if s.soundfont is None else str(s.soundfont), "sample_rate": s.sample_rate,
-        "max_retries": s.max_retries, "tolerance": s.tolerance, "max_gap_s": s.max_gap_s,
-        "gap_penalty": s.gap_penalty, "estimator": est_name,
-    }
+    recorded = dict(s.to_dict(), backend=getattr(engine, "name", s.backend), estimator=est_name)
     work = work_dir_for(out)
     _prepare_work(work, {"emomusic_session_work": WORK_VERSION, "plan": plan.to_dict(), "settings": recorded}, resume)
     timings = {"generate": 0.0, "estimate": 0.0, "render": 0.0, "write": 0.0}
