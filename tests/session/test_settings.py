@@ -102,3 +102,14 @@ def test_preset_file_with_an_unknown_key(tmp_path):
         load_preset(str(p))
     p.write_text(json.dumps({"from": "sad", "to": "calm", "seed": 4, "minutes": 3}))
     assert load_preset(str(p))[2].seed == 4
+
+
+def test_with_fallback_swaps_only_the_default_backend_without_a_model(tmp_path, monkeypatch):
+    from emomusic.session import with_fallback
+
+    monkeypatch.setenv("EMOMUSIC_CHECKPOINTS", str(tmp_path / "no-checkpoints"))
+    settings, warning = with_fallback(BuildSettings(sample_rate=16000))
+    assert settings.backend == "rules" and settings.sample_rate == 16000
+    assert warning.startswith("symbolic backend unavailable (") and "\n" not in warning
+    for given in (BuildSettings(backend="melody"), BuildSettings(model=tmp_path)):
+        assert with_fallback(given) == (given, None)  # another backend, or an explicit model: never swapped
