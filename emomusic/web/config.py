@@ -19,7 +19,6 @@ MIN_CLIP_SECONDS = 5.0
 MAX_CLIP_SECONDS = 60.0
 MAX_VIA = 4
 MAX_UPLOAD_BYTES = 5 * 2**20
-SESSION_BACKENDS = ("symbolic", "melody", "rules")  # musicgen needs a server-side model path: not offered
 
 
 @dataclass

@@ -10,9 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from emomusic.emotion import Emotion, emotion_from_options, parse_emotion
 from emomusic.errors import EmotionError
 from emomusic.melody.notation import METERS
-from emomusic.session.planner import PATHS, STRATEGIES
+from emomusic.session.path import PATHS, STRATEGIES
 
-from .config import MAX_BARS, MAX_CLIP_SECONDS, MAX_SEED, MAX_SESSION_MINUTES, MAX_VIA, MIN_CLIP_SECONDS, SESSION_BACKENDS
+from .config import MAX_BARS, MAX_CLIP_SECONDS, MAX_SEED, MAX_SESSION_MINUTES, MAX_VIA, MIN_CLIP_SECONDS
+from .sessions import web_backends
 
 Unit = Annotated[float, Field(ge=-1.0, le=1.0, allow_inf_nan=False)]
 # A musical form: section letters A-Z, each optionally primed (a varied repeat), or "none".
@@ -88,7 +89,7 @@ class SessionRequest(_Strict):
     preset: Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.-]*$")] | None = None
     minutes: Annotated[float, Field(gt=0, le=MAX_SESSION_MINUTES, allow_inf_nan=False)] | None = None
     clip_seconds: Annotated[float, Field(ge=MIN_CLIP_SECONDS, le=MAX_CLIP_SECONDS, allow_inf_nan=False)] | None = None
-    backend: Literal[SESSION_BACKENDS] = "symbolic"  # type: ignore[valid-type]
+    backend: Literal[web_backends()] = "symbolic"  # type: ignore[valid-type]  # the session registry's, no musicgen
     seed: Seed | None = None
     path: Literal[PATHS] | None = None  # type: ignore[valid-type]
     strategy: Literal[STRATEGIES] | None = None  # type: ignore[valid-type]

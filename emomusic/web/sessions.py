@@ -1,42 +1,36 @@
 """Every call the web layer makes into :mod:`emomusic.session`, in one module.
 
-The session API is being reworked (``PlanSettings`` / ``BuildSettings``, presets returned as
-``(start, target, PlanSettings)``); this module speaks both the current and the new form,
-so the routes do not change when it lands. Progress and cancellation come from wrapping the
-clip engine: each clip request reports progress and checks whether the job was cancelled.
+Plans come from :func:`plan_session` with :class:`PlanSettings` fields as overrides (or from a
+preset through :func:`load_preset`); builds go through :func:`build_session` with a
+:class:`BuildSettings`. Progress comes from ``on_clip``; cancellation is checked there and,
+for finer steps, before every candidate the clip engine generates.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import zipfile
 from pathlib import Path
 
-from emomusic.emotion import Emotion, parse_emotion
+from emomusic.emotion import Emotion
 from emomusic.errors import EmomusicError
 
 from .jobs import Job
 
+# Backends a request may name: the registry's, less those that need a server-side model path.
+NEEDS_MODEL = ("musicgen",)
 
-def _new_api() -> bool:
-    import emomusic.session as s
 
-    return hasattr(s, "BuildSettings") and hasattr(s, "PlanSettings")
+def web_backends() -> tuple[str, ...]:
+    from emomusic.session import BuildSettings
+
+    return tuple(b for b in BuildSettings.backends if b not in NEEDS_MODEL)
 
 
 # -- presets -------------------------------------------------------------------------------------
-def preset_names() -> list[str]:
-    import emomusic.session as s
-
-    if hasattr(s, "preset_names"):
-        return list(s.preset_names())
-    from emomusic.session.presets import preset_files
-
-    return list(preset_files())
-
-
 def _check_preset_name(name: str) -> str:
-    """Only the installed presets: a request never names a file."""
+    """Only the installed presets by name: a request never names a file."""
+    from emomusic.session import preset_names
+
     names = preset_names()
     if name not in names:
         raise EmomusicError(f"unknown session preset {name!r}; available: {', '.join(names) or 'none installed'}")
@@ -45,24 +39,16 @@ def _check_preset_name(name: str) -> str:
 
 def preset_info(name: str) -> dict:
     """A preset as the page shows it: start, via points and target as emotions, minutes."""
-    _check_preset_name(name)
-    if _new_api():
-        from emomusic.session import load_preset
+    from emomusic.session import load_preset
 
-        start, target, settings = load_preset(name)
-        d = settings.to_dict()
-        via = [parse_emotion(v) if not isinstance(v, dict) else Emotion.from_dict(v) for v in (d.get("via") or [])]
-        return {"name": name, "description": str(d.get("description", "")), "start": start.to_dict(),
-                "target": target.to_dict(), "via": [v.to_dict() for v in via], "minutes": d.get("minutes")}
-    from emomusic.session.presets import load_preset
-
-    d = load_preset(name)
-    return {"name": name, "description": str(d.get("description", "")), "start": parse_emotion(str(d["from"])).to_dict(),
-            "target": parse_emotion(str(d["to"])).to_dict(),
-            "via": [parse_emotion(str(v)).to_dict() for v in d.get("via") or []], "minutes": d.get("minutes", 15)}
+    start, target, s = load_preset(_check_preset_name(name))
+    return {"name": name, "description": s.description, "start": start.to_dict(), "target": target.to_dict(),
+            "via": [v.to_dict() for v in s.via_emotions()], "minutes": s.minutes}
 
 
 def presets() -> list[dict]:
+    from emomusic.session import preset_names
+
     out = []
     for name in preset_names():
         try:
@@ -75,42 +61,42 @@ def presets() -> list[dict]:
 # -- planning ------------------------------------------------------------------------------------
 def plan(start: Emotion | None, target: Emotion | None, via: list[Emotion] | None, *, preset: str | None = None,
          **options):
-    """A :class:`SessionPlan`. ``options`` are plan_session parameters (minutes, clip_seconds,
-    seed, path, strategy); None values are left to the preset or the planner's defaults."""
-    from emomusic.session import plan_session
+    """A :class:`SessionPlan`. ``options`` are :class:`PlanSettings` fields (minutes,
+    clip_seconds, seed, path, strategy); None leaves the preset's value or the default."""
+    from emomusic.session import load_preset, plan_session
 
     opts = {k: v for k, v in options.items() if v is not None}
     if via is not None:
         opts["via"] = list(via)
     if preset is not None:
-        _check_preset_name(preset)
-        if _new_api():
-            from emomusic.session import load_preset
-
-            p_start, p_target, settings = load_preset(preset, **opts)
-            return plan_session(start or p_start, target or p_target, settings)
-        from emomusic.session.presets import load_preset
-
-        cfg = load_preset(preset)
-        base = {k: cfg[k] for k in ("minutes", "clip_seconds", "match_minutes", "settle_minutes", "path", "strategy",
-                                    "heart_rate", "tonic", "crossfade_s") if cfg.get(k) is not None}
-        base["via"] = [parse_emotion(str(v)) for v in cfg.get("via") or []]
-        base.update(name=str(cfg.get("name", preset)), description=str(cfg.get("description", "")))
-        base.update(opts)
-        start = start or parse_emotion(str(cfg["from"]))
-        target = target or parse_emotion(str(cfg["to"]))
-        return plan_session(start, target, **base)
+        start, target, settings = load_preset(_check_preset_name(preset), start=start, target=target, **opts)
+        return plan_session(start, target, settings)
     if start is None or target is None:
         raise EmomusicError("a session needs a start and a target (or a preset)")
     return plan_session(start, target, **opts)
 
 
 # -- building ------------------------------------------------------------------------------------
-class _ReportingEngine:
-    """A clip engine that reports each clip as progress and stops when the job is cancelled."""
+def build_settings(backend: str, soundfont: Path | None = None):
+    from emomusic.session import BuildSettings
 
-    def __init__(self, inner, job: Job, total: int):
-        self.inner, self.job, self.total = inner, job, max(1, total)
+    if backend not in web_backends():
+        raise EmomusicError(f"backend must be one of {', '.join(web_backends())}, got {backend!r}")
+    return BuildSettings(backend=backend, soundfont=None if soundfont is None else str(soundfont)).validate()
+
+
+def check_backend(backend: str, soundfont: Path | None = None) -> None:
+    """Raise (before a job is queued) if ``backend`` cannot run here."""
+    from emomusic.session.engines import engine_for
+
+    engine_for(build_settings(backend, soundfont)).check()
+
+
+class _CancellableEngine:
+    """A clip engine that stops when the job is cancelled, before each candidate it makes."""
+
+    def __init__(self, inner, job: Job):
+        self.inner, self.job = inner, job
         self.name = getattr(inner, "name", "custom")
         self.measured_on = getattr(inner, "measured_on", "piece")
 
@@ -118,7 +104,7 @@ class _ReportingEngine:
         self.inner.check()
 
     def generate(self, request):
-        self.job.report(0.85 * (request.index - 1) / self.total, f"clip {request.index} of {self.total}")
+        self.job.check_cancelled()
         return self.inner.generate(request)
 
     def render(self, candidate, request, sample_rate: int):
@@ -126,37 +112,25 @@ class _ReportingEngine:
         return self.inner.render(candidate, request, sample_rate)
 
 
-def check_backend(backend: str, soundfont: Path | None = None, model: Path | None = None) -> None:
-    """Raise (before a job is queued) if ``backend`` cannot run here."""
-    from emomusic.session.engines import make_engine
-
-    make_engine(backend, model=model, soundfont=soundfont).check()
-
-
-def build(job: Job, session_plan, backend: str, *, soundfont: Path | None = None, model: Path | None = None,
-          engine=None) -> dict:
+def build(job: Job, session_plan, backend: str, *, soundfont: Path | None = None, engine=None) -> dict:
     """Build ``session_plan`` into the job's folder; the session folder's files and a zip of it
     become the job's files."""
     from emomusic.session import build_session
-    from emomusic.session.engines import make_engine
+    from emomusic.session.engines import engine_for
 
-    inner = engine if engine is not None else make_engine(backend, model=model, soundfont=soundfont)
-    wrapped = _ReportingEngine(inner, job, len(session_plan.clips))
+    settings = build_settings(backend, soundfont)
+    inner = engine if engine is not None else engine_for(settings)
+    total = len(session_plan.clips)
+    job.report(0.0, f"clip 1 of {total}")
+
+    def on_clip(done: int, total: int, result) -> None:
+        job.report(0.9 * done / total, f"clip {min(done + 1, total)} of {total}" if done < total else "joining the clips")
+
     out = job.folder / "session"
     try:
-        if _new_api():
-            from emomusic.session import BuildSettings
-
-            known = {f.name for f in dataclasses.fields(BuildSettings)}
-            wanted = {"backend": backend, "soundfont": None if soundfont is None else str(soundfont),
-                      "threads": None}  # torch threads: set once by the server, not per build
-            settings = BuildSettings.from_dict({k: v for k, v in wanted.items() if k in known})
-            summary = build_session(session_plan, out, settings, engine=wrapped)
-        else:
-            summary = build_session(session_plan, out, backend=backend, soundfont=soundfont, engine=wrapped,
-                                    progress=False, threads=None)
+        summary = build_session(session_plan, out, settings, engine=_CancellableEngine(inner, job), on_clip=on_clip)
     except EmomusicError:
-        job.check_cancelled()  # a cancelled build surfaces as a failed clip: report it as cancelled
+        job.check_cancelled()  # a cancel inside a clip surfaces as a failed clip: report it as cancelled
         raise
     job.report(0.95, "packing the zip")
     files = {}
@@ -172,13 +146,9 @@ def build(job: Job, session_plan, backend: str, *, soundfont: Path | None = None
                 comp = zipfile.ZIP_STORED if p.suffix == ".wav" else zipfile.ZIP_DEFLATED
                 z.write(p, Path("session") / p.relative_to(out), compress_type=comp)
     files["zip"] = job.add_file(zpath.name, zpath)
-    clips = []
-    for c in summary.get("clips") or []:
-        clips.append({k: c.get(k) for k in ("index", "title", "phase", "start_s", "duration_s", "target", "measured",
-                                            "distance", "within_tolerance", "tempo", "key_name")})
-    return {"id": job.id, "kind": "session", "files": files, "clips": clips,
-            "duration_s": summary.get("duration_s"), "backend": summary.get("backend"),
-            "estimator": summary.get("estimator"), "adherence": summary.get("adherence"),
-            "start": session_plan.start.to_dict() if hasattr(session_plan, "start") else None,
-            "target": session_plan.target.to_dict() if hasattr(session_plan, "target") else None}
-
+    clips = [{k: c.get(k) for k in ("index", "title", "phase", "start_s", "duration_s", "target", "measured", "distance",
+                                    "within_tolerance", "tempo", "key_name")} for c in summary.get("clips") or []]
+    return {"id": job.id, "kind": "session", "files": files, "clips": clips, "duration_s": summary.get("duration_s"),
+            "backend": summary.get("backend"), "estimator": summary.get("estimator"),
+            "adherence": summary.get("adherence"), "start": session_plan.start.to_dict(),
+            "target": session_plan.target.to_dict()}

@@ -36,6 +36,8 @@ def test_health_moods_presets(client):
     assert "anxiety-to-calm" in names
     p = next(p for p in presets if p["name"] == "anxiety-to-calm")
     assert p["start"]["arousal"] > 0 > p["target"]["arousal"] and "/" not in json.dumps(p["name"])
+    u = next(p for p in presets if p["name"] == "music-care-u-sequence")
+    assert len(u["via"]) == 1 and u["via"][0]["arousal"] < 0 and u["minutes"] == 20
 
 
 @needs_compose
