@@ -1,4 +1,4 @@
-"""Audio helpers on numpy arrays: WAV I/O, loudness, normalisation, crossfades, resampling.
+"""Audio helpers on numpy arrays: WAV I/O, loudness (BS.1770 LUFS), normalisation, crossfades, resampling.
 
 Audio is float32, shape ``(frames, channels)``; mono input of shape ``(frames,)`` is
 accepted and treated as one channel. WAV files are written atomically as 16-bit PCM.
@@ -69,34 +69,150 @@ def rms_db(audio: np.ndarray) -> float:
     return 20 * math.log10(r) if r > 0 else -math.inf
 
 
-def loudness_db(audio: np.ndarray, sample_rate: int, window_s: float = 0.4) -> float:
-    """Gated loudness estimate in dB: mean power of 400 ms blocks above a -70 dB and a
-    relative -10 dB gate (the gating idea of ITU-R BS.1770, without its K-weighting)."""
-    a = as_2d(audio).astype(np.float64)
-    n = max(1, int(window_s * sample_rate))
-    if a.shape[0] < n:
-        return rms_db(a)
-    blocks = a[: a.shape[0] // n * n].reshape(-1, n, a.shape[1])
-    power = np.mean(blocks**2, axis=(1, 2))
-    power = power[power > 10 ** (-70 / 10)]
-    if power.size == 0:
+# -- loudness (ITU-R BS.1770-4 / EBU R 128) ----------------------------------------------
+# Rendered WAVs and sessions are levelled to LISTENING_LUFS integrated loudness, with the
+# true peak (4x oversampled) at most TRUE_PEAK_DBTP; see docs/audio.md.
+LISTENING_LUFS = -16.0
+TRUE_PEAK_DBTP = -1.0
+SHORT_TERM_S = 3.0  # EBU Tech 3341 short-term window
+MOMENTARY_S = 0.4
+
+
+def _k_filters(sample_rate: int):
+    """The BS.1770 K-weighting (pre-filter shelf + RLB high-pass) as pyloudnorm builds it,
+    so window loudness here and pyloudnorm's integrated loudness use the same weighting."""
+    from pyloudnorm import IIRfilter
+
+    shelf = IIRfilter(4.0, 1 / math.sqrt(2), 1500.0, sample_rate, "high_shelf")
+    hp = IIRfilter(0.0, 0.5, 38.0, sample_rate, "high_pass")
+    return [(f.b, f.a, f.passband_gain) for f in (shelf, hp)]
+
+
+def k_weighted(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The K-weighted signal (float64, same shape as ``as_2d(audio)``)."""
+    from scipy.signal import lfilter
+
+    x = as_2d(audio).astype(np.float64)
+    for b, a, g in _k_filters(int(sample_rate)):
+        x = g * lfilter(b, a, x, axis=0)
+    return x
+
+
+def _power_to_lufs(power: float) -> float:
+    return -0.691 + 10 * math.log10(power) if power > 0 else -math.inf
+
+
+def window_lufs(audio: np.ndarray, sample_rate: int) -> float:
+    """Ungated K-weighted loudness of the whole of ``audio`` in LUFS: the momentary
+    loudness for a 400 ms block, the short-term loudness for a 3 s block (EBU Tech 3341).
+    Stereo channels are summed in power (weight 1 each), as BS.1770 says."""
+    a = as_2d(audio)
+    if a.shape[0] == 0:
         return -math.inf
-    rel = 10 * math.log10(float(np.mean(power))) - 10
-    gated = power[10 * np.log10(power) > rel]
-    return 10 * math.log10(float(np.mean(gated if gated.size else power)))
+    z = np.mean(np.square(k_weighted(a, sample_rate)), axis=0)
+    return _power_to_lufs(float(np.sum(z[:2])) + 1.41 * float(np.sum(z[3:5])) + (float(z[2]) if z.size > 2 else 0.0))
+
+
+def short_term_lufs(audio: np.ndarray, sample_rate: int, hop_s: float = 0.1) -> np.ndarray:
+    """Short-term loudness (3 s windows, ungated) every ``hop_s`` seconds, in LUFS; one
+    value per window that fits (a single window over everything for shorter audio)."""
+    a = as_2d(audio)
+    if a.shape[0] == 0:
+        return np.zeros(0)
+    n = int(round(SHORT_TERM_S * sample_rate))
+    k = np.square(k_weighted(a, sample_rate))
+    w = np.ones(k.shape[1])
+    w[3:5] = 1.41
+    p = k @ w
+    if p.shape[0] <= n:
+        return np.array([_power_to_lufs(float(np.mean(p)))])
+    c = np.concatenate([[0.0], np.cumsum(p)])
+    hop = max(1, int(round(hop_s * sample_rate)))
+    starts = np.arange(0, p.shape[0] - n + 1, hop)
+    power = (c[starts + n] - c[starts]) / n
+    with np.errstate(divide="ignore"):
+        return np.where(power > 0, -0.691 + 10 * np.log10(np.maximum(power, 1e-300)), -np.inf)
+
+
+def integrated_lufs(audio: np.ndarray, sample_rate: int) -> float:
+    """Integrated loudness in LUFS (ITU-R BS.1770-4: K-weighting, 400 ms blocks with 75 %
+    overlap, -70 LUFS absolute and -10 LU relative gates), measured by pyloudnorm.
+    Audio shorter than one block gets its ungated loudness; silence gives -inf."""
+    import pyloudnorm
+
+    a = as_2d(audio).astype(np.float64)
+    if a.shape[0] == 0 or not np.any(a):
+        return -math.inf
+    if a.shape[0] < int(MOMENTARY_S * sample_rate) + 1:
+        return window_lufs(a, sample_rate)
+    meter = pyloudnorm.Meter(int(sample_rate))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        level = float(meter.integrated_loudness(a[:, :5]))
+    return level if math.isfinite(level) else -math.inf
+
+
+def loudness_db(audio: np.ndarray, sample_rate: int, window_s: float = 0.4) -> float:
+    """The loudness measure used for levelling: BS.1770-4 integrated loudness in LUFS
+    (:func:`integrated_lufs`). ``window_s`` is accepted for older callers and ignored."""
+    return integrated_lufs(audio, sample_rate)
+
+
+def true_peak(audio: np.ndarray, oversample: int = 4, chunk: int = 1 << 18) -> float:
+    """Linear true-peak estimate: the largest magnitude of the signal upsampled ``oversample``
+    times (scipy ``resample_poly``, in chunks with overlapping margins so long audio needs
+    little memory); never below the sample peak."""
+    from scipy.signal import resample_poly
+
+    a = as_2d(audio)
+    if a.size == 0:
+        return 0.0
+    peak = float(np.max(np.abs(a)))
+    if oversample <= 1:
+        return peak
+    margin = 64
+    for s in range(0, a.shape[0], chunk):
+        lo, hi = max(0, s - margin), min(a.shape[0], s + chunk + margin)
+        up = resample_poly(a[lo:hi].astype(np.float64), oversample, 1, axis=0)
+        keep = up[(s - lo) * oversample:(min(a.shape[0], s + chunk) - lo) * oversample]
+        if keep.size:
+            peak = max(peak, float(np.max(np.abs(keep))))
+    return peak
+
+
+def true_peak_db(audio: np.ndarray, oversample: int = 4) -> float:
+    """True peak in dBTP (-inf for silence)."""
+    p = true_peak(audio, oversample)
+    return 20 * math.log10(p) if p > 0 else -math.inf
+
+
+def lufs_gain_db(audio: np.ndarray, sample_rate: int, target_lufs: float = LISTENING_LUFS,
+                 true_peak_dbtp: float = TRUE_PEAK_DBTP) -> float:
+    """The gain in dB that brings ``audio`` to ``target_lufs``, lowered as far as needed to
+    keep its true peak at or below ``true_peak_dbtp`` (0.0 for silence)."""
+    level = integrated_lufs(audio, sample_rate)
+    if not math.isfinite(level):
+        return 0.0
+    gain = target_lufs - level
+    tp = true_peak_db(audio)
+    if math.isfinite(tp) and tp + gain > true_peak_dbtp:
+        gain = true_peak_dbtp - tp
+    return gain
+
+
+def normalize_lufs(audio: np.ndarray, sample_rate: int, target_lufs: float = LISTENING_LUFS,
+                   true_peak_dbtp: float = TRUE_PEAK_DBTP) -> np.ndarray:
+    """Scale to ``target_lufs`` integrated loudness with the true peak at most
+    ``true_peak_dbtp`` (a plain gain: no limiter, so quiet music with high peaks may stay
+    below the target; :func:`integrated_lufs` of the result says where it landed)."""
+    a = as_2d(audio)
+    gain = lufs_gain_db(a, sample_rate, target_lufs, true_peak_dbtp)
+    return (a * np.float32(10 ** (gain / 20))).astype(np.float32)
 
 
 def normalize_loudness(audio: np.ndarray, sample_rate: int, target_db: float = -20.0, peak: float = 0.98) -> np.ndarray:
-    """Scale to ``target_db`` loudness, lowering the gain if the peak would exceed ``peak``."""
-    a = as_2d(audio)
-    level = loudness_db(a, sample_rate)
-    if not math.isfinite(level):
-        return a.copy()
-    gain = 10 ** ((target_db - level) / 20)
-    m = float(np.max(np.abs(a))) * gain
-    if m > peak:
-        gain *= peak / m
-    return (a * gain).astype(np.float32)
+    """Scale to ``target_db`` LUFS integrated loudness, lowering the gain if the true peak
+    would exceed ``peak`` (linear)."""
+    return normalize_lufs(audio, sample_rate, target_db, 20 * math.log10(peak))
 
 
 def crossfade_concat(clips: list[np.ndarray], sample_rate: int, fade_seconds: float) -> np.ndarray:
