@@ -259,3 +259,20 @@ def resample(audio: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
 
     g = math.gcd(int(sr_from), int(sr_to))
     return resample_poly(as_2d(audio), sr_to // g, sr_from // g, axis=0).astype(np.float32)
+
+
+def room_reverb(audio: np.ndarray, sample_rate: int, amount: float = 0.2, room_size: float = 0.5,
+                tail_s: float = 2.0) -> np.ndarray:
+    """A room reverb (pedalboard's Freeverb-style ``Reverb``) mixed in at ``amount``
+    (0 = dry, 1 = all wet): wet level ``amount``, dry level ``1 - amount / 2``. The output
+    is ``tail_s`` longer than the input, so the reverb tail is not cut. Deterministic."""
+    a = to_stereo(audio)
+    if amount <= 0:
+        return a.copy()
+    from pedalboard import Reverb
+
+    pad = np.zeros((int(round(tail_s * sample_rate)), 2), dtype=np.float32)
+    x = np.ascontiguousarray(np.concatenate([a, pad]).T)
+    fx = Reverb(room_size=float(room_size), damping=0.5, wet_level=float(amount), dry_level=1.0 - float(amount) / 2,
+                width=1.0)
+    return np.ascontiguousarray(fx(x, float(sample_rate)).T).astype(np.float32)
