@@ -276,3 +276,46 @@ def room_reverb(audio: np.ndarray, sample_rate: int, amount: float = 0.2, room_s
     fx = Reverb(room_size=float(room_size), damping=0.5, wet_level=float(amount), dry_level=1.0 - float(amount) / 2,
                 width=1.0)
     return np.ascontiguousarray(fx(x, float(sample_rate)).T).astype(np.float32)
+
+
+# -- spectral descriptors (used to compare renderers) -------------------------------------
+def _frames_power(audio: np.ndarray, n_fft: int) -> np.ndarray:
+    m = as_2d(audio).astype(np.float64).mean(axis=1)
+    k = m.shape[0] // n_fft
+    if k == 0:
+        m = np.pad(m, (0, n_fft - m.shape[0]))
+        k = 1
+    return np.abs(np.fft.rfft(m[: k * n_fft].reshape(k, n_fft) * np.hanning(n_fft), axis=1)) ** 2
+
+
+def spectral_centroid(audio: np.ndarray, sample_rate: int, n_fft: int = 4096) -> float:
+    """Power-weighted mean frequency (Hz) of the whole signal (channels averaged)."""
+    p = _frames_power(audio, n_fft).sum(axis=0)
+    f = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    return float((p * f).sum() / p.sum()) if p.sum() > 0 else 0.0
+
+
+def chroma(audio: np.ndarray, sample_rate: int, n_fft: int = 8192, fmin: float = 55.0, fmax: float = 5000.0) -> np.ndarray:
+    """Chroma per frame, shape ``(frames, 12)`` (pitch class 0 = C): STFT power between
+    ``fmin`` and ``fmax`` summed per pitch class (each bin to its nearest semitone)."""
+    p = _frames_power(audio, n_fft)
+    f = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    sel = (f >= fmin) & (f <= fmax)
+    pc = np.mod(np.round(12 * np.log2(f[sel] / 440.0)) + 9, 12).astype(int)
+    out = np.zeros((p.shape[0], 12))
+    for c in range(12):
+        out[:, c] = p[:, sel][:, pc == c].sum(axis=1)
+    return out
+
+
+def chroma_similarity(a: np.ndarray, b: np.ndarray, sample_rate: int) -> float:
+    """Mean cosine similarity of the frame chroma of ``a`` and ``b`` (frames where either
+    is silent are skipped); 1.0 = the same pitch classes in the same proportions."""
+    ca, cb = chroma(a, sample_rate), chroma(b, sample_rate)
+    n = min(ca.shape[0], cb.shape[0])
+    ca, cb = ca[:n], cb[:n]
+    na, nb = np.linalg.norm(ca, axis=1), np.linalg.norm(cb, axis=1)
+    ok = (na > 1e-6 * max(na.max(initial=0), 1e-30)) & (nb > 1e-6 * max(nb.max(initial=0), 1e-30))  # -60 dB
+    if not ok.any():
+        return 0.0
+    return float(np.mean(np.sum(ca[ok] * cb[ok], axis=1) / (na[ok] * nb[ok])))

@@ -21,7 +21,7 @@ import numpy as np
 
 from emomusic.errors import EmomusicError
 
-GAIN = 1.65  # synth.gain: measured to give the numpy player's level (docs/benchmarks.md)
+GAIN = 1.42  # synth.gain: measured to give the numpy player's level (docs/benchmarks.md)
 TAIL_S = 6.0  # at most this long after the last event, until every voice has finished
 POLYPHONY = 1024
 

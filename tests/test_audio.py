@@ -158,3 +158,30 @@ def test_resample_keeps_pitch():
     b = resample(a, 8000, 16000)[:, 0]
     spec = np.abs(np.fft.rfft(b))
     assert np.argmax(spec) * 16000 / len(b) == pytest.approx(500, abs=2)
+
+
+def test_room_reverb_tail_decays_and_spreads():
+    from emomusic.audio import room_reverb
+
+    sr = 22050
+    x = np.zeros((sr // 2, 2), dtype=np.float32)
+    x[100] = 0.5  # an impulse in both channels
+    assert np.array_equal(room_reverb(x, sr, 0.0), x)
+    y = room_reverb(x, sr, 0.3, tail_s=2.0)
+    assert y.shape == (x.shape[0] + 2 * sr, 2) and y.dtype == np.float32
+    assert np.array_equal(y, room_reverb(x, sr, 0.3, tail_s=2.0))  # deterministic
+
+    def level(a, b):
+        return rms_db(y[int(a * sr): int(b * sr)])
+
+    # a room: the tail decays steadily (about 0.5-3 s to fall 60 dB) ...
+    early, mid = level(0.05, 0.15), level(0.45, 0.55)
+    assert early - mid > 5
+    rt60 = 0.4 * 60 / (early - mid)
+    assert 0.3 < rt60 < 4.0
+    # ... and the two channels differ (a stereo room, not a mono echo)
+    seg = y[int(0.05 * sr): int(0.5 * sr)]
+    assert abs(np.corrcoef(seg[:, 0], seg[:, 1])[0, 1]) < 0.9
+    # more amount, more reverb energy after the dry impulse
+    y2 = room_reverb(x, sr, 0.6, tail_s=2.0)
+    assert rms_db(y2[200: sr]) > rms_db(y[200: sr]) + 3
