@@ -91,21 +91,17 @@ class Part:
     index: int
     program: int
     is_drum: bool
-    channel: int
     notes: tuple
     pedals: tuple
     bends: tuple
 
 
 def parts(piece: Piece) -> list[Part]:
-    """The piece's tracks with notes, through its tempo map, with MIDI channels assigned as
-    the MIDI writer does (drums on channel 10)."""
-    from emomusic.io.midi import _assign_channels
-
+    """The piece's tracks with notes, through its tempo map (``index``: the track's position)."""
     beats, secs, bpms = piece._tempo_table()
     b = np.asarray(beats)
     out = []
-    for i, (t, ch) in enumerate(zip(piece.tracks, _assign_channels(piece.tracks))):
+    for i, t in enumerate(piece.tracks):
         if not t.notes:
             continue
         notes = without_overlaps(t.notes)
@@ -122,7 +118,7 @@ def parts(piece: Piece) -> list[Part]:
             order = sorted(t.bends, key=lambda x: x.beat)
             bt = _to_seconds(np.array([x.beat for x in order]), b, secs, bpms)
             bd = tuple((float(x), int(v.value)) for x, v in zip(bt, order))
-        out.append(Part(i, t.program, t.is_drum, ch, ns, pd, bd))
+        out.append(Part(i, t.program, t.is_drum, ns, pd, bd))
     return out
 
 

@@ -54,7 +54,9 @@ def render_parts(parts, soundfont: str | Path, sample_rate: int, presets) -> np.
     """Stereo float32 audio of ``parts`` (see :func:`emomusic.render.parts`).
 
     ``presets`` maps a part to the ``(bank, program)`` to select, so both players choose
-    the same preset from the SoundFont.
+    the same preset from the SoundFont. Every part gets a channel of its own (the synth has
+    as many as needed; presets are selected explicitly, drums included), so parts never share
+    a program, a pedal or a pitch wheel.
     """
     fs = _module()
     if fs is None:
@@ -68,9 +70,8 @@ def render_parts(parts, soundfont: str | Path, sample_rate: int, presets) -> np.
         if sfid < 0:
             raise EmomusicError(f"FluidSynth cannot load {soundfont} as a SoundFont")
         events = []  # (frame, order, kind, channel, a, b)
-        for part in parts:
+        for ch, part in enumerate(parts):
             bank, program = presets(part)
-            ch = part.channel
             if synth.program_select(ch, sfid, bank, program) != 0:
                 raise EmomusicError(f"FluidSynth has no preset {bank}:{program} in {soundfont}")
             for start, end, pitch, vel in part.notes:

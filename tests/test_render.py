@@ -435,3 +435,16 @@ def test_numpy_player_matches_fluidsynth_with_shared_soundfonts(shared_data):
         assert r["chroma"] >= 0.97, (name, r)
         assert abs(r["centroid"] - 1) <= 0.10, (name, r)
         assert abs(r["lufs"]) <= 1.0, (name, r)
+
+
+@needs_fluidsynth
+def test_many_parts_keep_their_own_programs(sine_sf2):
+    # 18 parts (more than MIDI's 16 channels), alternating a held sine and a 0.05 s square
+    tracks = [Track(f"t{i}", i % 2, False, [Note(69 if i % 2 == 0 else 57, 0.0, 2.0, 60)]) for i in range(18)]
+    piece = Piece(tracks=tracks)
+    ours = render_piece(piece, soundfont=sine_sf2, synth="numpy")
+    ref = render_piece(piece, soundfont=sine_sf2, synth="fluidsynth")
+    for a, b in ((0.01, 0.04), (0.3, 0.9)):
+        seg = slice(int(a * SR), int(b * SR))
+        assert rms(ref[seg]) == pytest.approx(rms(ours[seg]), rel=0.15)
+    assert peak_hz(ref[int(0.3 * SR): int(0.9 * SR), 0]) == pytest.approx(440.0, rel=0.01)
