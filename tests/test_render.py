@@ -117,12 +117,19 @@ def test_timing_follows_the_tempo_map(sine_sf2, synth):
     assert onset == pytest.approx(3.0, abs=0.01)
 
 
-def test_write_wav(tmp_path, sine_sf2):
-    out = write_wav(one_note(), tmp_path / "a.wav", soundfont=sine_sf2)
+@pytest.mark.parametrize("synth", BOTH)
+def test_write_wav(tmp_path, sine_sf2, synth):
+    from emomusic.audio import integrated_lufs, true_peak_db
+
+    out = write_wav(one_note(beats=2.0, program=2), tmp_path / "a.wav", soundfont=sine_sf2, synth=synth)  # hard left
     data, sr = sf.read(str(out), always_2d=True)
     info = sf.info(str(out))
     assert sr == 44100 and data.shape[1] == 2 and info.subtype == "PCM_16"
-    assert 0 < np.max(np.abs(data)) < 1.0
+    assert 1.0 < data.shape[0] / sr <= 1.6  # 1 s held + the release
+    assert peak_hz(data[int(0.5 * SR): int(1.0 * SR), 0]) == pytest.approx(440.0, rel=0.01)
+    assert rms(data[:, 1]) < 1e-3 * rms(data[:, 0])  # the pan survives levelling
+    assert integrated_lufs(data, sr) == pytest.approx(-16.0, abs=0.1)  # a sine: far from the -1 dBTP ceiling
+    assert true_peak_db(data) <= -1.0
 
 
 @pytest.mark.parametrize(
@@ -405,10 +412,13 @@ def reference_piece() -> Piece:
                  tempos=[Tempo(100.0)])
 
 
-def compare_players(soundfont=None) -> dict:
+def compare_players(tmp_path, soundfont=None) -> dict:
+    """Both players on the reference piece, written to MIDI and read back (pedal included)."""
     from emomusic.audio import chroma_similarity, integrated_lufs, spectral_centroid
+    from emomusic.io import read_piece, write_piece
 
-    piece = reference_piece()
+    piece = read_piece(write_piece(reference_piece(), tmp_path / "reference.mid"))
+    assert len(piece.tracks[0].pedals) == 4
     ours = render_piece(piece, soundfont=soundfont, synth="numpy")
     ref = render_piece(piece, soundfont=soundfont, synth="fluidsynth")
     return {"chroma": chroma_similarity(ours, ref, SR),
@@ -417,8 +427,8 @@ def compare_players(soundfont=None) -> dict:
 
 
 @needs_fluidsynth
-def test_numpy_player_matches_fluidsynth_with_the_default_soundfont():
-    r = compare_players()
+def test_numpy_player_matches_fluidsynth_with_the_default_soundfont(tmp_path):
+    r = compare_players(tmp_path)
     assert r["chroma"] >= 0.97, r
     assert abs(r["centroid"] - 1) <= 0.10, r
     assert abs(r["lufs"]) <= 1.0, r
@@ -426,12 +436,12 @@ def test_numpy_player_matches_fluidsynth_with_the_default_soundfont():
 
 @needs_fluidsynth
 @pytest.mark.data
-def test_numpy_player_matches_fluidsynth_with_shared_soundfonts(shared_data):
+def test_numpy_player_matches_fluidsynth_with_shared_soundfonts(shared_data, tmp_path):
     for name in ("sf_GMbank.sf2", "TimGM6mb.sf2"):
         path = shared_data / "soundfonts" / name
         if not path.exists():
             pytest.skip(f"{name} not found")
-        r = compare_players(path)
+        r = compare_players(tmp_path, path)
         assert r["chroma"] >= 0.97, (name, r)
         assert abs(r["centroid"] - 1) <= 0.10, (name, r)
         assert abs(r["lufs"]) <= 1.0, (name, r)
