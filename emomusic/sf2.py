@@ -11,7 +11,7 @@ implemented (SoundFont 2.04 terms):
 * Zones: global zones, key and velocity ranges (preset ranges intersected with
   instrument ranges), preset generators added to instrument generators as the spec says.
 * Pitch: root key (``overridingRootKey`` or the sample's original pitch), coarse / fine
-  tune, sample pitch correction, ``scaleTuning``; linear-interpolation resampling.
+  tune, sample pitch correction, ``scaleTuning``; 4-point cubic interpolation resampling.
 * Sample address offsets (fine + coarse), loop modes 0 (none), 1 (continuous) and 3
   (loop while held, then play to the end).
 * Volume envelope: delay, attack (linear amplitude), hold, decay and release (linear in
@@ -20,9 +20,8 @@ implemented (SoundFont 2.04 terms):
   FluidSynth also applies); pan (constant power).
 * Velocity: gain ``(velocity / 127) ** 2`` (40 dB range, close to the spec's default
   concave velocity-to-attenuation modulator).
-
 * Low-pass filter: ``initialFilterFc`` / ``initialFilterQ`` as a resonant 2-pole low-pass
-  (:func:`lowpass_coefficients`, the reading FluidSynth uses), swept by the modulation
+  (:func:`emomusic.sf2_dsp.lowpass_coefficients`, the reading FluidSynth uses), swept by the modulation
   envelope (``modEnvToFilterFc``, :func:`mod_envelope`: delay, attack, hold, decay,
   sustain; not its release); it is applied to the cached waveform before the volume
   envelope.
@@ -34,9 +33,9 @@ Not implemented: the modulation envelope's pitch route and release, LFOs, modula
 (``pmod``/``imod`` and the default ones other than velocity-to-volume), chorus. Reverb is a
 separate room reverb on the mix (:mod:`emomusic.render`).
 
-Speed: sample data is converted to float32 once per file; the resampled (and looped)
-waveform of each (sample zone, pitch) is computed once and cached, then every note is a
-slice times an envelope added into the mix. No per-sample Python loops.
+Speed: sample data is converted to float32 once per file; the resampled (and looped) and
+filtered waveform of each (sample zone, pitch, filter) is computed once and cached, then
+every note is a slice times an envelope added into the mix. No per-sample Python loops.
 """
 
 from __future__ import annotations
