@@ -338,17 +338,33 @@ def load_estimator(path: str | os.PathLike | None = None) -> EstimatorModel:
 # --------------------------------------------------------------------------------------
 
 
-def estimate_details(piece: Piece, model: EstimatorModel | None = None) -> dict:
+# Features that read the note velocities (loudness). ``neutral=VELOCITY_FEATURES`` estimates
+# from the notes alone: a post-hoc loudness control cannot then decide the arousal.
+VELOCITY_FEATURES = ("velocity", "velocity_std")
+
+
+def estimate_details(piece: Piece, model: EstimatorModel | None = None, neutral: Sequence[str] = ()) -> dict:
     """Everything the estimator knows about ``piece``.
 
     Keys: ``valence``, ``arousal`` (in [-1, 1]), ``quadrant`` ("Q1".."Q4"),
     ``quadrant_probs`` ({"Q1": p, ...}), ``p_valence_positive``, ``p_arousal_positive``,
     ``attributes`` (:class:`Attributes`), ``features`` (name -> value).
+
+    ``neutral`` names features to ignore without refitting: their standardised value is set
+    to 0, the training mean, so they add nothing to either axis (e.g. :data:`VELOCITY_FEATURES`
+    to judge a piece by its notes, not its loudness). The other weights were fitted
+    alongside them, so this is an approximation of a model without those features.
     """
     model = model or load_estimator()
+    unknown = [f for f in neutral if f not in ALL_FEATURES]
+    if unknown:
+        raise ValueError(f"unknown estimator feature {unknown[0]!r}")
     attrs = measure(piece)
     feats = extract_features(piece, attrs)
     z = model.standardise(feats)
+    for f in neutral:
+        if f in model.features:
+            z[model.features.index(f)] = 0.0
     pv = float(model.valence.prob(z[None, :])[0])
     pa = float(model.arousal.prob(z[None, :])[0])
     valence, arousal = 2.0 * pv - 1.0, 2.0 * pa - 1.0
@@ -367,9 +383,10 @@ def estimate_details(piece: Piece, model: EstimatorModel | None = None) -> dict:
     }
 
 
-def estimate_emotion(piece: Piece, model: EstimatorModel | None = None) -> Emotion:
-    """The estimated emotion of ``piece`` (valence, arousal in [-1, 1])."""
-    return estimate_details(piece, model)["emotion"]
+def estimate_emotion(piece: Piece, model: EstimatorModel | None = None, neutral: Sequence[str] = ()) -> Emotion:
+    """The estimated emotion of ``piece`` (valence, arousal in [-1, 1]); ``neutral`` as
+    :func:`estimate_details`."""
+    return estimate_details(piece, model, neutral)["emotion"]
 
 
 def estimate_many(pieces: Sequence[Piece], model: EstimatorModel | None = None) -> list[Emotion]:
@@ -379,6 +396,7 @@ def estimate_many(pieces: Sequence[Piece], model: EstimatorModel | None = None) 
 
 __all__ = [
     "ALL_FEATURES",
+    "VELOCITY_FEATURES",
     "EstimatorModel",
     "LogisticAxis",
     "estimate_details",
