@@ -387,10 +387,10 @@ def arousal_agreement(ps: PieceSet) -> dict:
     return out
 
 
-def compare(real: PieceSet, other: PieceSet, seed: int) -> dict:
+def compare(real: PieceSet, other: PieceSet, seed: int, trees: int = TREES) -> dict:
     out = {}
     for q in (None, *QUADRANTS):
-        r = c2st(real.rows(q), other.rows(q), seed=seed)
+        r = c2st(real.rows(q), other.rows(q), seed=seed, trees=trees)
         a, b = real.rows(q), other.rows(q)
         d = standardized_difference(a, b) if len(a) and len(b) else np.zeros(len(R.FEATURES))
         order = np.argsort(-np.abs(d))
@@ -509,8 +509,8 @@ def run_engine(engine: str, args, cache: Cache) -> tuple[list[str], dict]:
         g.name = label
         gens[label] = g
     log(f"features ({engine}) ...")
-    rows = [(f"{label} vs {real.name}", compare(real, g, args.seed)) for label, g in gens.items()]
-    rows.append((f"real vs real: {sanity.name} vs {real.name}", compare(real, sanity, args.seed)))
+    rows = [(f"{label} vs {real.name}", compare(real, g, args.seed, args.trees)) for label, g in gens.items()]
+    rows.append((f"real vs real: {sanity.name} vs {real.name}", compare(real, sanity, args.seed, args.trees)))
     js["c2st"] = {lb: r for lb, r in rows}
     lines += [f"### {engine}", "", what + ".", "", *c2st_table(rows), ""]
     sets = [real, sanity, *gens.values()]
@@ -557,6 +557,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="ABC corpus of the melody model (repeatable; 'music21' = its bundled collections; "
                          "default: Nottingham ABC_cleaned + music21)")
     ap.add_argument("--real-n", type=int, default=None, help="at most this many real pieces per quadrant (quick runs)")
+    ap.add_argument("--trees", type=int, default=TREES, help=f"trees of the random forest (default {TREES})")
     ap.add_argument("--compose-checkpoint", default=None)
     ap.add_argument("--melody-checkpoint", default=None)
     ap.add_argument("--cache", default=None, help="folder caching generated pieces and parsed real tunes")
@@ -567,8 +568,8 @@ def main(argv: list[str] | None = None) -> int:
     bad = [e for e in engines if e not in ("compose", "melody")]
     if bad or not engines:
         ap.error(f"unknown engine {bad[0] if bad else '(none)'}; use compose and/or melody")
-    if args.n < 4 or args.bars < 1:
-        ap.error("--n must be at least 4 and --bars at least 1")
+    if args.n < 4 or args.bars < 1 or args.trees < 1:
+        ap.error("--n must be at least 4, --bars and --trees at least 1")
     if args.abc is None:
         args.abc = [str(data_dir() / "nottingham" / "ABC_cleaned"), "music21"]
     import torch
@@ -577,16 +578,20 @@ def main(argv: list[str] | None = None) -> int:
     cache = Cache(args.cache)
     t0 = time.perf_counter()
     lines = ["## Realism: classifier two-sample test (issue #11)", "",
-             "`benchmarks/realism.py`: can a random forest (scikit-learn, 200 trees, stratified 5-fold CV) tell "
+             f"`benchmarks/realism.py`: can a random forest (scikit-learn, {args.trees} trees, stratified 5-fold CV) tell "
              "generated pieces from real ones on the realism features of `emomusic/realism.py`? "
              "0.5 = indistinguishable. Sets are cut to equal size and to the same number of bars.", "",
              f"Run: `python benchmarks/realism.py --n {args.n} --bars {args.bars} --seed {args.seed} --engines {','.join(engines)}"
-             + (f" --real-n {args.real_n}" if args.real_n else "") + f"` ({_dt.date.today().isoformat()}).", ""]
+             + (f" --real-n {args.real_n}" if args.real_n else "") + (f" --trees {args.trees}" if args.trees != TREES else "") + f"` ({_dt.date.today().isoformat()}).", ""]
     js: dict = {"args": {k: v for k, v in vars(args).items()}}
-    for engine in engines:
-        eng_lines, eng_js = run_engine(engine, args, cache)
-        lines += eng_lines
-        js[engine] = eng_js
+    try:
+        for engine in engines:
+            eng_lines, eng_js = run_engine(engine, args, cache)
+            lines += eng_lines
+            js[engine] = eng_js
+    except EmomusicError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
     lines.append(f"Total time {time.perf_counter() - t0:.0f} s (torch threads 1).")
     text = "\n".join(lines)
     print(text)
@@ -601,8 +606,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except EmomusicError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    sys.exit(main())
