@@ -343,6 +343,21 @@ def load_estimator(path: str | os.PathLike | None = None) -> EstimatorModel:
 VELOCITY_FEATURES = ("velocity", "velocity_std")
 
 
+def axis_probabilities(feats: dict[str, float], model: EstimatorModel | None = None,
+                       neutral: Sequence[str] = ()) -> tuple[float, float]:
+    """``(P(valence > 0), P(arousal > 0))`` from extracted features; ``neutral`` as
+    :func:`estimate_details` (those features held at their training mean)."""
+    model = model or load_estimator()
+    unknown = [f for f in neutral if f not in ALL_FEATURES]
+    if unknown:
+        raise ValueError(f"unknown estimator feature {unknown[0]!r}")
+    z = model.standardise(feats)
+    for f in neutral:
+        if f in model.features:
+            z[model.features.index(f)] = 0.0
+    return float(model.valence.prob(z[None, :])[0]), float(model.arousal.prob(z[None, :])[0])
+
+
 def estimate_details(piece: Piece, model: EstimatorModel | None = None, neutral: Sequence[str] = ()) -> dict:
     """Everything the estimator knows about ``piece``.
 
@@ -356,17 +371,9 @@ def estimate_details(piece: Piece, model: EstimatorModel | None = None, neutral:
     alongside them, so this is an approximation of a model without those features.
     """
     model = model or load_estimator()
-    unknown = [f for f in neutral if f not in ALL_FEATURES]
-    if unknown:
-        raise ValueError(f"unknown estimator feature {unknown[0]!r}")
     attrs = measure(piece)
     feats = extract_features(piece, attrs)
-    z = model.standardise(feats)
-    for f in neutral:
-        if f in model.features:
-            z[model.features.index(f)] = 0.0
-    pv = float(model.valence.prob(z[None, :])[0])
-    pa = float(model.arousal.prob(z[None, :])[0])
+    pv, pa = axis_probabilities(feats, model, neutral)
     valence, arousal = 2.0 * pv - 1.0, 2.0 * pa - 1.0
     emo = Emotion(max(-1.0, min(1.0, valence)), max(-1.0, min(1.0, arousal)))
     probs = {"Q1": pv * pa, "Q2": (1 - pv) * pa, "Q3": (1 - pv) * (1 - pa), "Q4": pv * (1 - pa)}
@@ -398,6 +405,7 @@ __all__ = [
     "ALL_FEATURES",
     "VELOCITY_FEATURES",
     "EstimatorModel",
+    "axis_probabilities",
     "LogisticAxis",
     "estimate_details",
     "estimate_emotion",

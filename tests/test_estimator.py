@@ -171,6 +171,9 @@ def test_neutral_features_are_ignored_without_refitting(piano_piece):
     d = estimate_details(piano_piece, m, neutral=VELOCITY_FEATURES)
     pa = 1 / (1 + math.exp(-(d["features"]["log_notes_per_second"] - 1.0)))
     assert d["p_arousal_positive"] == pytest.approx(pa)
+    from emomusic.estimator import axis_probabilities
+
+    assert axis_probabilities(d["features"], m, VELOCITY_FEATURES) == pytest.approx((d["p_valence_positive"], pa))
     loud = Piece(tracks=[Track("P", 0, False, [replace(n, velocity=127) for n in piano_piece.notes])])
     soft = Piece(tracks=[Track("P", 0, False, [replace(n, velocity=20) for n in piano_piece.notes])])
     assert estimate_emotion(loud, neutral=VELOCITY_FEATURES) == estimate_emotion(soft, neutral=VELOCITY_FEATURES)
