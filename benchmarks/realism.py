@@ -561,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--abc", action="append", default=None,
                     help="ABC corpus of the melody model (repeatable; 'music21' = its bundled collections; "
                          "default: Nottingham ABC_cleaned + music21)")
-    ap.add_argument("--real-n", type=int, default=None, help="at most this many real pieces per quadrant (quick runs)")
+    ap.add_argument("--real-n", type=int, default=None, help="quick runs: at most this many EMOPIA val clips per quadrant, 4x as many held-out tunes in all")
     ap.add_argument("--trees", type=int, default=TREES, help=f"trees of the random forest (default {TREES})")
     ap.add_argument("--compose-checkpoint", default=None)
     ap.add_argument("--melody-checkpoint", default=None)
