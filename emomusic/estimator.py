@@ -15,7 +15,7 @@ A small, documented model on hand-made features (no neural network):
    of the two (the axes are modelled independently).
 
 The parameters (feature names, means, scales, weights) live in
-``checkpoints/estimator/estimator.json``, written by ``scripts/fit_estimator.py`` from
+``emomusic/checkpoints/estimator/estimator.json``, written by ``scripts/fit_estimator.py`` from
 EMOPIA's train split (each clip and its top-voice melody, :func:`melody_line`, so single
 melodies are in the training distribution too); its MODEL_CARD.md reports the val-split accuracy. Numpy only.
 """
@@ -328,7 +328,7 @@ def load_estimator(path: str | os.PathLike | None = None) -> EstimatorModel:
     if not p.is_file():
         raise CheckpointError(
             f"estimator parameters not found at {p}; fit them with "
-            "'python scripts/fit_estimator.py --emopia DATA/emopia -o checkpoints/estimator'"
+            "'python scripts/fit_estimator.py --emopia DATA/emopia -o emomusic/checkpoints/estimator'"
         )
     return _load_cached(str(p.resolve()), p.stat().st_mtime)
 
