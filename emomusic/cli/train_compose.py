@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from emomusic.cli.common import seed_option
 from emomusic.errors import EmomusicError
 
 # ---- train vae / train diffgan: the engine's commands go here (owned by the engine) ----
@@ -52,7 +53,7 @@ def _engine_training_options(f):
         click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True),
         click.option("--threads", type=int, default=None, help="torch CPU threads."),
         click.option("--resume/--no-resume", default=True, show_default=True, help="Continue from OUT's training state if present."),
-        click.option("--seed", type=int, default=0, show_default=True),
+        seed_option(help="Random seed."),
         click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None, help="Cache folder (default .cache/)."),
     ]):
         f = opt(f)
@@ -204,7 +205,7 @@ def train_diffgan(vae_dir, emopia_dir, data_dirs, store_path, soft_labels, worke
 @click.option("--resume/--no-resume", default=True, show_default=True, help="Continue from OUT's training state if present.")
 @click.option("--val-share", type=float, default=0.04, show_default=True,
               help="Share of training *songs* held out for a validation loss (EMOPIA val is never used).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option(help="Random seed.")
 @click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
               help="Token cache folder (default: .cache/ in the repository).")
 def train_baseline(data_dir, out_dir, preset, steps, batch_size, max_minutes, device, threads, resume, val_share, seed, cache_dir):
