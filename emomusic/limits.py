@@ -18,7 +18,7 @@ MAX_BEATS = 60_000.0  # one hour at 1000 BPM: bounds per-beat arrays whatever th
 MAX_NOTES = 200_000
 MAX_TRACKS = 256
 MAX_EVENTS = 20_000  # tempo, key, time-signature changes and markers, each
-MAX_MIDI_BYTES = 8 * 1024 * 1024
+MAX_MIDI_BYTES = 4 * 1024 * 1024  # 200k notes take about 1.6 MB
 MAX_ABC_BYTES = 2 * 1024 * 1024
 MAX_MUSICXML_BYTES = 32 * 1024 * 1024  # uncompressed (.mxl archives are checked member by member)
 # music21 parses ABC and MusicXML; what cannot be bounded beforehand is timed out (main thread).
@@ -45,13 +45,13 @@ def check_piece_size(piece, source) -> None:
     if n == 0:
         return
     end = piece.end_beat
-    if end > MAX_BEATS:
-        raise PieceFormatError(f"{source} is too long ({end:.0f} beats; at most {MAX_BEATS:.0f})")
     seconds = piece.duration_seconds
-    if seconds > MAX_SECONDS:
+    if not seconds <= MAX_SECONDS:  # NaN too
         raise PieceFormatError(
             f"{source} is too long ({seconds / 60:.0f} minutes; at most {MAX_SECONDS / 60:.0f} minutes of music)"
         )
+    if not end <= MAX_BEATS:
+        raise PieceFormatError(f"{source} is too long ({end:.0f} beats; at most {MAX_BEATS:.0f})")
 
 
 class _TimeUp(BaseException):

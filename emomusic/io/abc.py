@@ -526,6 +526,8 @@ def _dedupe(tempos: list[Tempo]) -> list[Tempo]:
 # emomusic.limits.MAX_BEATS beats per voice.
 _FIELD = re.compile(r"^[ \t]*([MLQ]):([^\n%]*)|\[([MLQ]):([^\]\n]*)\]", re.M)
 _POW2 = {2**i for i in range(10)}
+MAX_NOTE_BEATS = 64  # one written note: 16 bars of 4/4 (longer ones are written tied)
+MAX_NOTE_DIVISION = 128
 
 
 def _bad_field(source: str, field: str, value: str, why: str) -> PieceFormatError:
@@ -569,6 +571,7 @@ def check_abc_bounds(text: str, source: str = "ABC text") -> None:
             if any(x > 10000 for x in nums) or re.search(r"=\s*0*(?:\D|$)", v):
                 raise _bad_field(source, field, value, "tempo out of range")
     unit = max(units) * 4  # in beats (quarter notes); the largest unit bounds every voice
+    longest = Fraction(MAX_NOTE_BEATS)
     for body in _voice_bodies(text):
         for t in re.finditer(r"\((\d+)", re.sub(r'"[^"]*"', "", body)):
             if int(t.group(1)[:7]) > 64:
@@ -578,6 +581,14 @@ def check_abc_bounds(text: str, source: str = "ABC text") -> None:
             if t.group(3) is None:
                 continue
             num = int(t.group(4)[:7]) if t.group(4) else 1
+            den = int(t.group(6)[:7]) if t.group(6) else 2 ** min(len(t.group(5)), 30)
+            if unit * num > longest or den > MAX_NOTE_DIVISION:
+                # music21 splits a long note into tied notes bar by bar (a 2,000-beat note took
+                # minutes) and chokes on tiny divisions: no real tune has either
+                raise PieceFormatError(
+                    f"cannot read {source} as ABC: note length {t.group(0).strip()[:20]!r} is out of range "
+                    f"(at most {MAX_NOTE_BEATS} beats, divided at most by {MAX_NOTE_DIVISION})"
+                )
             beats += unit * num
             if beats > MAX_BEATS:
                 raise PieceFormatError(f"cannot read {source} as ABC: the tune is too long (over {MAX_BEATS:.0f} beats)")
