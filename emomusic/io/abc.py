@@ -524,7 +524,7 @@ def _dedupe(tempos: list[Tempo]) -> list[Tempo]:
 # take gigabytes): metres up to 64 beats over a power of two, unit lengths between 1/512
 # and a whole note, tempi and tuplet numbers within sane ranges, at most
 # emomusic.limits.MAX_BEATS beats per voice.
-_FIELD = re.compile(r"^[ \t]*([MLQ]):([^\n%]*)|\[([MLQ]):([^\]\n]*)\]", re.M)
+_FIELD = re.compile(r"^[ \t]*([MLQ]):([^\n%]*)|\[([MLQ]):([^\]\n]*)\]?", re.M)
 _POW2 = {2**i for i in range(10)}
 MAX_NOTE_BEATS = 64  # one written note: 16 bars of 4/4 (longer ones are written tied)
 MAX_NOTE_DIVISION = 128
@@ -572,26 +572,32 @@ def check_abc_bounds(text: str, source: str = "ABC text") -> None:
                 raise _bad_field(source, field, value, "tempo out of range")
     unit = max(units) * 4  # in beats (quarter notes); the largest unit bounds every voice
     longest = Fraction(MAX_NOTE_BEATS)
-    for body in _voice_bodies(text):
-        for t in re.finditer(r"\((\d+)", re.sub(r'"[^"]*"', "", body)):
-            if int(t.group(1)[:7]) > 64:
-                raise PieceFormatError(f"cannot read {source} as ABC: tuplet of {t.group(1)[:7]} notes (at most 64)")
-        beats = Fraction(0)
-        for t in _TOKEN.finditer(body):
-            if t.group(3) is None:
-                continue
-            num = int(t.group(4)[:7]) if t.group(4) else 1
-            den = int(t.group(6)[:7]) if t.group(6) else 2 ** min(len(t.group(5)), 30)
-            if unit * num > longest or den > MAX_NOTE_DIVISION:
-                # music21 splits a long note into tied notes bar by bar (a 2,000-beat note took
-                # minutes) and chokes on tiny divisions: no real tune has either
-                raise PieceFormatError(
-                    f"cannot read {source} as ABC: note length {t.group(0).strip()[:20]!r} is out of range "
-                    f"(at most {MAX_NOTE_BEATS} beats, divided at most by {MAX_NOTE_DIVISION})"
-                )
-            beats += unit * num
-            if beats > MAX_BEATS:
-                raise PieceFormatError(f"cannot read {source} as ABC: the tune is too long (over {MAX_BEATS:.0f} beats)")
+    voices = set(re.findall(r"^[ \t]*V:[ \t]*(\S+)|\[V:[ \t]*([^\]\s]+)", text, re.M)) or {("1", "")}
+    music = "\n".join(line.split("%", 1)[0] for line in text.splitlines()
+                      if line.strip() and not re.match(r"^[ \t]*(?:%|[A-Za-z]:)", line))
+    beats = Fraction(0)
+    for t in re.finditer(r"\((\d+)", re.sub(r'"[^"]*"', "", music)):
+        if int(t.group(1)[:7]) > 64:
+            raise PieceFormatError(f"cannot read {source} as ABC: tuplet of {t.group(1)[:7]} notes (at most 64)")
+    # music21 reads any letter as a note ("L4354" is a note 4354 units long): bound them all
+    for t in _LENGTH.finditer(music):
+        if t.group(1) is None:
+            continue
+        num = int(t.group(1)[:7]) if t.group(1) else 1
+        den = int(t.group(3)[:7]) if t.group(3) else 2 ** min(len(t.group(2)), 30)
+        if unit * num > longest or den > MAX_NOTE_DIVISION:
+            # music21 splits a long note into tied notes bar by bar (a 2,000-beat note took
+            # minutes) and chokes on tiny divisions: no real tune has either
+            raise PieceFormatError(
+                f"cannot read {source} as ABC: note length {t.group(0).strip()[:20]!r} is out of range "
+                f"(at most {MAX_NOTE_BEATS} beats, divided at most by {MAX_NOTE_DIVISION})"
+            )
+        beats += unit * num
+        if beats > MAX_BEATS * len(voices):
+            raise PieceFormatError(f"cannot read {source} as ABC: the tune is too long (over {MAX_BEATS:.0f} beats)")
+
+
+_LENGTH = re.compile(r'"[^"]*"|![^!\n]*!|\+[^+\n]*\+|\[[A-Za-z]:[^\]\n]*\]?|(?:[A-Za-z][,\']*|\])(\d*)(/*)(\d*)')
 
 
 def abc_to_piece(text: str, source: str = "ABC text") -> Piece:
