@@ -113,8 +113,8 @@ def main(argv: list[str] | None = None) -> None:
         try:
             rv = cli.main(args=argv, prog_name="emomusic", standalone_mode=False)
             code = rv if isinstance(rv, int) else 0  # --help / --version return 0
-        except click.exceptions.Abort:
-            click.echo("Aborted.", err=True)
+        except click.exceptions.Abort as exc:  # click turns Ctrl-C (and EOF at a prompt) into Abort
+            click.echo("Interrupted." if isinstance(exc.__context__, KeyboardInterrupt) else "Aborted.", err=True)
             code = 130
         except click.exceptions.Exit as exc:
             code = exc.exit_code
