@@ -22,7 +22,7 @@ MAX_MIDI_BYTES = 4 * 1024 * 1024  # 200k notes take about 1.6 MB
 MAX_ABC_BYTES = 2 * 1024 * 1024
 MAX_MUSICXML_BYTES = 32 * 1024 * 1024  # uncompressed (.mxl archives are checked member by member)
 # music21 parses ABC and MusicXML; what cannot be bounded beforehand is timed out (main thread).
-PARSE_SECONDS = 60.0
+PARSE_SECONDS = 20.0
 
 
 def check_file_size(path, size: int, limit: int, what: str) -> None:

@@ -579,7 +579,16 @@ def check_abc_bounds(text: str, source: str = "ABC text") -> None:
     for t in re.finditer(r"\((\d+)", re.sub(r'"[^"]*"', "", music)):
         if int(t.group(1)[:7]) > 64:
             raise PieceFormatError(f"cannot read {source} as ABC: tuplet of {t.group(1)[:7]} notes (at most 64)")
-    # music21 reads any letter as a note ("L4354" is a note 4354 units long): bound them all
+    # music21 reads any letter, even an accidental alone, as a note ("L4354" or "^7811" is a
+    # note thousands of units long): every number in the music is a length or a division
+    bare = re.sub(r'"[^"]*"|![^!\n]*!|\+[^+\n]*\+|\[[A-Za-z]:[^\]\n]*\]?', " ", music)
+    for t in re.finditer(r"(/*)(\d+)", bare):
+        n = int(t.group(2)[:7])
+        if (n > MAX_NOTE_DIVISION) if t.group(1) else (unit * n > longest):
+            raise PieceFormatError(
+                f"cannot read {source} as ABC: note length {t.group(0)[:20]!r} is out of range "
+                f"(at most {MAX_NOTE_BEATS} beats, divided at most by {MAX_NOTE_DIVISION})"
+            )
     for t in _LENGTH.finditer(music):
         if t.group(1) is None:
             continue
