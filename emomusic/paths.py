@@ -44,3 +44,16 @@ def playlists_dir() -> Path:
 
 def data_dir() -> Path:
     return _override("EMOMUSIC_DATA", REPO_DIR.parent / "shared" / "data")
+
+
+def cache_dir() -> Path:
+    """Where training caches go: ``EMOMUSIC_CACHE``, else ``.cache/`` in a source checkout
+    (git-ignored), else the user's cache folder (an installed package never writes into
+    site-packages)."""
+    env = os.environ.get("EMOMUSIC_CACHE")
+    if env:
+        return Path(env)
+    if (REPO_DIR / "pyproject.toml").is_file():
+        return REPO_DIR / ".cache"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "emomusic"

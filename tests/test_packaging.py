@@ -103,6 +103,38 @@ def test_environment_overrides(tmp_path, monkeypatch):
     assert (paths.checkpoint_path("compose") / "vae" / "model.safetensors").is_file()
 
 
+def test_cache_dir(tmp_path, monkeypatch):
+    from emomusic import paths
+
+    monkeypatch.setenv("EMOMUSIC_CACHE", str(tmp_path / "c"))
+    assert paths.cache_dir() == tmp_path / "c"
+    monkeypatch.delenv("EMOMUSIC_CACHE")
+    assert paths.cache_dir() == REPO_DIR / ".cache"  # a source checkout keeps its git-ignored .cache/
+    monkeypatch.setattr(paths, "REPO_DIR", tmp_path / "site-packages")  # an installed package
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert paths.cache_dir() == tmp_path / "xdg" / "emomusic"
+
+
+def test_sdist_holds_the_shipped_files(tmp_path):
+    import tarfile
+
+    if not (REPO_DIR / "pyproject.toml").is_file():
+        pytest.skip("not a source checkout")
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(REPO_DIR / name, src / name)
+    shutil.copytree(PACKAGE_DIR, src / "emomusic", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    code = "import sys; from setuptools import build_meta as b; print(b.build_sdist(sys.argv[1]))"
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "dist")], cwd=src, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    sdist = tmp_path / "dist" / r.stdout.strip().splitlines()[-1]
+    names = {n.split("/", 1)[1] for n in tarfile.open(sdist).getnames() if "/" in n}
+    missing = [n for n in SHIPPED if n not in names]
+    assert not missing, f"sdist lacks {missing}"
+
+
 def test_shell_completion_script():
     env = dict(os.environ, _EMOMUSIC_COMPLETE="bash_source")
     r = subprocess.run([sys.executable, "-m", "emomusic"], env=env, capture_output=True, text=True, timeout=60)

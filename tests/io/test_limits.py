@@ -222,3 +222,13 @@ def test_estimator_file_that_is_not_utf8_is_one_line(tmp_path):
     (tmp_path / "estimator.json").write_text("[1, 2]")
     with pytest.raises(CheckpointError, match="not a JSON object"):
         load_estimator(tmp_path)
+
+
+def test_devices_and_pipes_are_not_read(tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe.mid"
+    os.mkfifo(fifo)
+    for path in (fifo, "/dev/zero"):
+        with pytest.raises(Exception, match="not a regular file"):
+            read_piece(path, fmt="midi")
