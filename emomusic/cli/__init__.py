@@ -94,12 +94,28 @@ def _quiet_exit(code: int, console: bool) -> None:
             signal.signal(signal.SIGINT, _now)
     except (ValueError, OSError):  # not the main thread (embedded use): nothing to do
         pass
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except Exception:
-            pass
-    sys.exit(code)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _drop_stdout()
+        code = code or 141
+    except Exception:
+        pass
+    try:
+        sys.stderr.flush()
+    except Exception:
+        pass
+    if code:  # success returns, as click's own main does for in-process callers
+        sys.exit(code)
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null: its reader is gone, and Python's own flush at shutdown
+    would otherwise fail again with "Exception ignored ... BrokenPipeError"."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def _one_line(text: str) -> str:
@@ -130,6 +146,9 @@ def main(argv: list[str] | None = None) -> None:
         except MemoryError:
             click.echo("Error: out of memory (the input or the requested output is too large for this machine)", err=True)
             code = 2
+        except BrokenPipeError:  # `emomusic emotions | head`: the reader left; say nothing
+            _drop_stdout()
+            code = 141
         except OSError as exc:  # the file system or the machine refused (disk full, I/O error ...)
             if os.environ.get("EMOMUSIC_DEBUG"):
                 raise
