@@ -9,21 +9,22 @@ Tests swap an :class:`Engines` for a fake through FastAPI's ``dependency_overrid
 from __future__ import annotations
 
 import inspect
-import threading
 from pathlib import Path
 from typing import Callable
 
 from emomusic.emotion import Emotion
-from emomusic.errors import EmomusicError
+from emomusic.errors import EmomusicError, PieceFormatError
 from emomusic.piece import Piece
 
 from .jobs import Job
 
-# music21 is patched process-wide while emomusic.io.abc reads ABC (io/abc.py
-# ``_chord_ties_patch`` swaps ``music21.abcFormat.translate.parseABCNote`` and restores it on
-# exit): two overlapping reads would restore each other's patch and leave it installed.
-# Every ABC read the server makes goes through this lock.
-ABC_READ_LOCK = threading.Lock()
+# Uploaded ABC and MusicXML are parsed by music21 in a child process, for two reasons:
+# * time: emomusic.limits times a parse out with SIGALRM, which acts only in a main thread
+#   (the child's), and the parent kills a child that outlives READ_TIMEOUT_S;
+# * module-level state: emomusic.io.abc patches music21 process-wide while it reads
+#   (``_chord_ties_patch`` swaps ``music21.abcFormat.translate.parseABCNote``); overlapping
+#   reads in server threads would restore each other's patch and leave it installed.
+READ_TIMEOUT_S = 60.0
 
 READ_SUFFIXES = {".mid": "midi", ".midi": "midi", ".abc": "abc", ".musicxml": "musicxml", ".xml": "musicxml",
                  ".mxl": "musicxml"}
@@ -71,6 +72,58 @@ def analysis(piece: Piece) -> dict:
         "tracks": [t.name for t in piece.tracks],
         "seconds": round(piece.duration_seconds, 3),
     }
+
+
+def _read_child_main() -> None:
+    """``python -c`` entry of the reader process: argv = path, format, result file."""
+    import pickle
+    import sys
+
+    path, fmt, out = sys.argv[1:4]
+    try:
+        from emomusic.io import read_piece
+
+        result = (True, read_piece(path, fmt))  # in this process's main thread: limits' timeout acts
+    except EmomusicError as exc:
+        result = (False, str(exc))
+    except Exception as exc:  # music21 raises many kinds
+        result = (False, f"cannot read the file as {fmt} ({type(exc).__name__})")
+    with open(out, "wb") as f:
+        pickle.dump(result, f)
+
+
+def read_upload(path: Path, fmt: str, timeout: float = READ_TIMEOUT_S) -> Piece:
+    """``read_piece(path, fmt)``; ABC and MusicXML in a child process that is killed after
+    ``timeout`` seconds (MIDI is read here: mido is fast and the size bound suffices)."""
+    from emomusic.io import read_piece
+
+    if fmt == "midi":
+        return read_piece(path, fmt)
+    import os
+    import pickle
+    import subprocess
+    import sys
+
+    import emomusic
+
+    out = Path(path).with_name(Path(path).name + ".piece")
+    env = dict(os.environ)
+    root = str(Path(emomusic.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    try:
+        proc = subprocess.run([sys.executable, "-c", "from emomusic.web.engines import _read_child_main; _read_child_main()",
+                               str(path), fmt, str(out)], env=env, capture_output=True, timeout=timeout)
+        if proc.returncode != 0 or not out.is_file():
+            raise PieceFormatError(f"cannot read the {fmt} file (the reader stopped)")
+        with open(out, "rb") as f:  # written just now by our own reader process
+            ok, value = pickle.load(f)
+    except subprocess.TimeoutExpired:
+        raise PieceFormatError(f"reading the {fmt} file took longer than {timeout:g} s") from None
+    finally:
+        out.unlink(missing_ok=True)
+    if not ok:
+        raise PieceFormatError(value)
+    return value
 
 
 class Engines:
@@ -174,14 +227,8 @@ class Engines:
                             "form": kwargs.get("form")}}
 
     def analyze(self, job: Job, path: Path, fmt: str) -> dict:
-        from emomusic.io import read_piece
-
         job.report(0.1, "reading the file")
-        if fmt == "abc":
-            with ABC_READ_LOCK:
-                piece = read_piece(path, fmt)
-        else:
-            piece = read_piece(path, fmt)
+        piece = read_upload(path, fmt)
         job.report(0.6, "measuring")
         out = analysis(piece)
         out["roll"] = piano_roll(piece)

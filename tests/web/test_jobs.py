@@ -216,12 +216,14 @@ def test_failed_job_leaves_nothing(make_client, job_dirs):
     assert job_dirs(c2) == []
 
 
-def test_abc_reads_are_serialised_around_the_music21_patch(tmp_path):
-    """emomusic.io.abc patches music21 process-wide while it reads; concurrent reads through the
-    server must leave music21 as it was."""
+def test_uploads_are_parsed_in_a_child_process(tmp_path):
+    """ABC / MusicXML uploads are read by music21 in a child process: its time limit acts there
+    (SIGALRM needs a main thread), a reader that outlives the timeout is killed, and music21's
+    process-wide ABC patch (emomusic.io.abc) never touches the server's threads."""
     from music21.abcFormat import translate
 
-    from emomusic.web.engines import Engines
+    from emomusic.errors import PieceFormatError
+    from emomusic.web.engines import Engines, read_upload
     from emomusic.web.jobs import JobManager
 
     original = translate.parseABCNote
@@ -234,12 +236,17 @@ def test_abc_reads_are_serialised_around_the_music21_patch(tmp_path):
         p.write_text(abc)
         return eng.analyze(job, p, "abc")
 
-    jobs = [jm.submit("analyze", work) for _ in range(8)]
+    jobs = [jm.submit("analyze", work) for _ in range(4)]
     for j in jobs:
-        j.future.result(60)
-    assert all(j.state == "done" for j in jobs), [j.error for j in jobs]
+        j.future.result(120)
+    assert all(j.state == "done" and j.result["notes"] == 6 for j in jobs), [j.error for j in jobs]
     assert translate.parseABCNote is original
     jm.shutdown()
+    slow = tmp_path / "t.abc"
+    slow.write_text(abc)
+    with pytest.raises(PieceFormatError, match="took longer than"):
+        read_upload(slow, "abc", timeout=0.05)  # the child cannot even start in time: killed
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".piece") == []
 
 
 def test_torch_threads_set_at_start(make_client):
