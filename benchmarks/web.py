@@ -5,8 +5,10 @@ times requests with httpx over TCP, the way the page or a script calls it:
 
 * cold: the first compose (loads the checkpoint and the estimator);
 * warm: ``--n`` composes of ``--bars`` bars with different seeds, one at a time: median, p90
-  and max seconds from request to complete JSON answer (compose + MIDI, WAV and MusicXML
-  written + attributes and emotion measured);
+  and max seconds from request to complete JSON answer (compose + MIDI and WAV written +
+  attributes and emotion measured; MusicXML waits for its first download), and the CPU
+  seconds the process spent per request (server and client share this process): on a
+  shared machine the wall time mostly measures the other jobs, the CPU time does not;
 * download: fetching the WAV the answer points to;
 * parallel: ``--workers`` clients at once against ``--workers`` worker threads (seconds per
   request, wall time for the batch).
@@ -63,16 +65,20 @@ def main(argv=None) -> dict:
         base = f"http://127.0.0.1:{port}"
         try:
             with httpx.Client(base_url=base, timeout=120) as c:
+                cpu: list[float] = []
+
                 def compose(seed: int) -> tuple[float, dict]:
-                    t0 = time.perf_counter()
+                    t0, c0 = time.perf_counter(), time.process_time()
                     r = c.post("/api/compose", json={"valence": 0.6, "arousal": -0.4, "bars": args.bars, "seed": seed})
                     dt = time.perf_counter() - t0
+                    cpu.append(time.process_time() - c0)
                     r.raise_for_status()
                     return dt, r.json()
 
                 cold, _ = compose(10_000)
                 compose(10_001)  # second warm-up (first-call caches in the writers)
                 warm = []
+                cpu.clear()
                 last = None
                 for i in range(args.n):
                     dt, last = compose(i)
@@ -106,7 +112,7 @@ def main(argv=None) -> dict:
         "bars": args.bars, "n": args.n, "workers": args.workers, "cpu": platform.processor() or platform.machine(),
         "cores": os.cpu_count(), "load_avg_1min": round(os.getloadavg()[0], 2), "cold_s": round(cold, 3),
         "warm_median_s": round(statistics.median(warm), 3), "warm_p90_s": round(warm[int(0.9 * (len(warm) - 1))], 3),
-        "warm_max_s": round(warm[-1], 3), "wav_download_s": round(dl, 4), "wav_bytes": len(wav.content),
+        "warm_max_s": round(warm[-1], 3), "warm_cpu_median_s": round(statistics.median(cpu), 3), "wav_download_s": round(dl, 4), "wav_bytes": len(wav.content),
         "parallel_per_request_s": round(statistics.median(per_request), 3), "parallel_batch_s": round(batch, 3),
     }
     if args.json:
@@ -118,6 +124,7 @@ def main(argv=None) -> dict:
         print(f"| cold (first request: loads checkpoint + estimator) | {result['cold_s']:.2f} |")
         print(f"| warm, median of {args.n} | **{result['warm_median_s']:.2f}** |")
         print(f"| warm, p90 / max | {result['warm_p90_s']:.2f} / {result['warm_max_s']:.2f} |")
+        print(f"| warm, CPU seconds per request (median) | {result['warm_cpu_median_s']:.2f} |")
         print(f"| WAV download ({result['wav_bytes'] / 1e6:.1f} MB) | {result['wav_download_s']:.3f} |")
         print(f"| {args.workers} clients at once: per request (median) / whole batch | "
               f"{result['parallel_per_request_s']:.2f} / {result['parallel_batch_s']:.2f} |")
