@@ -120,6 +120,7 @@ def test_compose_melody_session_analyze_in_a_browser(browser, server, artifacts,
     # compose: the result plays (audio has a duration), shows a piano roll and the measured point
     page.click("#form-compose button.go")
     page.wait_for_function("document.getElementById('player').duration > 0", timeout=60000)
+    assert "+0.70" in page.inner_text("#va") and page.input_value("#mood-search") == ""  # the clicked point was composed
     assert page.locator("#picture canvas").count() == 1
     assert page.locator("#measured").get_attribute("visibility") == "visible"
     assert "estimated emotion" in page.inner_text("#attrs")

@@ -172,6 +172,7 @@ function onCircleDown(evt) {
   } else {
     setPoint(p);
     state.dragging = true;
+    $("mood-search").value = ""; state.searched = null;  // the word no longer names the point
   }
 }
 function onCircleMove(evt) {
@@ -514,8 +515,13 @@ function applyPreset(name) {
 
 function onMoodSearch() {
   const word = $("mood-search").value.trim().toLowerCase();
+  if (!word || word === state.searched) return;  // "change" also fires on blur: apply a word once
   const m = state.moods.find((x) => x.word === word);
-  if (m) { setPoint(m, m.word); setStatus(`${m.word}: valence ${fmt(m.valence)}, arousal ${fmt(m.arousal)}`); }
+  if (m) {
+    state.searched = word;
+    setPoint(m, m.word);
+    setStatus(`${m.word}: valence ${fmt(m.valence)}, arousal ${fmt(m.arousal)}`);
+  }
 }
 
 // ---------------------------------------------------------------------------- start
