@@ -91,7 +91,7 @@ def main() -> None:
     for emo, t in tqdm(tunes, desc="re-parsing", unit="tune", file=sys.stderr):
         bars = len(t.canon.bars)
         m21_ok += check_music21(t.abc, n_bars=bars, n_notes=len(t.canon.pitches()),
-                                quarters=bars * t.canon.bar_units / 4) is None
+                                quarters=bars * t.canon.bar_units / 4, expand=True) is None
         a2m_ok += check_abc2midi(t.abc) is None
     total = len(tunes)
 
