@@ -56,13 +56,15 @@ def _preflight(fmt: str) -> None:
               help="Sections in phrases, e.g. AABB, AABA, AA'BB (' = varied repeat), or none (default: AABB-style by length).")
 @click.option("--variation", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Share of a varied repeat's inner bars written anew (0 = copied).")
+@click.option("--check", type=click.Choice(["parsers", "grammar"]), default="parsers", show_default=True,
+              help="parsers: music21 and abc2midi read every tune before it is written; grammar: trust the decoder (faster).")
 @click.option("--format", "fmt", type=str, default=None, help="abc|midi|musicxml|wav|svg|png (default: from -o, or abc).")
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="Melody checkpoint folder.")
 @click.option("--soundfont", type=click.Path(path_type=Path), default=None, help="SoundFont for WAV output.")
 @json_option
 @click.option("--output", "-o", type=click.Path(path_type=Path), required=True, help="Output file, or folder with --n > 1.")
-def melody(valence, arousal, mood, bars, n, seed, chords, meter, key, tempo, form, variation, fmt, checkpoint, soundfont,
-           as_json, output):
+def melody(valence, arousal, mood, bars, n, seed, chords, meter, key, tempo, form, variation, check, fmt, checkpoint,
+           soundfont, as_json, output):
     """Write ABC melodies for an emotion (attribute template + ABC language model).
 
     Every tune is accepted by music21 and abc2midi before it is written. Examples:
@@ -102,7 +104,7 @@ def melody(valence, arousal, mood, bars, n, seed, chords, meter, key, tempo, for
     from emomusic.melody import generate_melodies
 
     tunes = generate_melodies(emotion, bars=bars, n=n, seed=seed, chords=chords, meter=meter, key=key, tempo=tempo,
-                              checkpoint=checkpoint, progress=n > 1, form=form, variation=variation)
+                              checkpoint=checkpoint, progress=n > 1, form=form, variation=variation, check=check)
     if n > 1 and not output.exists():
         from emomusic.atomic import atomic_dir
 

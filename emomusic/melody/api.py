@@ -185,7 +185,7 @@ def _title(emotion: Emotion, i: int, seed: int) -> str:
 def generate_melodies(emotion: Emotion, *, bars: int = 16, n: int = 1, seed: int = 0, chords: bool = False,
                       meter: str | None = None, key=None, tempo: float | None = None, checkpoint=None,
                       sampling=None, progress: bool = False, form=None, variation: float = 0.5,
-                      check: str = "parsers") -> list[Tune]:
+                      check: str = "grammar") -> list[Tune]:
     """``n`` melodies of ``bars`` bars for ``emotion``.
 
     ``key`` is a name (``"Dm"``, ``"Ador"``, ``"Gmix"``), a :class:`Key` or a
@@ -197,10 +197,13 @@ def generate_melodies(emotion: Emotion, *, bars: int = 16, n: int = 1, seed: int
     sections are copied bar for bar (and written once between ``|: :|``, with first and second
     endings where only the closing bar differs); a varied repeat (``A'``) keeps its opening bar
     and samples ``variation`` (0..1) of its inner bars anew; every phrase ends on its cadence.
-    ``check``: ``"parsers"`` (default) has every tune read by music21 and abc2midi; ``"grammar"``
-    trusts the constrained decoder and the code-written ABC and re-reads only the canonical
-    tune (bars full, notes counted) - about 4x faster, for bulk generation. Tunes that fail are
-    resampled with another seed.
+    ``check``: ``"grammar"`` (default) checks the canonical tune (every bar full, lengths the
+    writer can spell, pitches in range): the constrained decoder and the code-written ABC make
+    a tune that passes this parse in music21 and abc2midi (the test suite and
+    ``benchmarks/melody.py`` check that on every tune they make); ``"parsers"`` also has each
+    tune read by music21 (repeats expanded: every bar and note must come back) and abc2midi,
+    about 0.2 s more per tune - ``emomusic melody`` does this before writing. Tunes that fail
+    are resampled with another seed.
     """
     if not isinstance(emotion, Emotion):
         raise EmomusicError(f"generate_melodies() needs an Emotion, got {type(emotion).__name__}")

@@ -35,6 +35,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 from emomusic.melody.notation import (
@@ -172,7 +173,8 @@ class TuneSpec:
             return {self.tonic_chord(): 0.0}
         t = self.key.tonic
         if where == "half":  # a half cadence rests on the dominant
-            dom = {c: 0.0 for c in diatonic if c[0] == (t + 7) % 12 and c[1] in ("", "7", "m")}
+            qualities = ("", "7") if self.key.mode in ("major", "minor") else ("", "7", "m")  # no minor v in minor
+            dom = {c: 0.0 for c in diatonic if c[0] == (t + 7) % 12 and c[1] in qualities}
             if dom:
                 return dom
         if self.key.mode in ("minor", "major"):
@@ -220,7 +222,7 @@ class TuneSpec:
         """Logit bonus per pitch class steering the running, duration-weighted pitch-class
         histogram ``hist`` toward :meth:`target_profile`: under-used degrees are favoured,
         over-used ones held back (``tonal_bias`` * log ratio, clipped to +-2)."""
-        target = self.target_profile()
+        target = self.__dict__.get("_target") or self.__dict__.setdefault("_target", self.target_profile())
         total = sum(hist) + prior
         out = {}
         for pc, t in target.items():
@@ -381,27 +383,27 @@ class Grammar:
                 st.hist[st.last_pitch % 12] += dur
 
 
-def _filter_sample(logits: torch.Tensor, allowed: list[int], s: Sampling, gen: torch.Generator,
+def _filter_sample(logits, allowed: list[int], s: Sampling, gen: torch.Generator,
                    bias: list[float] | None = None) -> int:
-    """Sample one token from ``logits`` (V,) restricted to ``allowed`` (plus ``bias``)."""
+    """Sample one token from ``logits`` (V,) (numpy or torch) restricted to ``allowed`` (plus ``bias``)."""
     if len(allowed) == 1:
         return allowed[0]
-    idx = torch.tensor(allowed, dtype=torch.long)
-    lg = logits[idx].float()
+    lg = np.asarray(logits, dtype=np.float64)[allowed]
     if bias is not None:
-        lg = lg + torch.tensor(bias, dtype=torch.float32)
+        lg = lg + np.asarray(bias, dtype=np.float64)
     lg = lg / max(s.temperature, 1e-5)
-    k = min(s.top_k, lg.numel()) if s.top_k and s.top_k > 0 else lg.numel()
-    vals, order = torch.topk(lg, k)
-    probs = torch.softmax(vals, dim=0)
+    k = min(s.top_k, lg.size) if s.top_k and s.top_k > 0 else lg.size
+    order = np.argsort(-lg, kind="stable")[:k]
+    vals = lg[order]
+    probs = np.exp(vals - vals[0])
+    probs /= probs.sum()
     if 0 < s.top_p < 1:
-        cum = torch.cumsum(probs, dim=0)
-        keep = (cum - probs) < s.top_p  # always keeps the first
-        probs = probs * keep
-        probs = probs / probs.sum()
+        cum = np.cumsum(probs)
+        probs = probs * ((cum - probs) < s.top_p)  # always keeps the first
+        probs /= probs.sum()
     u = torch.rand((), generator=gen).item()
-    cum = torch.cumsum(probs, dim=0)
-    j = int(torch.searchsorted(cum, torch.tensor(u * float(cum[-1]))).clamp(max=len(probs) - 1))
+    cum = np.cumsum(probs)
+    j = min(int(np.searchsorted(cum, u * cum[-1])), len(probs) - 1)
     return allowed[int(order[j])]
 
 
@@ -436,7 +438,10 @@ def sample_tunes(model, tok: Tokenizer, specs: list[TuneSpec], sampling: Samplin
         st.tokens = list(row)
         st.bar_start = len(st.tokens)
     context = model.config.context
-    logits, cache = model(prefix, torch.arange(N_PREFIX), cache=None)
+    from emomusic.melody.fastlm import numpy_twin
+
+    lm = numpy_twin(model)  # the same maths as model.forward, less overhead per step
+    logits, cache = lm.forward(prefix.numpy(), np.arange(N_PREFIX), cache=None)
     last = logits[:, -1, :]
     t = N_PREFIX
     drop_chunk = max(1, context // 4)
@@ -465,9 +470,9 @@ def sample_tunes(model, tok: Tokenizer, specs: list[TuneSpec], sampling: Samplin
         T = len(nxt[0])  # > 1 only for a lone tune writing a copied bar
         if cache[0][0].shape[2] + T > context:  # slide the window, keep the control prefix
             cut = N_PREFIX + max(drop_chunk, cache[0][0].shape[2] + T - context)
-            cache = [(torch.cat([k[:, :, :N_PREFIX], k[:, :, cut:]], 2), torch.cat([v[:, :, :N_PREFIX], v[:, :, cut:]], 2))
+            cache = [(np.concatenate([k[:, :, :N_PREFIX], k[:, :, cut:]], 2), np.concatenate([v[:, :, :N_PREFIX], v[:, :, cut:]], 2))
                      for k, v in cache]
-        logits, cache = model(torch.tensor(nxt, dtype=torch.long), torch.arange(t, t + T), cache=cache)
+        logits, cache = lm.forward(np.asarray(nxt, dtype=np.int64), np.arange(t, t + T), cache=cache)
         last = logits[:, -1, :]
         t += T
     for st in states:
