@@ -220,15 +220,12 @@ def generate_melodies(emotion: Emotion, *, bars: int = 16, n: int = 1, seed: int
     plan = resolve_form(form, bars, emotion, kind="tune")
     model, tok, cfg = load_melody_model(checkpoint)
 
-    import torch
-
     from emomusic.melody.decode import Sampling, TuneSpec, sample_tunes
     from emomusic.melody.tokenizer import Controls
     from emomusic.melody.validate import check_abc
 
     tpl = melody_template(emotion)
     bpm = float(tempo) if tempo is not None else tpl.tempo
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
 
     def spec_for(i: int, attempt: int) -> TuneSpec:
         rng = random.Random(f"{seed}:{i}")
