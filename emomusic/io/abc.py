@@ -24,6 +24,7 @@ they are restored here (see :func:`_parse_with_music21`).
 from __future__ import annotations
 
 import re
+import threading
 from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
@@ -341,35 +342,54 @@ def write_abc(piece: Piece, path: str | Path, title: str | None = None, grid: fl
 _CHORD_NOTE = re.compile(r"([_=^]*[A-Ga-g][,']*)[\d/]*(-?)")
 
 
-@contextmanager
-def _chord_ties_patch():
-    """music21's ABC translator drops ties on chords (``[CE]2-`` and ``[C-E]2``); mark
-    them on the chord's notes while we parse."""
+_PATCH_LOCK = threading.Lock()
+_PATCH_STATE = threading.local()  # .active: this thread is reading ABC through read_abc / abc_to_piece
+
+
+def _install_chord_ties_patch() -> None:
+    """music21's ABC translator drops ties on chords (``[CE]2-`` and ``[C-E]2``). A wrapper of
+    its ``parseABCNote`` marks them on the chord's notes, but only in a thread that is inside
+    :func:`_chord_ties_patch`: installed once (under a lock), never swapped back and forth, so
+    reads in other threads (melody validation, a web server's workers) see music21 as it is."""
     from music21 import tie
     from music21.abcFormat import ABCChord, translate
 
-    original = translate.parseABCNote
-
-    def patched(t, dst):
-        before = len(dst._elements) + len(getattr(dst, "_endElements", []))
-        original(t, dst)
-        if not isinstance(t, ABCChord) or len(dst._elements) <= before - len(getattr(dst, "_endElements", [])):
+    with _PATCH_LOCK:
+        if getattr(translate.parseABCNote, "_emomusic_chord_ties", False):
             return
-        c = dst._elements[-1]
-        if not hasattr(c, "notes") or not c.notes:
-            return
-        inner = t.src[t.src.find("[") + 1: t.src.find("]")] if "[" in t.src else ""
-        per_note = [m.group(2) == "-" for m in _CHORD_NOTE.finditer(inner)]
-        whole = t.tie in ("start", "continue")
-        for i, n in enumerate(c.notes):
-            if whole or (i < len(per_note) and per_note[i]):
-                n.tie = tie.Tie("start")
+        original = translate.parseABCNote
 
-    translate.parseABCNote = patched
+        def patched(t, dst):
+            before = len(dst._elements) + len(getattr(dst, "_endElements", []))
+            original(t, dst)
+            if not getattr(_PATCH_STATE, "active", False):
+                return
+            if not isinstance(t, ABCChord) or len(dst._elements) <= before - len(getattr(dst, "_endElements", [])):
+                return
+            c = dst._elements[-1]
+            if not hasattr(c, "notes") or not c.notes:
+                return
+            inner = t.src[t.src.find("[") + 1: t.src.find("]")] if "[" in t.src else ""
+            per_note = [m.group(2) == "-" for m in _CHORD_NOTE.finditer(inner)]
+            whole = t.tie in ("start", "continue")
+            for i, n in enumerate(c.notes):
+                if whole or (i < len(per_note) and per_note[i]):
+                    n.tie = tie.Tie("start")
+
+        patched._emomusic_chord_ties = True
+        translate.parseABCNote = patched
+
+
+@contextmanager
+def _chord_ties_patch():
+    """Chord ties are kept while this thread parses ABC inside the block."""
+    _install_chord_ties_patch()
+    was = getattr(_PATCH_STATE, "active", False)
+    _PATCH_STATE.active = True
     try:
         yield
     finally:
-        translate.parseABCNote = original
+        _PATCH_STATE.active = was
 
 
 def _voice_headers(text: str) -> list[tuple[str, str | None, int | None]]:

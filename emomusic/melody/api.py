@@ -208,8 +208,9 @@ def generate_melodies(emotion: Emotion, *, bars: int = 16, n: int = 1, seed: int
     if not isinstance(emotion, Emotion):
         raise EmomusicError(f"generate_melodies() needs an Emotion, got {type(emotion).__name__}")
     check_options(bars, n, meter, tempo)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise EmomusicError(f"seed must be a whole number, got {seed!r}")
+    from emomusic.validation import check_seed
+
+    seed = check_seed(seed)  # the one seed rule of every command and API
     want_key = resolve_key(key)
     if check not in ("parsers", "grammar"):
         raise EmomusicError(f"check must be 'parsers' or 'grammar', got {check!r}")

@@ -134,7 +134,7 @@ def test_transpose_tune_headers(debug_checkpoint):
 
 @pytest.mark.parametrize("kwargs,match", [
     ({"bars": 0}, "bars"), ({"bars": 1.5}, "bars"), ({"n": 0}, "n must"), ({"meter": "5/4"}, "metre"),
-    ({"key": "H"}, "key"), ({"tempo": 5}, "tempo"), ({"seed": "x"}, "seed"),
+    ({"key": "H"}, "key"), ({"tempo": 5}, "tempo"), ({"seed": "x"}, "seed"), ({"seed": -1}, "seed"), ({"seed": 2**32}, "seed"),
 ])
 def test_bad_arguments(debug_checkpoint, kwargs, match):
     with pytest.raises(EmomusicError, match=match):
