@@ -134,11 +134,11 @@ def _cadence(tracks: list[Track], mel: int | None, bar0: float, end: float, cade
         return
     vels = [n.velocity for _, n in sounding] or [n.velocity for i in acc for n in tracks[i].notes] or [70]
     vel = sorted(vels)[len(vels) // 2]
-    # the bass: the lowest note sounding at t0 is the chord's root
+    # the bass: the lowest note sounding at t0 is the chord's root, held to the end
     host = acc[-1] if not sounding else min(sounding, key=lambda x: x[1].pitch)[0]
     low = min(sounding, key=lambda x: x[1].pitch)[1] if sounding else None
     if low is not None and low.start >= t0 - 1e-6:
-        bass = replace(low, pitch=pitch_below(low.pitch, root % 12))
+        bass = replace(low, pitch=pitch_below(low.pitch, root % 12), duration=end - t0)
         tracks[host] = replace(tracks[host], notes=_dedupe([bass if n is low else n for n in tracks[host].notes]))
     else:
         near = [n.pitch for i in acc for n in tracks[i].notes if bar0 - 4 <= n.start < end]
@@ -148,6 +148,14 @@ def _cadence(tracks: list[Track], mel: int | None, bar0: float, end: float, cade
             tracks[host] = replace(tracks[host], notes=[replace(n, duration=t0 - n.start) if n is low else n
                                                         for n in tracks[host].notes])
         tracks[host] = replace(tracks[host], notes=_dedupe(tracks[host].notes + [bass]))
+    # later notes under the cadence stay above the bass (an octave up, as often as needed)
+    for i in acc:
+        lifted = []
+        for n in tracks[i].notes:
+            if t0 + 1e-6 < n.start < end - 1e-6 and n.pitch < bass.pitch:
+                n = replace(n, pitch=n.pitch + 12 * -(-(bass.pitch - n.pitch) // 12))
+            lifted.append(n)
+        tracks[i] = replace(tracks[i], notes=_dedupe(lifted))
     # the full chord, held to the end: missing chord tones between the bass and the melody
     held = acc + ([mel] if mel is not None else [])
     here = [n for i in held for n in tracks[i].notes if n.start <= t0 + 1e-6 and n.end >= end - 1e-6]

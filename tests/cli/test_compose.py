@@ -32,7 +32,7 @@ def test_compose_writes_daw_ready_midi(tmp_path):
     metas = [m for t in mid.tracks for m in t if m.is_meta]
     types = {m.type for m in metas}
     assert {"set_tempo", "time_signature", "key_signature", "marker"} <= types
-    markers = [m.text for m in metas if m.type == "marker"]
+    markers = [m.text for m in metas if m.type == "marker" and m.text.startswith("emotion ")]
     assert len(markers) == 4 and markers[0] == "emotion v=0.70 a=0.60 Q1"
     programs = [m for t in mid.tracks for m in t if m.type == "program_change"]
     assert programs
@@ -50,7 +50,7 @@ def test_compose_n_folder_json_and_morph(tmp_path):
     assert [f.name for f in files] == ["compose_001.mid", "compose_002.mid", "compose_003.mid"]
     info = json.loads(res.output)
     assert info["n"] == 3 and len(info["files"]) == 3
-    texts = [m["text"] for m in info["files"][0]["markers"]]
+    texts = [m["text"] for m in info["files"][0]["markers"] if m["text"].startswith("emotion ")]
     assert len(texts) == 2 and texts[0] != texts[1]
     assert len({tuple(f["markers"][0].values()) for f in info["files"]}) == 1
     assert len({f.read_bytes() for f in files}) == 3  # every piece of a batch is different
