@@ -8,7 +8,7 @@ included, names the tonic). At the end of each phrase:
   note it replaces, or to the melody note before it), held to the end of the phrase: from
   the strong beat :data:`MIN_HELD_BEATS` beats before it (beat 3 in 4/4; the rest of the
   phrase is left as generated, so a repeat stays a repeat), or a whole bar from the last
-  bar's downbeat for the final cadence. Melody notes after it are removed, one held into it
+  bar's downbeat for the final cadence (of a phrase of :data:`MIN_FINAL_PHRASE_BARS` bars or more). Melody notes after it are removed, one held into it
   is cut. Under it the accompaniment sounds the tonic triad with the tonic in the bass.
 * ``"half"``: the same on the dominant: the melody on the nearest dominant-chord tone
   (degree 5, 7 or 2; in minor the raised leading tone, as harmonic minor), held, over the
@@ -29,6 +29,7 @@ from emomusic.form import FormPlan
 from emomusic.piece import KeySignature, Note, Piece, Track
 
 MIN_HELD_BEATS = 2.0  # the cadence note lasts at least this long (half a 4/4 bar)
+MIN_FINAL_PHRASE_BARS = 4  # a final phrase this long or longer closes on a whole bar (shorter: like the others)
 LOWEST, HIGHEST = 21, 108  # the piano
 DEFAULT_BASS = 43  # G2: where a bass is added when the accompaniment has none near the cadence
 DEFAULT_MELODY = 72
@@ -202,5 +203,6 @@ def apply_cadences(piece: Piece, plan: FormPlan, melody: str = "Melody") -> Piec
             continue
         end = s.end_bar * bar
         bar0 = end - bar
-        _cadence(out.tracks, mel, bar0, end, s.cadence, key_at(piece, bar0), final=i == len(plan.sections) - 1)
+        final = i == len(plan.sections) - 1 and s.bars >= MIN_FINAL_PHRASE_BARS
+        _cadence(out.tracks, mel, bar0, end, s.cadence, key_at(piece, bar0), final=final)
     return out

@@ -57,8 +57,8 @@ def test_every_phrase_ends_on_its_cadence(key):
     mel = out.tracks[0].notes
     assert all(a.end <= b.start + 1e-6 for a, b in zip(mel, mel[1:]))
     assert [n for n in mel if n.start < 2.0] == [n for n in src.tracks[0].notes if n.start < 2.0]
-    # the final cadence is a whole bar on the downbeat; inner ones start on beat 3
-    assert _last_melody_note(out, 32.0).start == 28.0 and _last_melody_note(out, 8.0).start == 6.0
+    # cadences of 2-bar phrases start on beat 3 of the last bar, the final one too
+    assert _last_melody_note(out, 32.0).start == 30.0 and _last_melody_note(out, 8.0).start == 6.0
     # the input piece is left as it was
     assert src.tracks[0].notes == _piece(8, key).tracks[0].notes
 
@@ -67,17 +67,18 @@ def test_tonic_is_the_nearest_and_the_key_in_force_is_used():
     mel = [Note(70, 0, 6), Note(72, 6, 2), Note(64, 8, 4), Note(66, 12, 1), Note(69, 13, 3)]
     p = Piece(tracks=[Track("Melody", 0, False, mel), Track("Accompaniment", 0, False, [Note(40, 0, 16)])],
               keys=[KeySignature(0, "major", 0.0), KeySignature(7, "major", 8.0)])
-    out = apply_cadences(p, parse_form("AA", 4))  # half cadence in C at beat 6, authentic in G at beat 12
+    out = apply_cadences(p, parse_form("AA", 4))  # half cadence in C at beat 6, authentic in G at beat 14
     got = [(n.pitch, n.start, n.duration) for n in out.tracks[0].notes]
-    assert got == [(70, 0, 6), (71, 6, 2), (64, 8, 4), (67, 12, 4)]  # C5 -> B4 (V of C); F#4 -> G4, held
+    # C5 -> B4 (V of C); nothing starts on beat 14: A4 held into it is cut, a G4 (the nearest) follows
+    assert got == [(70, 0, 6), (71, 6, 2), (64, 8, 4), (66, 12, 1), (69, 13, 1), (67, 14, 2)]
     assert key_at(p, 12.0).tonic == 7
     acc = out.tracks[1].notes  # the E2 held through both cadences is cut, then each cadence has its bass
-    assert acc[0] == Note(40, 0, 6) and min((n for n in acc if n.start == 12), key=lambda n: n.pitch).pitch % 12 == 7
+    assert acc[0] == Note(40, 0, 6) and min((n for n in acc if n.start == 14), key=lambda n: n.pitch).pitch % 12 == 7
     # a melody with nothing on the cadence beat gets a new held note near its last pitch
     q = Piece(tracks=[Track("Melody", 0, False, [Note(76, 0, 1)]), Track("Accompaniment", 0, False, [])],
               keys=[KeySignature(0, "major")])
     (last,) = [n for n in apply_cadences(q, parse_form("A", 2)).tracks[0].notes if n.start > 0]
-    assert (last.pitch, last.start, last.duration) == (72, 4.0, 4.0)
+    assert (last.pitch, last.start, last.duration) == (72, 6.0, 2.0)  # a 2-bar piece: from beat 3
 
 
 def test_through_composed_plan_changes_nothing():
@@ -92,3 +93,13 @@ def test_helpers():
     assert nearest_pitch(107, [11]) == 107 and nearest_pitch(21, [0]) == 24
     assert pitch_below(50, 7) == 43 and pitch_below(23, 0) == 24
     assert chord_degrees("half", "minor") == (7, 11, 2) and chord_degrees("authentic", "minor") == (0, 3, 7)
+
+
+def test_short_final_phrase_keeps_its_last_bar_mostly():
+    mel = [Note(62 + i % 3, i * 1.0, 1.0) for i in range(8)]
+    p = Piece(tracks=[Track("Melody", 0, False, mel), Track("Accompaniment", 0, False, [Note(48, 0, 8)])],
+              keys=[KeySignature(0, "major")])
+    out = apply_cadences(p, parse_form("A", 2))  # a 2-bar piece: the cadence from beat 3 of bar 2
+    assert out.tracks[0].notes[:6] == mel[:6] and out.tracks[0].notes[-1] == Note(60, 6.0, 2.0, 80)
+    long = apply_cadences(_piece(4), parse_form("A", 4))  # a 4-bar final phrase closes on a whole bar
+    assert _last_melody_note(long, 16.0).start == 12.0
