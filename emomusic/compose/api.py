@@ -419,5 +419,6 @@ def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: in
             p = _apply_template(p, emos, moving, eng.segment_bars * 4.0, mode=key is None)
             if tempo:
                 p.tempos = [Tempo(float(tempo), 0.0)]
-        pieces.append(with_form(p, plan))
-    return pieces
+        pieces.append(p)
+    # the form's cadences (in the key the template left) and section markers come last
+    return [with_form(p, plan) for p in pieces]
