@@ -11,8 +11,8 @@ included, names the tonic). At the end of each phrase:
   bar's downbeat for the final cadence (of a phrase of :data:`MIN_FINAL_PHRASE_BARS` bars or more). Melody notes after it are removed, one held into it
   is cut. Under it the accompaniment sounds the tonic triad with the tonic in the bass.
 * ``"half"``: the same on the dominant: the melody on the nearest dominant-chord tone
-  (degree 5, 7 or 2; in minor the raised leading tone, as harmonic minor), held, over the
-  dominant triad with the dominant in the bass.
+  (degree 5, 7 or 2: in minor the natural-minor v, whose 7th degree is the subtonic), held,
+  over the dominant triad with the dominant in the bass.
 
 Accompaniment notes starting under the cadence note move to the nearest chord tone; notes
 held into it that do not belong to the chord are cut where it starts; missing chord tones
@@ -37,9 +37,11 @@ DEFAULT_MELODY = 72
 
 def chord_degrees(cadence: str, mode: str) -> tuple[int, int, int]:
     """(root, third, fifth) in semitones above the tonic for the cadence's chord: the tonic
-    triad (authentic) or the dominant triad (half; its third is the leading tone in both modes)."""
+    triad (authentic) or the dominant triad (half): V in major, the natural-minor v in minor
+    (its third is the subtonic, not the raised leading tone: a major V at every half cadence
+    was heard as brighter and cost the sad quadrant a fifth of its accuracy, docs/compose.md)."""
     if cadence == "half":
-        return (7, 11, 2)
+        return (7, 10 if mode == "minor" else 11, 2)
     return (0, 3 if mode == "minor" else 4, 7)
 
 

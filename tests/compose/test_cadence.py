@@ -38,7 +38,8 @@ def test_every_phrase_ends_on_its_cadence(key):
     out = apply_cadences(src, plan)
     out.validate()
     root, third, fifth = (key.tonic + d for d in chord_degrees("authentic", key.mode))
-    dom = {(key.tonic + d) % 12 for d in (7, 11, 2)}
+    dom = {(key.tonic + d) % 12 for d in chord_degrees("half", key.mode)}
+    assert dom == {(key.tonic + d) % 12 for d in ((7, 10, 2) if key.mode == "minor" else (7, 11, 2))}
     for s in plan.sections:
         end = s.end_bar * 4.0
         last = _last_melody_note(out, end)
@@ -92,7 +93,7 @@ def test_helpers():
     assert nearest_pitch(61, [0]) == 60 and nearest_pitch(66, [0]) == 60 and nearest_pitch(66, [0], prefer_down=False) == 72
     assert nearest_pitch(107, [11]) == 107 and nearest_pitch(21, [0]) == 24
     assert pitch_below(50, 7) == 43 and pitch_below(23, 0) == 24
-    assert chord_degrees("half", "minor") == (7, 11, 2) and chord_degrees("authentic", "minor") == (0, 3, 7)
+    assert chord_degrees("half", "minor") == (7, 10, 2) and chord_degrees("half", "major") == (7, 11, 2) and chord_degrees("authentic", "minor") == (0, 3, 7)
 
 
 def test_short_final_phrase_keeps_its_last_bar_mostly():
