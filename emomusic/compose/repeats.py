@@ -9,13 +9,14 @@ the model's sequence length that continue the latents already chosen before them
   free positions past the section are sampled and dropped) so every window has the trained
   length where the piece allows;
 * ``repeat`` (same label as its first statement): the first statement's latents, copied
-  exactly when the section's emotion is the same; under a ``--to`` morph the copy is
-  re-conditioned on the section's own emotion by a partial re-noising (SDEdit) at the
-  lowest noise level (:data:`RECONDITION_START`);
-* ``variation`` (a prime, ``A'``): the first statement's latents re-noised to
-  :data:`VARIATION_START` and denoised again under the section's emotion, with the
-  latents before the section as fixed context: the phrase keeps its shape and changes in
-  detail (measured in docs/compose.md).
+  exactly (the VAE decodes each segment alone, so the notes are the same);
+* ``variation`` (a prime, ``A'``): the opening half of the first statement's segments is
+  copied, the rest is re-noised to :data:`VARIATION_START` and denoised again under the
+  section's emotion with the copied opening as context (SDEdit): the phrase starts as before
+  and continues differently (the choice is measured in docs/compose.md). A one-segment
+  phrase has no opening to keep: the whole segment is varied.
+* a ``repeat`` whose emotion moved by more than :data:`REPEAT_TOLERANCE` from its first
+  statement's (a ``--to`` morph) is re-conditioned like a variation.
 
 A plan whose section boundaries fall inside a segment (phrases of an odd number of bars)
 is generated through-composed and repeated at the note level afterwards

@@ -157,3 +157,19 @@ def test_shipped_default_forms_variation_and_none():
         want = _apply_template(eng.to_piece(notes, emos, 16, title=p.title), emos, False)
         assert p.notes == want.notes and p.markers == want.markers
         assert all(m.text.startswith("emotion ") for m in p.markers)
+
+
+def test_sample_from_init_sdedit(debug_ckpt):
+    eng = ComposeEngine.load(debug_ckpt)
+    m = eng.model
+    cond = torch.full((8, 4, 2), 0.5)
+    g = torch.Generator().manual_seed(0)
+    init = m.sample(cond, generator=g)
+    near = m.sample(cond, generator=g, init=init, start=1)
+    far = m.sample(cond, generator=g, init=init, start=m.cfg.timesteps)
+    fresh = m.sample(cond, generator=g)
+    d = lambda a: float((a - init).pow(2).mean())  # noqa: E731
+    assert d(near) < d(far) and d(near) < d(fresh)  # the lower the start, the more of init is kept
+    for bad in (0, m.cfg.timesteps + 1, None):
+        with pytest.raises(EmomusicError, match="start"):
+            m.sample(cond, generator=g, init=init, start=bad)
