@@ -5,9 +5,11 @@ The engine samples one latent per 2-bar segment (:meth:`ComposeEngine.generate`)
 the model's sequence length that continue the latents already chosen before them
 (inpainting, as the engine's windowed continuation does):
 
-* ``new`` (first statement of a letter): fresh latents; the window also looks ahead (its
-  free positions past the section are sampled and dropped) so every window has the trained
-  length where the piece allows;
+* ``new`` (first statement of a letter): fresh latents; the window also looks ahead so every
+  window has the trained length where the piece allows: look-ahead positions that a later
+  return of an earlier section will hold are fixed to those latents (the B of AABA is
+  generated between the A before it and the A after it, so it leads back into A), the other
+  look-ahead positions are sampled and dropped;
 * ``repeat`` (same label as its first statement): the first statement's latents, copied
   exactly (the VAE decodes each segment alone, so the notes are the same);
 * ``variation`` (a prime, ``A'``): the opening half of the first statement's segments is
@@ -76,9 +78,29 @@ def generate_with_form(eng: "ComposeEngine", conds, plan: FormPlan, *, seed: int
     c = torch.from_numpy(conds).to(eng.device)
     out = torch.zeros(n, S, D, device=eng.device)  # normalised latents
 
-    def fill(a: int, b: int, src: torch.Tensor | None = None, start: int | None = None) -> None:
+    def fixed_copies(i: int) -> dict[int, int]:
+        """Segments of later sections already known while section ``i`` is generated: the
+        copied segments of returns of sections generated before it (position -> source)."""
+        fixed = {}
+        for i2 in range(i + 1, len(plan)):
+            j2 = plan.first_statement(i2)
+            if j2 is None or j2 >= i:
+                continue
+            (a2, b2), (fa2, fb2) = spans[i2], spans[j2]
+            m2 = min(b2 - a2, fb2 - fa2)
+            copied = m2 if plan.role(i2) == "repeat" and same_emotion(a2, fa2, m2) else m2 // 2
+            fixed.update({a2 + t: fa2 + t for t in range(copied)})
+        return fixed
+
+    def same_emotion(a: int, fa: int, m: int) -> bool:
+        return float((c[:, a:a + m] - c[:, fa:fa + m]).abs().max()) <= REPEAT_TOLERANCE
+
+    def fill(a: int, b: int, src: torch.Tensor | None = None, start: int | None = None,
+             ahead: dict[int, int] | None = None) -> None:
         """Sample out[:, a:b] in windows continuing what lies before ``a``; with ``src`` (the
-        latents to vary, b - a long) start from ``src`` re-noised to timestep ``start``."""
+        latents to vary, b - a long) start from ``src`` re-noised to timestep ``start``;
+        ``ahead``: look-ahead positions whose latents are already known (a return of an
+        earlier section), kept fixed so the section leads into it."""
         pos = a
         while pos < b:
             if src is None:  # a full-length window where the piece allows: look ahead
@@ -90,11 +112,15 @@ def generate_with_form(eng: "ComposeEngine", conds, plan: FormPlan, *, seed: int
             ctx = pos - w0
             keep = min(b, end)
             known = mask = init = None
-            if ctx:
+            later = [p for p in range(keep, end) if p in (ahead or {})]
+            if ctx or later:
                 known = torch.zeros(n, end - w0, D, device=eng.device)
                 known[:, :ctx] = out[:, w0:pos]
                 mask = torch.zeros(n, end - w0, dtype=torch.bool, device=eng.device)
                 mask[:, :ctx] = True
+                for p in later:
+                    known[:, p - w0] = out[:, ahead[p]]
+                    mask[:, p - w0] = True
             if src is not None:
                 init = torch.zeros(n, end - w0, D, device=eng.device)
                 init[:, :ctx] = out[:, w0:pos]
@@ -111,13 +137,12 @@ def generate_with_form(eng: "ComposeEngine", conds, plan: FormPlan, *, seed: int
             a, b = spans[i]
             j = plan.first_statement(i)
             if j is None or b <= a:
-                fill(a, b)
+                fill(a, b, ahead=fixed_copies(i))
                 continue
             fa, fb = spans[j]
             m = min(b - a, fb - fa)  # a section longer than its first statement continues fresh
             src = out[:, fa:fa + m].clone()
-            same = float((c[:, a:a + m] - c[:, fa:fa + m]).abs().max()) <= REPEAT_TOLERANCE
-            if plan.role(i) == "repeat" and same:
+            if plan.role(i) == "repeat" and same_emotion(a, fa, m):
                 out[:, a:a + m] = src
             else:  # the opening returns as it was, the continuation is varied (and re-conditioned)
                 keep = m // 2

@@ -159,17 +159,42 @@ def test_shipped_default_forms_variation_and_none():
         assert all(m.text.startswith("emotion ") for m in p.markers)
 
 
-def test_sample_from_init_sdedit(debug_ckpt):
-    eng = ComposeEngine.load(debug_ckpt)
-    m = eng.model
-    cond = torch.full((8, 4, 2), 0.5)
+def test_sample_from_init_bad_start(debug_ckpt):
+    m = ComposeEngine.load(debug_ckpt).model
+    cond = torch.full((2, 4, 2), 0.5)
+    init = m.sample(cond, generator=torch.Generator().manual_seed(0))
+    for bad in (0, m.cfg.timesteps + 1, None):
+        with pytest.raises(EmomusicError, match="start"):
+            m.sample(cond, init=init, start=bad)
+
+
+@shipped
+def test_sample_from_init_sdedit():
+    m = ComposeEngine.load().model
+    cond = torch.full((16, 8, 2), 0.5)
     g = torch.Generator().manual_seed(0)
     init = m.sample(cond, generator=g)
     near = m.sample(cond, generator=g, init=init, start=1)
     far = m.sample(cond, generator=g, init=init, start=m.cfg.timesteps)
     fresh = m.sample(cond, generator=g)
     d = lambda a: float((a - init).pow(2).mean())  # noqa: E731
-    assert d(near) < d(far) and d(near) < d(fresh)  # the lower the start, the more of init is kept
-    for bad in (0, m.cfg.timesteps + 1, None):
-        with pytest.raises(EmomusicError, match="start"):
-            m.sample(cond, generator=g, init=init, start=bad)
+    assert d(near) < 0.5 * d(far) and d(near) < 0.5 * d(fresh)  # the lower the start, the more of init is kept
+
+
+def test_new_section_leads_into_a_known_return(debug_ckpt, monkeypatch):
+    eng = ComposeEngine.load(debug_ckpt)
+    calls = []
+    real = type(eng.model).sample
+
+    def spy(self, cond, *a, **kw):
+        x = real(self, cond, *a, **kw)
+        calls.append((kw.get("known"), kw.get("known_mask"), x))
+        return x
+
+    monkeypatch.setattr(type(eng.model), "sample", spy)
+    lat = generate_with_form(eng, _conds(1, 3), parse_form("ABA", 6), seed=0)  # one segment per phrase
+    assert len(calls) == 2  # A (with its look-ahead), then B between the two A's
+    known, mask, x = calls[1]
+    assert mask.tolist() == [[True, False, True]]  # A before B and the returning A after it are fixed
+    np.testing.assert_allclose(eng.model.denormalise(known[:, 2]).numpy(), lat[:, 2], rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(lat[:, 2], lat[:, 0])
