@@ -183,7 +183,7 @@ def main() -> None:
     if args.json:
         print(json.dumps({k: v for k, v in rows}, indent=2))
         return
-    print(f"| metric ({args.threads} torch thread(s), checkpoint {args.checkpoint or 'checkpoints/melody'}) | value |")
+    print(f"| metric ({args.threads} torch thread(s), checkpoint {args.checkpoint or 'emomusic/checkpoints/melody'}) | value |")
     print("|---|---|")
     for k, v in rows:
         print(f"| {k} | {v} |")

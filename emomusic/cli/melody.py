@@ -83,6 +83,9 @@ def melody(valence, arousal, mood, bars, n, seed, chords, meter, key, tempo, fmt
         if output.exists() and output.is_dir():
             raise EmomusicError(f"cannot write {output}: a folder of that name exists")
         check_writable_dir(output.parent if str(output.parent) else Path("."))
+        from emomusic.atomic import check_target
+
+        check_target(output)  # a device, pipe or socket is refused before any work
         paths = [output]
     else:
         stem = (emotion.label or emotion.quadrant).replace(" ", "_")
@@ -93,10 +96,11 @@ def melody(valence, arousal, mood, bars, n, seed, chords, meter, key, tempo, fmt
 
     tunes = generate_melodies(emotion, bars=bars, n=n, seed=seed, chords=chords, meter=meter, key=key, tempo=tempo,
                               checkpoint=checkpoint, progress=n > 1)
-    if n > 1 and not output.exists():
+    if n > 1:
         from emomusic.atomic import atomic_dir
 
-        with atomic_dir(output) as tmp:  # a new folder appears whole or not at all
+        # The folder's files appear together or not at all (an existing folder keeps its other files).
+        with atomic_dir(output, merge=True) as tmp:
             for tune, p in zip(tunes, paths):
                 write_tune(tune, tmp / p.name, f, soundfont and str(soundfont))
     else:

@@ -19,7 +19,7 @@ import numpy as np
 from emomusic.emotion import Emotion, parse_emotion
 from emomusic.errors import CheckpointError, EmomusicError
 from emomusic.form import FormPlan, resolve_form
-from emomusic.piece import KeySignature, Marker, Note, Piece, Tempo, TimeSignature, Track
+from emomusic.piece import KeySignature, Marker, Note, Piece, Tempo, TimeSignature, Track, without_overlaps
 
 from .repeats import generate_with_form, note_repeats
 from .representation import notes_to_segments, segments_to_notes
@@ -326,6 +326,8 @@ def with_form(piece: Piece, plan: FormPlan) -> Piece:
     from .cadence import apply_cadences
 
     out = apply_cadences(piece, plan)
+    for t in out.tracks:  # still one voice per key after the cadence chords
+        t.notes = without_overlaps(t.notes)
     out.markers = sorted(plan.markers(out.time_signature.bar_beats) + list(out.markers), key=lambda m: m.beat)
     return out
 
@@ -419,6 +421,8 @@ def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: in
             p = _apply_template(p, emos, moving, eng.segment_bars * 4.0, mode=key is None)
             if tempo:
                 p.tempos = [Tempo(float(tempo), 0.0)]
+        for t in p.tracks:  # one voice per key, as a MIDI file holds it (so counts agree with the file)
+            t.notes = without_overlaps(t.notes)
         pieces.append(p)
     # the form's cadences (in the key the template left) and section markers come last
     return [with_form(p, plan) for p in pieces]

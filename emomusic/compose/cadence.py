@@ -175,6 +175,11 @@ def _cadence(tracks: list[Track], mel: int | None, bar0: float, end: float, cade
         added.append(Note(p, t0, end - t0, vel))
     if added:
         tracks[host] = replace(tracks[host], notes=_dedupe(tracks[host].notes + added))
+    # a key held through the cadence is not struck again under it (one voice per key)
+    held_pitches = {n.pitch for i in held for n in tracks[i].notes if n.start <= t0 + 1e-6 and n.end >= end - 1e-6}
+    for i in acc:
+        tracks[i] = replace(tracks[i], notes=[n for n in tracks[i].notes
+                                              if not (t0 + 1e-6 < n.start < end - 1e-6 and n.pitch in held_pitches)])
 
 
 def _dedupe(notes: Sequence[Note]) -> list[Note]:

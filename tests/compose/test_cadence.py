@@ -104,3 +104,15 @@ def test_short_final_phrase_keeps_its_last_bar_mostly():
     assert out.tracks[0].notes[:6] == mel[:6] and out.tracks[0].notes[-1] == Note(60, 6.0, 2.0, 80)
     long = apply_cadences(_piece(4), parse_form("A", 4))  # a 4-bar final phrase closes on a whole bar
     assert _last_melody_note(long, 16.0).start == 12.0
+
+
+def test_held_cadence_keys_are_not_struck_again():
+    mel = [Note(67, 0, 4), Note(64, 4, 4)]
+    acc = [Note(48, 4, 1), Note(48, 6, 0.5), Note(55, 7, 0.5), Note(43, 7.5, 0.5)]
+    p = Piece(tracks=[Track("Melody", 0, False, mel), Track("Accompaniment", 0, False, acc)], keys=[KeySignature(0, "major")])
+    out = apply_cadences(p, parse_form("A", 2))  # authentic from beat 6: C3 bass held 6..8
+    bass = [n for n in out.tracks[1].notes if n.start == 6.0 and n.pitch == 48]
+    assert bass and bass[0].end == 8.0
+    held = {n.pitch for n in out.notes if n.start <= 6.0 and n.end >= 8.0}
+    assert not [n for n in out.tracks[1].notes if 6.0 < n.start < 8.0 and n.pitch in held]
+    assert min(n.pitch for n in out.notes if n.end >= 8.0) % 12 == 0  # the lowest sound at the end is the tonic

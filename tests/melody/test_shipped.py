@@ -1,4 +1,4 @@
-"""The shipped checkpoint (checkpoints/melody) loads, matches the saved tokenizer and writes
+"""The shipped checkpoint (emomusic/checkpoints/melody) loads, matches the saved tokenizer and writes
 a tune both parsers accept; `emomusic melody --mood melancholic -o tune.abc` works as is."""
 
 from __future__ import annotations
