@@ -87,6 +87,9 @@ class TuneSpec:
     darkness: float = 0.0  # 0..1 (from negative valence): extra weight on minor chords, less on major colour chords
     form: "FormPlan | None" = None  # sections, repeats and cadences (None or through-composed: no form)
     variation: float = 0.5  # share of a varied repeat's inner bars that are sampled anew (0 = copied)
+    hold_half: bool = False  # half cadences land on a long note too (authentic ones always do); off: in
+    # the held-out folk tunes about half of the phrase ends land long, and forcing every one made the
+    # generated tunes easier to tell from real ones (benchmarks/realism.py)
 
     @property
     def has_form(self) -> bool:
@@ -339,7 +342,8 @@ class Grammar:
         else:
             chords = []
         ds = [d for d in DURATIONS if d <= remaining and (d >= spec.min_duration or d == remaining)]
-        if spec.has_form and spec.cadence_at(st.bars_done) is not None:
+        cad = spec.cadence_at(st.bars_done) if spec.has_form else None
+        if cad == "authentic" or (cad == "half" and spec.hold_half):
             # a phrase lands on a long note: leave room for at least cadence_units at the bar's end
             hold = spec.cadence_units()
             landing = [d for d in ds if d == remaining or d <= remaining - hold]
