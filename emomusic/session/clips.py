@@ -28,7 +28,7 @@ from emomusic.session.plan import SessionPlan, Waypoint
 from emomusic.session.policy import AcceptancePolicy, Attempt, silent_gap
 
 END_FADE_SECONDS = 3.0  # the session ends with a fade-out of up to this (a quarter of the last clip)
-STORE_PEAK = 0.9  # clips are stored at this peak; gains are applied at assembly
+STORE_PEAK = 0.9  # clips are stored at this true peak (linear); gains are applied at assembly
 
 
 @dataclass
@@ -41,11 +41,11 @@ class ClipResult:
     measured: Emotion | None  # the kept take's estimated emotion (None: not measured)
     distance: float | None  # valence-arousal distance to the waypoint
     attempts: list[dict]
-    loudness_db: float  # level of the stored audio (whole clip incl. tail), dB
+    loudness_db: float  # integrated loudness of the stored audio (whole clip incl. tail), LUFS
     beats: float  # length of the clip in beats (its tempo map), for session.mid
     info: dict
-    peak: float = 0.0  # peak of the stored audio
-    body_loudness_db: float = -120.0  # level of the stored audio without the crossfade tail
+    peak: float = 0.0  # true peak of the stored audio (linear)
+    body_loudness_db: float = -120.0  # integrated loudness (LUFS) of the stored audio without the crossfade tail
 
     def to_dict(self) -> dict:
         return {
@@ -195,7 +195,7 @@ class ClipMaker:
     def render(self, i: int, take: Attempt) -> Rendered:
         """The kept take with its tempo ramp, rendered once, fitted to the clip's frames and
         stored at a fixed peak (the loudness plan is applied at assembly, see clip_gains)."""
-        from emomusic.audio import fit_length
+        from emomusic.audio import fit_length, true_peak
 
         plan, w, n, seconds = self.plan, self.plan.clips[i], len(self.plan.clips), self.seconds(i)
         cand: Candidate = take.candidate
@@ -216,9 +216,9 @@ class ClipMaker:
         self._timed("render", t0)
         end_fade = min(END_FADE_SECONDS, w.duration_s / 4) if i == n - 1 else 0.0
         audio = fit_length(audio, self.frames(i), fade_seconds=end_fade, sample_rate=self.sample_rate)
-        peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+        peak = true_peak(audio) if audio.size else 0.0
         if peak > 0:
-            audio = audio * (STORE_PEAK / peak)
+            audio = (audio * np.float32(STORE_PEAK / peak)).astype(np.float32)
         return Rendered(audio, piece, float(beats), cand.info)
 
     # -- store --------------------------------------------------------------------------
@@ -229,8 +229,7 @@ class ClipMaker:
 
         w, sr = self.plan.clips[i], self.sample_rate
         t0 = time.perf_counter()
-        peak = float(np.max(np.abs(r.audio))) if r.audio.size else 0.0
-        peak = STORE_PEAK if peak > 0 else 0.0
+        peak = STORE_PEAK if r.audio.size and np.any(r.audio) else 0.0  # true peak, set by render()
         level = loudness_db(r.audio, sr)
         body_level = loudness_db(r.audio[: self.bounds[i][1]], sr)
         clip_dir.mkdir(parents=True, exist_ok=True)

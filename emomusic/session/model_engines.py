@@ -32,6 +32,7 @@ class SymbolicEngine:
     def __init__(self, model=None, soundfont=None, steps: int | None = None):
         self.checkpoint = model
         self.soundfont = soundfont
+        self.reverb = 0.0  # room reverb amount on the render (engine_for sets BuildSettings.reverb)
         self.steps = steps
 
     def check(self) -> None:
@@ -60,7 +61,7 @@ class SymbolicEngine:
         return Candidate(piece, info={"engine": "compose"})
 
     def render(self, candidate: Candidate, request: ClipRequest, sample_rate: int) -> np.ndarray:
-        return soundfont_render(candidate.piece, sample_rate, self.soundfont)
+        return soundfont_render(candidate.piece, sample_rate, self.soundfont, self.reverb)
 
 
 _METER_BEATS = {"4/4": 4.0, "2/4": 2.0, "3/4": 3.0, "2/2": 4.0, "6/8": 3.0, "3/8": 1.5, "9/8": 4.5, "12/8": 6.0}
@@ -94,6 +95,7 @@ class MelodyEngine:
             raise EmomusicError(f"meter must be one of {', '.join(_METER_BEATS)}, got {meter!r}")
         self.checkpoint = model
         self.soundfont = soundfont
+        self.reverb = 0.0  # room reverb amount on the render (engine_for sets BuildSettings.reverb)
         self.meter = meter
 
     def check(self) -> None:
@@ -120,7 +122,7 @@ class MelodyEngine:
         return Candidate(piece, info={"engine": "melody", "abc": abc, "meter": self.meter})
 
     def render(self, candidate: Candidate, request: ClipRequest, sample_rate: int) -> np.ndarray:
-        return soundfont_render(candidate.piece, sample_rate, self.soundfont)
+        return soundfont_render(candidate.piece, sample_rate, self.soundfont, self.reverb)
 
 
 class MusicGenEngine:

@@ -120,6 +120,7 @@ class RulesEngine:
         if synth not in ("auto", "soundfont", "builtin"):
             raise EmomusicError(f"synth must be auto, soundfont or builtin, got {synth!r}")
         self.soundfont = soundfont
+        self.reverb = 0.0  # room reverb amount on the render (engine_for sets BuildSettings.reverb)
         self.synth = synth
 
     def _soundfont_ok(self) -> bool:
@@ -146,5 +147,5 @@ class RulesEngine:
         if self.synth == "auto":
             self.check()
         if self.synth == "soundfont":
-            return soundfont_render(candidate.piece, sample_rate, self.soundfont)
+            return soundfont_render(candidate.piece, sample_rate, self.soundfont, self.reverb)
         return synth_render(candidate.piece, sample_rate)
