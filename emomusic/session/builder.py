@@ -42,7 +42,7 @@ from emomusic.session.policy import AcceptancePolicy
 from emomusic.session.settings import BuildSettings
 from emomusic.session.writers import Output, write_outputs
 
-WORK_VERSION = 1
+WORK_VERSION = 2  # 2: phrased clips, LUFS levels
 OnClip = Callable[[int, int, ClipResult], None]
 Estimator = Callable[[Piece], Emotion]
 
@@ -254,6 +254,7 @@ def _clip_entry(w, r: ClipResult, level: float, gain: float, backend: str, polic
         "retries": r.retries,
         "attempts": r.attempts,
         "files": None,
+        "phrasing": r.phrasing,  # bars, played tempo (nudge), form, where the final cadence begins (s)
         "info": r.info,
     }
 

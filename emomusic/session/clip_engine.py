@@ -27,14 +27,19 @@ class ClipRequest:
     tempo: float
     key: KeySignature
     seed: int
+    bars_wanted: int | None = None  # whole phrases fitted to the clip (emomusic.session.phrasing)
+    form: object = None  # the clip's emomusic.form.FormPlan (engines that take form= follow it)
 
     @property
     def beats(self) -> float:
         return self.seconds * self.tempo / 60.0
 
     def bars(self, bar_beats: float = 4.0) -> int:
-        """Bars to ask an engine for: enough for ``seconds`` plus one spare bar, so a piece
-        whose last bar is sparse or empty still covers the clip (it is trimmed anyway)."""
+        """Bars to ask an engine for: the fitted phrases' bars when set, else enough for
+        ``seconds`` plus one spare bar, so a piece whose last bar is sparse or empty still
+        covers the clip (it is trimmed anyway)."""
+        if self.bars_wanted is not None:
+            return int(self.bars_wanted)
         return max(1, int(math.ceil(self.beats / bar_beats - 1e-9))) + 1
 
 

@@ -20,6 +20,7 @@ from emomusic.session.builder import build_session, work_dir_for
 from emomusic.session.engines import Candidate, ClipRequest
 from emomusic.session.planner import SessionPlan, plan_session
 from emomusic.session.report import read_playlist
+from emomusic.session.schedule import REFERENCE_LOUDNESS_DB
 
 SR = 16000
 
@@ -140,14 +141,18 @@ def test_clips_join_at_plan_times_and_levels(tmp_path):
     summary = _build(plan, out)
     offset = summary["session_level_offset_db"]
     assert -8.0 <= offset <= 0.0
+    # the stated level: a clip at the plan's reference loudness (-20) sits at -16 LUFS
+    assert summary["loudness"]["target_lufs"] == -16.0
+    shift = -16.0 - REFERENCE_LOUDNESS_DB
     for c, w in zip(summary["clips"], plan.clips):
-        # each clip sounds at the plan's loudness for it (less the one session offset)
-        assert c["loudness_db"] == pytest.approx(w.loudness_db + offset, abs=0.05)
+        # each clip sounds at the plan's loudness for it, at the stated level (less the one session offset)
+        assert c["loudness_target_lufs"] == pytest.approx(w.loudness_db + shift, abs=1e-3)
+        assert c["loudness_db"] == pytest.approx(w.loudness_db + shift + offset, abs=0.05)
     audio, sr = read_wav(out / "session.wav")
     for c, w in zip(summary["clips"], plan.clips):
         i0 = int(w.start_s * sr) + 3 * sr  # away from the crossfades
         seg = audio[i0: i0 + int((w.duration_s - 5) * sr)]
-        assert loudness_db(seg, sr) == pytest.approx(w.loudness_db + offset, abs=1.5)
+        assert loudness_db(seg, sr) == pytest.approx(w.loudness_db + shift + offset, abs=1.5)
 
 
 def test_clip_gains_keep_planned_steps_with_a_peaky_clip():
