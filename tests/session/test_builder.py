@@ -535,3 +535,27 @@ def test_builds_in_parallel_threads_match_a_sequential_build(tmp_path):
     for k in range(2):
         assert (tmp_path / f"t{k}" / "session.wav").read_bytes() == ref
         assert (tmp_path / f"t{k}" / "session.mid").read_bytes() == (tmp_path / "alone" / "session.mid").read_bytes()
+
+
+def test_stated_loudness_true_peak_ceiling_and_joins_in_lufs(tmp_path):
+    from emomusic.audio import true_peak_db, window_lufs
+
+    plan = _plan(minutes=0.5)
+    quiet = _build(plan, tmp_path / "q", loudness=-20)
+    loud = _build(plan, tmp_path / "l")  # the default, -16 LUFS
+    assert quiet["loudness"]["target_lufs"] == -20.0 and loud["loudness"]["target_lufs"] == -16.0
+    for cq, cl in zip(quiet["clips"], loud["clips"]):
+        heard_q = cq["loudness_db"] - quiet["session_level_offset_db"]
+        heard_l = cl["loudness_db"] - loud["session_level_offset_db"]
+        assert heard_l - heard_q == pytest.approx(4.0, abs=0.05)  # 4 LU louder, the same steps
+    for c in loud["clips"]:
+        audio, sr = read_wav(tmp_path / "l" / c["files"]["wav"])
+        assert true_peak_db(audio) <= -1.0 + 0.05  # the true-peak ceiling
+    # joins: short-term loudness of the 3 s either side, as the clips were placed
+    joins = loud["joins"]
+    assert len(joins) == len(plan.clips) - 1
+    for j in joins:
+        prev, _ = read_wav(tmp_path / "l" / loud["clips"][j["clip"] - 2]["files"]["wav"])
+        assert j["closing_lufs"] == pytest.approx(window_lufs(prev[-3 * SR:], SR), abs=0.3)
+        diff = j["closing_lufs"] - j["opening_lufs"]
+        assert j["bridge_db"] == (0.0 if abs(diff) < 1.0 else pytest.approx(max(-9, min(9, diff)), abs=0.01))
