@@ -142,7 +142,7 @@ def read_clip_audio(plan: "SessionPlan", work: Path, i: int, sample_rate: int, f
 
 
 def stream_session(plan: "SessionPlan", work: Path, path: Path, sample_rate: int, gains: list[float],
-                   bridges: bool = True) -> tuple[float, list[dict]]:
+                   bridges: bool = True, peaks: list[float] | None = None) -> tuple[float, list[dict]]:
     """Write session.wav to ``path`` clip by clip; return its true peak and the joins.
 
     Each join is emomusic.audio.crossfade_concat of the previous clip's overhang (its last
@@ -151,7 +151,11 @@ def stream_session(plan: "SessionPlan", work: Path, path: Path, sample_rate: int
     The levels either side of a join are short-term loudness (``window_lufs`` of the 3 s
     before the previous clip's crossfade and of the next clip's first 3 s, gains applied,
     before the bridge); each join is reported as ``{"clip", "at_s", "closing_lufs",
-    "opening_lufs", "bridge_db"}`` (``clip``: the clip that starts there)."""
+    "opening_lufs", "bridge_db"}`` (``clip``: the clip that starts there).
+
+    ``peaks``: each stored clip's true peak (ClipResult.peak). The part of a clip after its
+    crossfade and level bridge is the stored audio times its gain, so its true peak is known
+    (at most ``peak * gain``) and only the opening (crossfade + bridge) is oversampled."""
     import soundfile as sf
 
     from emomusic.audio import crossfade_concat, true_peak, window_lufs
@@ -186,7 +190,13 @@ def stream_session(plan: "SessionPlan", work: Path, path: Path, sample_rate: int
             else:
                 body, pending = seg, None
             body = soft_limit(body)
-            peak = max(peak, true_peak(body) if body.size else 0.0)
+            if peaks is None:
+                peak = max(peak, true_peak(body) if body.size else 0.0)
+            elif body.size:  # oversample the opening only; the rest is the stored clip at its gain
+                head = int(round(JOIN_RAMP_S * sample_rate)) + (fade if i > 0 else 0)
+                known = peaks[i] * 10 ** (gains[i] / 20)
+                rest = float(np.max(np.abs(body[head:]))) if body.shape[0] > head else 0.0
+                peak = max(peak, true_peak(body[:head]), min(known, 0.99) if rest > 0 else 0.0)
             wav.write(to_pcm16(body))
             written += body.shape[0]
     if written != total_frames:  # cannot happen with a valid plan: the frames are planned exactly

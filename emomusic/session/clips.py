@@ -242,15 +242,14 @@ class ClipMaker:
 
     # -- store --------------------------------------------------------------------------
     def store(self, i: int, take: Attempt, attempts: list[Attempt], r: Rendered, clip_dir: Path) -> ClipResult:
-        from emomusic.audio import loudness_db
         from emomusic.io import write_piece
         from emomusic.session.assemble import write_pcm16
+        from emomusic.session.levels import clip_loudness
 
         w, sr = self.plan.clips[i], self.sample_rate
         t0 = time.perf_counter()
         peak = STORE_PEAK if r.audio.size and np.any(r.audio) else 0.0  # true peak, set by render()
-        level = loudness_db(r.audio, sr)
-        body_level = loudness_db(r.audio[: self.bounds[i][1]], sr)
+        level, body_level = clip_loudness(r.audio, sr, self.bounds[i][1])  # = audio.loudness_db of each, faster
         clip_dir.mkdir(parents=True, exist_ok=True)
         if r.piece is not None:
             clip_piece = trim(r.piece, r.beats)

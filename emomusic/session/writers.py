@@ -75,7 +75,7 @@ def _write_clips(out: Output) -> bool:
 def _write_session_wav(out: Output) -> bool:
     levelled = out.summary["loudness"]["target_lufs"] is not None
     peak, joins = stream_session(out.plan, out.work, out.folder / "session.wav", out.sample_rate, out.gains,
-                                 bridges=levelled)
+                                 bridges=levelled, peaks=[r.peak for r in out.results])
     out.summary["session_peak"] = round(peak, 4)  # true peak (linear)
     out.summary["session_true_peak_dbtp"] = round(20 * math.log10(peak), 2) if peak > 0 else None
     out.summary["joins"] = joins

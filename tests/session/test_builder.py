@@ -559,3 +559,17 @@ def test_stated_loudness_true_peak_ceiling_and_joins_in_lufs(tmp_path):
         assert j["closing_lufs"] == pytest.approx(window_lufs(prev[-3 * SR:], SR), abs=0.3)
         diff = j["closing_lufs"] - j["opening_lufs"]
         assert j["bridge_db"] == (0.0 if abs(diff) < 1.0 else pytest.approx(max(-9, min(9, diff)), abs=0.01))
+
+
+def test_clip_levels_equal_the_reference_meter():
+    from emomusic.audio import integrated_lufs
+    from emomusic.session.levels import clip_loudness
+
+    rng = np.random.default_rng(5)
+    for n in (int(0.3 * SR), 3 * SR + 17, 12 * SR + 5):
+        audio = (rng.standard_normal((n, 2)) * np.linspace(0.001, 0.4, n)[:, None]).astype(np.float32)
+        audio[n // 3: n // 2] = 0.0  # a silence the gates drop
+        whole, body = clip_loudness(audio, SR, n * 2 // 3)
+        assert whole == pytest.approx(integrated_lufs(audio, SR), abs=1e-9)
+        assert body == pytest.approx(integrated_lufs(audio[: n * 2 // 3], SR), abs=1e-9)
+    assert clip_loudness(np.zeros((SR, 2), np.float32), SR, SR // 2) == (-math.inf, -math.inf)
