@@ -473,7 +473,7 @@ def parse_args(argv=None):
     ap.add_argument("--baseline-guidance", type=float, default=1.0)
     ap.add_argument("--compose-checkpoint", default=None)
     ap.add_argument("--baseline-checkpoint", default=None)
-    ap.add_argument("--estimator", default=None, help="estimator folder (default: checkpoints/estimator)")
+    ap.add_argument("--estimator", default=None, help="estimator folder (default: emomusic/checkpoints/estimator)")
     ap.add_argument("--systems", default="diffgan,diffgan-no-template,baseline,baseline-no-template,random-latent,random-latent-no-template")
     ap.add_argument("--sections", default="emotion,continuous,quality,speed")
     ap.add_argument("--reference-limit", type=int, default=None, help="use only the first N val clips")

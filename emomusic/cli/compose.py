@@ -89,8 +89,6 @@ def compose(valence, arousal, mood, to, to_valence, to_arousal, bars, n, seed, s
         raise EmomusicError(f"--bars must be in 1..512, got {bars}")
     if not 1 <= n <= 1024:
         raise EmomusicError(f"--n must be in 1..1024, got {n}")
-    if seed < 0:
-        raise EmomusicError(f"--seed must be >= 0, got {seed}")
     if steps < 1:
         raise EmomusicError(f"--steps must be >= 1, got {steps}")
     if guidance is not None and (math.isnan(guidance) or math.isinf(guidance) or guidance < 0):
@@ -106,6 +104,10 @@ def compose(valence, arousal, mood, to, to_valence, to_arousal, bars, n, seed, s
     check_writable_dir(output if n > 1 else (output.parent if str(output.parent) else Path(".")))
     if n == 1 and output.is_dir():
         raise EmomusicError(f"-o {output} is a folder; give a file name (or use --n > 1)")
+    if n == 1:
+        from emomusic.atomic import check_target
+
+        check_target(output)  # a device, pipe or socket is refused before any work
     if soundfont is not None and not Path(soundfont).is_file():
         raise EmomusicError(f"SoundFont not found: {soundfont}")
 
@@ -121,9 +123,14 @@ def compose(valence, arousal, mood, to, to_valence, to_arousal, bars, n, seed, s
 
     opts = {"soundfont": str(soundfont)} if (fmt == "wav" and soundfont) else {}
     if n > 1:
-        output.mkdir(parents=True, exist_ok=True)
-    for p, path in zip(pieces, paths):
-        write_piece(p, path, fmt, **opts)
+        from emomusic.atomic import atomic_dir
+
+        # The folder's files appear together or not at all (an existing folder keeps its other files).
+        with atomic_dir(output, merge=True) as tmp:
+            for p, path in zip(pieces, paths):
+                write_piece(p, tmp / path.name, fmt, **opts)
+    else:
+        write_piece(pieces[0], paths[0], fmt, **opts)
     if as_json:
         echo_json({
             "emotion": emotion.to_dict(),

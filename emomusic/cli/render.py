@@ -43,17 +43,21 @@ def render(input_path: Path, output: Path, soundfont: Path | None, sample_rate: 
     from emomusic.sf2 import load_soundfont
 
     load_soundfont(sf_path)  # a bad SoundFont fails here, before any work
-    from emomusic.atomic import check_writable_dir
+    from emomusic.atomic import check_target, check_writable_dir
 
     check_writable_dir(output.parent if str(output.parent) else Path("."))
+    check_target(output)
     piece = read_piece(input_path)
     t0 = time.perf_counter()
     write_wav(piece, output, soundfont=sf_path, sample_rate=sr, synth=player, reverb=reverb,
               loudness=False if target is None else target)
     elapsed = time.perf_counter() - t0
-    from emomusic.audio import integrated_lufs, read_wav, true_peak_db
+    import soundfile as sf
 
-    audio, _ = read_wav(output)
+    from emomusic.audio import integrated_lufs, true_peak_db
+
+    with open(output, "rb") as fh:  # a file object: the name may not be valid UTF-8
+        audio, _ = sf.read(fh, dtype="float32", always_2d=True)
     info = {
         "input": str(input_path),
         "output": str(output),

@@ -48,7 +48,7 @@ def _default(value) -> str:
 @click.option("--strategy", type=click.Choice(STRATEGIES), default=None,
               help="iso: meet the current mood, then move; compensatory: target mood from the start." + _default(_PLAN.strategy))
 @click.option("--heart-rate", type=float, default=None, metavar="BPM", help="Opening tempo: the listener's heart rate.")
-@click.option("--preset", default=None, metavar="NAME", help="A session preset from playlists/ (flags override it).")
+@click.option("--preset", default=None, metavar="NAME", help="A session preset from emomusic/playlists/ (flags override it).")
 @click.option("--list-presets", is_flag=True, help="List the presets and exit.")
 @click.option("--seed", type=int, default=None, help="Random seed (same seed, same session)." + _default(_PLAN.seed))
 @click.option("--max-retries", type=int, default=_BUILD.max_retries, show_default=True, help="Extra seeds tried per clip far from its waypoint.")

@@ -56,13 +56,35 @@ def key_to_mido(key: KeySignature) -> str:
     return _MAJOR_KEYS[key.tonic % 12]
 
 
+_DENOMINATORS = (1, 2, 4, 8, 16, 32, 64)
+
+
+def _midi_reason(exc: BaseException) -> str:
+    """Why mido could not read a file, never empty (EOFError and KeyError carry no text)."""
+    if isinstance(exc, EOFError):
+        return "the file ends in the middle of a chunk or message (truncated)"
+    if isinstance(exc, KeyError):
+        return f"unknown MIDI message or meta type ({exc.args[0] if exc.args else '?'!r})"
+    text = " ".join(str(exc).split())
+    if isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror
+    return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__
+
+
 def read_midi(path: str | Path) -> Piece:
     import mido
 
+    from emomusic.limits import MAX_MIDI_BYTES, MAX_NOTES, check_file_size, check_piece_size
+
     try:
-        mf = mido.MidiFile(str(path), clip=True)
+        size = Path(path).stat().st_size
+        check_file_size(path, size, MAX_MIDI_BYTES, "MIDI")
+        with open(path, "rb") as fh:  # a file object: mido would re-encode a non-UTF-8 name
+            mf = mido.MidiFile(file=fh, clip=True)
+    except PieceFormatError:
+        raise
     except Exception as exc:  # mido raises OSError, EOFError, ValueError, KeyError, ...
-        raise PieceFormatError(f"cannot read {path} as MIDI: {exc or type(exc).__name__}") from None
+        raise PieceFormatError(f"cannot read {path} as MIDI: {_midi_reason(exc)}") from None
     ppq = mf.ticks_per_beat
     if not ppq or ppq <= 0:
         raise PieceFormatError(f"cannot read {path} as MIDI: it uses SMPTE timing, which is not supported")
@@ -75,6 +97,7 @@ def read_midi(path: str | Path) -> Piece:
     names: dict[int, str] = {}
     pedals: dict[tuple[int, int], list[Pedal]] = defaultdict(list)
     bends: dict[tuple[int, int], list[PitchBend]] = defaultdict(list)
+    n_notes = 0
     try:
         for ti, track in enumerate(mf.tracks):
             tick = 0
@@ -85,12 +108,16 @@ def read_midi(path: str | Path) -> Piece:
                 beat = tick / ppq
                 if msg.is_meta:
                     if msg.type == "set_tempo":
+                        if msg.tempo <= 0:  # a zero tempo has no meaning: skip it
+                            continue
                         piece.tempos.append(Tempo(round(mido.tempo2bpm(msg.tempo), 3), beat))
                     elif msg.type == "key_signature":
                         k = parse_key_name(msg.key)
                         if k:
                             piece.keys.append(KeySignature(k.tonic, k.mode, beat))
                     elif msg.type == "time_signature":
+                        if not (1 <= msg.numerator <= 64 and msg.denominator in _DENOMINATORS):
+                            continue  # a corrupt metre (0/4, 3/2**200): keep the previous one
                         piece.time_signatures.append(TimeSignature(msg.numerator, msg.denominator, beat))
                     elif msg.type in ("marker", "text", "cue_marker") and msg.text.strip():
                         if msg.type == "marker" or msg.text.startswith("emotion "):
@@ -106,6 +133,9 @@ def read_midi(path: str | Path) -> Piece:
                     channel_program[msg.channel] = msg.program
                     programs[(ti, msg.channel)] = msg.program
                 elif msg.type == "note_on" and msg.velocity > 0:
+                    n_notes += 1
+                    if n_notes > MAX_NOTES:
+                        raise PieceFormatError(f"{path} has too many notes (more than {MAX_NOTES})")
                     open_notes[(msg.channel, msg.note)].append((tick, msg.velocity))
                     programs.setdefault((ti, msg.channel), channel_program.get(msg.channel, 0))
                 elif msg.type == "note_off" or (msg.type == "note_on" and msg.velocity == 0):
@@ -126,7 +156,7 @@ def read_midi(path: str | Path) -> Piece:
     except PieceFormatError:
         raise
     except Exception as exc:
-        raise PieceFormatError(f"cannot read {path} as MIDI: {exc}") from None
+        raise PieceFormatError(f"cannot read {path} as MIDI: {_midi_reason(exc)}") from None
 
     channels_in_track: dict[int, int] = defaultdict(int)
     for (ti, ch), notes in groups.items():
@@ -153,6 +183,7 @@ def read_midi(path: str | Path) -> Piece:
     piece.time_signatures.sort(key=lambda t: t.beat)
     piece.markers.sort(key=lambda m: m.beat)
     piece.title = names.get(0, "") if len(mf.tracks) > 1 or channels_in_track[0] > 1 else ""
+    check_piece_size(piece, path)
     return piece
 
 

@@ -131,18 +131,36 @@ def read_musicxml(path: str | Path) -> Piece:
 
     from emomusic.io.abc import music21_to_piece
 
+    from emomusic.limits import MAX_MUSICXML_BYTES, PARSE_SECONDS, check_file_size, check_piece_size, time_limit
+
     path = Path(path)
     try:
-        score = music21.converter.parse(str(path), format="musicxml", forceSource=True)
-    except Exception as exc:
-        msg = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise PieceFormatError(f"cannot read {path} as MusicXML: {msg[:200]}") from None
-    if isinstance(score, music21.stream.Opus):
-        if not len(score.scores):
-            raise PieceFormatError(f"cannot read {path} as MusicXML: no score found")
-        score = score.scores[0]
-    try:
-        piece = music21_to_piece(score)
+        size = path.stat().st_size
+        check_file_size(path, size, MAX_MUSICXML_BYTES, "MusicXML")
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        if head.startswith(b"PK"):  # compressed .mxl: bound what it unpacks to (no zip bombs)
+            import zipfile
+
+            with zipfile.ZipFile(path) as z:
+                check_file_size(path, sum(i.file_size for i in z.infolist()), MAX_MUSICXML_BYTES, "MusicXML (unpacked)")
+    except PieceFormatError:
+        raise
     except Exception as exc:
         raise PieceFormatError(f"cannot read {path} as MusicXML: {type(exc).__name__}: {exc}"[:300]) from None
+    with time_limit(PARSE_SECONDS, f"cannot read {path} as MusicXML: parsing took longer than {PARSE_SECONDS:.0f} s"):
+        try:
+            score = music21.converter.parse(str(path), format="musicxml", forceSource=True)
+        except Exception as exc:
+            msg = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise PieceFormatError(f"cannot read {path} as MusicXML: {msg[:200]}") from None
+        if isinstance(score, music21.stream.Opus):
+            if not len(score.scores):
+                raise PieceFormatError(f"cannot read {path} as MusicXML: no score found")
+            score = score.scores[0]
+        try:
+            piece = music21_to_piece(score)
+        except Exception as exc:
+            raise PieceFormatError(f"cannot read {path} as MusicXML: {type(exc).__name__}: {exc}"[:300]) from None
+    check_piece_size(piece, path)
     return piece

@@ -82,6 +82,10 @@ def read_preset(name) -> dict:
     d.setdefault("name", path.stem)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9 _.-]*", str(d["name"])):
         raise EmomusicError(f"session preset {path.name}: bad name {d['name']!r}")
+    if "description" in d:  # it reaches playlist.m3u8 and the README: no control characters
+        from emomusic.validation import clean_text
+
+        d["description"] = clean_text(d["description"], f"session preset {path.name}: description", 2000)
     return d
 
 
