@@ -139,6 +139,8 @@ def test_session_clips_are_phrased_pieces(tmp_path):
         assert piece.beat_to_seconds(max(n.end for n in last)) == pytest.approx(w.duration_s, abs=0.02)
     for a, b in zip(played, played[1:]):
         assert plan.tempo_rule.violation(a, b, "x") is None
+    readme = (tmp_path / "s" / "README.md").read_text()
+    assert "whole phrases" in readme and "-16 LUFS" in readme and "-1 dBTP" in readme
     # the session.wav joins are reported in short-term LUFS
     assert [j["clip"] for j in summary["joins"]] == [w.index for w in plan.clips[1:]]
     assert all(np.isfinite(j["closing_lufs"]) and np.isfinite(j["opening_lufs"]) for j in summary["joins"])
