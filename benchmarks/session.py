@@ -6,11 +6,13 @@ temporary folder and prints a Markdown table:
 * adherence: mean and max valence-arousal distance between each clip's waypoint and its
   measured emotion; Pearson correlation between clip index and measured valence/arousal
   (next to the same correlation for the planned waypoints);
-* smoothness: largest tempo step and loudness step between consecutive clips (plan), the
-  largest step of the clips' measured loudness, and the largest and median RMS level jump
-  at a join (3 s before vs 3 s after each join in session.wav; a rest at a clip end shows
-  up here);
-* speed: wall-clock seconds end to end, times faster than real time, where the time goes
+* smoothness: largest tempo step and loudness step between consecutive clips (plan, and
+  the played tempi after the phrase fit), the largest step of the clips' measured
+  loudness, and the largest and median level jump at a join in short-term LUFS (3 s before
+  vs 3 s after each join in session.wav, and before the level bridge from session.json);
+* phrasing: clips in whole phrases, where the final cadence falls before the join;
+* level: the stated level, session.wav's integrated loudness, offset and true peak;
+* speed: wall-clock and CPU seconds end to end, times faster than real time, where the time goes
   (generate / estimate / render / write / session.wav / files), peak memory (RSS).
 
 Examples::
@@ -42,10 +44,11 @@ def pearson(x, y) -> float | None:
 
 
 def join_jumps(wav: Path, starts: list[float], window: float = 3.0) -> list[float]:
-    """|level(window after) - level(window before)| in dB (RMS) at each join."""
+    """|level(window after) - level(window before)| at each join of session.wav, in LU:
+    short-term loudness (BS.1770 K-weighted, ungated, the 3 s windows either side)."""
     import soundfile as sf
 
-    from emomusic.audio import rms_db
+    from emomusic.audio import window_lufs
 
     out = []
     with sf.SoundFile(str(wav)) as f:
@@ -56,10 +59,15 @@ def join_jumps(wav: Path, starts: list[float], window: float = 3.0) -> list[floa
             f.seek(max(0, i - n))
             a = f.read(n, dtype="float32", always_2d=True)
             b = f.read(n, dtype="float32", always_2d=True)
-            la, lb = rms_db(a), rms_db(b)
+            la, lb = window_lufs(a, sr), window_lufs(b, sr)
             if math.isfinite(la) and math.isfinite(lb):
                 out.append(abs(lb - la))
     return out
+
+
+def cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def run_one(args, start, target, options, label: str) -> dict:
@@ -67,14 +75,21 @@ def run_one(args, start, target, options, label: str) -> dict:
 
     plan = plan_session(start, target, options)
     settings = BuildSettings(backend=args.backend, model=args.model, adapter=args.adapter, soundfont=args.soundfont,
-                             sample_rate=args.sample_rate, max_retries=args.max_retries, tolerance=args.tolerance)
+                             sample_rate=args.sample_rate, max_retries=args.max_retries, tolerance=args.tolerance,
+                             loudness=args.loudness, reverb=args.reverb)
     with tempfile.TemporaryDirectory(prefix="emomusic-session-bench-", dir=args.tmp) as tmp:
         out = Path(tmp) / "session"
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_seconds()
         summary = build_session(plan, out, settings)
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # before the measurements below
         starts = [c.start_s for c in plan.clips]
         jumps = join_jumps(out / "session.wav", starts, args.join_window)
+        from emomusic.audio import integrated_lufs, read_wav
+
+        audio, sr = read_wav(out / "session.wav")
+        session_lufs = integrated_lufs(audio, sr)
+        del audio
         if args.keep:
             import shutil
 
@@ -89,6 +104,13 @@ def run_one(args, start, target, options, label: str) -> dict:
     ma = [m["arousal"] for m in measured if m]
     dists = [c["distance"] for c in clips if c["distance"] is not None]
     loud = [c["loudness_db"] for c in clips]
+    phr = [c.get("phrasing") for c in clips]
+    phrased = [p for p in phr if p]
+    leads = [p["join_s"] - p["cadence_s"] for p in phrased]
+    played = [p["tempo"] for p in phrased]
+    joins = summary.get("joins", [])
+    built = [abs(j["opening_lufs"] - j["closing_lufs"]) for j in joins
+             if j["opening_lufs"] is not None and j["closing_lufs"] is not None]
     return {
         "label": label,
         "backend": summary["backend"],
@@ -109,10 +131,24 @@ def run_one(args, start, target, options, label: str) -> dict:
         "max_clip_loudness_step_db": max((abs(b - a) for a, b in zip(loud, loud[1:])), default=0.0),
         "max_join_jump_db": max(jumps, default=0.0),
         "median_join_jump_db": float(np.median(jumps)) if jumps else 0.0,
+        "max_join_jump_unbridged_db": max(built, default=0.0),
+        "median_join_jump_unbridged_db": float(np.median(built)) if built else 0.0,
+        "loudness_target_lufs": summary["loudness"]["target_lufs"],
+        "session_lufs": session_lufs,
+        "session_offset_db": summary["session_level_offset_db"],
+        "session_true_peak_dbtp": summary.get("session_true_peak_dbtp"),
+        "phrased_clips": len(phrased),
+        "form_followed": sum(1 for p in phrased if p.get("form_followed")),
+        "cadence_in_window": sum(1 for x in leads if 0.1 - 1e-3 <= x <= 2.0 + 1e-3),
+        "max_cadence_lead_s": max(leads, default=None),
+        "median_cadence_lead_s": float(np.median(leads)) if leads else None,
+        "max_played_tempo_step_pct": 100 * max((abs(b / a - 1) for a, b in zip(played, played[1:])), default=0.0),
+        "max_tempo_nudge_pct": 100 * max((abs(p["tempo_nudge"] - 1) for p in phrased), default=0.0),
         "wall_s": wall,
+        "cpu_s": cpu,
         "realtime_factor": plan.total_seconds / wall,
         "timings_s": summary["timings_s"],
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "peak_rss_mb": rss,
     }
 
 
@@ -144,11 +180,24 @@ def print_table(rows: list[dict]) -> None:
         ("corr(clip index, measured arousal)", "corr_index_arousal", 2),
         ("  same for the plan", "planned_corr_arousal", 2),
         ("largest tempo step (plan, %)", "max_tempo_step_pct", 1),
+        ("largest tempo step (played, phrase-fitted, %)", "max_played_tempo_step_pct", 1),
+        ("largest tempo nudge (%)", "max_tempo_nudge_pct", 1),
+        ("clips in whole phrases (form followed)", "form_followed", None),
+        ("final cadence 0.1-2 s before the join (clips)", "cadence_in_window", None),
+        ("final cadence before the join, median / max (s)", "median_cadence_lead_s", 2),
+        ("  max", "max_cadence_lead_s", 2),
         ("largest loudness step (plan, dB)", "max_plan_loudness_step_db", 2),
         ("largest loudness step (clips measured, dB)", "max_clip_loudness_step_db", 2),
-        ("largest level jump at a join (RMS, window each side, dB)", "max_join_jump_db", 2),
-        ("median level jump at a join (dB)", "median_join_jump_db", 2),
+        ("largest level jump at a join (short-term LUFS, 3 s each side, LU)", "max_join_jump_db", 2),
+        ("median level jump at a join (LU)", "median_join_jump_db", 2),
+        ("  same before the level bridge (session.json joins), largest", "max_join_jump_unbridged_db", 2),
+        ("  median", "median_join_jump_unbridged_db", 2),
+        ("stated level (LUFS at neutral arousal)", "loudness_target_lufs", 1),
+        ("session.wav integrated loudness (LUFS)", "session_lufs", 1),
+        ("session level offset (dB, for the -1 dBTP ceiling)", "session_offset_db", 2),
+        ("session.wav true peak (dBTP)", "session_true_peak_dbtp", 2),
         ("end to end (s)", "wall_s", 1),
+        ("CPU (s, this process)", "cpu_s", 1),
         ("x real time", "realtime_factor", 1),
         ("peak memory RSS (MB)", "peak_rss_mb", 0),
     ]
@@ -180,6 +229,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sample-rate", type=int, default=b.sample_rate)
     ap.add_argument("--max-retries", type=int, default=b.max_retries)
     ap.add_argument("--tolerance", type=float, default=b.tolerance)
+    ap.add_argument("--loudness", default=b.loudness, help="stated level, LUFS or 'off'")
+    ap.add_argument("--reverb", type=float, default=b.reverb)
     ap.add_argument("--join-window", type=float, default=3.0, help="seconds each side of a join for the level jump")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (shared machine: 1)")
     ap.add_argument("--tmp", default=None, help="folder for the temporary session (default: system temp)")

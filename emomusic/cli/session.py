@@ -55,6 +55,11 @@ def _default(value) -> str:
 @click.option("--tolerance", type=float, default=_BUILD.tolerance, show_default=True,
               help="Largest accepted valence-arousal distance between a clip and its waypoint.")
 @click.option("--sample-rate", type=int, default=_BUILD.sample_rate, show_default=True, help="Sample rate of the WAV files.")
+@click.option("--loudness", default=str(_BUILD.loudness), show_default=True, metavar="LUFS|off",
+              help="Session level: LUFS of a clip at neutral arousal (the others at their planned offsets), "
+                   "true peak at most -1 dBTP; 'off': clips as rendered.")
+@click.option("--reverb", type=float, default=_BUILD.reverb, show_default=True,
+              help="Room reverb on the SoundFont renders, 0 (dry) to 1.")
 @click.option("--threads", type=int, default=1, show_default=True,
               help="torch threads for the generators (small models: 1 is fastest on a shared CPU).")
 @click.option("--plan-only", is_flag=True, help="Print (or with --plan-out, write) the plan as JSON; generate nothing.")
@@ -64,7 +69,7 @@ def _default(value) -> str:
 @click.option("--output", "-o", type=click.Path(path_type=Path), default=None, help="Output folder.")
 @json_option
 def session(from_, to, via, backend, model, adapter, soundfont, preset, list_presets, max_retries, tolerance,
-            sample_rate, threads, plan_only, plan_out, plan_file, resume, output, as_json, **plan_opts) -> None:
+            sample_rate, loudness, reverb, threads, plan_only, plan_out, plan_file, resume, output, as_json, **plan_opts) -> None:
     """Build a listening session that moves from one mood to another (iso principle).
 
     \b
@@ -89,7 +94,8 @@ def session(from_, to, via, backend, model, adapter, soundfont, preset, list_pre
     if output is None:
         raise EmomusicError("give an output folder with -o DIR (or use --plan-only)")
     settings = BuildSettings(backend=backend or _BUILD.backend, model=model, adapter=adapter, soundfont=soundfont,
-                             max_retries=max_retries, tolerance=tolerance, sample_rate=sample_rate).validate()
+                             max_retries=max_retries, tolerance=tolerance, sample_rate=sample_rate,
+                             loudness=loudness, reverb=reverb).validate()
     if backend is None:
         from emomusic.session import with_fallback
 

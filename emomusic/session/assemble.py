@@ -1,8 +1,8 @@
 """Stage 2 of a build, the audio: clip gains, level bridges at the joins, and session.wav
 streamed clip by clip (equal-power crossfades), holding one clip in memory.
 
-Every clip gets the gain that puts it at its planned loudness, less one session-wide offset
-when a peaky clip needs the headroom (:func:`clip_gains`), so the planned loudness steps hold
+Every clip gets the gain that puts it at its planned loudness (LUFS, at the session's stated level), less one
+session-wide offset when a peaky clip needs the headroom under the -1 dBTP ceiling (:func:`clip_gains`), so the planned loudness steps hold
 exactly. At each join the next clip's opening eases from the previous clip's closing level
 to its own (:func:`join_ramp`; session.wav only, the clip files keep their planned levels).
 """
@@ -21,10 +21,11 @@ if TYPE_CHECKING:
     from emomusic.session.clips import ClipResult
     from emomusic.session.plan import SessionPlan
 
-PEAK_LIMIT = 0.98  # no clip is scaled above this peak
+CEILING_DBTP = -1.0  # no clip is scaled above this true peak (= emomusic.audio.TRUE_PEAK_DBTP)
+PEAK_LIMIT = 10 ** (CEILING_DBTP / 20)  # the same ceiling, linear (0.891)
 MAX_SESSION_OFFSET_DB = -8.0  # the session is lowered at most this much to fit peaky clips
 LIMIT_KNEE = 0.95  # soft limiter: samples above this are bent toward 0.99 (crossfade overshoot)
-JOIN_WINDOW_S = 3.0  # level compared on each side of a join
+JOIN_WINDOW_S = 3.0  # level compared on each side of a join: the short-term loudness window (EBU Tech 3341)
 JOIN_RAMP_S = 6.0  # the next clip's opening moves from the previous clip's closing level to its own over this
 JOIN_MAX_DB = 9.0  # largest correction at a join
 JOIN_MIN_DB = 1.0  # smaller differences are left alone
@@ -80,27 +81,42 @@ def join_ramp(before_db: float, after_db: float, frames: int, sample_rate: int) 
     return (10.0 ** (delta * shape / 20.0)).astype(np.float32)
 
 
-def clip_gains(plan: "SessionPlan", results: list["ClipResult"]) -> tuple[list[float], float]:
+def clip_gains(plan: "SessionPlan", results: list["ClipResult"], loudness: float | None = None) -> tuple[list[float], float]:
     """Gain in dB for every clip, and the session offset.
 
-    Each clip should sound at its planned loudness. A clip whose peak would exceed
-    PEAK_LIMIT at its planned level cannot get there; instead of letting that clip fall
+    ``loudness`` is the session's stated level in LUFS (BuildSettings.loudness): a clip
+    planned at the reference loudness (``schedule.REFERENCE_LOUDNESS_DB``, neutral arousal)
+    sounds at ``loudness`` LUFS integrated, every other clip at its planned offset from it
+    (None: the plan's levels as they are; see :func:`session_gains` for "off").
+    Each clip should sound at its level. A clip whose true peak would exceed the ceiling
+    (``CEILING_DBTP``) at that level cannot get there; instead of letting that clip fall
     short (a loudness jump between neighbours), the whole session is lowered by the
-    smallest offset that lets every clip reach ``plan level + offset`` (at most
+    smallest offset that lets every clip reach ``level + offset`` (at most
     MAX_SESSION_OFFSET_DB; a clip still short after that is peak-limited). The planned
     steps between clips are therefore kept exactly, whatever the engines' crest factors."""
+    from emomusic.session.schedule import REFERENCE_LOUDNESS_DB
+
+    shift = 0.0 if loudness is None else float(loudness) - REFERENCE_LOUDNESS_DB
     needed, room = [], []
     for w, r in zip(plan.clips, results):
         if r.peak <= 0 or r.body_loudness_db <= -119:
             needed.append(None)
             room.append(None)
             continue
-        needed.append(w.loudness_db - r.body_loudness_db)  # the clip as heard (without its tail)
+        needed.append(w.loudness_db + shift - r.body_loudness_db)  # the clip as heard (without its tail)
         room.append(20 * math.log10(PEAK_LIMIT / r.peak))
     offsets = [h - g for g, h in zip(needed, room) if g is not None]
     offset = max(MAX_SESSION_OFFSET_DB, min([0.0, *offsets]))
     gains = [0.0 if g is None else min(g + offset, h) for g, h in zip(needed, room)]
     return gains, offset
+
+
+def session_gains(plan: "SessionPlan", results: list["ClipResult"], loudness: float | None) -> tuple[list[float], float]:
+    """:func:`clip_gains` at the stated level ``loudness`` (LUFS); None ("off"): every clip
+    as rendered (stored at a true peak of STORE_PEAK), no gain, no offset."""
+    if loudness is None:
+        return [0.0] * len(results), 0.0
+    return clip_gains(plan, results, loudness)
 
 
 def clip_levels(results: list["ClipResult"], gains: list[float]) -> list[float]:
@@ -125,15 +141,24 @@ def read_clip_audio(plan: "SessionPlan", work: Path, i: int, sample_rate: int, f
     return audio * np.float32(10 ** (gain_db / 20))
 
 
-def stream_session(plan: "SessionPlan", work: Path, path: Path, sample_rate: int, gains: list[float]) -> float:
-    """Write session.wav to ``path`` clip by clip; return its peak.
+def stream_session(plan: "SessionPlan", work: Path, path: Path, sample_rate: int, gains: list[float],
+                   bridges: bool = True, peaks: list[float] | None = None) -> tuple[float, list[dict]]:
+    """Write session.wav to ``path`` clip by clip; return its true peak and the joins.
 
     Each join is emomusic.audio.crossfade_concat of the previous clip's overhang (its last
     ``fade`` frames) and the next clip, so the result equals crossfade_concat of all clips
-    (each opening level-bridged, see :func:`join_ramp`) while holding only one clip in memory."""
+    (each opening level-bridged, see :func:`join_ramp`) while holding only one clip in memory.
+    The levels either side of a join are short-term loudness (``window_lufs`` of the 3 s
+    before the previous clip's crossfade and of the next clip's first 3 s, gains applied,
+    before the bridge); each join is reported as ``{"clip", "at_s", "closing_lufs",
+    "opening_lufs", "bridge_db"}`` (``clip``: the clip that starts there).
+
+    ``peaks``: each stored clip's true peak (ClipResult.peak). The part of a clip after its
+    crossfade and level bridge is the stored audio times its gain, so its true peak is known
+    (at most ``peak * gain``) and only the opening (crossfade + bridge) is oversampled."""
     import soundfile as sf
 
-    from emomusic.audio import crossfade_concat, rms_db
+    from emomusic.audio import crossfade_concat, true_peak, window_lufs
     from emomusic.session.clips import frame_bounds
 
     bounds = frame_bounds(plan, sample_rate)
@@ -144,25 +169,40 @@ def stream_session(plan: "SessionPlan", work: Path, path: Path, sample_rate: int
     written, peak = 0, 0.0
     pending: np.ndarray | None = None
     closing_db: float | None = None
+    joins: list[dict] = []
     with sf.SoundFile(str(path), "w", sample_rate, 2, subtype="PCM_16", format="WAV") as wav:
         for i in range(n):
             audio = read_clip_audio(plan, work, i, sample_rate, bounds[i][1] + (fade if i < n - 1 else 0), gains[i])
             if closing_db is not None:  # level bridge: the opening eases from the previous clip's closing level
-                env = join_ramp(closing_db, rms_db(audio[:win]), audio.shape[0], sample_rate)
+                opening_db = window_lufs(audio[:win], sample_rate)
+                env = join_ramp(closing_db, opening_db, audio.shape[0], sample_rate) if bridges else None
                 if env is not None:
                     audio = audio.copy()
                     audio[: env.shape[0]] *= env[:, None] if audio.ndim == 2 else env
+                joins.append({"clip": plan.clips[i].index, "at_s": round(plan.clips[i].start_s, 6),
+                              "closing_lufs": _level(closing_db), "opening_lufs": _level(opening_db),
+                              "bridge_db": 0.0 if env is None else round(float(20 * math.log10(env[0])), 3)})
             body_end = bounds[i][1]
-            closing_db = rms_db(audio[max(0, body_end - win):body_end])
+            closing_db = window_lufs(audio[max(0, body_end - win):body_end], sample_rate)
             seg = audio if pending is None else crossfade_concat([pending, audio], sample_rate, plan.crossfade_s)
             if i < n - 1 and fade > 0:
                 body, pending = seg[:-fade], seg[-fade:]
             else:
                 body, pending = seg, None
             body = soft_limit(body)
-            peak = max(peak, float(np.max(np.abs(body))) if body.size else 0.0)
+            if peaks is None:
+                peak = max(peak, true_peak(body) if body.size else 0.0)
+            elif body.size:  # oversample the opening only; the rest is the stored clip at its gain
+                head = int(round(JOIN_RAMP_S * sample_rate)) + (fade if i > 0 else 0)
+                known = peaks[i] * 10 ** (gains[i] / 20)
+                rest = float(np.max(np.abs(body[head:]))) if body.shape[0] > head else 0.0
+                peak = max(peak, true_peak(body[:head]), min(known, 0.99) if rest > 0 else 0.0)
             wav.write(to_pcm16(body))
             written += body.shape[0]
     if written != total_frames:  # cannot happen with a valid plan: the frames are planned exactly
         raise EmomusicError(f"internal error: session.wav has {written} frames, expected {total_frames}")
-    return peak
+    return peak, joins
+
+
+def _level(db: float) -> float | None:
+    return round(float(db), 3) if math.isfinite(db) else None

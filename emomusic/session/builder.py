@@ -30,17 +30,19 @@ from emomusic import __version__
 from emomusic.emotion import Emotion
 from emomusic.errors import EmomusicError
 from emomusic.piece import Piece
-from emomusic.session.assemble import JOIN_MAX_DB, JOIN_RAMP_S, JOIN_WINDOW_S, clip_dir, clip_gains, clip_levels, join_ramp
+from emomusic.session.assemble import (CEILING_DBTP, JOIN_MAX_DB, JOIN_RAMP_S, JOIN_WINDOW_S, clip_dir, clip_gains,
+                                       clip_levels, join_ramp, session_gains)
 from emomusic.session.clip_engine import ClipEngine
 from emomusic.session.clips import ClipMaker, ClipResult, frame_bounds, json_dump, ramp_tempo
 from emomusic.session.engines import default_estimator, engine_for
 from emomusic.session.keys import key_to_dict
 from emomusic.session.plan import SessionPlan
+from emomusic.session.schedule import REFERENCE_LOUDNESS_DB
 from emomusic.session.policy import AcceptancePolicy
 from emomusic.session.settings import BuildSettings
 from emomusic.session.writers import Output, write_outputs
 
-WORK_VERSION = 1
+WORK_VERSION = 2  # 2: phrased clips, LUFS levels
 OnClip = Callable[[int, int, ClipResult], None]
 Estimator = Callable[[Piece], Emotion]
 
@@ -186,9 +188,11 @@ def _summary(plan: SessionPlan, results: list[ClipResult], settings: dict, est_n
              s: BuildSettings) -> tuple[dict, list[float]]:
     """session.json without the parts the writers add (files, session_peak, timings), and
     each clip's gain in dB (:func:`~emomusic.session.assemble.clip_gains`)."""
-    gains, offset = clip_gains(plan, results)
+    target = s.loudness_lufs
+    gains, offset = session_gains(plan, results, target)
     policy = AcceptancePolicy.from_settings(s)
-    clips = [_clip_entry(w, r, lv, g, settings["backend"], policy)
+    shift = 0.0 if target is None else target - REFERENCE_LOUDNESS_DB
+    clips = [_clip_entry(w, r, lv, g, settings["backend"], policy, shift)
              for w, r, lv, g in zip(plan.clips, results, clip_levels(results, gains), gains)]
     dists = [c["distance"] for c in clips if c["distance"] is not None]
     summary = {
@@ -203,7 +207,15 @@ def _summary(plan: SessionPlan, results: list[ClipResult], settings: dict, est_n
         "measured_on": measured_on,
         "settings": settings,
         "session_peak": None,
+        "session_true_peak_dbtp": None,
         "session_level_offset_db": round(offset, 3),
+        "loudness": {
+            "target_lufs": target,  # a clip at the plan's reference level (neutral arousal) sits here; None: off
+            "measure": "integrated LUFS (ITU-R BS.1770-4) per clip; joins: short-term LUFS (3 s) either side",
+            "true_peak_ceiling_dbtp": CEILING_DBTP,
+            "session_offset_db": round(offset, 3),
+        },
+        "joins": [],
         "adherence": {
             "mean_distance": round(float(np.mean(dists)), 4) if dists else None,
             "max_distance": round(float(np.max(dists)), 4) if dists else None,
@@ -218,7 +230,8 @@ def _summary(plan: SessionPlan, results: list[ClipResult], settings: dict, est_n
     return summary, gains
 
 
-def _clip_entry(w, r: ClipResult, level: float, gain: float, backend: str, policy: AcceptancePolicy) -> dict:
+def _clip_entry(w, r: ClipResult, level: float, gain: float, backend: str, policy: AcceptancePolicy,
+                shift: float = 0.0) -> dict:
     return {
         "index": w.index,
         "title": w.title,
@@ -232,14 +245,16 @@ def _clip_entry(w, r: ClipResult, level: float, gain: float, backend: str, polic
         "tempo": round(w.tempo, 3),
         "key": key_to_dict(w.key),
         "key_name": w.key_name,
-        "loudness_target_db": round(w.loudness_db, 3),
-        "loudness_db": round(level, 3),
+        "loudness_target_db": round(w.loudness_db, 3),  # as planned (relative to the plan's reference level)
+        "loudness_target_lufs": round(w.loudness_db + shift, 3),  # at the session's stated level
+        "loudness_db": round(level, 3),  # as heard: integrated LUFS of the clip with its gain
         "gain_db": round(gain, 3),
         "seed": r.seed,
         "backend": backend,
         "retries": r.retries,
         "attempts": r.attempts,
         "files": None,
+        "phrasing": r.phrasing,  # bars, played tempo (nudge), form, where the final cadence begins (s)
         "info": r.info,
     }
 

@@ -27,14 +27,19 @@ class ClipRequest:
     tempo: float
     key: KeySignature
     seed: int
+    bars_wanted: int | None = None  # whole phrases fitted to the clip (emomusic.session.phrasing)
+    form: object = None  # the clip's emomusic.form.FormPlan (engines that take form= follow it)
 
     @property
     def beats(self) -> float:
         return self.seconds * self.tempo / 60.0
 
     def bars(self, bar_beats: float = 4.0) -> int:
-        """Bars to ask an engine for: enough for ``seconds`` plus one spare bar, so a piece
-        whose last bar is sparse or empty still covers the clip (it is trimmed anyway)."""
+        """Bars to ask an engine for: the fitted phrases' bars when set, else enough for
+        ``seconds`` plus one spare bar, so a piece whose last bar is sparse or empty still
+        covers the clip (it is trimmed anyway)."""
+        if self.bars_wanted is not None:
+            return int(self.bars_wanted)
         return max(1, int(math.ceil(self.beats / bar_beats - 1e-9))) + 1
 
 
@@ -137,11 +142,13 @@ def check_soundfont(soundfont=None) -> None:
     load_soundfont(soundfont if soundfont is not None else default_soundfont())
 
 
-def soundfont_render(piece: Piece, sample_rate: int, soundfont=None) -> np.ndarray:
+def soundfont_render(piece: Piece, sample_rate: int, soundfont=None, reverb: float = 0.0) -> np.ndarray:
+    """The piece through the SoundFont player, with ``reverb`` (0..1, emomusic.audio.room_reverb:
+    its 2 s tail is cut by the caller's fit_length) on the mix."""
     try:
         from emomusic.render import render_piece
     except ImportError as exc:
         raise EmomusicError(f"SoundFont rendering is not available (emomusic.render: {exc})") from None
     from emomusic.audio import to_stereo
 
-    return to_stereo(render_piece(piece, soundfont=soundfont, sample_rate=sample_rate))
+    return to_stereo(render_piece(piece, soundfont=soundfont, sample_rate=sample_rate, reverb=float(reverb)))

@@ -24,11 +24,12 @@ from emomusic.emotion import Emotion
 from emomusic.errors import EmomusicError
 from emomusic.piece import Marker, Piece, Tempo
 from emomusic.session.clip_engine import Candidate, ClipEngine, ClipRequest, conform, trim
+from emomusic.session.phrasing import PhraseFit, fit_phrases, hold_final
 from emomusic.session.plan import SessionPlan, Waypoint
 from emomusic.session.policy import AcceptancePolicy, Attempt, silent_gap
 
 END_FADE_SECONDS = 3.0  # the session ends with a fade-out of up to this (a quarter of the last clip)
-STORE_PEAK = 0.9  # clips are stored at this peak; gains are applied at assembly
+STORE_PEAK = 0.9  # clips are stored at this true peak (linear); gains are applied at assembly
 
 
 @dataclass
@@ -41,11 +42,12 @@ class ClipResult:
     measured: Emotion | None  # the kept take's estimated emotion (None: not measured)
     distance: float | None  # valence-arousal distance to the waypoint
     attempts: list[dict]
-    loudness_db: float  # level of the stored audio (whole clip incl. tail), dB
+    loudness_db: float  # integrated loudness of the stored audio (whole clip incl. tail), LUFS
     beats: float  # length of the clip in beats (its tempo map), for session.mid
     info: dict
-    peak: float = 0.0  # peak of the stored audio
-    body_loudness_db: float = -120.0  # level of the stored audio without the crossfade tail
+    peak: float = 0.0  # true peak of the stored audio (linear)
+    body_loudness_db: float = -120.0  # integrated loudness (LUFS) of the stored audio without the crossfade tail
+    phrasing: dict | None = None  # the clip's phrase layout (phrasing.PhraseFit.to_dict + form_followed); None: unphrased engine
 
     def to_dict(self) -> dict:
         return {
@@ -60,6 +62,7 @@ class ClipResult:
             "info": self.info,
             "peak": round(self.peak, 6),
             "body_loudness_db": round(self.body_loudness_db, 4),
+            "phrasing": self.phrasing,
         }
 
     @classmethod
@@ -76,6 +79,7 @@ class ClipResult:
             info=dict(d.get("info", {})),
             peak=float(d["peak"]),
             body_loudness_db=float(d["body_loudness_db"]),
+            phrasing=d.get("phrasing"),
         )
 
 
@@ -138,6 +142,11 @@ class ClipMaker:
         self.sample_rate = sample_rate
         self.bounds = frame_bounds(plan, sample_rate)
         self.timings = timings
+        # engines that compose in phrases get whole phrases ending just before each join
+        self.fits: list[PhraseFit] | None = None
+        if getattr(engine, "phrased", False):
+            self.fits = fit_phrases(plan, float(getattr(engine, "bar_beats", 4.0)), getattr(engine, "form_kind", "piece"))
+        self.tempi = [f.tempo for f in self.fits] if self.fits else [w.tempo for w in plan.clips]
 
     def _timed(self, key: str, t0: float) -> None:
         self.timings[key] += time.perf_counter() - t0
@@ -154,13 +163,17 @@ class ClipMaker:
     # -- generate and accept ------------------------------------------------------------
     def attempt(self, w: Waypoint, seed: int, seconds: float) -> Attempt:
         """Generate one candidate at ``seed``, conform it, measure it and score it."""
-        req = ClipRequest(index=w.index, emotion=w.emotion, seconds=seconds, tempo=w.tempo, key=w.key, seed=seed)
+        i = w.index - 1
+        tempo = self.tempi[i]
+        fit = self.fits[i] if self.fits else None
+        req = ClipRequest(index=w.index, emotion=w.emotion, seconds=seconds, tempo=tempo, key=w.key, seed=seed,
+                          bars_wanted=None if fit is None else fit.bars, form=None if fit is None else fit.form)
         t0 = time.perf_counter()
         cand = self.engine.generate(req)
         if cand.piece is not None:
-            cand = replace(cand, piece=conform(cand.piece, w.tempo, w.key))
+            cand = replace(cand, piece=conform(cand.piece, tempo, w.key))
         if cand.measure_piece is not None:
-            cand = replace(cand, measure_piece=conform(cand.measure_piece, w.tempo, w.key))
+            cand = replace(cand, measure_piece=conform(cand.measure_piece, tempo, w.key))
         self._timed("generate", t0)
         target = cand.measured_piece
         a = Attempt(seed=seed, empty=target is not None and not target.notes, candidate=cand, request=req)
@@ -195,17 +208,23 @@ class ClipMaker:
     def render(self, i: int, take: Attempt) -> Rendered:
         """The kept take with its tempo ramp, rendered once, fitted to the clip's frames and
         stored at a fixed peak (the loudness plan is applied at assembly, see clip_gains)."""
-        from emomusic.audio import fit_length
+        from emomusic.audio import fit_length, true_peak
 
         plan, w, n, seconds = self.plan, self.plan.clips[i], len(self.plan.clips), self.seconds(i)
         cand: Candidate = take.candidate
-        before = plan.clips[i - 1].tempo if i > 0 else None
-        after = plan.clips[i + 1].tempo if i < n - 1 else None
-        piece, beats = None, w.duration_s * w.tempo / 60.0
+        tempo, fit = self.tempi[i], (self.fits[i] if self.fits else None)
+        before = self.tempi[i - 1] if i > 0 else None
+        after = self.tempi[i + 1] if i < n - 1 else None
+        piece, beats = None, w.duration_s * tempo / 60.0
+        info = dict(cand.info)
         if cand.piece is not None:
-            piece = ramp_tempo(cand.piece, w.tempo, before, after, w.duration_s, plan)
+            piece = ramp_tempo(cand.piece, tempo, before, after, w.duration_s, plan)
+            if fit is not None:  # the final chord held through the join (a fermata)
+                piece = hold_final(piece, fit.bars * fit.bar_beats, piece.seconds_to_beat(seconds))
             beats = piece.seconds_to_beat(w.duration_s)
-            cand = replace(cand, piece=trim(piece, piece.seconds_to_beat(seconds)))
+            cand = replace(cand, piece=trim(piece, piece.seconds_to_beat(seconds)), info=info)
+        if fit is not None:
+            info["phrasing"] = dict(fit.to_dict(), form_followed=bool(info.pop("form_followed", False)))
         t0 = time.perf_counter()
         if cand.piece is not None and not any(t.notes for t in cand.piece.tracks):
             # every attempt came back empty: the clip is silence (recorded), not a failed build
@@ -216,23 +235,21 @@ class ClipMaker:
         self._timed("render", t0)
         end_fade = min(END_FADE_SECONDS, w.duration_s / 4) if i == n - 1 else 0.0
         audio = fit_length(audio, self.frames(i), fade_seconds=end_fade, sample_rate=self.sample_rate)
-        peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+        peak = true_peak(audio) if audio.size else 0.0
         if peak > 0:
-            audio = audio * (STORE_PEAK / peak)
-        return Rendered(audio, piece, float(beats), cand.info)
+            audio = (audio * np.float32(STORE_PEAK / peak)).astype(np.float32)
+        return Rendered(audio, piece, float(beats), info)
 
     # -- store --------------------------------------------------------------------------
     def store(self, i: int, take: Attempt, attempts: list[Attempt], r: Rendered, clip_dir: Path) -> ClipResult:
-        from emomusic.audio import loudness_db
         from emomusic.io import write_piece
         from emomusic.session.assemble import write_pcm16
+        from emomusic.session.levels import clip_loudness
 
         w, sr = self.plan.clips[i], self.sample_rate
         t0 = time.perf_counter()
-        peak = float(np.max(np.abs(r.audio))) if r.audio.size else 0.0
-        peak = STORE_PEAK if peak > 0 else 0.0
-        level = loudness_db(r.audio, sr)
-        body_level = loudness_db(r.audio[: self.bounds[i][1]], sr)
+        peak = STORE_PEAK if r.audio.size and np.any(r.audio) else 0.0  # true peak, set by render()
+        level, body_level = clip_loudness(r.audio, sr, self.bounds[i][1])  # = audio.loudness_db of each, faster
         clip_dir.mkdir(parents=True, exist_ok=True)
         if r.piece is not None:
             clip_piece = trim(r.piece, r.beats)
@@ -251,6 +268,7 @@ class ClipMaker:
             body_loudness_db=round(float(body_level), 4) if math.isfinite(body_level) else -120.0,
             beats=r.beats,
             info={k: v for k, v in r.info.items() if isinstance(v, (str, int, float, bool)) and k != "abc"},
+            phrasing=r.info.get("phrasing"),
         )
         if r.info.get("abc"):
             from emomusic.atomic import write_text_atomic

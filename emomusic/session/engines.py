@@ -63,7 +63,11 @@ def make_engine(backend: str, model=None, adapter=None, soundfont=None) -> ClipE
 
 
 def engine_for(settings: "BuildSettings") -> ClipEngine:
-    return make_engine(settings.backend, model=settings.model, adapter=settings.adapter, soundfont=settings.soundfont)
+    """The engine the settings ask for; SoundFont engines get the settings' room reverb."""
+    engine = make_engine(settings.backend, model=settings.model, adapter=settings.adapter, soundfont=settings.soundfont)
+    if hasattr(engine, "reverb"):
+        engine.reverb = float(settings.reverb)
+    return engine
 
 
 def with_fallback(settings: "BuildSettings") -> tuple["BuildSettings", str | None]:

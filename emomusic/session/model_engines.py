@@ -12,6 +12,7 @@ from emomusic.emotion import Emotion
 from emomusic.errors import CheckpointError, EmomusicError
 from emomusic.piece import Piece
 from emomusic.session.clip_engine import Candidate, ClipRequest, check_soundfont, soundfont_render
+from emomusic.session.phrasing import with_form
 from emomusic.session.rules_engine import rules_piece
 
 def _import(module: str, what: str):
@@ -28,10 +29,14 @@ class SymbolicEngine:
 
     name = "symbolic"
     measured_on = "piece"
+    phrased = True  # asks for whole phrases (emomusic.session.phrasing)
+    form_kind = "piece"
+    bar_beats = 4.0
 
     def __init__(self, model=None, soundfont=None, steps: int | None = None):
         self.checkpoint = model
         self.soundfont = soundfont
+        self.reverb = 0.0  # room reverb amount on the render (engine_for sets BuildSettings.reverb)
         self.steps = steps
 
     def check(self) -> None:
@@ -56,17 +61,19 @@ class SymbolicEngine:
             kwargs["checkpoint"] = self.checkpoint
         if self.steps is not None:
             kwargs["steps"] = self.steps
+        followed = with_form(compose, kwargs, request.form)
         piece = compose(request.emotion, **kwargs)[0]
-        return Candidate(piece, info={"engine": "compose"})
+        return Candidate(piece, info={"engine": "compose", "form_followed": followed})
 
     def render(self, candidate: Candidate, request: ClipRequest, sample_rate: int) -> np.ndarray:
-        return soundfont_render(candidate.piece, sample_rate, self.soundfont)
+        return soundfont_render(candidate.piece, sample_rate, self.soundfont, self.reverb)
 
 
 _METER_BEATS = {"4/4": 4.0, "2/4": 2.0, "3/4": 3.0, "2/2": 4.0, "6/8": 3.0, "3/8": 1.5, "9/8": 4.5, "12/8": 6.0}
 
 
-def _melody_piece(emotion: Emotion, request: ClipRequest, checkpoint=None, meter: str = "4/4") -> tuple[Piece, str]:
+def _melody_piece(emotion: Emotion, request: ClipRequest, checkpoint=None, meter: str = "4/4",
+                  info: dict | None = None) -> tuple[Piece, str]:
     """One melody covering the request: the meter is fixed (one meter for the whole
     session, so clips do not alternate between waltz and march) and sets the bar count."""
     from emomusic.melody import generate_melodies
@@ -75,6 +82,9 @@ def _melody_piece(emotion: Emotion, request: ClipRequest, checkpoint=None, meter
                   meter=meter)
     if checkpoint is not None:
         kwargs["checkpoint"] = checkpoint
+    followed = with_form(generate_melodies, kwargs, request.form)
+    if info is not None:
+        info["form_followed"] = followed
     try:
         tune = generate_melodies(emotion, key=request.key, **kwargs)[0]
     except (TypeError, EmomusicError):
@@ -88,13 +98,17 @@ class MelodyEngine:
 
     name = "melody"
     measured_on = "piece"
+    phrased = True  # asks for whole phrases (emomusic.session.phrasing)
+    form_kind = "tune"
 
     def __init__(self, model=None, soundfont=None, meter: str = "4/4"):
         if meter not in _METER_BEATS:
             raise EmomusicError(f"meter must be one of {', '.join(_METER_BEATS)}, got {meter!r}")
         self.checkpoint = model
         self.soundfont = soundfont
+        self.reverb = 0.0  # room reverb amount on the render (engine_for sets BuildSettings.reverb)
         self.meter = meter
+        self.bar_beats = _METER_BEATS[meter]
 
     def check(self) -> None:
         mod = _import("emomusic.melody", "melody engine (emomusic.melody)")
@@ -116,11 +130,12 @@ class MelodyEngine:
         check_soundfont(self.soundfont)
 
     def generate(self, request: ClipRequest) -> Candidate:
-        piece, abc = _melody_piece(request.emotion, request, self.checkpoint, self.meter)
-        return Candidate(piece, info={"engine": "melody", "abc": abc, "meter": self.meter})
+        info = {"engine": "melody", "meter": self.meter}
+        piece, abc = _melody_piece(request.emotion, request, self.checkpoint, self.meter, info)
+        return Candidate(piece, info=dict(info, abc=abc))
 
     def render(self, candidate: Candidate, request: ClipRequest, sample_rate: int) -> np.ndarray:
-        return soundfont_render(candidate.piece, sample_rate, self.soundfont)
+        return soundfont_render(candidate.piece, sample_rate, self.soundfont, self.reverb)
 
 
 class MusicGenEngine:

@@ -158,9 +158,21 @@ def _for_professionals(plan: SessionPlan, summary: dict) -> list[str]:
             "measured in the planned quadrant. The estimator is approximate: treat these as a check, "
             "not a guarantee of how the music feels."
         )
+    played = [c["phrasing"]["tempo"] for c in summary.get("clips", []) if c.get("phrasing")]
+    steps = ([abs(b / a - 1) for a, b in zip(played, played[1:])] if len(played) == len(plan.clips)
+             else plan.tempo_steps())
+    if len(played) == len(plan.clips):
+        lines.append("- Each clip is a small piece in whole phrases; its tempo is nudged slightly so that its final "
+                     "cadence falls just before the crossfade into the next clip.")
+    level = summary.get("loudness", {})
+    if level.get("target_lufs") is not None:
+        down = -float(level.get("session_offset_db", 0.0))
+        lines.append(f"- Level: a clip at neutral arousal is set to {level['target_lufs']:g} LUFS (BS.1770 integrated), "
+                     f"the others at their planned offsets, true peak at most {level['true_peak_ceiling_dbtp']:g} dBTP"
+                     + (f" (the whole session lowered by {down:.1f} dB to keep it)." if down >= 0.05 else "."))
     return lines + [
         "- Consecutive clips change tempo by at most "
-        f"{100 * max(plan.tempo_steps() or [0]):.1f}% and loudness by at most {max(plan.loudness_steps() or [0]):.1f} dB; "
+        f"{100 * max(steps or [0]):.1f}% and loudness by at most {max(plan.loudness_steps() or [0]):.1f} dB; "
         "keys stay the same or move to a related key.",
         "- `plan.json` is the editable plan: change waypoints, tempi or keys and rebuild with "
         "`emomusic session --plan plan.json -o NEW_FOLDER`.",

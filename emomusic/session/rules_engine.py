@@ -19,9 +19,14 @@ _PROGRESSIONS = {
 }
 
 
-def rules_piece(emotion: Emotion, bars: int, tempo: float, key: KeySignature, seed: int) -> Piece:
+def rules_piece(emotion: Emotion, bars: int, tempo: float, key: KeySignature, seed: int, form=None) -> Piece:
     """A small two-part arrangement (melody + chords) following the attribute template:
-    density and velocity from arousal, register from valence, the plan's key and tempo."""
+    density and velocity from arousal, register from valence, the plan's key and tempo.
+
+    ``form`` (an :class:`emomusic.form.FormPlan` of ``bars`` bars) shapes the phrases: the
+    last bar of each phrase is its cadence (a dominant chord for a half cadence, the tonic
+    for an authentic one) and the piece ends on the tonic, melody and chord held for the
+    whole last bar."""
     from emomusic.attributes import template
 
     rng = np.random.default_rng(seed)
@@ -42,10 +47,22 @@ def rules_piece(emotion: Emotion, bars: int, tempo: float, key: KeySignature, se
     base = 12 * ((centre - tonic) // 12) + tonic  # tonic in the melody register
     melody, chords = [], []
     deg = 0
+    cadence_at = {} if form is None else dict(form.cadences())  # last bar of a phrase -> cadence
     for bar in range(bars):
         root = prog[bar % len(prog)]
+        cadence = cadence_at.get(bar)
+        if cadence == "half":
+            root = 4
+        elif cadence == "authentic" or bar == bars - 1 and form is not None:
+            root = 0
         chord_degs = [root, root + 2, root + 4]
         start = bar * 4.0
+        if form is not None and bar == bars - 1:  # the final cadence: tonic chord and tonic note, held
+            for d in chord_degs:
+                chords.append(Note(scale_pitch(d, base - 12 - (12 if tmpl.register < 62 else 0)), start, 4.0, max(1, vel - 18)))
+            deg = 7 * int(round(deg / 7))
+            melody.append(Note(int(np.clip(scale_pitch(deg, base), 21, 108)), start, 4.0, max(1, min(127, vel))))
+            continue
         for d in chord_degs:
             chords.append(Note(scale_pitch(d, base - 12 - (12 if tmpl.register < 62 else 0)), start, 3.9, max(1, vel - 18)))
         beat_len = 1.0 / sub
@@ -113,6 +130,9 @@ class RulesEngine:
 
     name = "rules"
     measured_on = "piece"
+    phrased = True  # asks for whole phrases (emomusic.session.phrasing)
+    form_kind = "piece"
+    bar_beats = 4.0
 
     def __init__(self, soundfont=None, synth: str = "auto", use_soundfont: bool | None = None):
         if use_soundfont is not None:  # older spelling
@@ -120,6 +140,7 @@ class RulesEngine:
         if synth not in ("auto", "soundfont", "builtin"):
             raise EmomusicError(f"synth must be auto, soundfont or builtin, got {synth!r}")
         self.soundfont = soundfont
+        self.reverb = 0.0  # room reverb amount on the render (engine_for sets BuildSettings.reverb)
         self.synth = synth
 
     def _soundfont_ok(self) -> bool:
@@ -139,12 +160,12 @@ class RulesEngine:
             check_soundfont(self.soundfont)
 
     def generate(self, request: ClipRequest) -> Candidate:
-        piece = rules_piece(request.emotion, request.bars(), request.tempo, request.key, request.seed)
-        return Candidate(piece, info={"engine": "rules", "synth": self.synth})
+        piece = rules_piece(request.emotion, request.bars(), request.tempo, request.key, request.seed, form=request.form)
+        return Candidate(piece, info={"engine": "rules", "synth": self.synth, "form_followed": request.form is not None})
 
     def render(self, candidate: Candidate, request: ClipRequest, sample_rate: int) -> np.ndarray:
         if self.synth == "auto":
             self.check()
         if self.synth == "soundfont":
-            return soundfont_render(candidate.piece, sample_rate, self.soundfont)
+            return soundfont_render(candidate.piece, sample_rate, self.soundfont, self.reverb)
         return synth_render(candidate.piece, sample_rate)

@@ -125,6 +125,31 @@ class PlanSettings(_Settings):
         return float(self.crossfade_s)
 
 
+# The session's stated level: a clip at the plan's reference loudness (neutral arousal,
+# schedule.REFERENCE_LOUDNESS) sits at -16 LUFS integrated (emomusic.audio.LISTENING_LUFS),
+# every other clip at its planned offset from it; the true peak stays at or below -1 dBTP.
+SESSION_LOUDNESS = -16.0
+LOUDNESS_RANGE = (-40.0, -6.0)  # as ``emomusic render --loudness``
+SESSION_REVERB = 0.2  # = emomusic.render.SESSION_REVERB (tested), without importing the renderer here
+
+
+def parse_loudness(value) -> float | None:
+    """A ``--loudness`` value: a LUFS number in LOUDNESS_RANGE, or "off" (None: clips not levelled)."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "off":
+            return None
+        try:
+            value = float(text)
+        except ValueError:
+            raise EmomusicError(f"loudness must be a LUFS number or 'off', got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise EmomusicError(f"loudness must be a LUFS number or 'off', got {value!r}")
+    if not LOUDNESS_RANGE[0] <= value <= LOUDNESS_RANGE[1]:
+        raise EmomusicError(f"loudness must be {LOUDNESS_RANGE[0]:g}..{LOUDNESS_RANGE[1]:g} LUFS or 'off', got {value:g}")
+    return float(value)
+
+
 def _backends() -> tuple[str, ...]:
     from emomusic.session.engines import BACKENDS
 
@@ -147,6 +172,8 @@ class BuildSettings(_Settings):
     sample_rate: int = 44100
     max_gap_s: float = 1.5  # a clip silent this long at its start or end is retried ...
     gap_penalty: float = 0.5  # ... and ranks as if this much farther from its waypoint
+    loudness: float | str = SESSION_LOUDNESS  # LUFS of a neutral-arousal clip (the plan's reference); "off"
+    reverb: float = SESSION_REVERB  # room reverb on the SoundFont renders (0 = dry .. 1)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -167,6 +194,10 @@ class BuildSettings(_Settings):
                       ("gap penalty", self.gap_penalty)):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise EmomusicError(f"{nm} must be a number >= 0, got {v}")
+        parse_loudness(self.loudness)
+        rv = self.reverb
+        if isinstance(rv, bool) or not isinstance(rv, (int, float)) or not math.isfinite(rv) or not 0 <= rv <= 1:
+            raise EmomusicError(f"reverb must be a number 0..1, got {rv}")
         sr = self.sample_rate
         if isinstance(sr, bool) or not isinstance(sr, (int, float)) or int(sr) != sr or not 8000 <= sr <= 192000:
             raise EmomusicError(f"sample rate must be 8000..192000 Hz, got {sr}")
@@ -187,8 +218,15 @@ class BuildSettings(_Settings):
     def settled(self) -> "BuildSettings":
         """Validated, with whole numbers as int (as recorded in session.json)."""
         self.validate()
+        level = parse_loudness(self.loudness)
         return replace(self, max_retries=int(self.max_retries), sample_rate=int(self.sample_rate),
-                       tolerance=float(self.tolerance))
+                       tolerance=float(self.tolerance), loudness="off" if level is None else level,
+                       reverb=float(self.reverb))
+
+    @property
+    def loudness_lufs(self) -> float | None:
+        """The session's stated level in LUFS (None: ``"off"``)."""
+        return parse_loudness(self.loudness)
 
 
-__all__ = ["BuildSettings", "PlanSettings"]
+__all__ = ["BuildSettings", "PlanSettings", "SESSION_LOUDNESS", "SESSION_REVERB", "parse_loudness"]

@@ -9,6 +9,8 @@ written last (it records the timings).
 
 from __future__ import annotations
 
+import math
+
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -71,8 +73,12 @@ def _write_clips(out: Output) -> bool:
 
 
 def _write_session_wav(out: Output) -> bool:
-    out.summary["session_peak"] = round(stream_session(out.plan, out.work, out.folder / "session.wav",
-                                                       out.sample_rate, out.gains), 4)
+    levelled = out.summary["loudness"]["target_lufs"] is not None
+    peak, joins = stream_session(out.plan, out.work, out.folder / "session.wav", out.sample_rate, out.gains,
+                                 bridges=levelled, peaks=[r.peak for r in out.results])
+    out.summary["session_peak"] = round(peak, 4)  # true peak (linear)
+    out.summary["session_true_peak_dbtp"] = round(20 * math.log10(peak), 2) if peak > 0 else None
+    out.summary["joins"] = joins
     return True
 
 

@@ -104,6 +104,9 @@ def _exit_code(args):
         (["--from", "anxious", "--to", "calm", "--model", "nonexist"], "model not found: nonexist"),
         (["--from", "anxious", "--to", "calm", "--backend", "melody", "--model", "nonexist"], "model not found"),
         (["--from", "anxious", "--to", "calm", "--threads", "0", "--backend", "rules"], "threads"),
+        (["--from", "anxious", "--to", "calm", "--backend", "rules", "--loudness", "loud"], "loudness"),
+        (["--from", "anxious", "--to", "calm", "--backend", "rules", "--loudness", "-3"], "-40..-6 LUFS"),
+        (["--from", "anxious", "--to", "calm", "--backend", "rules", "--reverb", "2"], "reverb"),
     ],
 )
 def test_bad_input_exits_2_and_leaves_nothing(tmp_path, capsys, args, message):
@@ -225,3 +228,15 @@ def test_progress_bar_follows_on_clip(tmp_path, monkeypatch):
 
     cli_session._build(plan, tmp_path / "o", BuildSettings(backend="rules", sample_rate=16000), False, 1, progress=True)
     assert steps == [("total", 3), ("update", 1), ("update", 1), ("update", 1), ("close",)]
+
+
+def test_loudness_and_reverb_options(tmp_path):
+    out = tmp_path / "out"
+    res = CliRunner().invoke(cli, ["session", "--from", "anxious", "--to", "calm", *FAST, "--loudness", "off",
+                                   "--reverb", "0", "-o", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output)
+    assert summary["settings"]["loudness"] == "off" and summary["settings"]["reverb"] == 0.0
+    assert summary["loudness"]["target_lufs"] is None
+    assert all(c["gain_db"] == 0.0 for c in summary["clips"])  # clips as rendered
+    assert all(j["bridge_db"] == 0.0 for j in summary["joins"])

@@ -20,6 +20,7 @@ from emomusic.session.builder import build_session, work_dir_for
 from emomusic.session.engines import Candidate, ClipRequest
 from emomusic.session.planner import SessionPlan, plan_session
 from emomusic.session.report import read_playlist
+from emomusic.session.schedule import REFERENCE_LOUDNESS_DB
 
 SR = 16000
 
@@ -140,14 +141,18 @@ def test_clips_join_at_plan_times_and_levels(tmp_path):
     summary = _build(plan, out)
     offset = summary["session_level_offset_db"]
     assert -8.0 <= offset <= 0.0
+    # the stated level: a clip at the plan's reference loudness (-20) sits at -16 LUFS
+    assert summary["loudness"]["target_lufs"] == -16.0
+    shift = -16.0 - REFERENCE_LOUDNESS_DB
     for c, w in zip(summary["clips"], plan.clips):
-        # each clip sounds at the plan's loudness for it (less the one session offset)
-        assert c["loudness_db"] == pytest.approx(w.loudness_db + offset, abs=0.05)
+        # each clip sounds at the plan's loudness for it, at the stated level (less the one session offset)
+        assert c["loudness_target_lufs"] == pytest.approx(w.loudness_db + shift, abs=1e-3)
+        assert c["loudness_db"] == pytest.approx(w.loudness_db + shift + offset, abs=0.05)
     audio, sr = read_wav(out / "session.wav")
     for c, w in zip(summary["clips"], plan.clips):
         i0 = int(w.start_s * sr) + 3 * sr  # away from the crossfades
         seg = audio[i0: i0 + int((w.duration_s - 5) * sr)]
-        assert loudness_db(seg, sr) == pytest.approx(w.loudness_db + offset, abs=1.5)
+        assert loudness_db(seg, sr) == pytest.approx(w.loudness_db + shift + offset, abs=1.5)
 
 
 def test_clip_gains_keep_planned_steps_with_a_peaky_clip():
@@ -530,3 +535,41 @@ def test_builds_in_parallel_threads_match_a_sequential_build(tmp_path):
     for k in range(2):
         assert (tmp_path / f"t{k}" / "session.wav").read_bytes() == ref
         assert (tmp_path / f"t{k}" / "session.mid").read_bytes() == (tmp_path / "alone" / "session.mid").read_bytes()
+
+
+def test_stated_loudness_true_peak_ceiling_and_joins_in_lufs(tmp_path):
+    from emomusic.audio import true_peak_db, window_lufs
+
+    plan = _plan(minutes=0.5)
+    quiet = _build(plan, tmp_path / "q", loudness=-20)
+    loud = _build(plan, tmp_path / "l")  # the default, -16 LUFS
+    assert quiet["loudness"]["target_lufs"] == -20.0 and loud["loudness"]["target_lufs"] == -16.0
+    for cq, cl in zip(quiet["clips"], loud["clips"]):
+        heard_q = cq["loudness_db"] - quiet["session_level_offset_db"]
+        heard_l = cl["loudness_db"] - loud["session_level_offset_db"]
+        assert heard_l - heard_q == pytest.approx(4.0, abs=0.05)  # 4 LU louder, the same steps
+    for c in loud["clips"]:
+        audio, sr = read_wav(tmp_path / "l" / c["files"]["wav"])
+        assert true_peak_db(audio) <= -1.0 + 0.05  # the true-peak ceiling
+    # joins: short-term loudness of the 3 s either side, as the clips were placed
+    joins = loud["joins"]
+    assert len(joins) == len(plan.clips) - 1
+    for j in joins:
+        prev, _ = read_wav(tmp_path / "l" / loud["clips"][j["clip"] - 2]["files"]["wav"])
+        assert j["closing_lufs"] == pytest.approx(window_lufs(prev[-3 * SR:], SR), abs=0.3)
+        diff = j["closing_lufs"] - j["opening_lufs"]
+        assert j["bridge_db"] == (0.0 if abs(diff) < 1.0 else pytest.approx(max(-9, min(9, diff)), abs=0.01))
+
+
+def test_clip_levels_equal_the_reference_meter():
+    from emomusic.audio import integrated_lufs
+    from emomusic.session.levels import clip_loudness
+
+    rng = np.random.default_rng(5)
+    for n in (int(0.3 * SR), 3 * SR + 17, 12 * SR + 5):
+        audio = (rng.standard_normal((n, 2)) * np.linspace(0.001, 0.4, n)[:, None]).astype(np.float32)
+        audio[n // 3: n // 2] = 0.0  # a silence the gates drop
+        whole, body = clip_loudness(audio, SR, n * 2 // 3)
+        assert whole == pytest.approx(integrated_lufs(audio, SR), abs=1e-9)
+        assert body == pytest.approx(integrated_lufs(audio[: n * 2 // 3], SR), abs=1e-9)
+    assert clip_loudness(np.zeros((SR, 2), np.float32), SR, SR // 2) == (-math.inf, -math.inf)

@@ -69,6 +69,9 @@ def test_plan_settings_validate(kw, msg):
     (dict(sample_rate=100), "sample rate"), (dict(backend="musicgen"), "--model"),
     (dict(model="/no/such/ckpt"), "model not found: /no/such/ckpt"),
     (dict(soundfont="/no/such.sf2"), "SoundFont not found"), (dict(adapter="/no/lora"), "adapter"),
+    (dict(loudness="loud"), "loudness must be a LUFS number or 'off'"), (dict(loudness=0), "-40..-6 LUFS"),
+    (dict(loudness=float("nan")), "loudness"), (dict(reverb=1.5), "reverb must be a number 0..1"),
+    (dict(reverb=-0.1), "reverb"), (dict(reverb=True), "reverb"),
 ])
 def test_build_settings_validate(kw, msg):
     with pytest.raises(EmomusicError, match=msg):
@@ -113,3 +116,21 @@ def test_with_fallback_swaps_only_the_default_backend_without_a_model(tmp_path, 
     assert warning.startswith("symbolic backend unavailable (") and "\n" not in warning
     for given in (BuildSettings(backend="melody"), BuildSettings(model=tmp_path)):
         assert with_fallback(given) == (given, None)  # another backend, or an explicit model: never swapped
+
+
+def test_loudness_and_reverb_settings():
+    from emomusic.audio import LISTENING_LUFS, TRUE_PEAK_DBTP
+    from emomusic.render import SESSION_REVERB
+    from emomusic.session.assemble import CEILING_DBTP
+    from emomusic.session.engines import engine_for
+    from emomusic.session.settings import SESSION_LOUDNESS, SESSION_REVERB as SETTINGS_REVERB
+
+    # the defaults are the project's listening level and session reverb (kept here without importing them)
+    assert BuildSettings().loudness == SESSION_LOUDNESS == LISTENING_LUFS
+    assert BuildSettings().reverb == SETTINGS_REVERB == SESSION_REVERB
+    assert CEILING_DBTP == TRUE_PEAK_DBTP
+    assert BuildSettings(loudness="-18").settled().loudness == -18.0
+    assert BuildSettings(loudness=" OFF ").settled().loudness == "off"
+    assert BuildSettings(loudness="off").loudness_lufs is None
+    assert BuildSettings.from_dict(BuildSettings(loudness="off", reverb=0.5).to_dict()).settled().loudness == "off"
+    assert engine_for(BuildSettings(backend="rules", reverb=0.35)).reverb == 0.35
