@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from emomusic.cli.common import echo_json, json_option
+from emomusic.cli.common import echo_json, json_option, seed_option
 from emomusic.session.path import PATHS, STRATEGIES
 from emomusic.session.settings import BuildSettings, PlanSettings
 
@@ -50,7 +50,7 @@ def _default(value) -> str:
 @click.option("--heart-rate", type=float, default=None, metavar="BPM", help="Opening tempo: the listener's heart rate.")
 @click.option("--preset", default=None, metavar="NAME", help="A session preset from emomusic/playlists/ (flags override it).")
 @click.option("--list-presets", is_flag=True, help="List the presets and exit.")
-@click.option("--seed", type=int, default=None, help="Random seed (same seed, same session)." + _default(_PLAN.seed))
+@seed_option(default=None, help="Random seed (same seed, same session)." + _default(_PLAN.seed))
 @click.option("--max-retries", type=int, default=_BUILD.max_retries, show_default=True, help="Extra seeds tried per clip far from its waypoint.")
 @click.option("--tolerance", type=float, default=_BUILD.tolerance, show_default=True,
               help="Largest accepted valence-arousal distance between a clip and its waypoint.")

@@ -126,6 +126,14 @@ def build_session(
     engine.check()
     est_fn, est_name = _estimator(estimator)
     recorded = dict(s.to_dict(), backend=getattr(engine, "name", s.backend), estimator=est_name)
+    from emomusic.atomic import target_lock
+
+    with target_lock(out):  # one build per folder at a time: a second gets a one-line "busy" error
+        return _build_locked(plan, out, s, engine, est_fn, est_name, recorded, resume, on_clip)
+
+
+def _build_locked(plan, out, s, engine, est_fn, est_name, recorded, resume, on_clip) -> dict:
+    """The build itself, while this thread holds the output folder's lock."""
     work = work_dir_for(out)
     _prepare_work(work, {"emomusic_session_work": WORK_VERSION, "plan": plan.to_dict(), "settings": recorded}, resume)
     timings = {"generate": 0.0, "estimate": 0.0, "render": 0.0, "write": 0.0}

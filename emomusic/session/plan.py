@@ -286,6 +286,13 @@ class SessionPlan:
         self.tempo_rule.check_limit()
         self.loudness_rule.check_limit()
         seed_value(self.seed, "plan seed")
+        from emomusic.validation import clean_text
+
+        # these texts go into playlist.m3u8 and the session README: no control characters
+        clean_text(self.name, "plan name")
+        clean_text(self.description, "plan description", max_len=2000)
+        for c in self.clips:
+            clean_text(c.title, f"plan clip {c.index} title")
         if self.crossfade_s < 0:
             raise PlanError(f"crossfade_s must be >= 0, got {self.crossfade_s:g}")
         total = sum(c.duration_s for c in self.clips)

@@ -100,7 +100,7 @@ def _exit_code(args):
         (["--from", "anxious", "--to", "calm", "--tolerance", "-1", "--backend", "rules"], "tolerance"),
         (["--from", "anxious", "--to", "calm", "--backend", "rules", "--soundfont", "/no/such.sf2"], "SoundFont"),
         (["--from", "anxious", "--to", "calm", "--plan-out", "p.json"], "--plan-only"),
-        (["--from", "anxious", "--to", "calm", "--seed", "-1"], "seed must be 0"),
+        (["--from", "anxious", "--to", "calm", "--seed", "-1"], "seed must be in 0"),
         (["--from", "anxious", "--to", "calm", "--model", "nonexist"], "model not found: nonexist"),
         (["--from", "anxious", "--to", "calm", "--backend", "melody", "--model", "nonexist"], "model not found"),
         (["--from", "anxious", "--to", "calm", "--threads", "0", "--backend", "rules"], "threads"),
@@ -170,9 +170,9 @@ def test_fresh_install_falls_back_to_rules_with_a_warning(tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--seed", "-1"], "seed must be 0"),
+    (["--seed", "-1"], "seed must be in 0"),
     (["--model", "nonexist"], "model not found: nonexist"),  # an explicit model is never swapped for rules
-    (["--preset", "anxiety-to-calm", "--seed", "-1"], "seed must be 0"),
+    (["--preset", "anxiety-to-calm", "--seed", "-1"], "seed must be in 0"),
 ])
 def test_bad_seed_or_model_fail_before_any_build(tmp_path, capsys, monkeypatch, args, message):
     import emomusic.session.builder as builder

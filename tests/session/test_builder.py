@@ -573,3 +573,58 @@ def test_clip_levels_equal_the_reference_meter():
         assert whole == pytest.approx(integrated_lufs(audio, SR), abs=1e-9)
         assert body == pytest.approx(integrated_lufs(audio[: n * 2 // 3], SR), abs=1e-9)
     assert clip_loudness(np.zeros((SR, 2), np.float32), SR, SR // 2) == (-math.inf, -math.inf)
+
+
+class _BlockingEngine(TinyEngine):
+    """A TinyEngine whose first clip waits until the test says go (a build in progress)."""
+
+    def __init__(self, started, go):
+        super().__init__()
+        self.started, self.go = started, go
+
+    def generate(self, req: ClipRequest) -> Candidate:
+        if req.index == 1:
+            self.started.set()
+            assert self.go.wait(30)
+        return super().generate(req)
+
+
+def test_two_builds_into_one_folder_do_not_share_it(tmp_path):
+    import threading
+
+    out = tmp_path / "s"
+    started, go, result = threading.Event(), threading.Event(), {}
+
+    def first():
+        result["first"] = _build(_plan(), out, engine=_BlockingEngine(started, go))
+
+    t = threading.Thread(target=first)
+    t.start()
+    try:
+        assert started.wait(30)
+        with pytest.raises(EmomusicError, match="being written by another") as e:  # refused at once
+            _build(_plan(seed=9), out)
+        assert "\n" not in str(e.value)
+    finally:
+        go.set()
+        t.join(60)
+    assert result["first"]["clips"] and (out / "session.wav").is_file()
+    assert not list(tmp_path.glob(".s.*.partial")) and not (tmp_path / ".s.lock").exists()
+    assert _build(_plan(seed=9), out)["clips"]  # once the first is done, the folder is free again
+
+
+@pytest.mark.parametrize("field, value", [("name", "x\nEXTINF:-1,/etc/passwd"), ("description", "a\rb"),
+                                          ("title", "clip\x00")])
+def test_control_characters_in_plan_texts_are_refused(tmp_path, field, value):
+    plan = _plan()
+    if field == "title":
+        plan.clips[0].title = value
+    else:
+        setattr(plan, field, value)
+    with pytest.raises(EmomusicError, match="control characters"):
+        _build(plan, tmp_path / "s")
+    assert not (tmp_path / "s").exists()
+    d = _plan().to_dict()
+    d["name"] = "x\ny"
+    with pytest.raises(EmomusicError, match="control characters"):
+        SessionPlan.from_dict(d)
