@@ -15,7 +15,7 @@ import click
 
 from emomusic.cli.common import echo_json, json_option, seed_option
 from emomusic.session.path import PATHS, STRATEGIES
-from emomusic.session.settings import BuildSettings, PlanSettings
+from emomusic.session.settings import SYNTHS, BuildSettings, PlanSettings
 
 _PLAN = PlanSettings()
 _BUILD = BuildSettings()
@@ -60,6 +60,8 @@ def _default(value) -> str:
                    "true peak at most -1 dBTP; 'off': clips as rendered.")
 @click.option("--reverb", type=float, default=_BUILD.reverb, show_default=True,
               help="Room reverb on the SoundFont renders, 0 (dry) to 1.")
+@click.option("--synth", type=click.Choice(list(SYNTHS)), default=_BUILD.synth, show_default=True,
+              help="SoundFont player: numpy (own, fast), fluidsynth, or auto (FluidSynth when installed).")
 @click.option("--threads", type=int, default=1, show_default=True,
               help="torch threads for the generators (small models: 1 is fastest on a shared CPU).")
 @click.option("--plan-only", is_flag=True, help="Print (or with --plan-out, write) the plan as JSON; generate nothing.")
@@ -69,7 +71,7 @@ def _default(value) -> str:
 @click.option("--output", "-o", type=click.Path(path_type=Path), default=None, help="Output folder.")
 @json_option
 def session(from_, to, via, backend, model, adapter, soundfont, preset, list_presets, max_retries, tolerance,
-            sample_rate, loudness, reverb, threads, plan_only, plan_out, plan_file, resume, output, as_json, **plan_opts) -> None:
+            sample_rate, loudness, reverb, synth, threads, plan_only, plan_out, plan_file, resume, output, as_json, **plan_opts) -> None:
     """Build a listening session that moves from one mood to another (iso principle).
 
     \b
@@ -95,7 +97,7 @@ def session(from_, to, via, backend, model, adapter, soundfont, preset, list_pre
         raise EmomusicError("give an output folder with -o DIR (or use --plan-only)")
     settings = BuildSettings(backend=backend or _BUILD.backend, model=model, adapter=adapter, soundfont=soundfont,
                              max_retries=max_retries, tolerance=tolerance, sample_rate=sample_rate,
-                             loudness=loudness, reverb=reverb).validate()
+                             loudness=loudness, reverb=reverb, synth=synth).validate()
     if backend is None:
         from emomusic.session import with_fallback
 

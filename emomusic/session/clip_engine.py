@@ -142,13 +142,15 @@ def check_soundfont(soundfont=None) -> None:
     load_soundfont(soundfont if soundfont is not None else default_soundfont())
 
 
-def soundfont_render(piece: Piece, sample_rate: int, soundfont=None, reverb: float = 0.0) -> np.ndarray:
-    """The piece through the SoundFont player, with ``reverb`` (0..1, emomusic.audio.room_reverb:
-    its 2 s tail is cut by the caller's fit_length) on the mix."""
+def soundfont_render(piece: Piece, sample_rate: int, soundfont=None, reverb: float = 0.0,
+                     synth: str = "numpy") -> np.ndarray:
+    """The piece through the SoundFont player ``synth`` (emomusic.render: numpy, fluidsynth or
+    auto), with ``reverb`` (0..1, emomusic.audio.room_reverb: its 2 s tail is cut by the
+    caller's fit_length) on the mix."""
     try:
         from emomusic.render import render_piece
     except ImportError as exc:
         raise EmomusicError(f"SoundFont rendering is not available (emomusic.render: {exc})") from None
     from emomusic.audio import to_stereo
 
-    return to_stereo(render_piece(piece, soundfont=soundfont, sample_rate=sample_rate, reverb=float(reverb)))
+    return to_stereo(render_piece(piece, soundfont=soundfont, sample_rate=sample_rate, reverb=float(reverb), synth=synth))

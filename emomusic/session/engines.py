@@ -63,10 +63,11 @@ def make_engine(backend: str, model=None, adapter=None, soundfont=None) -> ClipE
 
 
 def engine_for(settings: "BuildSettings") -> ClipEngine:
-    """The engine the settings ask for; SoundFont engines get the settings' room reverb."""
+    """The engine the settings ask for; SoundFont engines get the settings' room reverb and player."""
     engine = make_engine(settings.backend, model=settings.model, adapter=settings.adapter, soundfont=settings.soundfont)
     if hasattr(engine, "reverb"):
         engine.reverb = float(settings.reverb)
+        engine.player = settings.synth
     return engine
 
 

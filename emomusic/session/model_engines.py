@@ -37,6 +37,7 @@ class SymbolicEngine:
         self.checkpoint = model
         self.soundfont = soundfont
         self.reverb = 0.0  # room reverb amount on the render (engine_for sets BuildSettings.reverb)
+        self.player = "numpy"  # the SoundFont player (engine_for sets BuildSettings.synth)
         self.steps = steps
 
     def check(self) -> None:
@@ -66,7 +67,7 @@ class SymbolicEngine:
         return Candidate(piece, info={"engine": "compose", "form_followed": followed})
 
     def render(self, candidate: Candidate, request: ClipRequest, sample_rate: int) -> np.ndarray:
-        return soundfont_render(candidate.piece, sample_rate, self.soundfont, self.reverb)
+        return soundfont_render(candidate.piece, sample_rate, self.soundfont, self.reverb, self.player)
 
 
 _METER_BEATS = {"4/4": 4.0, "2/4": 2.0, "3/4": 3.0, "2/2": 4.0, "6/8": 3.0, "3/8": 1.5, "9/8": 4.5, "12/8": 6.0}
@@ -107,6 +108,7 @@ class MelodyEngine:
         self.checkpoint = model
         self.soundfont = soundfont
         self.reverb = 0.0  # room reverb amount on the render (engine_for sets BuildSettings.reverb)
+        self.player = "numpy"  # the SoundFont player (engine_for sets BuildSettings.synth)
         self.meter = meter
         self.bar_beats = _METER_BEATS[meter]
 
@@ -135,7 +137,7 @@ class MelodyEngine:
         return Candidate(piece, info=dict(info, abc=abc))
 
     def render(self, candidate: Candidate, request: ClipRequest, sample_rate: int) -> np.ndarray:
-        return soundfont_render(candidate.piece, sample_rate, self.soundfont, self.reverb)
+        return soundfont_render(candidate.piece, sample_rate, self.soundfont, self.reverb, self.player)
 
 
 class MusicGenEngine:

@@ -134,3 +134,31 @@ def test_loudness_and_reverb_settings():
     assert BuildSettings(loudness="off").loudness_lufs is None
     assert BuildSettings.from_dict(BuildSettings(loudness="off", reverb=0.5).to_dict()).settled().loudness == "off"
     assert engine_for(BuildSettings(backend="rules", reverb=0.35)).reverb == 0.35
+
+
+def test_synth_setting_reaches_the_soundfont_engines(monkeypatch):
+    from emomusic import render
+    from emomusic.piece import Note, Piece, Track
+    from emomusic.session import clip_engine
+    from emomusic.session.engines import engine_for
+    from emomusic.session.settings import SYNTHS
+
+    assert set(SYNTHS) == set(render.SYNTHS)  # the same players, named alike
+    assert BuildSettings().synth == "numpy"
+    with pytest.raises(EmomusicError, match="synth must be one of"):
+        BuildSettings(synth="timidity").validate()
+    assert BuildSettings.from_dict(BuildSettings(synth="fluidsynth").to_dict()).synth == "fluidsynth"
+    asked = []
+    real = render.render_piece
+
+    def spy(piece, *a, synth="auto", **k):
+        asked.append(synth)
+        return real(piece, *a, synth="numpy", **k)
+
+    monkeypatch.setattr(render, "render_piece", spy)
+    piece = Piece(tracks=[Track("p", 0, False, [Note(60, 0.0, 1.0, 80)])])
+    for synth in ("fluidsynth", "numpy"):
+        eng = engine_for(BuildSettings(backend="rules", synth=synth))
+        assert eng.player == synth
+        clip_engine.soundfont_render(piece, 22050, None, 0.0, eng.player)
+    assert asked == ["fluidsynth", "numpy"]
