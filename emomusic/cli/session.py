@@ -61,7 +61,7 @@ def _default(value) -> str:
 @click.option("--reverb", type=float, default=_BUILD.reverb, show_default=True,
               help="Room reverb on the SoundFont renders, 0 (dry) to 1.")
 @click.option("--synth", type=click.Choice(list(SYNTHS)), default=_BUILD.synth, show_default=True,
-              help="SoundFont player: numpy (own, fast), fluidsynth, or auto (FluidSynth when installed).")
+              help="SoundFont player: auto (FluidSynth when installed, else the own player), fluidsynth, or numpy.")
 @click.option("--threads", type=int, default=1, show_default=True,
               help="torch threads for the generators (small models: 1 is fastest on a shared CPU).")
 @click.option("--plan-only", is_flag=True, help="Print (or with --plan-out, write) the plan as JSON; generate nothing.")

@@ -143,7 +143,7 @@ def check_soundfont(soundfont=None) -> None:
 
 
 def soundfont_render(piece: Piece, sample_rate: int, soundfont=None, reverb: float = 0.0,
-                     synth: str = "numpy") -> np.ndarray:
+                     synth: str = "auto") -> np.ndarray:
     """The piece through the SoundFont player ``synth`` (emomusic.render: numpy, fluidsynth or
     auto), with ``reverb`` (0..1, emomusic.audio.room_reverb: its 2 s tail is cut by the
     caller's fit_length) on the mix."""

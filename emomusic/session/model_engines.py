@@ -37,7 +37,7 @@ class SymbolicEngine:
         self.checkpoint = model
         self.soundfont = soundfont
         self.reverb = 0.0  # room reverb amount on the render (engine_for sets BuildSettings.reverb)
-        self.player = "numpy"  # the SoundFont player (engine_for sets BuildSettings.synth)
+        self.player = "auto"  # the SoundFont player (engine_for sets BuildSettings.synth)
         self.steps = steps
 
     def check(self) -> None:
@@ -108,7 +108,7 @@ class MelodyEngine:
         self.checkpoint = model
         self.soundfont = soundfont
         self.reverb = 0.0  # room reverb amount on the render (engine_for sets BuildSettings.reverb)
-        self.player = "numpy"  # the SoundFont player (engine_for sets BuildSettings.synth)
+        self.player = "auto"  # the SoundFont player (engine_for sets BuildSettings.synth)
         self.meter = meter
         self.bar_beats = _METER_BEATS[meter]
 

@@ -141,7 +141,7 @@ class RulesEngine:
             raise EmomusicError(f"synth must be auto, soundfont or builtin, got {synth!r}")
         self.soundfont = soundfont
         self.reverb = 0.0  # room reverb amount on the render (engine_for sets BuildSettings.reverb)
-        self.player = "numpy"  # the SoundFont player (engine_for sets BuildSettings.synth)
+        self.player = "auto"  # the SoundFont player (engine_for sets BuildSettings.synth)
         self.synth = synth
 
     def _soundfont_ok(self) -> bool:

@@ -175,8 +175,8 @@ class BuildSettings(_Settings):
     gap_penalty: float = 0.5  # ... and ranks as if this much farther from its waypoint
     loudness: float | str = SESSION_LOUDNESS  # LUFS of a neutral-arousal clip (the plan's reference); "off"
     reverb: float = SESSION_REVERB  # room reverb on the SoundFont renders (0 = dry .. 1)
-    synth: str = "numpy"  # SoundFont player: numpy (emomusic's own, tested against FluidSynth; about 2.5x
-    # faster, which keeps a 15-minute session under the 15 s aim), fluidsynth, or auto (FluidSynth when it loads)
+    synth: str = "auto"  # SoundFont player: auto (FluidSynth, the reference, when it loads; else the own
+    # player), fluidsynth, or numpy (emomusic's own, tested against FluidSynth; about as fast on piano)
 
     def to_dict(self) -> dict:
         d = asdict(self)

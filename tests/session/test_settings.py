@@ -144,7 +144,7 @@ def test_synth_setting_reaches_the_soundfont_engines(monkeypatch):
     from emomusic.session.settings import SYNTHS
 
     assert set(SYNTHS) == set(render.SYNTHS)  # the same players, named alike
-    assert BuildSettings().synth == "numpy"
+    assert BuildSettings().synth == "auto"
     with pytest.raises(EmomusicError, match="synth must be one of"):
         BuildSettings(synth="timidity").validate()
     assert BuildSettings.from_dict(BuildSettings(synth="fluidsynth").to_dict()).synth == "fluidsynth"
