@@ -7,6 +7,7 @@ signature, markers), then one named track per part with its General MIDI program
 
 from __future__ import annotations
 
+import io
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -36,6 +37,15 @@ def _gm_name(program: int) -> str:
         return f"Program {program}"
 
 
+def _text(raw: str) -> str:
+    """A MIDI text event as read by mido (latin-1) -> str: UTF-8 where the bytes are UTF-8
+    (what this writer and most programs write), else latin-1 as it stands."""
+    try:
+        return raw.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return raw
+
+
 def parse_key_name(name: str) -> KeySignature | None:
     m = re.fullmatch(r"([A-G][#b]?)(m?)", name.strip())
     if not m or m.group(1) not in _KEY_TONICS:
@@ -53,9 +63,12 @@ def read_midi(path: str | Path) -> Piece:
     import mido
 
     try:
-        mf = mido.MidiFile(str(path), clip=True)
+        # mido reads each chunk with file.read(declared length): from a real file that
+        # allocates the length a (corrupt) header claims, gigabytes from a few bytes;
+        # an in-memory buffer never returns more than the file holds.
+        mf = mido.MidiFile(file=io.BytesIO(Path(path).read_bytes()), clip=True)
     except Exception as exc:  # mido raises OSError, EOFError, ValueError, KeyError, ...
-        raise PieceFormatError(f"cannot read {path} as MIDI: {exc or type(exc).__name__}") from None
+        raise PieceFormatError(f"cannot read {path} as MIDI: {str(exc) or type(exc).__name__}") from None
     ppq = mf.ticks_per_beat
     if not ppq or ppq <= 0:
         raise PieceFormatError(f"cannot read {path} as MIDI: it uses SMPTE timing, which is not supported")
@@ -84,9 +97,9 @@ def read_midi(path: str | Path) -> Piece:
                         piece.time_signatures.append(TimeSignature(msg.numerator, msg.denominator, beat))
                     elif msg.type in ("marker", "text", "cue_marker") and msg.text.strip():
                         if msg.type == "marker" or msg.text.startswith("emotion "):
-                            piece.markers.append(Marker(msg.text, beat))
+                            piece.markers.append(Marker(_text(msg.text), beat))
                     elif msg.type == "track_name" and msg.name.strip():
-                        names.setdefault(ti, msg.name.strip())
+                        names.setdefault(ti, _text(msg.name).strip())
                     continue
                 if msg.type == "program_change":
                     channel_program[msg.channel] = msg.program
@@ -162,7 +175,7 @@ def piece_to_midifile(piece: Piece):
     def tk(beat: float) -> int:
         return max(0, int(round(beat * PPQ)))
 
-    mf = mido.MidiFile(type=1, ticks_per_beat=PPQ)
+    mf = mido.MidiFile(type=1, ticks_per_beat=PPQ, charset="utf-8")  # names in any script
     conductor: list[tuple[int, int, object]] = []  # (tick, order, message)
     conductor.append((0, 0, mido.MetaMessage("track_name", name=piece.title or "emomusic")))
     for ts in piece.time_signatures or [TimeSignature()]:
