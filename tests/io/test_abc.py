@@ -250,3 +250,12 @@ def test_nottingham_tune_matches_its_midi(shared_data):
     ref = read_piece(mid)
     melody = max(ref.tracks, key=lambda t: sum(n.pitch for n in t.notes) / len(t.notes))
     assert [n.pitch for n in tune.tracks[0].notes][:18] == [n.pitch for n in melody.notes][:18]
+
+
+def test_tempo_changes_between_bars_are_read():
+    # music21 drops a Q: line standing between two bars; the reader restores it. Q:3/8=40 is
+    # 40 dotted quarters a minute = 60 quarters; a bare Q:100 counts L: units (eighths) = 50.
+    text = "X:1\nT:t\nL:1/8\nQ:1/4=120\nK:C\nCDEF GABc|\nQ:3/8=40\ncBAG FEDC|\nQ:100\nC8|]\n"
+    back = abc_to_piece(text)
+    assert [(t.beat, t.bpm) for t in back.tempos] == [(0.0, 120.0), (4.0, 60.0), (8.0, 50.0)]
+    assert back.duration_seconds == pytest.approx(4 * 60 / 120 + 4 * 60 / 60 + 4 * 60 / 50)

@@ -196,7 +196,9 @@ def test_abc_round_trip_keeps_the_notes(tmp_path_factory, piece):
     write_piece(piece, path)
     back = read_piece(path)
     pitched = [t for t in piece.tracks if not t.is_drum]
-    assert [(t.name, t.program) for t in back.tracks] == [(t.name, t.program) for t in pitched]
+    assert [t.program for t in back.tracks] == [t.program for t in pitched]
+    if len(pitched) > 1:  # one voice per track, named by V: (a single voice has no V: line)
+        assert [t.name for t in back.tracks] == [t.name for t in pitched]
     for written, read in zip(pitched, back.tracks):
         expected = sorted((n.pitch, n.start, n.duration) for n in _monophonic_per_pitch(written.notes, GRID))
         assert sorted((n.pitch, n.start, n.duration) for n in read.notes) == expected, piece_to_abc(piece)
