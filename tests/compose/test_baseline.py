@@ -6,10 +6,9 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-from emomusic.compose.baseline import (  # noqa: E402
+from emomusic.compose.baseline import (
     Baseline,
     BaselineConfig,
     TokenGrammar,

@@ -113,8 +113,15 @@ def test_accidentals_are_unambiguous(tmp_path, key):
     text = piece_to_abc(p)
     want = [n.pitch for n in p.tracks[0].notes]
     assert [n.pitch for n in abc_to_piece(text).tracks[0].notes] == want
-    if shutil.which("abc2midi"):
-        assert [n.pitch for n in abc2midi_piece(tmp_path, text).tracks[0].notes] == want
+
+
+@needs_abc2midi
+@pytest.mark.parametrize("key", [KeySignature(0, "major"), KeySignature(7, "major"), KeySignature(5, "minor"),
+                                 KeySignature(11, "major"), KeySignature(3, "minor")])
+def test_accidentals_are_unambiguous_to_abc2midi(tmp_path, key):
+    p = _accidental_piece(key)
+    want = [n.pitch for n in p.tracks[0].notes]
+    assert [n.pitch for n in abc2midi_piece(tmp_path, piece_to_abc(p)).tracks[0].notes] == want
 
 
 def _random_piece(seed: int) -> Piece:
@@ -147,17 +154,22 @@ def test_random_pieces_survive_both_readers(tmp_path, seed):
     for a, b in zip(back.tracks, p.tracks):
         assert notes_of(a) == notes_of(b)
     assert back.keys[0] == p.keys[0]
-    if shutil.which("abc2midi"):
-        mid = abc2midi_piece(tmp_path, text)
-        by_prog = {}
-        for t in mid.tracks:
-            by_prog.setdefault(t.program, []).extend(t.notes)
-        for t in p.tracks:
-            got = {(n.pitch, round(n.start * 4) / 4): n.duration for n in by_prog.get(t.program, [])}
-            for pitch, start, dur in notes_of(t):
-                assert (pitch, start) in got, (pitch, start)
-                # abc2midi sometimes ends long tie chains inside dense chords a little early
-                assert got[(pitch, start)] == pytest.approx(dur, abs=0.2), (pitch, start)
+
+
+@needs_abc2midi
+@pytest.mark.parametrize("seed", range(24))
+def test_random_pieces_survive_abc2midi(tmp_path, seed):
+    p = _random_piece(seed)
+    mid = abc2midi_piece(tmp_path, piece_to_abc(p))
+    by_prog = {}
+    for t in mid.tracks:
+        by_prog.setdefault(t.program, []).extend(t.notes)
+    for t in p.tracks:
+        got = {(n.pitch, round(n.start * 4) / 4): n.duration for n in by_prog.get(t.program, [])}
+        for pitch, start, dur in notes_of(t):
+            assert (pitch, start) in got, (pitch, start)
+            # abc2midi sometimes ends long tie chains inside dense chords a little early
+            assert got[(pitch, start)] == pytest.approx(dur, abs=0.2), (pitch, start)
 
 
 def test_changes_of_tempo_key_and_metre(tmp_path):
