@@ -38,6 +38,14 @@ from emomusic.piece import KeySignature, Marker, Note, Piece, Tempo, TimeSignatu
 # No shrinking by default: shrinking a failure of a music21 round trip can take many minutes;
 # EMOMUSIC_HYPOTHESIS_SHRINK=1 turns it on to get the smallest failing example.
 PHASES = [Phase.explicit, Phase.reuse, Phase.generate] + ([Phase.shrink] if os.environ.get("EMOMUSIC_HYPOTHESIS_SHRINK") else [])
+# EMOMUSIC_HYPOTHESIS_SCALE scales the number of examples (scripts/mutation.py runs 0.25).
+SCALE = float(os.environ.get("EMOMUSIC_HYPOTHESIS_SCALE", "1"))
+
+
+def _n(examples: int) -> int:
+    return max(3, int(examples * SCALE))
+
+
 SETTINGS = dict(derandomize=True, deadline=None, phases=PHASES, print_blob=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
@@ -145,7 +153,7 @@ def _check_midi_round_trip(piece: Piece, path) -> None:
     assert back.title == (piece.title or "emomusic")  # the writer names an untitled conductor track
 
 
-@settings(max_examples=60, **SETTINGS)
+@settings(max_examples=_n(60), **SETTINGS)
 @given(piece=midi_pieces(same_pitch_overlaps=False))
 @example(piece=Piece(tracks=[Track("Repeat", 0, False, [Note(60, 0.0, 1.0), Note(60, 1.0, 1.0), Note(60, 2.0, 0.5, 30)])]))
 def test_midi_round_trip_keeps_every_note(tmp_path_factory, piece):
@@ -156,7 +164,7 @@ def test_midi_round_trip_keeps_every_note(tmp_path_factory, piece):
                    "overlap in a track are written as nested note-on/note-off pairs, and the reader pairs them "
                    "first-in-first-out, so the notes come back with the wrong lengths; the writer should end "
                    "the sounding note where the same pitch strikes again")
-@settings(max_examples=20, **SETTINGS)
+@settings(max_examples=_n(20), **SETTINGS)
 @given(piece=midi_pieces(same_pitch_overlaps=True))
 def test_midi_round_trip_of_same_pitch_overlaps_cuts_the_earlier_note(tmp_path_factory, piece):
     path = tmp_path_factory.mktemp("midi") / "p.mid"
@@ -187,7 +195,7 @@ def abc_pieces(draw):
     return Piece(tracks=tracks, tempos=tempos, keys=[key], time_signatures=[TimeSignature(*metre)], title="prop")
 
 
-@settings(max_examples=25, **SETTINGS)
+@settings(max_examples=_n(25), **SETTINGS)
 @given(piece=abc_pieces())
 @example(piece=Piece(tracks=[Track("Tied", 0, False, [Note(61, 3.0, 6.0), Note(61, 9.0, 1.0), Note(65, 3.0, 1.0)])],
                      keys=[KeySignature(5, "minor")]))
@@ -207,7 +215,7 @@ def test_abc_round_trip_keeps_the_notes(tmp_path_factory, piece):
     assert back.time_signature == piece.time_signature
 
 
-@settings(max_examples=8, **SETTINGS)
+@settings(max_examples=_n(8), **SETTINGS)
 @given(bpms=st.lists(st.integers(40, 200), min_size=2, max_size=3, unique=True))
 def test_abc_tempo_changes_survive(tmp_path_factory, bpms):
     notes = [Note(60 + i % 5, float(i), 1.0) for i in range(4 * len(bpms))]
@@ -289,7 +297,7 @@ def _mutate(data: bytes, edits) -> bytes:
 EDITS = st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2**16), st.integers(0, 255)), min_size=1, max_size=8)
 
 
-@settings(max_examples=150, **SETTINGS)
+@settings(max_examples=_n(150), **SETTINGS)
 @given(edits=EDITS)
 @example(edits=[(1, 13, 0)])  # header chunk length off by one
 @example(edits=[(0, 9, 2)])  # type 2
@@ -300,7 +308,7 @@ def test_any_midi_bytes_give_a_piece_or_a_one_line_error(tmp_path_factory, edits
     _read_bounded(path)
 
 
-@settings(max_examples=40, **SETTINGS)
+@settings(max_examples=_n(40), **SETTINGS)
 @given(edits=EDITS)
 @example(edits=[(3, 60, 255)])
 def test_any_abc_bytes_give_a_piece_or_a_one_line_error(tmp_path_factory, edits):
@@ -309,7 +317,7 @@ def test_any_abc_bytes_give_a_piece_or_a_one_line_error(tmp_path_factory, edits)
     _read_bounded(path)
 
 
-@settings(max_examples=40, **SETTINGS)
+@settings(max_examples=_n(40), **SETTINGS)
 @given(data=st.binary(max_size=400), suffix=st.sampled_from([".mid", ".abc", ".musicxml"]))
 @example(data=b"MThd", suffix=".mid")
 @example(data=b"K:C\n" + b"c" * 5000, suffix=".abc")
