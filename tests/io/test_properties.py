@@ -120,7 +120,7 @@ def _note_tuples(notes):
 
 def _mido_notes(path) -> list[list[tuple[int, float, float, int]]]:
     """Notes per track as mido sees the file: an independent pairing of note-on and
-    note-off (first in, first out per channel and pitch), in beats."""
+    note-off per channel and pitch, in beats, for files without same-pitch overlaps."""
     mf = mido.MidiFile(str(path))
     out = []
     for track in mf.tracks[1:]:
@@ -128,6 +128,10 @@ def _mido_notes(path) -> list[list[tuple[int, float, float, int]]]:
         for msg in track:
             tick += msg.time
             if msg.type == "note_on" and msg.velocity > 0:
+                # no two notes of one pitch overlap in these pieces: a pitch still open here means
+                # the writer put a note-on before the note-off of the same tick (a repeated note
+                # would read as a zero-length note in music21)
+                assert not open_[(msg.channel, msg.note)], f"note-on of {msg.note} at tick {tick} before its note-off"
                 open_[(msg.channel, msg.note)].append((tick, msg.velocity))
             elif msg.type in ("note_on", "note_off"):
                 start, vel = open_[(msg.channel, msg.note)].pop(0)
