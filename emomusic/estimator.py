@@ -338,19 +338,42 @@ def load_estimator(path: str | os.PathLike | None = None) -> EstimatorModel:
 # --------------------------------------------------------------------------------------
 
 
-def estimate_details(piece: Piece, model: EstimatorModel | None = None) -> dict:
+# Features that read the note velocities (loudness). ``neutral=VELOCITY_FEATURES`` estimates
+# from the notes alone: a post-hoc loudness control cannot then decide the arousal.
+VELOCITY_FEATURES = ("velocity", "velocity_std")
+
+
+def axis_probabilities(feats: dict[str, float], model: EstimatorModel | None = None,
+                       neutral: Sequence[str] = ()) -> tuple[float, float]:
+    """``(P(valence > 0), P(arousal > 0))`` from extracted features; ``neutral`` as
+    :func:`estimate_details` (those features held at their training mean)."""
+    model = model or load_estimator()
+    unknown = [f for f in neutral if f not in ALL_FEATURES]
+    if unknown:
+        raise ValueError(f"unknown estimator feature {unknown[0]!r}")
+    z = model.standardise(feats)
+    for f in neutral:
+        if f in model.features:
+            z[model.features.index(f)] = 0.0
+    return float(model.valence.prob(z[None, :])[0]), float(model.arousal.prob(z[None, :])[0])
+
+
+def estimate_details(piece: Piece, model: EstimatorModel | None = None, neutral: Sequence[str] = ()) -> dict:
     """Everything the estimator knows about ``piece``.
 
     Keys: ``valence``, ``arousal`` (in [-1, 1]), ``quadrant`` ("Q1".."Q4"),
     ``quadrant_probs`` ({"Q1": p, ...}), ``p_valence_positive``, ``p_arousal_positive``,
     ``attributes`` (:class:`Attributes`), ``features`` (name -> value).
+
+    ``neutral`` names features to ignore without refitting: their standardised value is set
+    to 0, the training mean, so they add nothing to either axis (e.g. :data:`VELOCITY_FEATURES`
+    to judge a piece by its notes, not its loudness). The other weights were fitted
+    alongside them, so this is an approximation of a model without those features.
     """
     model = model or load_estimator()
     attrs = measure(piece)
     feats = extract_features(piece, attrs)
-    z = model.standardise(feats)
-    pv = float(model.valence.prob(z[None, :])[0])
-    pa = float(model.arousal.prob(z[None, :])[0])
+    pv, pa = axis_probabilities(feats, model, neutral)
     valence, arousal = 2.0 * pv - 1.0, 2.0 * pa - 1.0
     emo = Emotion(max(-1.0, min(1.0, valence)), max(-1.0, min(1.0, arousal)))
     probs = {"Q1": pv * pa, "Q2": (1 - pv) * pa, "Q3": (1 - pv) * (1 - pa), "Q4": pv * (1 - pa)}
@@ -367,9 +390,10 @@ def estimate_details(piece: Piece, model: EstimatorModel | None = None) -> dict:
     }
 
 
-def estimate_emotion(piece: Piece, model: EstimatorModel | None = None) -> Emotion:
-    """The estimated emotion of ``piece`` (valence, arousal in [-1, 1])."""
-    return estimate_details(piece, model)["emotion"]
+def estimate_emotion(piece: Piece, model: EstimatorModel | None = None, neutral: Sequence[str] = ()) -> Emotion:
+    """The estimated emotion of ``piece`` (valence, arousal in [-1, 1]); ``neutral`` as
+    :func:`estimate_details`."""
+    return estimate_details(piece, model, neutral)["emotion"]
 
 
 def estimate_many(pieces: Sequence[Piece], model: EstimatorModel | None = None) -> list[Emotion]:
@@ -379,7 +403,9 @@ def estimate_many(pieces: Sequence[Piece], model: EstimatorModel | None = None) 
 
 __all__ = [
     "ALL_FEATURES",
+    "VELOCITY_FEATURES",
     "EstimatorModel",
+    "axis_probabilities",
     "LogisticAxis",
     "estimate_details",
     "estimate_emotion",

@@ -18,7 +18,7 @@ import numpy as np
 
 from emomusic.emotion import Emotion, parse_emotion
 from emomusic.errors import CheckpointError, EmomusicError
-from emomusic.piece import KeySignature, Marker, Note, Piece, Tempo, TimeSignature, Track
+from emomusic.piece import KeySignature, Marker, Note, Piece, Tempo, TimeSignature, Track, without_overlaps
 
 from .representation import notes_to_segments, segments_to_notes
 
@@ -398,5 +398,7 @@ def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: in
             p = _apply_template(p, emos, moving, eng.segment_bars * 4.0, mode=key is None)
             if tempo:
                 p.tempos = [Tempo(float(tempo), 0.0)]
+        for t in p.tracks:  # one voice per key, as a MIDI file holds it (so counts agree with the file)
+            t.notes = without_overlaps(t.notes)
         pieces.append(p)
     return pieces
