@@ -743,3 +743,57 @@ def test_mode_control_clarifies_chromatic_notes_in_every_part():
     assert {n.pitch % 12 for n in parts[1]} <= {0, 2, 4, 5, 7, 9, 11}
     assert [n.start for n in parts[1]] == [n.start for n in lower]
     assert template_mode([upper, lower], Emotion(0.03, 0.0)) is None  # neutral valence: left alone
+
+
+def test_register_shift_boundaries_are_inclusive():
+    e = Emotion(0.5, 0.5)  # template register 67.25
+    # lowest note 33: one octave down would reach 21 exactly, the piano's lowest key: allowed
+    down = _register_piece([33, 100, 100, 100])  # mean 83.25: 16 above -> 1 octave down
+    assert [n.pitch for n in apply_template(down, e, controls=("register",)).tracks[0].notes] == [21, 88, 88, 88]
+    # highest note 96: one octave up reaches 108 exactly: allowed
+    up = _register_piece([30, 31, 32, 96])  # mean 47.25: 20 below -> 2 octaves wanted, 1 fits
+    assert [n.pitch for n in apply_template(up, e, controls=("register",)).tracks[0].notes] == [42, 43, 44, 108]
+    # a note already above the piano (110) cannot go up, and nothing shifts down instead
+    over = _register_piece([20, 22, 24, 110])  # mean 44: 23 below -> 2 octaves wanted, none fits
+    assert [n.pitch for n in apply_template(over, e, controls=("register",)).tracks[0].notes] == [20, 22, 24, 110]
+    # 18 semitones above the target is 1.5 octaves: rounds to 2 (not 1, as 13-semitone octaves would)
+    far = _register_piece([85, 85, 86, 85])  # mean 85.25: 18 above -> 2 octaves down
+    assert [n.pitch for n in apply_template(far, e, controls=("register",)).tracks[0].notes] == [61, 61, 62, 61]
+
+
+def test_apply_template_keeps_everything_it_does_not_control():
+    from emomusic.piece import Marker, TimeSignature
+
+    p = Piece(tracks=[Track("p", 5, False, [Note(60 + i % 5, float(i), 0.5, 70) for i in range(8)])],
+              tempos=[Tempo(100.0)], keys=[KeySignature(0, "major")], time_signatures=[TimeSignature(3, 4)],
+              markers=[Marker("emotion v=0.10 a=0.10 Q1", 0.0)], title="t")
+    out = apply_template(p, Emotion(0.5, 0.5), controls=("velocity",))
+    assert out.time_signatures == p.time_signatures and out.markers == p.markers and out.title == "t"
+    assert out.keys == p.keys and out.tempos == p.tempos
+    assert [(n.pitch, n.start, n.duration) for n in out.tracks[0].notes] == [(n.pitch, n.start, n.duration) for n in p.tracks[0].notes]
+    assert out.tracks[0].program == 5 and out.tracks[0].name == "p"
+    # no tempo map at all: the control starts from 120 BPM
+    bare = replace(p, tempos=[])
+    goal = 96 * 2 ** 0.375 - 1.5
+    assert apply_template(bare, Emotion(0.5, 0.5), controls=("tempo",)).tempos[0].bpm == pytest.approx(goal, abs=1e-3)
+    # articulation: durations scale so the mean duration/IOI ratio (0.5 here) reaches the template's
+    art = apply_template(p, Emotion(0.5, 0.5), controls=("articulation",))
+    assert [n.duration for n in art.tracks[0].notes] == pytest.approx([0.5 * (0.85 - 0.06 - 0.015) / 0.5] * 8)
+    with pytest.raises(EmomusicError, match="needs an Emotion, got tuple"):
+        apply_template(p, (0.5, 0.5))
+    with pytest.raises(EmomusicError, match="needs an Emotion, got tuple"):
+        template((0.5, 0.5))
+
+
+def test_mode_control_writes_a_key_signature_even_without_one():
+    minor_piece = Piece(tracks=[Track("p", 0, False, [Note(p, float(i), 1.0) for i, p in enumerate([69, 71, 72, 74, 76, 77, 76, 72, 69] * 2)])],
+                        keys=[], tempos=[Tempo(100.0, 0.0)])
+    out = apply_template(minor_piece, Emotion(0.9, 0.0), controls=("mode",))
+    assert len(out.keys) == 1 and out.keys[0].mode == "major" and out.keys[0].beat == 0.0
+    assert out.keys[0].tonic == measure(out).key_tonic and measure(out).mode == "major"
+
+
+def test_measured_mode_strength_and_neutral_template_shift():
+    a = measure(Piece(tracks=[Track("x", 0, False, [Note(p, float(i), 1.0) for i, p in enumerate([60, 62, 64, 65, 67, 69, 71, 72])])]))
+    assert a.mode_strength == pytest.approx(abs(2 * a.major_prob - 1)) and a.octave_shift == 0
+    assert template(Emotion(0.0, 0.3)).octave_shift == 0 and template(Emotion(-0.01, 0.3)).octave_shift == -12
