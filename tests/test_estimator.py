@@ -349,14 +349,15 @@ def test_features_hand_computed_for_a_triad_line():
 def test_melody_line_cuts_each_top_note_at_the_next_onset():
     from emomusic.estimator import melody_line
 
-    notes = [Note(60, 0.0, 2.0, 70), Note(72, 0.0, 3.0, 90), Note(64, 0.02, 1.0), Note(67, 1.0, 0.5, 50),
-             Note(55, 4.0, 1.0, 40)]
-    p = Piece(tracks=[Track("a", 0, False, notes), Track("d", 0, True, [Note(36, 0, 8.0)])], tempos=[Tempo(120.0)],
+    # at 60 BPM a beat is 1 s: 0.02 beats (20 ms) is the same chord, 0.04 beats (40 ms) is not
+    notes = [Note(60, 0.0, 2.0, 70), Note(72, 0.0, 3.0, 90), Note(64, 0.02, 1.0), Note(71, 1.0, 0.5, 50),
+             Note(74, 1.04, 0.25, 60), Note(55, 4.0, 1.0, 40), Note(55, 4.0, 1.0, 45)]
+    p = Piece(tracks=[Track("a", 0, False, notes), Track("d", 0, True, [Note(36, 0, 8.0)])], tempos=[Tempo(60.0)],
               title="t")
     line = melody_line(p)
-    # 0.02 beats = 10 ms at 120 BPM: the same chord as beat 0; the top (72) is cut at beat 1
     assert [(n.pitch, n.start, n.duration, n.velocity) for n in line.tracks[0].notes] == \
-        [(72, 0.0, 1.0, 90), (67, 1.0, 0.5, 50), (55, 4.0, 1.0, 40)]
-    assert line.title == "t" and line.tempos == p.tempos and len(line.tracks) == 1
-    with pytest.raises(PieceFormatError):
+        [(72, 0.0, 1.0, 90), (71, 1.0, pytest.approx(0.04), 50), (74, 1.04, 0.25, 60), (55, 4.0, 1.0, 40)]
+    assert line.title == "t" and line.tempos == [Tempo(60.0)] and len(line.tracks) == 1
+    assert (line.tracks[0].name, line.tracks[0].program, line.tracks[0].is_drum) == ("Melody", 0, False)
+    with pytest.raises(PieceFormatError, match="no pitched notes"):
         melody_line(Piece(tracks=[Track("d", 0, True, [Note(36, 0, 1.0)])]))
