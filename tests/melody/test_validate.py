@@ -65,13 +65,25 @@ def test_abc2midi_time_limit_is_reported(monkeypatch):
 
     monkeypatch.setattr(subprocess, "run", slow)
     assert check_abc2midi(GOOD, timeout=0.01) == "abc2midi: timed out"
+    seen = {}
+
+    def record(cmd, **k):  # the limit reaches the subprocess call
+        seen.update(k)
+        raise subprocess.TimeoutExpired(cmd="abc2midi", timeout=k.get("timeout"))
+
+    monkeypatch.setattr(subprocess, "run", record)
+    check_abc2midi(GOOD, timeout=3.5)
+    assert seen["timeout"] == 3.5
+    check_abc2midi(GOOD)
+    assert seen["timeout"] == 20.0
 
 
 def test_a_missing_abc2midi_is_an_error_not_a_pass(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))  # a folder without abc2midi
     assert not abc2midi_available()
-    with pytest.raises(EmomusicError, match="abc2midi is not installed"):
+    with pytest.raises(EmomusicError) as exc:
         check_abc2midi(GOOD)
+    assert str(exc.value) == "abc2midi is not installed (Debian package abcmidi): cannot check ABC with it"
     with pytest.raises(EmomusicError):
         check_abc(GOOD, missing_ok=False)
     # the melody API generates without abc2midi (music21 alone), and says nothing false:
@@ -102,3 +114,29 @@ def test_abc2midi_must_write_a_midi_file(monkeypatch):
 
     monkeypatch.setattr(subprocess, "run", exit_status)
     assert check_abc2midi(GOOD) == "abc2midi: exit status 3: boom"
+
+    def long_error(cmd, **k):  # the reason keeps the first 200 characters
+        return real(["sh", "-c", "printf 'x%.0s' $(seq 300); exit 4"], **k)
+
+    monkeypatch.setattr(subprocess, "run", long_error)
+    assert check_abc2midi(GOOD) == "abc2midi: exit status 4: " + "x" * 200
+
+    def long_error_line(cmd, **k):
+        return real(["sh", "-c", "printf 'error %.0s' $(seq 60)"], **k)
+
+    monkeypatch.setattr(subprocess, "run", long_error_line)
+    assert check_abc2midi(GOOD) == "abc2midi: " + ("error " * 60).strip()[:200]
+
+    def empty_file(cmd, **k):  # a clean exit that wrote an empty MIDI file
+        open(cmd[-1], "wb").close()
+        return real(["true"], **k)
+
+    monkeypatch.setattr(subprocess, "run", empty_file)
+    assert check_abc2midi(GOOD) == "abc2midi: wrote no MIDI file"
+
+
+def test_check_abc_passes_every_expectation_to_music21():
+    assert check_abc(GOOD, n_bars=3, n_notes=5, quarters=12, missing_ok=True) is None
+    assert check_abc(GOOD, n_bars=4, missing_ok=True) == "music21: read 3 bars, expected 4"
+    assert check_abc(GOOD, n_notes=4, missing_ok=True) == "music21: read 5 notes, expected 4"
+    assert check_abc(GOOD, quarters=11, missing_ok=True) == "music21: read 12 quarter notes, expected 11"
