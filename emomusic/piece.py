@@ -234,7 +234,7 @@ def without_overlaps(notes: list[Note], resolution: float = 1 / 480) -> list[Not
     by_pitch: dict[int, list[Note]] = {}
     for n in sorted(notes, key=lambda n: (n.start, n.pitch, -n.duration)):
         same = by_pitch.setdefault(n.pitch, [])
-        if same and n.start - same[-1].start < resolution:
+        if same and round(n.start / resolution) == round(same[-1].start / resolution):  # same tick
             prev = same[-1]
             same[-1] = replace(prev, duration=max(prev.duration, n.end - prev.start), velocity=max(prev.velocity, n.velocity))
             continue

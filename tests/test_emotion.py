@@ -97,6 +97,84 @@ def test_options_resolution():
 
 
 def test_mean_and_quadrant_centres():
-    assert mean_emotion([Emotion(1, 0), Emotion(0, 1)]).as_tuple() == (0.5, 0.5)
+    # asymmetric inputs, hand-computed means: a swap of valence and arousal, a wrong divisor or a
+    # dropped item all give a different point
+    m = mean_emotion([Emotion(0.9, -0.3), Emotion(0.3, -0.9), Emotion(-0.6, 0.0)])
+    assert m.as_tuple() == pytest.approx((0.2, -0.4))
+    assert mean_emotion(iter([Emotion(0.5, -0.25)])).as_tuple() == (0.5, -0.25)  # any iterable, once
+    with pytest.raises(EmotionError):
+        mean_emotion([])
+    expected = {"Q1": (0.6, 0.6), "Q2": (-0.6, 0.6), "Q3": (-0.6, -0.6), "Q4": (0.6, -0.6)}
     for q in QUADRANTS:
-        assert Emotion.from_quadrant(q).quadrant == q
+        e = Emotion.from_quadrant(q)
+        assert e.quadrant == q and e.as_tuple() == expected[q] and e.label == q
+        assert Emotion.from_quadrant(q.lower()) == e
+    with pytest.raises(EmotionError, match="Q5"):
+        Emotion.from_quadrant("Q5")
+
+
+@pytest.mark.parametrize(
+    "make,words",
+    [
+        (lambda: Emotion(True, 0.0), ["valence", "True"]),
+        (lambda: Emotion(0.0, "loud"), ["arousal", "loud"]),
+        (lambda: Emotion(float("nan"), 0.0), ["valence", "finite"]),
+        (lambda: Emotion(0.0, float("inf")), ["arousal", "finite"]),
+        (lambda: Emotion(1.5, 0.0), ["valence", "1.5"]),
+        (lambda: emotion_from_options(0.1, None, None), ["--valence", "--mood"]),
+        (lambda: emotion_from_options(None, 0.1, None), ["--valence", "--mood"]),
+        (lambda: emotion_from_options(0.1, None, "sad"), ["not both"]),
+        (lambda: emotion_from_options(None, 0.1, "sad"), ["not both"]),
+        (lambda: parse_emotion("0.5,abc 1"), ["V,A"]),
+        (lambda: parse_emotion(3), ["mood word"]),
+        (lambda: Emotion(0, 0).lerp(Emotion(0.1, 0.1), -0.5), ["[0, 1]"]),
+    ],
+)
+def test_errors_are_one_line_and_say_what_is_wrong(make, words):
+    with pytest.raises(EmotionError) as exc:
+        make()
+    text = str(exc.value)
+    assert "\n" not in text
+    for w in words:
+        assert w in text
+
+
+def test_lerp_refuses_positions_outside_0_1_even_when_the_result_is_in_range():
+    a, b = Emotion(0.0, 0.0), Emotion(0.2, -0.2)
+    for t in (1.5, 2.0, -0.5, float("nan")):
+        with pytest.raises(EmotionError):
+            a.lerp(b, t)
+    assert a.lerp(b, 0.25).as_tuple() == pytest.approx((0.05, -0.05))
+
+
+@pytest.mark.parametrize("bad", [None, ["valence", "arousal"], "valence arousal", {"arousal": 0.1}])
+def test_from_dict_rejects_non_dicts_and_missing_keys(bad):
+    with pytest.raises(EmotionError):
+        Emotion.from_dict(bad)
+
+
+def test_dict_keeps_four_decimals_and_str_shows_the_label():
+    d = Emotion(0.123456, -0.654321).to_dict()
+    assert d == {"valence": 0.1235, "arousal": -0.6543, "quadrant": "Q4"}
+    assert str(Emotion(0.5, -0.25)) == "valence +0.50, arousal -0.25 (Q4)"
+    assert str(Emotion(0.5, -0.25, "calm")) == "calm: valence +0.50, arousal -0.25 (Q4)"
+    assert Emotion(-0.3, 0.8).intensity == pytest.approx(math.hypot(0.3, 0.8))
+    assert Emotion(1, 1).intensity == 1.0
+    assert Emotion(0, 1).angle == pytest.approx(90.0) and Emotion(0, -1).angle == pytest.approx(270.0)
+
+
+@pytest.mark.parametrize("text", ["Q3", "q4", " Q1 "])
+def test_parse_quadrant_either_case(text):
+    e = parse_emotion(text)
+    assert e.quadrant == text.strip().upper() and e.label == text.strip().upper()
+
+
+def test_parse_mood_words_with_commas_or_digits_alone_reach_the_mood_table():
+    # a comma without digits, or a digit without a comma, is not a malformed 'V,A' pair: it is
+    # looked up as a mood word (and fails there with the mood table's own message)
+    for text in ("calm, happy", "mood 7"):
+        with pytest.raises(EmotionError) as exc:
+            parse_emotion(text)
+        assert "V,A" not in str(exc.value)
+    with pytest.raises(EmotionError, match="V,A"):
+        parse_emotion("0.5,abc")

@@ -252,3 +252,112 @@ def test_val_accuracy_matches_model_card(shared_data):
     assert ok_a / n == pytest.approx(reported["arousal_accuracy"], abs=0.02)
     card = (default_estimator_dir() / "MODEL_CARD.md").read_text()
     assert f"{reported['quadrant_accuracy']:.3f}" in card
+
+
+# -- hand-computed checks: a model built here, features worked out on paper -----------------------
+def _hand_model(weights_v, weights_a, bias_v=0.0, bias_a=0.0):
+    from emomusic.estimator import EstimatorModel, LogisticAxis
+
+    feats = ("velocity", "register")
+    return EstimatorModel(feats, np.array([64.0, 60.0]), np.array([16.0, 6.0]),
+                          LogisticAxis(np.array(weights_v, float), bias_v), LogisticAxis(np.array(weights_a, float), bias_a), {})
+
+
+def _sig(x):
+    return 1 / (1 + math.exp(-x))
+
+
+def test_details_follow_the_logistic_formula_with_a_hand_made_model():
+    from emomusic.estimator import estimate_details, estimate_many
+
+    # velocity 96, register 66 (one C#5-ish line): z = ((96-64)/16, (66-60)/6) = (2, 1)
+    piece = Piece(tracks=[Track("x", 0, False, [Note(66, float(i), 1.0, 96) for i in range(4)])])
+    model = _hand_model([0.5, -1.0], [1.0, 0.25], bias_v=0.2, bias_a=-0.5)
+    d = estimate_details(piece, model)
+    pv, pa = _sig(0.5 * 2 - 1.0 * 1 + 0.2), _sig(1.0 * 2 + 0.25 * 1 - 0.5)
+    assert d["p_valence_positive"] == pytest.approx(pv) and d["p_arousal_positive"] == pytest.approx(pa)
+    assert d["valence"] == pytest.approx(2 * pv - 1) and d["arousal"] == pytest.approx(2 * pa - 1)
+    assert d["quadrant"] == "Q1" and d["emotion"].as_tuple() == pytest.approx((2 * pv - 1, 2 * pa - 1))
+    assert d["quadrant_probs"] == pytest.approx({"Q1": pv * pa, "Q2": (1 - pv) * pa, "Q3": (1 - pv) * (1 - pa),
+                                                 "Q4": pv * (1 - pa)})
+    assert sum(d["quadrant_probs"].values()) == pytest.approx(1.0)
+    # a model that reads loud as negative valence puts the same piece in Q2; Q3 and Q4 likewise
+    assert estimate_emotion(piece, _hand_model([-1.0, 0.0], [1.0, 0.0])).quadrant == "Q2"
+    assert estimate_emotion(piece, _hand_model([-1.0, 0.0], [-1.0, 0.0])).quadrant == "Q3"
+    assert estimate_emotion(piece, _hand_model([1.0, 0.0], [-1.0, 0.0])).quadrant == "Q4"
+    many = estimate_many([piece, piece], model)
+    assert [e.as_tuple() for e in many] == [d["emotion"].as_tuple()] * 2
+    X = np.array([[96.0, 66.0], [64.0, 60.0]])
+    pvs, pas = model.predict_probs(X)
+    assert pvs.tolist() == pytest.approx([pv, _sig(0.2)]) and pas.tolist() == pytest.approx([pa, _sig(-0.5)])
+    assert model.standardise({"velocity": 80.0, "register": 54.0, "other": 1.0}).tolist() == [1.0, -1.0]
+
+
+def test_hand_made_model_round_trips_and_rejects_bad_files(tmp_path):
+    from emomusic.estimator import EstimatorModel, load_estimator
+
+    model = _hand_model([0.5, -1.0], [1.0, 0.25], bias_v=0.2)
+    d = model.to_dict()
+    assert d["features"] == ["velocity", "register"] and d["valence"] == {"weights": [0.5, -1.0], "bias": 0.2}
+    again = EstimatorModel.from_dict(json.loads(json.dumps(d)))
+    assert again.features == model.features and again.valence.bias == 0.2 and again.arousal.bias == 0.0
+    assert again.mean.tolist() == [64.0, 60.0] and again.scale.tolist() == [16.0, 6.0]
+    folder = model.save(tmp_path / "est")
+    assert load_estimator(folder).arousal.weights.tolist() == [1.0, 0.25]
+    bad = [({**d, "format_version": 99}, "format"), ({**d, "features": ["velocity", "colour"]}, "colour"),
+           ({**d, "valence": {"weights": [1.0], "bias": 0}}, "valence weights have 1"),
+           ({**d, "arousal": {"weights": [1.0, 2.0, 3.0], "bias": 0}}, "arousal weights have 3"),
+           ({**d, "scale": [16.0, 0.0]}, "mean/scale"), ({**d, "mean": [1.0]}, "mean/scale"),
+           ({k: v for k, v in d.items() if k != "valence"}, "malformed"),
+           ({**d, "valence": {"weights": ["a", "b"], "bias": 0}}, "malformed")]
+    for doc, words in bad:
+        with pytest.raises(CheckpointError, match=words):
+            EstimatorModel.from_dict(doc)
+
+
+def test_features_hand_computed_for_a_triad_line():
+    from emomusic.estimator import extract_features
+
+    # at 120 BPM (0.5 s a beat): C major triad held 2 beats, then an A minor triad held 2 beats,
+    # then a lone B held 1 beat; velocities 60 / 100
+    notes = [Note(p, 0.0, 2.0, 60) for p in (60, 64, 67)] + [Note(p, 2.0, 2.0, 100) for p in (57, 60, 64)] + \
+        [Note(71, 4.0, 1.0, 100)]
+    f = extract_features(Piece(tracks=[Track("x", 0, False, notes)], tempos=[Tempo(120.0)]))
+    assert f["melody_register"] == pytest.approx((67 + 64 + 71) / 3)
+    assert f["bass_register"] == pytest.approx((60 + 57 + 71) / 3)
+    assert f["log_onsets_per_second"] == pytest.approx(math.log10(3 / 2.5))
+    assert f["log_notes_per_second"] == pytest.approx(math.log10(7 / 2.5))
+    assert f["ioi_log_mean"] == pytest.approx(math.log10(1.0)) and f["ioi_log_std"] == pytest.approx(0.0)
+    assert f["log_duration_mean"] == pytest.approx((6 * math.log10(1.0) + math.log10(0.5)) / 7)
+    assert f["velocity_std"] == pytest.approx(np.std([60] * 3 + [100] * 4))
+    assert f["log_tempo"] == pytest.approx(math.log10(120))
+    # beats 0-1 C major, 2-3 A minor, 4 a single note (no triad explains > half? a lone B is 1/3 of no triad)
+    assert f["major_triad_share"] == pytest.approx(2 / 5) and f["minor_triad_share"] == pytest.approx(2 / 5)
+    # durations: C 4 beats, E 4, G 2, A 2, B 1 of 13: entropy in bits
+    w = np.array([4, 4, 2, 2, 1]) / 13
+    assert f["pc_entropy"] == pytest.approx(float(-(w * np.log2(w)).sum()))
+    # triads hold only consonant interval classes (3, 4, 5): no dissonance; a cluster is all dissonant
+    assert f["dissonance"] == 0.0
+    cluster = Piece(tracks=[Track("x", 0, False, [Note(p, 0.0, 1.0) for p in (60, 61, 62)])])
+    # pairs: C-C# (ic 1), C-D (ic 2), C#-D (ic 1): 3 of 3 dissonant
+    assert extract_features(cluster)["dissonance"] == 1.0
+    tritone = Piece(tracks=[Track("x", 0, False, [Note(p, 0.0, 1.0) for p in (60, 66, 64)])])
+    # C-F# (6) bad, C-E (4) good, E-F# (2) bad
+    assert extract_features(tritone)["dissonance"] == pytest.approx(2 / 3)
+
+
+def test_melody_line_cuts_each_top_note_at_the_next_onset():
+    from emomusic.estimator import melody_line
+
+    # at 60 BPM a beat is 1 s: 0.02 beats (20 ms) is the same chord, 0.04 beats (40 ms) is not
+    notes = [Note(60, 0.0, 2.0, 70), Note(72, 0.0, 3.0, 90), Note(64, 0.02, 1.0), Note(71, 1.0, 0.5, 50),
+             Note(74, 1.04, 0.25, 60), Note(55, 4.0, 1.0, 40), Note(55, 4.0, 1.0, 45)]
+    p = Piece(tracks=[Track("a", 0, False, notes), Track("d", 0, True, [Note(36, 0, 8.0)])], tempos=[Tempo(60.0)],
+              title="t")
+    line = melody_line(p)
+    assert [(n.pitch, n.start, n.duration, n.velocity) for n in line.tracks[0].notes] == \
+        [(72, 0.0, 1.0, 90), (71, 1.0, pytest.approx(0.04), 50), (74, 1.04, 0.25, 60), (55, 4.0, 1.0, 40)]
+    assert line.title == "t" and line.tempos == [Tempo(60.0)] and len(line.tracks) == 1
+    assert (line.tracks[0].name, line.tracks[0].program, line.tracks[0].is_drum) == ("Melody", 0, False)
+    with pytest.raises(PieceFormatError, match="no pitched notes"):
+        melody_line(Piece(tracks=[Track("d", 0, True, [Note(36, 0, 1.0)])]))

@@ -651,12 +651,17 @@ def abc_to_piece(text: str, source: str = "ABC text") -> Piece:
     check_piece_size(piece, source)
     bodies = _voice_bodies(first)
     if bodies:
-        markers, _ = _scan_body(bodies[0], first)
+        markers, _, tempos = _scan_body(bodies[0], first)
         if markers and not piece.markers:
             piece.markers = markers
+        # music21 drops a Q: line that stands between two bars: restore those changes
+        known = {round(t.beat, 6) for t in piece.tempos}
+        missed = [t for t in tempos if round(t.beat, 6) not in known]
+        if missed:
+            piece.tempos = _dedupe(sorted(piece.tempos + missed, key=lambda t: t.beat))
         if len(bodies) == len(piece.tracks):
             for track, body in zip(piece.tracks, bodies):
-                _, marks = _scan_body(body, first)
+                _, marks, _ = _scan_body(body, first)
                 if marks:
                     track.notes = [_with_dynamic(n, marks) for n in track.notes]
     if not piece.title:
@@ -686,6 +691,9 @@ def _voice_bodies(text: str) -> list[str]:
             current = m.group(1)
             bodies.setdefault(current, [])
             continue
+        if current is not None and re.match(r"^Q:", s):
+            bodies[current].append(f"[{s}]")  # a tempo change: kept inline for _scan_body
+            continue
         if not s or s.startswith("%") or re.match(r"^[A-Za-z]:", s):
             continue
         if current is None:
@@ -700,8 +708,9 @@ _TOKEN = re.compile(
 )
 
 
-def _scan_body(body: str, text: str) -> tuple[list[Marker], list[tuple[float, int]]]:
-    """``"^emotion ..."`` annotations and dynamics marks of one voice with their beats.
+def _scan_body(body: str, text: str) -> tuple[list[Marker], list[tuple[float, int]], list[Tempo]]:
+    """``"^emotion ..."`` annotations, dynamics marks and ``Q:`` tempo changes of one voice
+    with their beats.
 
     music21 drops both, so the voice is scanned here: a position is the sum of the
     lengths written before it (tuplets and grace notes are not counted)."""
@@ -709,6 +718,7 @@ def _scan_body(body: str, text: str) -> tuple[list[Marker], list[tuple[float, in
     unit = Fraction(int(m.group(1)), int(m.group(2))) * 4 if m else Fraction(1, 2)
     markers: list[Marker] = []
     dyn: list[tuple[float, int]] = []
+    tempos: list[Tempo] = []
     beat = Fraction(0)
     for t in _TOKEN.finditer(body):
         if t.group(1) is not None:
@@ -720,6 +730,12 @@ def _scan_body(body: str, text: str) -> tuple[list[Marker], list[tuple[float, in
                 dyn.append((float(beat), _DYNAMIC_VELOCITY[t.group(2)]))
             continue
         if t.group(3) is None:
+            q = re.fullmatch(r"\[Q:\s*(?:(\d+)/(\d+)\s*=\s*)?(\d+(?:\.\d+)?)\s*\]", t.group(0))
+            if q:  # Q:a/b=n is n notes of a/b per minute; a bare Q:n counts L: units
+                per = Fraction(int(q.group(1)), int(q.group(2))) * 4 if q.group(1) and int(q.group(2)) else unit
+                bpm = float(Fraction(q.group(3)) * per)
+                if 0 < bpm < 10000:
+                    tempos.append(Tempo(round(bpm, 3), float(beat)))
             continue
         num = int(t.group(4)) if t.group(4) else 1
         slashes = len(t.group(5))
@@ -729,7 +745,7 @@ def _scan_body(body: str, text: str) -> tuple[list[Marker], list[tuple[float, in
             if inner and inner.group(1):
                 num = int(inner.group(1))
         beat += unit * Fraction(num, den)
-    return markers, dyn
+    return markers, dyn, tempos
 
 
 def _with_dynamic(n: Note, marks: list[tuple[float, int]]) -> Note:

@@ -11,6 +11,7 @@ conductor track too, at the music's end rounded up to a whole bar.
 
 from __future__ import annotations
 
+import io
 import math
 import re
 from collections import defaultdict
@@ -41,6 +42,15 @@ def _gm_name(program: int) -> str:
         return pretty_midi.program_to_instrument_name(program)
     except Exception:  # pragma: no cover - pretty_midi is a dependency
         return f"Program {program}"
+
+
+def _text(raw: str) -> str:
+    """A MIDI text event as read by mido (latin-1) -> str: UTF-8 where the bytes are UTF-8
+    (what this writer and most programs write), else latin-1 as it stands."""
+    try:
+        return raw.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return raw
 
 
 def parse_key_name(name: str) -> KeySignature | None:
@@ -79,8 +89,12 @@ def read_midi(path: str | Path) -> Piece:
     try:
         size = Path(path).stat().st_size
         check_file_size(path, size, MAX_MIDI_BYTES, "MIDI")
+        # mido reads each chunk with file.read(declared length): from a real file that
+        # allocates the length a (corrupt) header claims, gigabytes from a few bytes;
+        # an in-memory buffer never returns more than the file holds (the size is bounded above).
         with open(path, "rb") as fh:  # a file object: mido would re-encode a non-UTF-8 name
-            mf = mido.MidiFile(file=fh, clip=True)
+            data = fh.read(size + 1)
+        mf = mido.MidiFile(file=io.BytesIO(data), clip=True)
     except PieceFormatError:
         raise
     except Exception as exc:  # mido raises OSError, EOFError, ValueError, KeyError, ...
@@ -121,9 +135,9 @@ def read_midi(path: str | Path) -> Piece:
                         piece.time_signatures.append(TimeSignature(msg.numerator, msg.denominator, beat))
                     elif msg.type in ("marker", "text", "cue_marker") and msg.text.strip():
                         if msg.type == "marker" or msg.text.startswith("emotion "):
-                            piece.markers.append(Marker(msg.text, beat))
+                            piece.markers.append(Marker(_text(msg.text), beat))
                     elif msg.type == "track_name" and msg.name.strip():
-                        names.setdefault(ti, msg.name.strip())
+                        names.setdefault(ti, _text(msg.name).strip())
                     continue
                 if msg.type == "control_change" and msg.control == 64:
                     _pedal_event(pedals[(ti, msg.channel)], pedal_down, msg.channel, tick, msg.value >= 64, ppq)
@@ -238,7 +252,7 @@ def piece_to_midifile(piece: Piece):
     def tk(beat: float) -> int:
         return max(0, int(round(beat * PPQ)))
 
-    mf = mido.MidiFile(type=1, ticks_per_beat=PPQ)
+    mf = mido.MidiFile(type=1, ticks_per_beat=PPQ, charset="utf-8")  # names in any script
     conductor: list[tuple[int, int, object]] = []  # (tick, order, message)
     conductor.append((0, 0, mido.MetaMessage("track_name", name=piece.title or "emomusic")))
     for ts in piece.time_signatures or [TimeSignature()]:

@@ -55,12 +55,19 @@ def check_music21(abc: str, n_bars: int | None = None, n_notes: int | None = Non
     return None
 
 
-def check_abc2midi(abc: str, timeout: float = 20.0) -> str | None:
-    """None if abc2midi converts ``abc`` without errors, else the reason (or None when
-    abc2midi is not installed: the caller reports that separately)."""
+def check_abc2midi(abc: str, timeout: float = 20.0, *, missing_ok: bool = False) -> str | None:
+    """None if abc2midi converts ``abc`` without errors, else the reason.
+
+    When abc2midi is not installed this raises ``EmomusicError`` (a check that cannot run
+    must not look like a pass), unless ``missing_ok``: then it returns None and the caller
+    relies on music21 alone."""
     exe = shutil.which("abc2midi")
     if exe is None:
-        return None
+        if missing_ok:
+            return None
+        from emomusic.errors import EmomusicError
+
+        raise EmomusicError("abc2midi is not installed (Debian package abcmidi): cannot check ABC with it")
     with tempfile.TemporaryDirectory(prefix="emomusic-abc-") as d:
         src, out = Path(d) / "t.abc", Path(d) / "t.mid"
         src.write_text(abc, encoding="utf-8")
@@ -80,5 +87,7 @@ def check_abc2midi(abc: str, timeout: float = 20.0) -> str | None:
 
 
 def check_abc(abc: str, n_bars: int | None = None, n_notes: int | None = None,
-              quarters: float | None = None, expand: bool = False) -> str | None:
-    return check_music21(abc, n_bars, n_notes, quarters, expand) or check_abc2midi(abc)
+              quarters: float | None = None, expand: bool = False, *, missing_ok: bool = True) -> str | None:
+    """music21's verdict (``expand``: with the repeats played), then abc2midi's; without
+    abc2midi, music21's alone unless ``missing_ok=False`` (tests), which raises instead."""
+    return check_music21(abc, n_bars, n_notes, quarters, expand) or check_abc2midi(abc, missing_ok=missing_ok)

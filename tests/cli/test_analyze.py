@@ -113,9 +113,7 @@ def test_analyze_bad_estimator_path(midi_file, tmp_path, capsys):
 
 
 def test_analyze_abc_and_musicxml(tmp_path, piano_piece):
-    """Other formats through emomusic.io.read_piece (skipped until their readers exist)."""
-    pytest.importorskip("emomusic.io.abc")
-    pytest.importorskip("emomusic.io.musicxml")
+    """Other formats through emomusic.io.read_piece."""
     abc = tmp_path / "tune.abc"
     abc.write_text("X:1\nT:Test\nM:4/4\nL:1/4\nQ:1/4=90\nK:Am\nA B c d | e d c B | A c e a | e4 |]\n")
     res = CliRunner().invoke(cli, ["analyze", str(abc), "--json"])

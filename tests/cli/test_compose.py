@@ -13,8 +13,7 @@ from click.testing import CliRunner
 from emomusic.cli import cli, main
 from emomusic.paths import checkpoint_path
 
-pytestmark = pytest.mark.skipif(not (checkpoint_path("compose") / "diffgan" / "model.safetensors").is_file(),
-                                reason="shipped compose checkpoint missing")
+# The shipped compose checkpoint is part of the package: a missing or broken one fails these tests.
 
 
 def _run(args):
@@ -57,11 +56,34 @@ def test_compose_n_folder_json_and_morph(tmp_path):
 
 
 def test_compose_to_valence_arousal_and_no_template(tmp_path):
+    from emomusic.compose import compose
+    from emomusic.emotion import Emotion
+    from emomusic.io import read_piece
+
     out = tmp_path / "x.mid"
     res = _run(["compose", "-v", "-0.5", "-a", "0.5", "--to-valence", "0.5", "--to-arousal", "-0.5", "--no-template",
-                "--bars", "4", "--steps", "2", "--guidance", "1", "-o", str(out)])
+                "--bars", "8", "--steps", "2", "--guidance", "1", "-o", str(out)])
     assert res.exit_code == 0, res.output
-    assert out.is_file()
+    # the journey: 2-bar segments at -0.5, -1/6, +1/6, +0.5 valence (arousal mirrored); a marker
+    # every 4 bars holds its section's mean: (-1/3, +1/3) at beat 0, (+1/3, -1/3) at beat 16
+    mid = mido.MidiFile(out)
+    tick, marks = 0, []
+    for m in mid.tracks[0]:
+        tick += m.time
+        if m.type == "marker":
+            marks.append((tick / mid.ticks_per_beat, m.text))
+    assert marks == [(0.0, "emotion v=-0.33 a=0.33 Q2"), (16.0, "emotion v=0.33 a=-0.33 Q4")]
+    # --no-template is the API's apply_template=False: the same notes, note for note (the CLI
+    # adds no music of its own); the template would change them
+    kw = dict(to=Emotion(0.5, -0.5), bars=8, steps=2, guidance=1.0, seed=0)
+    (raw,) = compose(Emotion(-0.5, 0.5), apply_template=False, **kw)
+    (templated,) = compose(Emotion(-0.5, 0.5), **kw)
+    back = read_piece(out)
+    got = sorted((n.pitch, round(n.start, 3), round(n.duration, 3), n.velocity) for n in back.notes)
+    want = sorted((n.pitch, round(n.start, 3), round(n.duration, 3), n.velocity) for n in raw.notes)
+    assert got == want
+    assert want != sorted((n.pitch, round(n.start, 3), round(n.duration, 3), n.velocity) for n in templated.notes)
+    assert back.tempo == pytest.approx(raw.tempo, abs=1e-3)
 
 
 @pytest.mark.parametrize("args, msg", [

@@ -38,9 +38,12 @@ def exit_code(args):
 
 
 def _parses(abc_text):
+    """music21 and abc2midi both accept the tune (a test without abc2midi skips, never passes)."""
     from emomusic.melody.validate import check_abc
 
-    return check_abc(abc_text) is None
+    if shutil.which("abc2midi") is None:
+        pytest.skip("abc2midi (Debian package abcmidi) is not installed")
+    return check_abc(abc_text, missing_ok=False) is None
 
 
 def test_abc_output(tmp_path, ckpt):
@@ -60,8 +63,6 @@ def test_binary_formats(tmp_path, ckpt, name, magic):
 
         if png_converter() is None:
             pytest.skip("no SVG->PNG converter (rsvg-convert or cairosvg)")
-    if name.endswith(".wav"):
-        pytest.importorskip("emomusic.render", reason="WAV rendering (emomusic.render) not in this tree")
     out = tmp_path / name
     res = run(["melody", "-v", "0.5", "-a", "0.5", "--bars", "2", "--chords", "--checkpoint", ckpt, "-o", str(out)])
     assert res.exit_code == 0, res.output
@@ -75,7 +76,6 @@ def test_binary_formats(tmp_path, ckpt, name, magic):
 
 
 def test_musicxml_output(tmp_path, ckpt):
-    pytest.importorskip("emomusic.io.musicxml", reason="MusicXML writer (emomusic.io.musicxml) not in this tree")
     out = tmp_path / "t.musicxml"
     res = run(["melody", "--mood", "calm", "--bars", "2", "--checkpoint", ckpt, "-o", str(out)])
     assert res.exit_code == 0, res.output

@@ -39,12 +39,26 @@ def test_same_seed_same_audio_other_seed_differs(tiny):
     assert np.abs(a - c).max() > 1e-4
 
 
-def test_prompt_changes_the_output(tiny):
+def test_prompt_changes_the_output(tiny, monkeypatch):
+    """The emotion reaches the audio through the prompt text, and only through it."""
+    import emomusic.clip.prompt as prompt_mod
     from emomusic.clip import generate_clip
+    from emomusic.clip.prompt import build_prompt
 
-    a, _ = generate_clip(Emotion(0.8, 0.8), model=tiny, seconds=1.0, seed=1)
-    b, _ = generate_clip(Emotion(-0.8, -0.8), model=tiny, seconds=1.0, seed=1)
+    happy, sad = Emotion(0.8, 0.8), Emotion(-0.8, -0.8)
+    info_a, info_b = {}, {}
+    a, _ = generate_clip(happy, model=tiny, seconds=1.0, seed=1, info=info_a)
+    b, _ = generate_clip(sad, model=tiny, seconds=1.0, seed=1, info=info_b)
+    assert info_a["prompt"] == build_prompt(happy) and info_b["prompt"] == build_prompt(sad)
     assert np.abs(a - b).max() > 1e-4
+    # the user's extra text changes the audio of the same emotion and seed
+    c, _ = generate_clip(happy, model=tiny, seconds=1.0, seed=1, prompt="solo harp")
+    assert np.abs(a - c).max() > 1e-4
+    # with one fixed prompt text, the two emotions give the same audio
+    monkeypatch.setattr(prompt_mod, "build_prompt", lambda emotion, extra=None, n_moods=3: "calm piano")
+    a2, _ = generate_clip(happy, model=tiny, seconds=1.0, seed=1)
+    b2, _ = generate_clip(sad, model=tiny, seconds=1.0, seed=1)
+    np.testing.assert_array_equal(a2, b2)
 
 
 def test_plan_windows():

@@ -147,14 +147,39 @@ def test_compose_guidance_changes_output(debug_ckpt):
 
 def test_encode_decode_and_random_latents(debug_ckpt):
     eng = ComposeEngine.load(debug_ckpt)
+    cfg = eng.vae.cfg
+    D, T, P, spb = cfg.latent_dim, cfg.n_steps, cfg.n_pitches, cfg.steps_per_beat
+    seg_beats = cfg.bars_per_segment * cfg.beats_per_bar
+    # random latents: N(0, I), seeded
     lat = eng.random_latents(2, 3, seed=0)
-    assert lat.shape == (2, 3, eng.vae.cfg.latent_dim)
+    assert lat.shape == (2, 3, D) and lat.dtype == np.float32
+    assert np.array_equal(lat, eng.random_latents(2, 3, seed=0)) and not np.allclose(lat, eng.random_latents(2, 3, seed=1))
+    big = eng.random_latents(64, 8, seed=5)
+    assert abs(float(big.mean())) < 0.05 and abs(float(big.std()) - 1.0) < 0.05
+    # rolls: (n, S, onset/duration/velocity, steps, pitches), probabilities
     rolls = eng.decode_rolls(lat)
-    assert rolls.shape[:2] == (2, 3) and 0 <= rolls.min() and rolls.max() <= 1
+    assert rolls.shape == (2, 3, 3, T, P) and 0 <= rolls.min() and rolls.max() <= 1
+    # decode thresholds the onset channel: at 0 every cell is an onset, above 1 none is
+    every = eng.decode(lat[:1], threshold=0.0)[0]
+    assert len(every) == 3 * T * P
+    assert {n.pitch for n in every} == set(range(cfg.pitch_low, cfg.pitch_low + P))
+    assert {round(n.start * spb) for n in every} == set(range(3 * T))
+    for n in every:  # a note never runs past its own segment
+        seg_end = (n.start // seg_beats + 1) * seg_beats
+        assert 1 / spb <= n.duration and n.end <= seg_end + 1e-9
+    assert eng.decode(lat, threshold=1.01) == [[], []]
+    some = eng.decode(lat[:1])[0]  # the config's threshold keeps exactly the cells at or above it
+    assert len(some) == int((rolls[0, :, 0] >= cfg.decode_threshold).sum())
+    # encode: posterior means, one per segment the notes reach; a piece moved by one segment
+    # encodes its first segment where the original had it
     notes = [Note(60, 0, 1, 80), Note(64, 9, 1, 80)]
     enc = eng.encode([notes])
-    assert enc.shape == (1, 2, eng.vae.cfg.latent_dim)
-    assert len(eng.decode(lat, threshold=0.0)[0]) > 0
+    assert enc.shape == (1, int(9 // seg_beats) + 1, D)
+    assert np.array_equal(enc, eng.encode([notes]))  # deterministic: no sampling
+    moved = eng.encode([[Note(n.pitch, n.start + seg_beats, n.duration, n.velocity) for n in notes]])
+    assert moved.shape == (1, enc.shape[1] + 1, D)
+    np.testing.assert_allclose(moved[0, 1:], enc[0], atol=1e-5)
+    assert not np.allclose(enc[0, 0], enc[0, 1])  # different content, different latent
 
 
 def test_split_hands_skyline():

@@ -6,10 +6,9 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-from emomusic.compose.baseline import (  # noqa: E402
+from emomusic.compose.baseline import (
     Baseline,
     BaselineConfig,
     TokenGrammar,
@@ -116,8 +115,22 @@ def test_long_generation_slides_past_the_context(trained):
     out, _ = trained
     model = Baseline.load(out)
     assert model.cfg.max_len == 64
-    ids = model.generate_ids(Emotion(0.1, 0.1), bars=3, n=1, seed=1, max_tokens=200)[0]
+    e = Emotion(0.1, 0.1)
+    ids = model.generate_ids(e, bars=3, n=1, seed=1, max_tokens=200)[0]
     assert len(ids) > model.cfg.max_len  # untrained debug model rarely emits bars: the window slid
+    # before the first slide the sampling path is the same as a run stopped there
+    short = model.generate_ids(e, bars=3, n=1, seed=1, max_tokens=model.cfg.max_len)[0]
+    assert ids[: len(short)] == short and len(short) == model.cfg.max_len
+    # across the slide every token is still one the grammar allows after the one before
+    g = model.grammar
+    assert ids[0] == g.bar_id
+    for a, b in zip(ids, ids[1:]):
+        assert g.next_mask[g.type_of[a], b], (a, b)
+    assert sum(t == g.bar_id for t in ids) <= 3 and g.pad_id not in ids
+    # and the tokens after the slide are not a replay of the tokens before it
+    assert ids[model.cfg.max_len:model.cfg.max_len + 16] != ids[:16]
+    piece = model.ids_to_piece(ids, e, bars=3)
+    assert piece.end_beat <= 12.0 and all(n.start < 12.0 for n in piece.notes)
 
 
 def test_save_load_round_trip(trained, tmp_path):

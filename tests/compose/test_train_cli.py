@@ -145,15 +145,14 @@ def test_train_runs_in_two_processes(tmp_path, launcher):
     import subprocess
     import sys
 
-    torch = pytest.importorskip("torch")
+    import torch
+
     if not torch.distributed.is_available():
         pytest.skip("torch.distributed is not available in this build")
     from tiny import tiny_store
 
     store = tmp_path / "store.npz"
     tiny_store().save(store)
-    if launcher == "accelerate":
-        pytest.importorskip("accelerate")
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", HF_HOME=str(tmp_path / "hf"))
     run = [sys.executable, *LAUNCHERS[launcher], "-m", "emomusic", "train"]
     common = ["--store", str(store), "--preset", "debug", "--threads", "1", "--cache", str(tmp_path / "cache")]

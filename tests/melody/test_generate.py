@@ -30,6 +30,7 @@ CASES = [
 ]
 
 
+@needs_abc2midi
 @pytest.mark.parametrize("meter,key", CASES)
 def test_random_model_always_valid(debug_checkpoint, meter, key):
     tunes = generate_melodies(Emotion(0.5, -0.5), bars=4, n=2 if meter in ("6/8", "3/4") else 1, seed=11, meter=meter, key=key,
@@ -120,6 +121,7 @@ def test_long_tunes_slide_the_window(debug_checkpoint):
     assert check_music21(t.abc, n_bars=32, expand=True) is None
 
 
+@needs_abc2midi
 def test_transpose_tune_headers(debug_checkpoint):
     (t,) = generate_melodies(Emotion(-0.3, 0.3), bars=4, seed=4, key="Ador", chords=True, meter="6/8",
                              checkpoint=debug_checkpoint)

@@ -4,13 +4,13 @@ a tune both parsers accept; `emomusic melody --mood melancholic -o tune.abc` wor
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
 from emomusic.paths import checkpoint_path
 
-SHIPPED = checkpoint_path("melody")
-pytestmark = pytest.mark.skipif(not (SHIPPED / "model.safetensors").exists(), reason="no shipped melody checkpoint")
+SHIPPED = checkpoint_path("melody")  # shipped with the package: missing or broken fails, never skips
 
 
 def test_card_config_and_tokenizer():
@@ -25,6 +25,7 @@ def test_card_config_and_tokenizer():
     assert not (SHIPPED / "optimizer.safetensors").exists()
 
 
+@pytest.mark.skipif(shutil.which("abc2midi") is None, reason="abc2midi (Debian package abcmidi) is not installed")
 def test_done_when(tmp_path):
     from emomusic.cli import main
     from emomusic.melody.validate import check_abc
@@ -35,5 +36,5 @@ def test_done_when(tmp_path):
     except SystemExit as e:  # main() exits only on errors
         assert e.code in (0, None)
     text = out.read_text()
-    assert check_abc(text, n_bars=16, expand=True) is None  # the repeats played: 16 bars
+    assert check_abc(text, n_bars=16, expand=True, missing_ok=False) is None  # the repeats played: 16 bars
     assert "K:" in text and "Q:1/4=" in text
