@@ -491,7 +491,8 @@ class ThreadsSpy(TinyEngine):
 
 
 def test_the_build_leaves_torch_threads_to_the_caller(tmp_path):
-    torch = pytest.importorskip("torch")
+    import torch
+
     from emomusic.session.runtime import torch_threads
 
     old = torch.get_num_threads()
