@@ -324,7 +324,7 @@ MAX_RESAMPLES = 4  # extra draws for pieces that decode to fewer notes than bars
 def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: int = 16, n: int = 1, seed: int = 0,
             steps: int = 4, guidance: float | None = None, tempo: float | None = None, key: KeySignature | None = None,
             apply_template: bool = True, checkpoint: str | Path | None = None, progress: bool = False,
-            threshold: float | None = None) -> list[Piece]:
+            threshold: float | None = None, texture: bool = True) -> list[Piece]:
     """Compose ``n`` multi-track piano pieces of ``bars`` bars for ``emotion`` (morphing to ``to``).
 
     ``guidance`` None uses the checkpoint's default classifier-free guidance scale (1 = off).
@@ -335,6 +335,8 @@ def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: in
     transposed, so the result lies in ``key`` or its relative major/minor (the key signature is
     ``key`` as given).
     ``threshold``: onset probability threshold of the VAE decoder (default: the checkpoint's).
+    ``texture`` adds a harmony-aware piano accompaniment (left-hand patterns by arousal, chord
+    tones under the melody; :func:`emomusic.compose.texture.add_texture`) to the generated notes.
     """
     emotion = parse_emotion(emotion)
     target = parse_emotion(to) if to is not None else None
@@ -399,4 +401,12 @@ def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: in
             if tempo:
                 p.tempos = [Tempo(float(tempo), 0.0)]
         pieces.append(p)
+    if texture:  # piano texture around the generated notes; the form plan gives its cadence bars
+        from emomusic.form import resolve_form
+
+        from .texture import add_texture
+
+        plan = resolve_form(None, bars, emotion)
+        pieces = [add_texture(p, emos, form=plan, seed=seed + i, segment_beats=eng.segment_bars * 4.0)
+                  for i, p in enumerate(pieces)]
     return pieces

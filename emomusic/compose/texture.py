@@ -1,0 +1,562 @@
+"""Piano texture for compose pieces: a harmony-aware accompaniment under the generated notes.
+
+The VAE decodes a thin texture (about 2-3 sounding notes at once where EMOPIA's piano clips
+have 4-8, see ``benchmarks/texture.py``). :func:`add_texture` keeps every generated note and
+adds what a pianist's hands would play around them:
+
+1. **Harmony** - :func:`estimate_chords` reads one chord per half bar from the notes and the
+   key: the diatonic triads of the key (harmonic minor's major V in minor keys) scored by the
+   duration- and beat-weighted pitch classes they explain, chosen jointly over the piece by a
+   small Viterbi search (a chord tends to last a bar, V moves to I, IV and ii to V). A
+   :class:`~emomusic.form.FormPlan` fixes its cadences: V in a half-cadence bar, V then I
+   around an authentic cadence, and the piece ends on the tonic.
+2. **Left hand** - a pattern by arousal (:data:`PATTERNS`): sustained block chords and slow
+   broken chords when calm, bass plus chord and flowing arpeggios in between, Alberti figures
+   and octave bass with off-beat chords when excited; the bass follows the root with the
+   smallest leap, lower when the valence is negative (darker voicing); notes ring to the end
+   of the half bar (pedal) at low arousal and are detached at high arousal.
+3. **Right hand** - a chord tone a third to a sixth under melody notes on strong beats (every
+   beat at high arousal).
+
+New notes never sound a semitone (or major seventh / minor ninth) against a note already
+sounding, stay under the melody, and are softer than it. Where the generated accompaniment
+already plays enough onsets in a half bar, the pattern gives way (it complements, it does
+not replace); generated accompaniment notes that clash a semitone with the melody and are
+not chord tones are thinned out. Everything is seeded and deterministic.
+
+:func:`texture_features` measures the texture (sounding notes at once, notes per beat,
+pitch spread, low-register share, what the left hand does) for ``benchmarks/texture.py``
+and the tests.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from emomusic.emotion import Emotion
+from emomusic.piece import KeySignature, Note, Piece, Track
+
+if TYPE_CHECKING:  # pragma: no cover
+    from emomusic.form import FormPlan
+
+MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
+MINOR_SCALE = (0, 2, 3, 5, 7, 8, 10)  # natural minor; V and vii use the raised 7th (harmonic minor)
+LOW_PITCH = 48  # "low register": below C3
+LEFT_HAND_SPLIT = 60  # notes below middle C count as left hand in the texture features
+BASS_CENTRE = 40  # lowest bass note (E2) at arousal 0, valence >= 0 ...
+BASS_PER_AROUSAL = 5.0  # ... lower when excited, higher when calm
+BASS_NEGATIVE_VALENCE = 2  # ... and lower by a whole tone for a negative valence (darker)
+BASS_SPAN = 12  # the bass moves within an octave above its lowest note
+LEFT_HAND_TOP = 67  # left-hand chord tones stay at or below G4 ...
+MELODY_GAP = 3  # ... and at least this many semitones under the lowest melody note sounding
+ACCOMP_VELOCITY = 0.78  # accompaniment velocity / melody velocity
+FILL_VELOCITY = 0.85  # right-hand fill velocity / melody velocity
+WINDOW_BEATS = 2.0  # one chord per half bar (4/4)
+HOLD_AROUSAL = 1.0  # accompaniment notes ring to the end of their half bar (pedal) up to this arousal
+DETACHED = 0.85  # above it, a note lasts this share of the time to the next event
+PEDAL_AROUSAL = 0.3  # up to this arousal a sustain pedal holds every note to the next chord change
+FILL_CENTRE = 0.5  # chance of a right-hand chord tone under a strong-beat melody note at arousal 0 ...
+FILL_PER_AROUSAL = 0.6  # ... higher when excited (fuller chords), lower when calm
+
+
+# --------------------------------------------------------------------------------------
+# Harmony
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Chord:
+    degree: str  # roman numeral in the key: "I", "ii", "V", "i", "iv", "VI", ...
+    root: int  # pitch class
+    pcs: tuple[int, int, int]  # root, third, fifth (pitch classes)
+    quality: str  # "major" | "minor" | "diminished"
+
+
+def _triad(tonic: int, scale: Sequence[int], deg: int, raise_seventh: bool = False) -> tuple[int, int, int]:
+    pcs = []
+    for k in (0, 2, 4):
+        step = scale[(deg + k) % 7]
+        if raise_seventh and (deg + k) % 7 == 6:
+            step = 11
+        pcs.append((tonic + step) % 12)
+    return tuple(pcs)  # type: ignore[return-value]
+
+
+def _quality(pcs: tuple[int, int, int]) -> str:
+    third, fifth = (pcs[1] - pcs[0]) % 12, (pcs[2] - pcs[0]) % 12
+    if fifth == 6:
+        return "diminished"
+    return "major" if third == 4 else "minor"
+
+
+_MAJOR_DEGREES = (("I", 0), ("ii", 1), ("iii", 2), ("IV", 3), ("V", 4), ("vi", 5))
+_MINOR_DEGREES = (("i", 0), ("III", 2), ("iv", 3), ("V", 4), ("VI", 5), ("VII", 6))
+# how likely each function is a priori (the tonic, the dominant and the subdominant carry most bars)
+_PRIOR = {"I": 0.16, "i": 0.16, "V": 0.12, "IV": 0.10, "iv": 0.10, "vi": 0.06, "VI": 0.06, "ii": 0.03,
+          "III": 0.02, "VII": 0.02, "iii": 0.0}
+
+
+def diatonic_chords(key: KeySignature) -> list[Chord]:
+    """The candidate chords of ``key``: I ii iii IV V vi in major; i III iv V VI VII in minor
+    (V is major in minor keys, from harmonic minor)."""
+    minor = key.mode == "minor"
+    scale = MINOR_SCALE if minor else MAJOR_SCALE
+    out = []
+    for name, deg in (_MINOR_DEGREES if minor else _MAJOR_DEGREES):
+        pcs = _triad(key.tonic % 12, scale, deg, raise_seventh=minor and name == "V")
+        out.append(Chord(name, pcs[0], pcs, _quality(pcs)))
+    return out
+
+
+def _tonic_and_dominant(chords: Sequence[Chord]) -> tuple[int, int]:
+    names = [c.degree for c in chords]
+    return (names.index("I") if "I" in names else names.index("i")), names.index("V")
+
+
+_STAY = 0.25  # keep the chord across the half bars of one bar
+_MOVES = {("V", "I"): 0.15, ("V", "i"): 0.15, ("IV", "V"): 0.08, ("iv", "V"): 0.08, ("ii", "V"): 0.1,
+          ("vi", "ii"): 0.04, ("vi", "IV"): 0.04, ("I", "IV"): 0.04, ("i", "iv"): 0.04, ("VI", "iv"): 0.04}
+
+
+def _window_chroma(notes: Sequence[Note], n_win: int, win: float) -> np.ndarray:
+    """(n_win, 12) duration-weighted pitch classes; onsets on beats and low notes weigh more."""
+    chroma = np.zeros((n_win, 12))
+    for nt in notes:
+        strong = 1.5 if abs(nt.start - round(nt.start)) < 1e-3 else 1.0
+        low = 1.3 if nt.pitch < LEFT_HAND_SPLIT else 1.0
+        w0, w1 = int(nt.start // win), int(math.ceil(nt.end / win - 1e-9)) - 1
+        for w in range(max(0, w0), min(n_win - 1, w1) + 1):
+            ov = min(nt.end, (w + 1) * win) - max(nt.start, w * win)
+            if ov > 0:
+                chroma[w, nt.pitch % 12] += ov * (strong if w == w0 else 1.0) * low
+    return chroma
+
+
+def cadence_constraints(form: "FormPlan | None", n_windows: int, windows_per_bar: int) -> dict[int, str]:
+    """Window index -> required chord function ("V" or "I") from the plan's cadences: V over
+    a half-cadence bar, V in the half bar before an authentic cadence bar and I over that bar;
+    the last bar is the tonic whatever the plan."""
+    want: dict[int, str] = {}
+    n_bars = int(math.ceil(n_windows / windows_per_bar))
+    cads = form.cadences() if form is not None else []
+    for bar, kind in cads:
+        if bar >= n_bars:
+            continue
+        ws = range(bar * windows_per_bar, min(n_windows, (bar + 1) * windows_per_bar))
+        if kind == "half":
+            for w in ws:
+                want[w] = "V"
+        elif kind == "authentic":
+            for w in ws:
+                want[w] = "I"
+            if ws.start > 0:
+                want[ws.start - 1] = "V"
+    last = range((n_bars - 1) * windows_per_bar, n_windows)
+    for w in last:
+        want[w] = "I"
+    if last.start > 0 and (last.start - 1) not in want:
+        want[last.start - 1] = "V"
+    return want
+
+
+def estimate_chords(notes: Sequence[Note], key: KeySignature | Sequence[KeySignature], n_windows: int,
+                    window: float = WINDOW_BEATS, *, windows_per_bar: int = 2,
+                    constraints: dict[int, str] | None = None) -> list[Chord]:
+    """One diatonic chord per ``window`` beats (``n_windows`` windows from beat 0).
+
+    ``key`` is one key or a key map (``Piece.keys``: each window uses the key in force at its
+    start). ``constraints`` maps a window index to a required function, ``"I"`` (the tonic,
+    major or minor) or ``"V"``; windows without notes follow the best path through them.
+    """
+    keys = [key] if isinstance(key, KeySignature) else sorted(key, key=lambda k: k.beat) or [KeySignature(0, "major")]
+    chroma = _window_chroma(notes, n_windows, window)
+    tot = chroma.sum(axis=1)
+    constraints = constraints or {}
+    cands: list[list[Chord]] = []
+    emit: list[np.ndarray] = []
+    for w in range(n_windows):
+        k = keys[0]
+        for kk in keys:
+            if kk.beat <= w * window + 1e-6:
+                k = kk
+        cs = diatonic_chords(k)
+        c = chroma[w] / tot[w] if tot[w] > 0 else np.zeros(12)
+        sc = np.array([sum(c[p] for p in ch.pcs) - 0.7 * (1.0 - sum(c[p] for p in ch.pcs)) + 0.25 * c[ch.root]
+                       + _PRIOR.get(ch.degree, 0.0) for ch in cs])
+        need = constraints.get(w)
+        if need is not None:
+            t, d = _tonic_and_dominant(cs)
+            keep = t if need == "I" else d
+            sc = np.where(np.arange(len(cs)) == keep, sc, -np.inf)
+        cands.append(cs)
+        emit.append(sc)
+    if n_windows == 0:
+        return []
+    # Viterbi over the windows
+    best = emit[0].copy()
+    back: list[np.ndarray] = []
+    for w in range(1, n_windows):
+        prev, cur = cands[w - 1], cands[w]
+        same_bar = w % windows_per_bar != 0
+        trans = np.zeros((len(prev), len(cur)))
+        for i, a in enumerate(prev):
+            for j, b in enumerate(cur):
+                if a.pcs == b.pcs:
+                    trans[i, j] = _STAY if same_bar else 0.05
+                else:
+                    trans[i, j] = _MOVES.get((a.degree, b.degree), 0.0)
+        tot_sc = best[:, None] + trans
+        back.append(np.argmax(tot_sc, axis=0))
+        best = tot_sc.max(axis=0) + emit[w]
+    path = [int(np.argmax(best))]
+    for bp in reversed(back):
+        path.append(int(bp[path[-1]]))
+    path.reverse()
+    return [cands[w][j] for w, j in enumerate(path)]
+
+
+# --------------------------------------------------------------------------------------
+# Patterns
+# --------------------------------------------------------------------------------------
+
+# A pattern is a list of events per bar of 4 beats: (offset in beats, voices). Voice 0 is the
+# bass, 1.. are the chord tones above it (ascending), 9 is the bass an octave up. Each event
+# plays the chord of the half bar it falls in.
+PATTERNS: dict[str, list[tuple[float, tuple[int, ...]]]] = {
+    # calm: few onsets, single notes, ringing (EMOPIA's calm clips: ~0.6 left-hand onsets per beat)
+    "block": [(0.0, (0, 1, 2)), (2.0, (0, 1, 2))],
+    "bass_half": [(0.0, (0,)), (1.0, (1,)), (2.0, (0,)), (3.0, (2,))],
+    "slow_arpeggio": [(0.0, (0,)), (1.0, (1,)), (2.0, (2,)), (3.0, (1,))],
+    "rocking": [(0.0, (0,)), (1.5, (2,)), (2.0, (0,)), (3.5, (1,))],
+    # moderate
+    "bass_chord": [(0.0, (0,)), (1.0, (1, 2)), (2.0, (0,)), (3.0, (1, 2))],
+    "flowing": [(0.0, (0,)), (0.5, (1,)), (1.0, (2,)), (2.0, (0,)), (2.5, (1,)), (3.0, (2,))],
+    # excited
+    "alberti": [(0.0, (0,)), (0.5, (2,)), (1.0, (1,)), (1.5, (2,)), (2.0, (0,)), (2.5, (2,)), (3.0, (1,)), (3.5, (2,))],
+    "octave_offbeat": [(0.0, (0, 9)), (0.5, (1, 2)), (1.5, (1, 2)), (2.0, (0, 9)), (2.5, (1, 2)), (3.5, (1, 2))],
+    "driving": [(0.0, (0,)), (0.5, (1, 2)), (1.0, (9,)), (1.5, (1, 2)), (2.0, (0,)), (2.5, (1, 2)), (3.0, (9,)), (3.5, (1, 2))],
+}
+LOW_AROUSAL = ("bass_half", "slow_arpeggio", "rocking")
+MID_AROUSAL = ("bass_chord", "flowing", "slow_arpeggio")
+HIGH_AROUSAL = ("alberti", "octave_offbeat", "driving")
+
+
+def patterns_for(arousal: float) -> tuple[str, ...]:
+    """The patterns an arousal level chooses from (one per phrase, seeded)."""
+    if arousal < -0.3:
+        return LOW_AROUSAL
+    if arousal <= 0.3:
+        return MID_AROUSAL
+    return HIGH_AROUSAL
+
+
+def bass_floor(emotion: Emotion) -> int:
+    """Lowest bass note: lower when excited (EMOPIA's excited clips have the most notes below
+    C3) and a little lower (darker) when the valence is negative."""
+    return int(round(BASS_CENTRE - BASS_PER_AROUSAL * emotion.arousal - (BASS_NEGATIVE_VALENCE if emotion.valence < 0 else 0)))
+
+
+def _voicing(chord: Chord, prev_bass: int | None, lo: int, top: int) -> list[int]:
+    """[bass, chord tones ascending above it ...]: the root in the bass within an octave from
+    ``lo`` (the smallest leap from the previous bass), then the fifth, the tenth and the
+    octave above when they fit under ``top``."""
+    opts = [p for p in range(lo, lo + BASS_SPAN) if p % 12 == chord.root]
+    bass = opts[0] if prev_bass is None else min(opts, key=lambda p: (abs(p - prev_bass), p))
+    upper = []
+    third, fifth = chord.pcs[1], chord.pcs[2]
+    # open voicing: fifth (or the nearest chord tone) above the bass, then third and root higher up
+    for pc, lowest in ((fifth, bass + 5), (third, bass + 12), (chord.root, bass + 12)):
+        p = lowest + ((pc - lowest) % 12)
+        while p in upper:
+            p += 12
+        if p <= top:
+            upper.append(p)
+    return [bass] + sorted(upper)
+
+
+# --------------------------------------------------------------------------------------
+# Texture
+# --------------------------------------------------------------------------------------
+
+
+def _melody_and_accomp(piece: Piece) -> tuple[list[int], list[int]]:
+    """Indices of (melody track, accompaniment track) in ``piece.tracks``."""
+    names = [t.name.lower() for t in piece.tracks]
+    mel = [i for i, n in enumerate(names) if "melody" in n and not piece.tracks[i].is_drum]
+    acc = [i for i, n in enumerate(names) if "melody" not in n and not piece.tracks[i].is_drum]
+    return mel, acc
+
+
+def _emotion_at(emotions: Sequence[Emotion], beat: float, segment_beats: float) -> Emotion:
+    return emotions[min(len(emotions) - 1, max(0, int(beat // segment_beats)))]
+
+
+class _Sounding:
+    """Notes in time, to ask what sounds over an interval (numpy, so a piece stays fast)."""
+
+    def __init__(self, notes: Sequence[Note]):
+        self.start = np.array([n.start for n in notes], dtype=float)
+        self.end = np.array([n.end for n in notes], dtype=float)
+        self.pitch = np.array([n.pitch for n in notes], dtype=int)
+        self._new: list[tuple[float, float, int]] = []
+
+    def add(self, nt: Note) -> None:
+        self._new.append((nt.start, nt.end, nt.pitch))
+
+    def pitches(self, t0: float, t1: float) -> np.ndarray:
+        m = (self.start < t1 - 1e-6) & (self.end > t0 + 1e-6)
+        extra = [p for s, e, p in self._new if s < t1 - 1e-6 and e > t0 + 1e-6]
+        return np.concatenate([self.pitch[m], np.array(extra, dtype=int)])
+
+    def clashes(self, pitch: int, t0: float, t1: float) -> bool:
+        """A semitone (interval class 1) or the same pitch against anything sounding in [t0, t1)."""
+        ps = self.pitches(t0, t1)
+        if ps.size == 0:
+            return False
+        d = np.abs(ps - pitch)
+        return bool(np.any((d % 12 == 1) | (d % 12 == 11) | (d == 0)))
+
+
+def sustain_pedal(notes: Sequence[Note], changes: Sequence[float], until: float) -> list[Note]:
+    """Notes as a sustain pedal holds them: each rings on to the next pedal change (``changes``,
+    beats, sorted) after its start, or to ``until``, but stops where a note of the same pitch or
+    a semitone away starts (no blurred seconds); notes are never shortened."""
+    if not notes:
+        return []
+    ch = np.asarray(sorted(changes) + [until], dtype=float)
+    order = sorted(range(len(notes)), key=lambda i: notes[i].start)
+    starts = np.array([notes[i].start for i in order])
+    pitch = np.array([notes[i].pitch for i in order])
+    out = list(notes)
+    for j, i in enumerate(order):
+        nt = notes[i]
+        k = int(np.searchsorted(ch, nt.start + 1e-6, side="right"))
+        end = float(ch[min(k, len(ch) - 1)])
+        later = slice(j + 1, None)
+        d = np.abs(pitch[later] - nt.pitch) % 12
+        hit = np.nonzero(((d <= 1) | (d == 11)) & (starts[later] > nt.start + 1e-6))[0]
+        if hit.size:
+            end = min(end, float(starts[later][hit[0]]))
+        if end > nt.end + 1e-6:
+            out[i] = replace(nt, duration=end - nt.start)
+    return out
+
+
+def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "FormPlan | None" = None, seed: int = 0,
+                segment_beats: float = 8.0, fill: bool = True, pedal: bool = True) -> Piece:
+    """``piece`` with a harmony-aware accompaniment for ``emotion`` (see the module doc).
+
+    ``emotion`` is one emotion or one per segment of ``segment_beats`` beats (a morph).
+    ``form`` (its cadence bars) fixes V / I chords; without it only the last bar is fixed
+    (the tonic). The input piece is left as it was; a piece without notes is returned as is.
+    """
+    emotions = [emotion] if isinstance(emotion, Emotion) else list(emotion)
+    if not emotions or not piece.notes:
+        return piece
+    bar = piece.time_signature.bar_beats
+    win = bar / 2 if piece.time_signature.numerator % 2 == 0 else bar
+    wpb = int(round(bar / win))
+    n_bars = form.bars if form is not None else max(1, int(math.ceil(piece.end_beat / bar - 1e-6)))
+    total = n_bars * bar
+    n_win = n_bars * wpb
+    keys = piece.keys or [KeySignature(0, "major", 0.0)]
+    mel_idx, acc_idx = _melody_and_accomp(piece)
+    if not mel_idx:  # one-track piece: the top voice leads
+        from .api import split_hands
+
+        melody, accomp0 = split_hands(piece.notes)
+        acc_name = "Accompaniment"
+    else:
+        melody = [n for i in mel_idx for n in piece.tracks[i].notes]
+        accomp0 = [n for i in acc_idx for n in piece.tracks[i].notes]
+        acc_name = piece.tracks[acc_idx[0]].name if acc_idx else "Accompaniment"
+    all_notes = sorted(melody + accomp0, key=lambda n: (n.start, n.pitch))
+    chords = estimate_chords(all_notes, keys, n_win, win, windows_per_bar=wpb,
+                             constraints=cadence_constraints(form, n_win, wpb))
+    rng = np.random.default_rng(seed)
+
+    # thin generated accompaniment notes that clash a semitone with the melody and are no chord tone
+    mel_snd = _Sounding(melody)
+    accomp = []
+    for nt in accomp0:
+        w = min(n_win - 1, int(nt.start // win))
+        if nt.pitch % 12 not in chords[w].pcs:
+            d = np.abs(mel_snd.pitches(nt.start, nt.start + min(nt.duration, 0.5)) - nt.pitch) % 12
+            if np.any((d == 1) | (d == 11)):
+                continue
+        accomp.append(nt)
+    snd = _Sounding(melody + accomp)
+    acc_onsets = np.array(sorted({round(n.start, 3) for n in accomp if n.pitch < LEFT_HAND_SPLIT}), dtype=float)
+    mel_vel = np.array([n.velocity for n in melody], dtype=float)
+    mel_start = np.array([n.start for n in melody], dtype=float)
+    default_vel = float(np.mean([n.velocity for n in all_notes]))
+
+    # one pattern per phrase (form sections, else 4 bars), chosen by arousal and seeded
+    if form is not None and not form.through_composed:
+        phrase_starts = [sec.start_bar for sec in form.sections]
+    else:
+        phrase_starts = list(range(0, n_bars, 4))
+    new_notes: list[Note] = []
+    prev_bass = None
+    pattern_of_phrase: dict[tuple, str] = {}
+    voicings: list[list[int]] = []
+    tops: list[int] = []
+    for w in range(n_win):  # one voicing per half bar, the bass led by the smallest leap
+        t0, t1 = w * win, (w + 1) * win
+        em = _emotion_at(emotions, t0, segment_beats)
+        mel_here = [n.pitch for n in melody if n.start < t1 - 1e-6 and n.end > t0 + 1e-6]
+        top = min(LEFT_HAND_TOP, (min(mel_here) - MELODY_GAP) if mel_here else LEFT_HAND_TOP)
+        voicings.append(_voicing(chords[w], prev_bass, bass_floor(em), top))
+        tops.append(top)
+        prev_bass = voicings[-1][0]
+    for b in range(n_bars):
+        t_bar = b * bar
+        em = _emotion_at(emotions, t_bar, segment_beats)
+        ph = max((s0 for s0 in phrase_starts if s0 <= b), default=0)
+        choices = patterns_for(em.arousal)
+        if (ph, choices) not in pattern_of_phrase:
+            pattern_of_phrase[(ph, choices)] = str(rng.choice(choices))
+        name = "block" if b == n_bars - 1 else pattern_of_phrase[(ph, choices)]
+        events = [(o * bar / 4.0, v) for o, v in PATTERNS[name]]
+        if b == n_bars - 1:
+            events = events[:1]  # the final tonic chord rings over the last bar
+        hold = em.arousal <= HOLD_AROUSAL or b == n_bars - 1  # pedal: ring to the end of the half bar
+        for k, (off, vs) in enumerate(events):
+            start = t_bar + off
+            w = min(n_win - 1, int(start // win))
+            t0, t1 = w * win, (w + 1) * win
+            while t1 < t_bar + bar - 1e-6 and int(t1 // win) < n_win and chords[int(t1 // win)] == chords[w]:
+                t1 += win  # the pedal is held while the chord lasts (to the end of the bar at most)
+            if b == n_bars - 1:
+                t1 = t_bar + bar
+            # the generated accompaniment already plays: give way on its onsets, and leave a
+            # half bar alone where it is already busy (one low onset per beat or more)
+            busy = acc_onsets[(acc_onsets >= t0 - 1e-6) & (acc_onsets < t0 + win - 1e-6)]
+            if b < n_bars - 1 and (len(busy) >= win or (len(busy) and np.any(np.abs(busy - start) < 0.1))):
+                continue
+            nxt = t_bar + events[k + 1][0] if k + 1 < len(events) else t_bar + bar
+            end = t1 if hold else start + max(0.25, DETACHED * (min(nxt, t1) - start))
+            near = (mel_start >= start - 2.0) & (mel_start < start + 2.0)
+            base_vel = (float(mel_vel[near].mean()) if near.any() else default_vel) * ACCOMP_VELOCITY
+            voices = voicings[w]
+            for v in vs:
+                p = voices[0] + 12 if v == 9 else (voices[v] if v < len(voices) else None)
+                if p is None or p > tops[w] or snd.clashes(p, start, end):
+                    continue
+                vel = base_vel * (1.08 if v == 0 else 1.0) + rng.integers(-4, 5)
+                dur = min(end, total) - start
+                if dur <= 0:
+                    continue
+                nt = Note(int(p), float(start), float(dur), int(max(1, min(127, round(vel)))))
+                snd.add(nt)
+                new_notes.append(nt)
+
+    fills: list[Note] = []
+    if fill:
+        for nt in melody:
+            em = _emotion_at(emotions, nt.start, segment_beats)
+            pos = nt.start % bar
+            on_beat = abs(pos - round(pos)) < 1e-3
+            strong = on_beat and (em.arousal > 0.3 or round(pos) % 2 == 0)
+            if not strong or nt.duration < 0.45 or nt.start >= total:
+                continue
+            if rng.random() > min(1.0, max(0.0, FILL_CENTRE + FILL_PER_AROUSAL * em.arousal)):
+                continue
+            w = min(n_win - 1, int(nt.start // win))
+            cands = [nt.pitch - d for d in range(3, 10) if (nt.pitch - d) % 12 in chords[w].pcs]
+            for p in cands:  # the closest chord tone a third to a sixth below
+                end = nt.start + nt.duration
+                if not snd.clashes(p, nt.start, end):
+                    f = Note(int(p), nt.start, nt.duration, int(max(1, min(127, round(nt.velocity * FILL_VELOCITY)))))
+                    snd.add(f)
+                    fills.append(f)
+                    break
+
+    if pedal:
+        changes = sorted({w * win for w in range(n_win) if w % wpb == 0 or chords[w] != chords[w - 1]})
+        parts = [list(melody) + fills, accomp, new_notes]
+        flat = [n for part in parts for n in part]
+        held = sustain_pedal(flat, changes, total)
+        calm = [_emotion_at(emotions, n.start, segment_beats).arousal <= PEDAL_AROUSAL for n in flat]
+        held = [h if c else n for h, n, c in zip(held, flat, calm)]
+        i0 = len(parts[0])
+        i1 = i0 + len(accomp)
+        mel_map = dict(zip(melody, held[:len(melody)]))
+        acc_map = dict(zip(accomp, held[i0:i1]))
+        fills, new_notes = held[len(melody):i0], held[i1:]
+    else:
+        mel_map = {n: n for n in melody}
+        acc_map = {n: n for n in accomp}
+
+    tracks = []
+    if mel_idx:
+        for i, t in enumerate(piece.tracks):
+            if i in mel_idx:
+                extra = fills if i == mel_idx[0] else []
+                tracks.append(replace(t, notes=sorted([mel_map.get(n, n) for n in t.notes] + extra, key=lambda n: (n.start, n.pitch))))
+            elif i in acc_idx:
+                mine = set(t.notes)
+                own = [acc_map[n] for n in accomp if n in mine]
+                extra = new_notes if i == acc_idx[0] else []
+                tracks.append(replace(t, notes=sorted(own + extra, key=lambda n: (n.start, n.pitch))))
+            else:
+                tracks.append(t)
+        if not acc_idx:
+            tracks.append(Track(acc_name, piece.tracks[mel_idx[0]].program, False, sorted(new_notes, key=lambda n: (n.start, n.pitch))))
+    else:
+        prog = piece.tracks[0].program if piece.tracks else 0
+        tracks = [Track("Melody", prog, False, sorted([mel_map[n] for n in melody] + fills, key=lambda n: (n.start, n.pitch))),
+                  Track(acc_name, prog, False, sorted([acc_map[n] for n in accomp] + new_notes, key=lambda n: (n.start, n.pitch)))]
+    return replace(piece, tracks=tracks)
+
+
+# --------------------------------------------------------------------------------------
+# Measuring texture
+# --------------------------------------------------------------------------------------
+
+TEXTURE_FEATURES = ("polyphony", "notes_per_beat", "notes_per_second", "pitch_spread", "pitch_range_10_90",
+                    "low_share", "lh_onsets_per_beat", "lh_notes_per_onset")
+
+
+def texture_features(piece: Piece) -> dict[str, float]:
+    """Texture descriptors of a piece (pitched notes).
+
+    ``polyphony``: mean sounding notes over the time when something sounds; ``notes_per_beat``
+    over the span from the first onset to the last release; ``notes_per_second`` the same
+    through the tempo map; ``pitch_spread`` the pitch standard deviation and
+    ``pitch_range_10_90`` the 10th-90th percentile range (semitones); ``low_share`` the share
+    of notes below MIDI 48; ``lh_onsets_per_beat`` / ``lh_notes_per_onset``: onsets (chords
+    within 0.05 beat count once) of the notes below middle C per beat, and notes per such onset.
+    """
+    from emomusic.attributes import _polyphony, group_onsets
+    from emomusic.errors import PieceFormatError
+
+    notes = piece.notes
+    if not notes:
+        raise PieceFormatError("the piece has no pitched notes to measure")
+    pitch = np.array([n.pitch for n in notes], dtype=float)
+    first = min(n.start for n in notes)
+    last = max(n.end for n in notes)
+    span = max(last - first, 1e-6)
+    secs = max(piece.beat_to_seconds(last) - piece.beat_to_seconds(first), 1e-6)
+    lh = [n for n in notes if n.pitch < LEFT_HAND_SPLIT]
+    lh_onsets = int(group_onsets(np.array([n.start for n in lh])).max()) + 1 if lh else 0
+    p10, p90 = np.percentile(pitch, [10, 90])
+    return {
+        "polyphony": _polyphony(notes),
+        "notes_per_beat": len(notes) / span,
+        "notes_per_second": len(notes) / secs,
+        "pitch_spread": float(pitch.std()),
+        "pitch_range_10_90": float(p90 - p10),
+        "low_share": float(np.mean(pitch < LOW_PITCH)),
+        "lh_onsets_per_beat": lh_onsets / span,
+        "lh_notes_per_onset": len(lh) / lh_onsets if lh_onsets else 0.0,
+    }
+
+
+__all__ = ["Chord", "PATTERNS", "TEXTURE_FEATURES", "add_texture", "cadence_constraints", "diatonic_chords",
+           "estimate_chords", "patterns_for", "texture_features"]
