@@ -334,7 +334,8 @@ def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: in
     parallel-mode re-mapping, see ``emomusic.attributes.mode_mapping``). With ``key`` the mode is set before the piece is
     transposed, so the result lies in ``key`` or its relative major/minor (the key signature is
     ``key`` as given).
-    ``threshold``: onset probability threshold of the VAE decoder (default: the checkpoint's).
+    ``threshold``: onset probability threshold of the VAE decoder (default: the checkpoint's,
+    raised for calm emotions when ``texture`` is on, see ``texture.calm_threshold``).
     ``texture`` adds a harmony-aware piano accompaniment (left-hand patterns by arousal, chord
     tones under the melody; :func:`emomusic.compose.texture.add_texture`) to the generated notes.
     """
@@ -370,6 +371,10 @@ def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: in
     pieces = []
     moving = target is not None and target.as_tuple() != emotion.as_tuple()
     label = f"{emotion}" + (f" -> {target}" if moving else "")
+    if texture and threshold is None:  # calm pieces decode sparser; the texture fills them in
+        from .texture import calm_threshold
+
+        threshold = calm_threshold(eng.vae.cfg.decode_threshold, _mean(emos))
     all_notes = list(eng.decode(lat, threshold=threshold))
     best = np.array(lat, copy=True)
     # A sample can decode to (almost) nothing; redraw those with derived seeds so no one gets

@@ -49,16 +49,20 @@ LOW_PITCH = 48  # "low register": below C3
 LEFT_HAND_SPLIT = 60  # notes below middle C count as left hand in the texture features
 BASS_CENTRE = 40  # lowest bass note (E2) at arousal 0, valence >= 0 ...
 BASS_PER_AROUSAL = 5.0  # ... lower when excited, higher when calm
-BASS_NEGATIVE_VALENCE = 2  # ... and lower by a whole tone for a negative valence (darker)
+BASS_NEGATIVE_VALENCE = 4  # ... and lower by a major third for a negative valence (darker)
 BASS_SPAN = 12  # the bass moves within an octave above its lowest note
 LEFT_HAND_TOP = 67  # left-hand chord tones stay at or below G4 ...
 MELODY_GAP = 3  # ... and at least this many semitones under the lowest melody note sounding
 ACCOMP_VELOCITY = 0.78  # accompaniment velocity / melody velocity
 FILL_VELOCITY = 0.85  # right-hand fill velocity / melody velocity
 WINDOW_BEATS = 2.0  # one chord per half bar (4/4)
+CALM_THRESHOLD = 0.3  # decoder onset threshold raised by this per unit of negative arousal
+BUDGET_CENTRE = 3.0  # onsets per beat (melody and accompaniment) the left hand fills up to at arousal 0 ...
+BUDGET_PER_AROUSAL = 1.5  # ... more when excited, fewer when calm
 HOLD_AROUSAL = 1.0  # accompaniment notes ring to the end of their half bar (pedal) up to this arousal
 DETACHED = 0.85  # above it, a note lasts this share of the time to the next event
-PEDAL_AROUSAL = 0.3  # up to this arousal a sustain pedal holds every note to the next chord change
+PEDAL_AROUSAL = 0.3  # a sustain pedal holds every note to the next chord change; above this arousal to the next half bar
+LEGATO_AROUSAL = 0.0  # up to this arousal each part is played legato
 FILL_CENTRE = 0.5  # chance of a right-hand chord tone under a strong-beat melody note at arousal 0 ...
 FILL_PER_AROUSAL = 0.6  # ... higher when excited (fuller chords), lower when calm
 
@@ -94,10 +98,12 @@ def _quality(pcs: tuple[int, int, int]) -> str:
 
 
 _MAJOR_DEGREES = (("I", 0), ("ii", 1), ("iii", 2), ("IV", 3), ("V", 4), ("vi", 5))
-_MINOR_DEGREES = (("i", 0), ("III", 2), ("iv", 3), ("V", 4), ("VI", 5), ("VII", 6))
+_MINOR_DEGREES = (("i", 0), ("III", 2), ("iv", 3), ("v", 4), ("V", 4), ("VI", 5), ("VII", 6))
 # how likely each function is a priori (the tonic, the dominant and the subdominant carry most bars)
-_PRIOR = {"I": 0.16, "i": 0.16, "V": 0.12, "IV": 0.10, "iv": 0.10, "vi": 0.06, "VI": 0.06, "ii": 0.03,
-          "III": 0.02, "VII": 0.02, "iii": 0.0}
+_PRIOR = {"I": 0.16, "i": 0.16, "V": 0.12, "IV": 0.10, "iv": 0.10, "vi": 0.06, "VI": 0.04, "ii": 0.03,
+          "v": 0.04, "III": 0.0, "VII": 0.0, "iii": 0.0}
+VALENCE_CHORD_BIAS = 0.15  # score for a major (minus for a minor) chord per unit of valence
+MINOR_V_PRIOR = 0.06  # in minor the major V (raised 7th) mostly comes at cadences
 
 
 def diatonic_chords(key: KeySignature) -> list[Chord]:
@@ -165,12 +171,14 @@ def cadence_constraints(form: "FormPlan | None", n_windows: int, windows_per_bar
 
 def estimate_chords(notes: Sequence[Note], key: KeySignature | Sequence[KeySignature], n_windows: int,
                     window: float = WINDOW_BEATS, *, windows_per_bar: int = 2,
-                    constraints: dict[int, str] | None = None) -> list[Chord]:
+                    constraints: dict[int, str] | None = None, valence: float | Sequence[float] = 0.0) -> list[Chord]:
     """One diatonic chord per ``window`` beats (``n_windows`` windows from beat 0).
 
     ``key`` is one key or a key map (``Piece.keys``: each window uses the key in force at its
     start). ``constraints`` maps a window index to a required function, ``"I"`` (the tonic,
     major or minor) or ``"V"``; windows without notes follow the best path through them.
+    ``valence`` (one value or one per window) leans ambiguous windows toward major chords
+    when positive and minor chords when negative.
     """
     keys = [key] if isinstance(key, KeySignature) else sorted(key, key=lambda k: k.beat) or [KeySignature(0, "major")]
     chroma = _window_chroma(notes, n_windows, window)
@@ -185,8 +193,10 @@ def estimate_chords(notes: Sequence[Note], key: KeySignature | Sequence[KeySigna
                 k = kk
         cs = diatonic_chords(k)
         c = chroma[w] / tot[w] if tot[w] > 0 else np.zeros(12)
+        val = float(valence if np.isscalar(valence) else valence[min(w, len(valence) - 1)])
         sc = np.array([sum(c[p] for p in ch.pcs) - 0.7 * (1.0 - sum(c[p] for p in ch.pcs)) + 0.25 * c[ch.root]
-                       + _PRIOR.get(ch.degree, 0.0) for ch in cs])
+                       + VALENCE_CHORD_BIAS * val * {"major": 1.0, "minor": -1.0}.get(ch.quality, 0.0)
+                       + (MINOR_V_PRIOR if k.mode == "minor" and ch.degree == "V" else _PRIOR.get(ch.degree, 0.0)) for ch in cs])
         need = constraints.get(w)
         if need is not None:
             t, d = _tonic_and_dominant(cs)
@@ -252,6 +262,19 @@ def patterns_for(arousal: float) -> tuple[str, ...]:
     if arousal <= 0.3:
         return MID_AROUSAL
     return HIGH_AROUSAL
+
+
+def onset_budget(arousal: float) -> float:
+    """Onsets per beat (all hands) above which the accompaniment adds no new onset."""
+    return BUDGET_CENTRE + BUDGET_PER_AROUSAL * arousal
+
+
+def calm_threshold(base: float, emotion: Emotion) -> float:
+    """The VAE decoder's onset threshold for ``emotion``: ``base`` raised for calm music
+    (negative arousal), so a calm piece decodes sparser and the accompaniment fills it in
+    rather than piling onto an already busy texture (measured in ``benchmarks/texture.py``:
+    dense calm pieces are the ones read as excited)."""
+    return float(min(0.95, base + CALM_THRESHOLD * max(0.0, -emotion.arousal)))
 
 
 def bass_floor(emotion: Emotion) -> int:
@@ -346,6 +369,21 @@ def sustain_pedal(notes: Sequence[Note], changes: Sequence[float], until: float)
     return out
 
 
+def legato(notes: Sequence[Note], max_gap: float = 2.0) -> list[Note]:
+    """Each note held at least to the next later onset of ``notes`` (one part) when that comes
+    within ``max_gap`` beats: no silence between the notes of a calm line."""
+    if not notes:
+        return []
+    onsets = np.unique(np.round([n.start for n in notes], 4))
+    out = []
+    for nt in notes:
+        i = int(np.searchsorted(onsets, round(nt.start, 4), side="right"))
+        if i < len(onsets) and nt.end < onsets[i] - 1e-6 and onsets[i] - nt.start <= max_gap:
+            nt = replace(nt, duration=float(onsets[i] - nt.start))
+        out.append(nt)
+    return out
+
+
 def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "FormPlan | None" = None, seed: int = 0,
                 segment_beats: float = 8.0, fill: bool = True, pedal: bool = True) -> Piece:
     """``piece`` with a harmony-aware accompaniment for ``emotion`` (see the module doc).
@@ -376,7 +414,8 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
         acc_name = piece.tracks[acc_idx[0]].name if acc_idx else "Accompaniment"
     all_notes = sorted(melody + accomp0, key=lambda n: (n.start, n.pitch))
     chords = estimate_chords(all_notes, keys, n_win, win, windows_per_bar=wpb,
-                             constraints=cadence_constraints(form, n_win, wpb))
+                             constraints=cadence_constraints(form, n_win, wpb),
+                             valence=[_emotion_at(emotions, w * win, segment_beats).valence for w in range(n_win)])
     rng = np.random.default_rng(seed)
 
     # thin generated accompaniment notes that clash a semitone with the melody and are no chord tone
@@ -391,6 +430,8 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
         accomp.append(nt)
     snd = _Sounding(melody + accomp)
     acc_onsets = np.array(sorted({round(n.start, 3) for n in accomp if n.pitch < LEFT_HAND_SPLIT}), dtype=float)
+    all_onsets = np.array(sorted({round(n.start, 3) for n in melody + accomp}), dtype=float)
+    added = np.zeros(n_win, dtype=int)  # onsets added per half bar
     mel_vel = np.array([n.velocity for n in melody], dtype=float)
     mel_start = np.array([n.start for n in melody], dtype=float)
     default_vel = float(np.mean([n.velocity for n in all_notes]))
@@ -417,7 +458,7 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
         t_bar = b * bar
         em = _emotion_at(emotions, t_bar, segment_beats)
         ph = max((s0 for s0 in phrase_starts if s0 <= b), default=0)
-        choices = patterns_for(em.arousal)
+        choices = tuple(patterns_for(em.arousal))
         if (ph, choices) not in pattern_of_phrase:
             pattern_of_phrase[(ph, choices)] = str(rng.choice(choices))
         name = "block" if b == n_bars - 1 else pattern_of_phrase[(ph, choices)]
@@ -438,6 +479,14 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
             busy = acc_onsets[(acc_onsets >= t0 - 1e-6) & (acc_onsets < t0 + win - 1e-6)]
             if b < n_bars - 1 and (len(busy) >= win or (len(busy) and np.any(np.abs(busy - start) < 0.1))):
                 continue
+            # a density budget: calm music leaves room, so a half bar already full of onsets
+            # (melody and accompaniment) gets fewer new ones
+            have = int(np.sum((all_onsets >= t0 - 1e-6) & (all_onsets < t0 + win - 1e-6)))
+            new_onset = not np.any(np.abs(all_onsets - start) < 0.05)
+            if b < n_bars - 1 and new_onset and have + added[w] >= onset_budget(em.arousal) * win:
+                continue
+            if new_onset:
+                added[w] += 1
             nxt = t_bar + events[k + 1][0] if k + 1 < len(events) else t_bar + bar
             end = t1 if hold else start + max(0.25, DETACHED * (min(nxt, t1) - start))
             near = (mel_start >= start - 2.0) & (mel_start < start + 2.0)
@@ -477,12 +526,14 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
                     break
 
     if pedal:
-        changes = sorted({w * win for w in range(n_win) if w % wpb == 0 or chords[w] != chords[w - 1]})
+        changes = []
+        for w in range(n_win):  # the pedal changes with the chord; on every bar (moderate) or half bar (excited)
+            a = _emotion_at(emotions, w * win, segment_beats).arousal
+            if w == 0 or chords[w] != chords[w - 1] or a > PEDAL_AROUSAL or (a > -0.3 and w % wpb == 0):
+                changes.append(w * win)
         parts = [list(melody) + fills, accomp, new_notes]
         flat = [n for part in parts for n in part]
         held = sustain_pedal(flat, changes, total)
-        calm = [_emotion_at(emotions, n.start, segment_beats).arousal <= PEDAL_AROUSAL for n in flat]
-        held = [h if c else n for h, n, c in zip(held, flat, calm)]
         i0 = len(parts[0])
         i1 = i0 + len(accomp)
         mel_map = dict(zip(melody, held[:len(melody)]))
@@ -491,6 +542,15 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
     else:
         mel_map = {n: n for n in melody}
         acc_map = {n: n for n in accomp}
+    if pedal:  # calm lines are legato: each part's notes reach the next onset of that part
+        calm = [n for n in melody if _emotion_at(emotions, n.start, segment_beats).arousal <= LEGATO_AROUSAL]
+        mel_map.update(zip([n for n in melody if n in set(calm)], legato([mel_map[n] for n in calm])))
+        acc_keys = [n for n in accomp if _emotion_at(emotions, n.start, segment_beats).arousal <= LEGATO_AROUSAL]
+        new_calm = [i for i, n in enumerate(new_notes) if _emotion_at(emotions, n.start, segment_beats).arousal <= LEGATO_AROUSAL]
+        joined = legato([acc_map[n] for n in acc_keys] + [new_notes[i] for i in new_calm])
+        acc_map.update(zip(acc_keys, joined[:len(acc_keys)]))
+        for i, nt in zip(new_calm, joined[len(acc_keys):]):
+            new_notes[i] = nt
 
     tracks = []
     if mel_idx:
