@@ -56,12 +56,12 @@ MELODY_GAP = 3  # ... and at least this many semitones under the lowest melody n
 ACCOMP_VELOCITY = 0.78  # accompaniment velocity / melody velocity
 FILL_VELOCITY = 0.85  # right-hand fill velocity / melody velocity
 WINDOW_BEATS = 2.0  # one chord per half bar (4/4)
-CALM_THRESHOLD = 0.3  # decoder onset threshold raised by this per unit of negative arousal
+CALM_THRESHOLD = 0.4  # decoder onset threshold raised by this per unit of negative arousal
 BUDGET_CENTRE = 3.0  # onsets per beat (melody and accompaniment) the left hand fills up to at arousal 0 ...
 BUDGET_PER_AROUSAL = 1.5  # ... more when excited, fewer when calm
 HOLD_AROUSAL = 1.0  # accompaniment notes ring to the end of their half bar (pedal) up to this arousal
 DETACHED = 0.85  # above it, a note lasts this share of the time to the next event
-PEDAL_AROUSAL = 0.3  # a sustain pedal holds every note to the next chord change; above this arousal to the next half bar
+PEDAL_AROUSAL = 0.8  # the sustain pedal changes with the chord and at each bar line (each half bar above this arousal)
 LEGATO_AROUSAL = 0.0  # up to this arousal each part is played legato
 FILL_CENTRE = 0.5  # chance of a right-hand chord tone under a strong-beat melody note at arousal 0 ...
 FILL_PER_AROUSAL = 0.6  # ... higher when excited (fuller chords), lower when calm
@@ -123,7 +123,8 @@ def _tonic_and_dominant(chords: Sequence[Chord]) -> tuple[int, int]:
     return (names.index("I") if "I" in names else names.index("i")), names.index("V")
 
 
-_STAY = 0.25  # keep the chord across the half bars of one bar
+_STAY = 0.25  # keep the chord across the half bars of one bar ...
+CALM_STAY = 0.3  # ... more so per unit of negative arousal (calm music changes chords less often)
 _MOVES = {("V", "I"): 0.15, ("V", "i"): 0.15, ("IV", "V"): 0.08, ("iv", "V"): 0.08, ("ii", "V"): 0.1,
           ("vi", "ii"): 0.04, ("vi", "IV"): 0.04, ("I", "IV"): 0.04, ("i", "iv"): 0.04, ("VI", "iv"): 0.04}
 
@@ -171,14 +172,17 @@ def cadence_constraints(form: "FormPlan | None", n_windows: int, windows_per_bar
 
 def estimate_chords(notes: Sequence[Note], key: KeySignature | Sequence[KeySignature], n_windows: int,
                     window: float = WINDOW_BEATS, *, windows_per_bar: int = 2,
-                    constraints: dict[int, str] | None = None, valence: float | Sequence[float] = 0.0) -> list[Chord]:
+                    constraints: dict[int, str] | None = None, valence: float | Sequence[float] = 0.0,
+                    stay: float | Sequence[float] = _STAY) -> list[Chord]:
     """One diatonic chord per ``window`` beats (``n_windows`` windows from beat 0).
 
     ``key`` is one key or a key map (``Piece.keys``: each window uses the key in force at its
     start). ``constraints`` maps a window index to a required function, ``"I"`` (the tonic,
     major or minor) or ``"V"``; windows without notes follow the best path through them.
     ``valence`` (one value or one per window) leans ambiguous windows toward major chords
-    when positive and minor chords when negative.
+    when positive and minor chords when negative. ``stay`` (one value or one per window) is the
+    score for keeping a chord over the second half of a bar: higher values give a slower
+    harmonic rhythm.
     """
     keys = [key] if isinstance(key, KeySignature) else sorted(key, key=lambda k: k.beat) or [KeySignature(0, "major")]
     chroma = _window_chroma(notes, n_windows, window)
@@ -216,7 +220,8 @@ def estimate_chords(notes: Sequence[Note], key: KeySignature | Sequence[KeySigna
         for i, a in enumerate(prev):
             for j, b in enumerate(cur):
                 if a.pcs == b.pcs:
-                    trans[i, j] = _STAY if same_bar else 0.05
+                    trans[i, j] = (float(stay if np.isscalar(stay) else stay[min(w, len(stay) - 1)])
+                                   if same_bar else 0.05)
                 else:
                     trans[i, j] = _MOVES.get((a.degree, b.degree), 0.0)
         tot_sc = best[:, None] + trans
@@ -239,9 +244,9 @@ def estimate_chords(notes: Sequence[Note], key: KeySignature | Sequence[KeySigna
 PATTERNS: dict[str, list[tuple[float, tuple[int, ...]]]] = {
     # calm: few onsets, single notes, ringing (EMOPIA's calm clips: ~0.6 left-hand onsets per beat)
     "block": [(0.0, (0, 1, 2)), (2.0, (0, 1, 2))],
-    "bass_half": [(0.0, (0,)), (1.0, (1,)), (2.0, (0,)), (3.0, (2,))],
-    "slow_arpeggio": [(0.0, (0,)), (1.0, (1,)), (2.0, (2,)), (3.0, (1,))],
-    "rocking": [(0.0, (0,)), (1.5, (2,)), (2.0, (0,)), (3.5, (1,))],
+    "bass_half": [(0.0, (0, 1)), (1.0, (2,)), (2.0, (0, 1)), (3.0, (2, 3))],
+    "slow_arpeggio": [(0.0, (0, 1)), (1.0, (2,)), (1.5, (3,)), (2.0, (0, 1)), (3.0, (2,)), (3.5, (3,))],
+    "rocking": [(0.0, (0, 1)), (1.0, (2,)), (1.5, (3,)), (2.0, (0,)), (3.0, (1, 2))],
     # moderate
     "bass_chord": [(0.0, (0,)), (1.0, (1, 2)), (2.0, (0,)), (3.0, (1, 2))],
     "flowing": [(0.0, (0,)), (0.5, (1,)), (1.0, (2,)), (2.0, (0,)), (2.5, (1,)), (3.0, (2,))],
@@ -330,6 +335,16 @@ class _Sounding:
     def add(self, nt: Note) -> None:
         self._new.append((nt.start, nt.end, nt.pitch))
 
+    def restrike(self, pitch: int, at: float) -> int | None:
+        """Index (in the order added) of an added note of ``pitch`` still ringing at ``at``,
+        now ended there so the key can be struck again; None when there is none."""
+        for i in range(len(self._new) - 1, -1, -1):
+            s, e, p = self._new[i]
+            if p == pitch and s < at - 1e-6 < e:
+                self._new[i] = (s, at, p)
+                return i
+        return None
+
     def pitches(self, t0: float, t1: float) -> np.ndarray:
         m = (self.start < t1 - 1e-6) & (self.end > t0 + 1e-6)
         extra = [p for s, e, p in self._new if s < t1 - 1e-6 and e > t0 + 1e-6]
@@ -415,7 +430,9 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
     all_notes = sorted(melody + accomp0, key=lambda n: (n.start, n.pitch))
     chords = estimate_chords(all_notes, keys, n_win, win, windows_per_bar=wpb,
                              constraints=cadence_constraints(form, n_win, wpb),
-                             valence=[_emotion_at(emotions, w * win, segment_beats).valence for w in range(n_win)])
+                             valence=[_emotion_at(emotions, w * win, segment_beats).valence for w in range(n_win)],
+                             stay=[_STAY + CALM_STAY * max(0.0, -_emotion_at(emotions, w * win, segment_beats).arousal)
+                                   for w in range(n_win)])
     rng = np.random.default_rng(seed)
 
     # thin generated accompaniment notes that clash a semitone with the melody and are no chord tone
@@ -494,8 +511,16 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
             voices = voicings[w]
             for v in vs:
                 p = voices[0] + 12 if v == 9 else (voices[v] if v < len(voices) else None)
-                if p is None or p > tops[w] or snd.clashes(p, start, end):
+                if p is None or p > tops[w]:
                     continue
+                if snd.clashes(p, start, end):
+                    # the same key still held from an earlier event of the pattern: strike it again
+                    i = snd.restrike(p, start)
+                    if i is None or snd.clashes(p, start, end):
+                        if i is not None:
+                            snd._new[i] = (new_notes[i].start, new_notes[i].end, p)
+                        continue
+                    new_notes[i] = replace(new_notes[i], duration=start - new_notes[i].start)
                 vel = base_vel * (1.08 if v == 0 else 1.0) + rng.integers(-4, 5)
                 dur = min(end, total) - start
                 if dur <= 0:
