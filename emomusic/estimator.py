@@ -338,8 +338,15 @@ def load_estimator(path: str | os.PathLike | None = None) -> EstimatorModel:
 # --------------------------------------------------------------------------------------
 
 
-def estimate_details(piece: Piece, model: EstimatorModel | None = None) -> dict:
+VELOCITY_FEATURES = ("velocity", "velocity_std")  # what ``neutral=VELOCITY_FEATURES`` hides
+
+
+def estimate_details(piece: Piece, model: EstimatorModel | None = None, *, neutral: Sequence[str] = ()) -> dict:
     """Everything the estimator knows about ``piece``.
+
+    ``neutral`` names features read as uninformative (set to their training mean): with
+    ``VELOCITY_FEATURES`` the piece is judged as if its loudness were unknown (a listener to
+    an unexpressive rendering, or a score without dynamics).
 
     Keys: ``valence``, ``arousal`` (in [-1, 1]), ``quadrant`` ("Q1".."Q4"),
     ``quadrant_probs`` ({"Q1": p, ...}), ``p_valence_positive``, ``p_arousal_positive``,
@@ -349,6 +356,9 @@ def estimate_details(piece: Piece, model: EstimatorModel | None = None) -> dict:
     attrs = measure(piece)
     feats = extract_features(piece, attrs)
     z = model.standardise(feats)
+    for name in neutral:
+        if name in model.features:
+            z[model.features.index(name)] = 0.0
     pv = float(model.valence.prob(z[None, :])[0])
     pa = float(model.arousal.prob(z[None, :])[0])
     valence, arousal = 2.0 * pv - 1.0, 2.0 * pa - 1.0
@@ -367,9 +377,10 @@ def estimate_details(piece: Piece, model: EstimatorModel | None = None) -> dict:
     }
 
 
-def estimate_emotion(piece: Piece, model: EstimatorModel | None = None) -> Emotion:
-    """The estimated emotion of ``piece`` (valence, arousal in [-1, 1])."""
-    return estimate_details(piece, model)["emotion"]
+def estimate_emotion(piece: Piece, model: EstimatorModel | None = None, *, neutral: Sequence[str] = ()) -> Emotion:
+    """The estimated emotion of ``piece`` (valence, arousal in [-1, 1]); ``neutral`` as in
+    :func:`estimate_details`."""
+    return estimate_details(piece, model, neutral=neutral)["emotion"]
 
 
 def estimate_many(pieces: Sequence[Piece], model: EstimatorModel | None = None) -> list[Emotion]:
@@ -379,6 +390,7 @@ def estimate_many(pieces: Sequence[Piece], model: EstimatorModel | None = None) 
 
 __all__ = [
     "ALL_FEATURES",
+    "VELOCITY_FEATURES",
     "EstimatorModel",
     "LogisticAxis",
     "estimate_details",

@@ -359,10 +359,12 @@ class _Sounding:
         return bool(np.any((d % 12 == 1) | (d % 12 == 11) | (d == 0)))
 
 
-def sustain_pedal(notes: Sequence[Note], changes: Sequence[float], until: float) -> list[Note]:
+def sustain_pedal(notes: Sequence[Note], changes: Sequence[float], until: float,
+                  min_end: Sequence[float] | None = None) -> list[Note]:
     """Notes as a sustain pedal holds them: each rings on to the next pedal change (``changes``,
-    beats, sorted) after its start, or to ``until``, but stops where a note of the same pitch or
-    a semitone away starts (no blurred seconds); notes are never shortened."""
+    beats) after its start, or to ``until`` (and at least to its ``min_end``, e.g. a legato
+    target), but stops where a later note of the same pitch or a semitone away starts (no
+    blurred seconds); notes are never shortened."""
     if not notes:
         return []
     ch = np.asarray(sorted(changes) + [until], dtype=float)
@@ -374,6 +376,8 @@ def sustain_pedal(notes: Sequence[Note], changes: Sequence[float], until: float)
         nt = notes[i]
         k = int(np.searchsorted(ch, nt.start + 1e-6, side="right"))
         end = float(ch[min(k, len(ch) - 1)])
+        if min_end is not None:
+            end = max(end, float(min_end[i]))
         later = slice(j + 1, None)
         d = np.abs(pitch[later] - nt.pitch) % 12
         hit = np.nonzero(((d <= 1) | (d == 11)) & (starts[later] > nt.start + 1e-6))[0]
@@ -384,18 +388,17 @@ def sustain_pedal(notes: Sequence[Note], changes: Sequence[float], until: float)
     return out
 
 
-def legato(notes: Sequence[Note], max_gap: float = 2.0) -> list[Note]:
-    """Each note held at least to the next later onset of ``notes`` (one part) when that comes
-    within ``max_gap`` beats: no silence between the notes of a calm line."""
+def legato_ends(notes: Sequence[Note], max_gap: float = 2.0) -> list[float]:
+    """Where each note of one part would end played legato: at the next later onset of the
+    part when that comes within ``max_gap`` beats (no silence in a calm line), else its end."""
     if not notes:
         return []
     onsets = np.unique(np.round([n.start for n in notes], 4))
     out = []
     for nt in notes:
         i = int(np.searchsorted(onsets, round(nt.start, 4), side="right"))
-        if i < len(onsets) and nt.end < onsets[i] - 1e-6 and onsets[i] - nt.start <= max_gap:
-            nt = replace(nt, duration=float(onsets[i] - nt.start))
-        out.append(nt)
+        nxt = float(onsets[i]) if i < len(onsets) else nt.end
+        out.append(max(nt.end, nxt) if nxt - nt.start <= max_gap else nt.end)
     return out
 
 
@@ -550,32 +553,27 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
                     fills.append(f)
                     break
 
+    mel_map = {n: n for n in melody}
+    acc_map = {n: n for n in accomp}
     if pedal:
         changes = []
-        for w in range(n_win):  # the pedal changes with the chord; on every bar (moderate) or half bar (excited)
+        for w in range(n_win):  # the pedal changes with the chord and at bar lines (half bars when very excited)
             a = _emotion_at(emotions, w * win, segment_beats).arousal
             if w == 0 or chords[w] != chords[w - 1] or a > PEDAL_AROUSAL or (a > -0.3 and w % wpb == 0):
                 changes.append(w * win)
-        parts = [list(melody) + fills, accomp, new_notes]
-        flat = [n for part in parts for n in part]
-        held = sustain_pedal(flat, changes, total)
-        i0 = len(parts[0])
-        i1 = i0 + len(accomp)
-        mel_map = dict(zip(melody, held[:len(melody)]))
-        acc_map = dict(zip(accomp, held[i0:i1]))
-        fills, new_notes = held[len(melody):i0], held[i1:]
-    else:
-        mel_map = {n: n for n in melody}
-        acc_map = {n: n for n in accomp}
-    if pedal:  # calm lines are legato: each part's notes reach the next onset of that part
-        calm = [n for n in melody if _emotion_at(emotions, n.start, segment_beats).arousal <= LEGATO_AROUSAL]
-        mel_map.update(zip([n for n in melody if n in set(calm)], legato([mel_map[n] for n in calm])))
-        acc_keys = [n for n in accomp if _emotion_at(emotions, n.start, segment_beats).arousal <= LEGATO_AROUSAL]
-        new_calm = [i for i, n in enumerate(new_notes) if _emotion_at(emotions, n.start, segment_beats).arousal <= LEGATO_AROUSAL]
-        joined = legato([acc_map[n] for n in acc_keys] + [new_notes[i] for i in new_calm])
-        acc_map.update(zip(acc_keys, joined[:len(acc_keys)]))
-        for i, nt in zip(new_calm, joined[len(acc_keys):]):
-            new_notes[i] = nt
+        flat = list(melody) + fills + accomp + new_notes
+        i0, i1 = len(melody), len(melody) + len(fills)
+        # calm parts are legato: each note reaches at least the next onset of its part
+        targets = [n.end for n in flat]
+        for lo, hi in ((0, i0), (i1, len(flat))):  # the melody line; the left hand (generated and added)
+            idx = [i for i in range(lo, hi) if _emotion_at(emotions, flat[i].start, segment_beats).arousal <= LEGATO_AROUSAL]
+            for i, e in zip(idx, legato_ends([flat[i] for i in idx])):
+                targets[i] = e
+        held = sustain_pedal(flat, changes, total, min_end=targets)
+        i2 = i1 + len(accomp)
+        mel_map = dict(zip(melody, held[:i0]))
+        acc_map = dict(zip(accomp, held[i1:i2]))
+        fills, new_notes = held[i0:i1], held[i2:]
 
     tracks = []
     if mel_idx:
