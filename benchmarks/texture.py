@@ -50,7 +50,8 @@ LABELS = {
 }
 
 
-def real_features(emopia: Path, split: str = "train", limit: int | None = None) -> dict[str, list[dict]]:
+def real_features(emopia: Path, split: str = "train", limit: int | None = None,
+                  quadrants=QUADRANTS) -> dict[str, list[dict]]:
     """Texture features of the EMOPIA clips of ``split``, by quadrant (``limit`` clips per quadrant)."""
     from emomusic.io import read_piece
 
@@ -59,7 +60,7 @@ def real_features(emopia: Path, split: str = "train", limit: int | None = None) 
         raise EmomusicError(f"EMOPIA split not found: {listing} (give --emopia)")
     with open(listing, newline="") as fh:
         names = [row["clip_name"] for row in csv.DictReader(fh)]
-    out: dict[str, list[dict]] = {q: [] for q in QUADRANTS}
+    out: dict[str, list[dict]] = {q: [] for q in quadrants}
     for nm in names:
         q = nm[:2]
         if q not in out or (limit and len(out[q]) >= limit):
