@@ -247,3 +247,22 @@ def test_emopia_q1_ranges(shared_data):
     assert q1["polyphony"][2] == pytest.approx(EMOPIA_Q1_POLYPHONY[1], abs=0.01)
     assert q1["notes_per_beat"][0] == pytest.approx(EMOPIA_Q1_NOTES_PER_BEAT[0], abs=0.01)
     assert q1["notes_per_beat"][2] == pytest.approx(EMOPIA_Q1_NOTES_PER_BEAT[1], abs=0.01)
+
+
+@pytest.mark.skipif(not _SHIPPED, reason="shipped compose checkpoint missing")
+def test_cli_no_texture_flag(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from emomusic.cli import cli
+
+    counts = {}
+    for flag in ([], ["--no-texture"]):
+        res = CliRunner().invoke(cli, ["compose", "--valence", "0.6", "--arousal", "0.6", "--bars", "8", "--json",
+                                       "-o", str(tmp_path / f"x{len(flag)}.mid")] + flag, catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+        out = json.loads(res.output)
+        assert out["texture"] is (not flag)
+        counts[bool(flag)] = out["files"][0]["notes"]
+    assert counts[False] > counts[True]
