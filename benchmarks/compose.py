@@ -409,6 +409,10 @@ def markdown(res: dict) -> str:
             pq = r["per_quadrant"]
             lines.append(f"| {name} | {_f(r['quadrant'])} | {_f(r['valence'])} | {_f(r['arousal'])} | "
                          + " | ".join(_f(pq[q], "{:.2f}") for q in QUADRANTS) + f" | {r['n']} | {r.get('empty_pieces', 0)} |")
+        if res.get("emotion_reference"):
+            r = res["emotion_reference"]
+            lines.append(f"| EMOPIA val clips (real music, labelled quadrant; the estimator's own accuracy) | {_f(r['quadrant'])} | "
+                         f"{_f(r['valence'])} | {_f(r['arousal'])} | | | | | {r['n']} | |")
         if any("arousal_no_velocity" in r for r in res["emotion"].values()):
             lines.append("")
             lines.append("Arousal-axis agreement with velocity read as unknown (the estimator's velocity features at "
@@ -420,11 +424,6 @@ def markdown(res: dict) -> str:
                 if "arousal_no_velocity" in r:
                     pq = r["arousal_no_velocity_per_quadrant"]
                     lines.append(f"| {name} | {_f(r['arousal_no_velocity'])} | " + " | ".join(_f(pq[q], "{:.2f}") for q in QUADRANTS) + " |")
-            lines.append("")
-        if res.get("emotion_reference"):
-            r = res["emotion_reference"]
-            lines.append(f"| EMOPIA val clips (real music, labelled quadrant; the estimator's own accuracy) | {_f(r['quadrant'])} | "
-                         f"{_f(r['valence'])} | {_f(r['arousal'])} | | | | | {r['n']} | |")
         lines.append("")
     if res.get("continuous"):
         lines.append("### Continuous control (Spearman of requested vs estimated)")
