@@ -456,11 +456,13 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
     mel_start = np.array([n.start for n in melody], dtype=float)
     default_vel = float(np.mean([n.velocity for n in all_notes]))
 
-    # one pattern per phrase (form sections, else 4 bars), chosen by arousal and seeded
+    # one pattern per phrase (per section letter of the form, else per 4 bars), chosen by arousal and seeded
     if form is not None and not form.through_composed:
         phrase_starts = [sec.start_bar for sec in form.sections]
+        phrase_names = {sec.start_bar: sec.letter for sec in form.sections}  # a returning section keeps its pattern
     else:
         phrase_starts = list(range(0, n_bars, 4))
+        phrase_names = {b: b for b in phrase_starts}
     new_notes: list[Note] = []
     prev_bass = None
     pattern_of_phrase: dict[tuple, str] = {}
@@ -477,7 +479,7 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
     for b in range(n_bars):
         t_bar = b * bar
         em = _emotion_at(emotions, t_bar, segment_beats)
-        ph = max((s0 for s0 in phrase_starts if s0 <= b), default=0)
+        ph = phrase_names.get(max((s0 for s0 in phrase_starts if s0 <= b), default=0), 0)
         choices = tuple(patterns_for(em.arousal))
         if (ph, choices) not in pattern_of_phrase:
             pattern_of_phrase[(ph, choices)] = str(rng.choice(choices))

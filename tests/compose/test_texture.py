@@ -266,3 +266,17 @@ def test_cli_no_texture_flag(tmp_path):
         assert out["texture"] is (not flag)
         counts[bool(flag)] = out["files"][0]["notes"]
     assert counts[False] > counts[True]
+
+
+def test_returning_sections_keep_their_pattern():
+    tune = [n for k in range(4) for n in _line([72, 76, 79, 76, 77, 81, 84, 81, 79, 83, 86, 83, 72, 76, 79, 72],
+                                                  start=16.0 * k)]  # one 4-bar phrase, four times
+    piece = _piece(tune)
+    plan = parse_form("AABA", 16)
+    for seed in range(4):
+        new = _added(piece, T.add_texture(piece, Emotion(0.5, 0.7), form=plan, seed=seed, fill=False))
+
+        def rhythm(sec):  # added onsets in the first three bars of a section, relative to it
+            return sorted({round(n.start - 16.0 * sec, 3) for n in new if 16.0 * sec <= n.start < 16.0 * sec + 12.0})
+
+        assert rhythm(0) == rhythm(1) == rhythm(3) and rhythm(0)
