@@ -49,7 +49,9 @@ LOW_PITCH = 48  # "low register": below C3
 LEFT_HAND_SPLIT = 60  # notes below middle C count as left hand in the texture features
 BASS_CENTRE = 40  # lowest bass note (E2) at arousal 0, valence >= 0 ...
 BASS_PER_AROUSAL = 5.0  # ... lower when excited, higher when calm
-BASS_NEGATIVE_VALENCE = 4  # ... and lower by a major third for a negative valence (darker)
+BASS_NEGATIVE_VALENCE = 4  # ... and lower by a major third for a negative valence (darker) ...
+BASS_BELOW_MELODY = 30  # ... but at most this many semitones under the melody's median pitch ...
+BASS_BELOW_PER_AROUSAL = 6.0  # ... more when excited, less when calm (a narrower texture)
 BASS_SPAN = 12  # the bass moves within an octave above its lowest note
 LEFT_HAND_TOP = 67  # left-hand chord tones stay at or below G4 ...
 MELODY_GAP = 3  # ... and at least this many semitones under the lowest melody note sounding
@@ -291,7 +293,7 @@ def bass_floor(emotion: Emotion) -> int:
 def _voicing(chord: Chord, prev_bass: int | None, lo: int, top: int) -> list[int]:
     """[bass, chord tones ascending above it ...]: the root in the bass within an octave from
     ``lo`` (the smallest leap from the previous bass), then the fifth, the tenth and the
-    octave above when they fit under ``top``."""
+    octave above when they fit under ``top`` (else other chord tones under ``top``)."""
     opts = [p for p in range(lo, lo + BASS_SPAN) if p % 12 == chord.root]
     bass = opts[0] if prev_bass is None else min(opts, key=lambda p: (abs(p - prev_bass), p))
     upper = []
@@ -302,6 +304,12 @@ def _voicing(chord: Chord, prev_bass: int | None, lo: int, top: int) -> list[int
         while p in upper:
             p += 12
         if p <= top:
+            upper.append(p)
+    # little room under the melody: close-position chord tones fill up to three voices
+    for p in range(top, bass + 2, -1):
+        if len(upper) >= 3:
+            break
+        if p % 12 in chord.pcs and all(abs(p - q) >= 3 for q in upper):
             upper.append(p)
     return [bass] + sorted(upper)
 
@@ -466,6 +474,7 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
     new_notes: list[Note] = []
     prev_bass = None
     pattern_of_phrase: dict[tuple, str] = {}
+    mel_centre = float(np.median([n.pitch for n in melody])) if melody else 72.0
     voicings: list[list[int]] = []
     tops: list[int] = []
     for w in range(n_win):  # one voicing per half bar, the bass led by the smallest leap
@@ -473,7 +482,9 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
         em = _emotion_at(emotions, t0, segment_beats)
         mel_here = [n.pitch for n in melody if n.start < t1 - 1e-6 and n.end > t0 + 1e-6]
         top = min(LEFT_HAND_TOP, (min(mel_here) - MELODY_GAP) if mel_here else LEFT_HAND_TOP)
-        voicings.append(_voicing(chords[w], prev_bass, bass_floor(em), top))
+        # the bass stays within reach of the melody (a narrower span when calm)
+        floor = max(bass_floor(em), int(round(mel_centre - BASS_BELOW_MELODY - BASS_BELOW_PER_AROUSAL * em.arousal)))
+        voicings.append(_voicing(chords[w], prev_bass, floor, top))
         tops.append(top)
         prev_bass = voicings[-1][0]
     for b in range(n_bars):
