@@ -18,7 +18,6 @@ EMOPIA_Q1_POLYPHONY = (3.98, 7.92)
 EMOPIA_Q1_NOTES_PER_BEAT = (2.62, 6.04)
 
 C_MAJOR = KeySignature(0, "major")
-A_MINOR = KeySignature(9, "minor")
 
 
 def _line(pitches, beat: float = 1.0, start: float = 0.0, dur: float = 0.9, vel: int = 90) -> list[Note]:
@@ -41,37 +40,6 @@ def _added(before: Piece, after: Piece) -> list[Note]:
     """Notes of ``after`` whose (pitch, start) is new."""
     have = {(n.pitch, round(n.start, 4)) for n in before.notes}
     return [n for n in after.notes if (n.pitch, round(n.start, 4)) not in have]
-
-
-def test_diatonic_chords_of_major_and_minor_keys():
-    major = {c.degree: c for c in T.diatonic_chords(C_MAJOR)}
-    assert major["I"].pcs == (0, 4, 7) and major["IV"].pcs == (5, 9, 0) and major["V"].pcs == (7, 11, 2)
-    assert major["vi"].quality == "minor" and major["I"].quality == "major"
-    minor = {c.degree: c for c in T.diatonic_chords(A_MINOR)}
-    assert minor["i"].pcs == (9, 0, 4) and minor["iv"].pcs == (2, 5, 9)
-    assert minor["V"].pcs == (4, 8, 11) and minor["V"].quality == "major"  # harmonic minor's raised 7th
-    assert minor["v"].quality == "minor"
-
-
-def test_c_major_melody_gets_tonic_subdominant_dominant():
-    chords = T.estimate_chords(C_TUNE, C_MAJOR, n_windows=16)
-    degrees = [c.degree for c in chords]
-    assert degrees[0:4] == ["I"] * 4
-    assert degrees[4:8] == ["IV"] * 4
-    assert degrees[8:12] == ["V"] * 4
-    assert degrees[12:16] == ["I"] * 4
-
-
-def test_minor_key_gets_minor_key_chords():
-    tune = _line([69, 72, 76, 72, 69, 76, 72, 69,    # A C E: i
-                  74, 77, 81, 77, 74, 69, 77, 74,    # D F A: iv
-                  76, 80, 83, 80, 76, 71, 80, 76,    # E G# B: V
-                  69, 72, 76, 81, 76, 72, 69, 69])   # i
-    chords = T.estimate_chords(tune, A_MINOR, n_windows=16)
-    degrees = [c.degree for c in chords]
-    assert degrees[0:4] == ["i"] * 4 and degrees[4:8] == ["iv"] * 4
-    assert degrees[8:12] == ["V"] * 4 and degrees[12:16] == ["i"] * 4
-    assert all(c.quality == "minor" for c in chords[:8])
 
 
 def test_cadence_bars_get_dominant_and_tonic():
