@@ -10,19 +10,25 @@ adds what a pianist's hands would play around them:
    small Viterbi search (a chord tends to last a bar, V moves to I, IV and ii to V). A
    :class:`~emomusic.form.FormPlan` fixes its cadences: V in a half-cadence bar, V then I
    around an authentic cadence, and the piece ends on the tonic.
-2. **Left hand** - a pattern by arousal (:data:`PATTERNS`): sustained block chords and slow
-   broken chords when calm, bass plus chord and flowing arpeggios in between, Alberti figures
-   and octave bass with off-beat chords when excited; the bass follows the root with the
-   smallest leap, lower when the valence is negative (darker voicing); notes ring to the end
-   of the half bar (pedal) at low arousal and are detached at high arousal.
-3. **Right hand** - a chord tone a third to a sixth under melody notes on strong beats (every
-   beat at high arousal).
+2. **Left hand** - a pattern by arousal (:data:`PATTERNS`, one per phrase, the same for a
+   returning section): bass and fifth with broken chord tones on the beats when calm, bass and
+   chord or flowing arpeggios in between, Alberti figures, octave bass with off-beat chords or
+   driving eighths when excited. The bass takes the root with the smallest leap, lower when
+   excited, a major third lower when the valence is negative (darker), and within reach of the
+   melody (a narrower span when calm); chord tones stay under the melody.
+3. **Right hand** - a chord tone a third to a sixth under melody notes on strong beats, more
+   often the higher the arousal.
+4. **Pedal** - every note rings to the next chord change (and bar line, except when calm; each
+   half bar when very excited); calm parts are legato.
 
 New notes never sound a semitone (or major seventh / minor ninth) against a note already
-sounding, stay under the melody, and are softer than it. Where the generated accompaniment
-already plays enough onsets in a half bar, the pattern gives way (it complements, it does
-not replace); generated accompaniment notes that clash a semitone with the melody and are
-not chord tones are thinned out. Everything is seeded and deterministic.
+sounding, stay under the melody, and are softer than it; the pedal stops a note where a note a
+semitone away starts. Where the generated accompaniment already plays an onset per beat in a
+half bar the pattern gives way, new onsets stop at a density budget that grows with arousal
+(it complements, it does not replace), and generated accompaniment notes that clash a
+semitone with the melody and are not chord tones are thinned out. With the texture,
+:func:`calm_threshold` makes the decoder sparser for calm emotions. Everything is seeded and
+deterministic.
 
 :func:`texture_features` measures the texture (sounding notes at once, notes per beat,
 pitch spread, low-register share, what the left hand does) for ``benchmarks/texture.py``
@@ -60,8 +66,6 @@ CALM_STAY = 0.3  # chord-keeping score added per unit of negative arousal (calm 
 CALM_THRESHOLD = 0.4  # decoder onset threshold raised by this per unit of negative arousal
 BUDGET_CENTRE = 3.0  # onsets per beat (melody and accompaniment) the left hand fills up to at arousal 0 ...
 BUDGET_PER_AROUSAL = 1.5  # ... more when excited, fewer when calm
-HOLD_AROUSAL = 1.0  # accompaniment notes ring to the end of their half bar (pedal) up to this arousal
-DETACHED = 0.85  # above it, a note lasts this share of the time to the next event
 PEDAL_AROUSAL = 0.8  # the sustain pedal changes with the chord and at each bar line (each half bar above this arousal)
 LEGATO_AROUSAL = 0.0  # up to this arousal each part is played legato
 FILL_CENTRE = 0.5  # chance of a right-hand chord tone under a strong-beat melody note at arousal 0 ...
@@ -175,6 +179,10 @@ class _Sounding:
     def add(self, nt: Note) -> None:
         self._new.append((nt.start, nt.end, nt.pitch))
 
+    def set_end(self, i: int, end: float) -> None:
+        s, _, p = self._new[i]
+        self._new[i] = (s, end, p)
+
     def restrike(self, pitch: int, at: float) -> int | None:
         """Index (in the order added) of an added note of ``pitch`` still ringing at ``at``,
         now ended there so the key can be struck again; None when there is none."""
@@ -239,6 +247,30 @@ def legato_ends(notes: Sequence[Note], max_gap: float = 2.0) -> list[float]:
         i = int(np.searchsorted(onsets, round(nt.start, 4), side="right"))
         nxt = float(onsets[i]) if i < len(onsets) else nt.end
         out.append(max(nt.end, nxt) if nxt - nt.start <= max_gap else nt.end)
+    return out
+
+
+def _fills(melody: Sequence[Note], chords: Sequence[Chord], snd: _Sounding, emotions: Sequence[Emotion],
+           segment_beats: float, bar: float, win: float, total: float, rng: np.random.Generator) -> list[Note]:
+    """Right hand: the closest chord tone a third to a sixth under melody notes on strong beats
+    (every beat when excited, beats 1 and 3 otherwise), more often the higher the arousal."""
+    out: list[Note] = []
+    for nt in melody:
+        em = _emotion_at(emotions, nt.start, segment_beats)
+        pos = nt.start % bar
+        on_beat = abs(pos - round(pos)) < 1e-3
+        strong = on_beat and (em.arousal > 0.3 or round(pos) % 2 == 0)
+        if not strong or nt.duration < 0.45 or nt.start >= total:
+            continue
+        if rng.random() > min(1.0, max(0.0, FILL_CENTRE + FILL_PER_AROUSAL * em.arousal)):
+            continue
+        w = min(len(chords) - 1, int(nt.start // win))
+        for p in (nt.pitch - d for d in range(3, 10) if (nt.pitch - d) % 12 in chords[w].pcs):
+            if not snd.clashes(p, nt.start, nt.start + nt.duration):
+                f = Note(int(p), nt.start, nt.duration, int(max(1, min(127, round(nt.velocity * FILL_VELOCITY)))))
+                snd.add(f)
+                out.append(f)
+                break
     return out
 
 
@@ -330,8 +362,7 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
         events = [(o * bar / 4.0, v) for o, v in PATTERNS[name]]
         if b == n_bars - 1:
             events = events[:1]  # the final tonic chord rings over the last bar
-        hold = em.arousal <= HOLD_AROUSAL or b == n_bars - 1  # pedal: ring to the end of the half bar
-        for k, (off, vs) in enumerate(events):
+        for off, vs in events:
             start = t_bar + off
             w = min(n_win - 1, int(start // win))
             t0, t1 = w * win, (w + 1) * win
@@ -352,8 +383,7 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
                 continue
             if new_onset:
                 added[w] += 1
-            nxt = t_bar + events[k + 1][0] if k + 1 < len(events) else t_bar + bar
-            end = t1 if hold else start + max(0.25, DETACHED * (min(nxt, t1) - start))
+            end = t1  # each note rings while its chord lasts (the pedal below may hold it longer)
             near = (mel_start >= start - 2.0) & (mel_start < start + 2.0)
             base_vel = (float(mel_vel[near].mean()) if near.any() else default_vel) * ACCOMP_VELOCITY
             voices = voicings[w]
@@ -365,8 +395,8 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
                     # the same key still held from an earlier event of the pattern: strike it again
                     i = snd.restrike(p, start)
                     if i is None or snd.clashes(p, start, end):
-                        if i is not None:
-                            snd._new[i] = (new_notes[i].start, new_notes[i].end, p)
+                        if i is not None:  # something else clashes: undo
+                            snd.set_end(i, new_notes[i].end)
                         continue
                     new_notes[i] = replace(new_notes[i], duration=start - new_notes[i].start)
                 vel = base_vel * (1.08 if v == 0 else 1.0) + rng.integers(-4, 5)
@@ -377,26 +407,7 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
                 snd.add(nt)
                 new_notes.append(nt)
 
-    fills: list[Note] = []
-    if fill:
-        for nt in melody:
-            em = _emotion_at(emotions, nt.start, segment_beats)
-            pos = nt.start % bar
-            on_beat = abs(pos - round(pos)) < 1e-3
-            strong = on_beat and (em.arousal > 0.3 or round(pos) % 2 == 0)
-            if not strong or nt.duration < 0.45 or nt.start >= total:
-                continue
-            if rng.random() > min(1.0, max(0.0, FILL_CENTRE + FILL_PER_AROUSAL * em.arousal)):
-                continue
-            w = min(n_win - 1, int(nt.start // win))
-            cands = [nt.pitch - d for d in range(3, 10) if (nt.pitch - d) % 12 in chords[w].pcs]
-            for p in cands:  # the closest chord tone a third to a sixth below
-                end = nt.start + nt.duration
-                if not snd.clashes(p, nt.start, end):
-                    f = Note(int(p), nt.start, nt.duration, int(max(1, min(127, round(nt.velocity * FILL_VELOCITY)))))
-                    snd.add(f)
-                    fills.append(f)
-                    break
+    fills = _fills(melody, chords, snd, emotions, segment_beats, bar, win, total, rng) if fill else []
 
     mel_map = {n: n for n in melody}
     acc_map = {n: n for n in accomp}
