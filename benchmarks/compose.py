@@ -79,11 +79,13 @@ def _template(pieces: list[Piece], emotion: Emotion) -> list[Piece]:
     return [apply_template(p, emotion, controls=controls) if p.notes else p for p in pieces]  # an empty piece stays empty
 
 
-def diffgan_systems(checkpoint: str | None, steps: int, guidance: float | None) -> list[System]:
+def diffgan_systems(checkpoint: str | None, steps: int, guidance: float | None, form: str | None = None) -> list[System]:
     from emomusic.compose import ComposeEngine, compose
 
     ComposeEngine.load(checkpoint)  # fail early (CheckpointError) when there is no checkpoint
     extra = {} if guidance is None else {"guidance": guidance}
+    if form is not None:
+        extra["form"] = form
 
     def with_template(e, bars, n, seed):
         return compose(e, bars=bars, n=n, seed=seed, steps=steps, apply_template=True, checkpoint=checkpoint, **extra)
@@ -499,9 +501,11 @@ def parse_args(argv=None):
     ap.add_argument("--steps", type=int, default=4, help="denoising steps of the diffusion-GAN")
     ap.add_argument("--guidance", type=float, default=None, help="classifier-free guidance (default: the engine's)")
     ap.add_argument("--baseline-guidance", type=float, default=1.0)
+    ap.add_argument("--form", default=None, help="musical form of the diffusion-GAN's pieces (default: compose's, by length; "
+                                                 "'none': through-composed)")
     ap.add_argument("--compose-checkpoint", default=None)
     ap.add_argument("--baseline-checkpoint", default=None)
-    ap.add_argument("--estimator", default=None, help="estimator folder (default: checkpoints/estimator)")
+    ap.add_argument("--estimator", default=None, help="estimator folder (default: emomusic/checkpoints/estimator)")
     ap.add_argument("--systems", default="diffgan,diffgan-no-template,diffgan-no-texture,baseline,baseline-no-template,random-latent,random-latent-no-template")
     ap.add_argument("--sections", default="emotion,continuous,quality,speed")
     ap.add_argument("--reference-limit", type=int, default=None, help="use only the first N val clips")
@@ -548,7 +552,7 @@ def run(argv=None) -> dict:
     systems: list[System] = []
     skipped: dict[str, str] = {}
     builders = {
-        "diffgan": lambda: diffgan_systems(args.compose_checkpoint, args.steps, args.guidance),
+        "diffgan": lambda: diffgan_systems(args.compose_checkpoint, args.steps, args.guidance, args.form),
         "baseline": lambda: baseline_systems(args.baseline_checkpoint, args.baseline_guidance),
         "random-latent": lambda: random_latent_systems(args.compose_checkpoint),
     }
@@ -592,6 +596,7 @@ def run(argv=None) -> dict:
     res: dict = {"meta": {
         "per_quadrant": args.per_quadrant, "bars": args.bars, "sweep": args.sweep, "sweep_seeds": args.sweep_seeds,
         "threads": args.threads, "quick": args.quick, "steps": args.steps, "guidance": args.guidance,
+        "form": args.form or "default",
         "cpu": f"{os.cpu_count()} CPU cores ({platform.machine()})", "systems": {s.name: s.description for s in systems},
         "command": "python benchmarks/compose.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }, "skipped": skipped}

@@ -46,6 +46,7 @@ def main() -> None:
                     help="ABC corpus for novelty (default: Nottingham + music21 collections)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--form", default=None, help="form for every tune (default: by length, AABB for 16 bars; 'none')")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.quick:
@@ -81,17 +82,42 @@ def main() -> None:
     for k, (emo, n, chords) in enumerate(tqdm(jobs, desc="generating", unit="call", file=sys.stderr)):
         t0 = time.perf_counter()
         out = generate_melodies(emo, bars=args.bars, n=n, seed=args.seed * 10_000 + k, chords=chords,
-                                checkpoint=args.checkpoint)
+                                checkpoint=args.checkpoint, form=args.form)
         gen_seconds += time.perf_counter() - t0
         resampled += out[0].attributes.get("resampled", 0)
         tunes.extend((emo, t) for t in out)
+
+    # speed of one warm tune (median of 20 calls) and of a batch of 32, without the parser checks
+    single = []
+    for k in range(20):
+        t0 = time.perf_counter()
+        generate_melodies(Emotion(0.6, 0.5), bars=16, seed=k, checkpoint=args.checkpoint, form=args.form)
+        single.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    generate_melodies(Emotion(-0.6, -0.5), bars=16, n=32, seed=1, checkpoint=args.checkpoint, form=args.form)
+    batch = (time.perf_counter() - t0) / 32
+
+    # phrases that close on their cadence: the last note of each planned cadence bar
+    cad_ok = cad_n = 0
+    for _, t in tunes:
+        plan = t.attributes.get("form") or {}
+        sections = plan.get("sections", [])
+        for i, sec in enumerate(sections):
+            if sec.get("cadence") not in ("half", "authentic"):
+                continue
+            last = [p for _, _, p in t.canon.bars[sec["start_bar"] + sec["bars"] - 1] if p is not None]
+            if not last:
+                continue
+            rel = (last[-1] - t.canon.key.tonic) % 12
+            cad_n += 1
+            cad_ok += rel == 0 if sec["cadence"] == "authentic" else rel in (7, 11, 10, 2)
 
     # independent parse check
     m21_ok = a2m_ok = 0
     for emo, t in tqdm(tunes, desc="re-parsing", unit="tune", file=sys.stderr):
         bars = len(t.canon.bars)
         m21_ok += check_music21(t.abc, n_bars=bars, n_notes=len(t.canon.pitches()),
-                                quarters=bars * t.canon.bar_units / 4) is None
+                                quarters=bars * t.canon.bar_units / 4, expand=True) is None
         a2m_ok += check_abc2midi(t.abc) is None
     total = len(tunes)
 
@@ -178,12 +204,16 @@ def main() -> None:
            f"{row['all']:.1%}; " + ", ".join(f"{q} {row[q]:.0%}" for q in ("Q1", "Q2", "Q3", "Q4")))
           for ch, row in per_q_chords.items()],
         ("4-bar phrases copied from corpus", "n/a" if copied is None else f"{copied:.2%} (of {len(gen)} vs {len(ref)})"),
-        ("tunes / second (incl. parser checks, model load excluded)", f"{total / gen_seconds:.2f}"),
+        ("form", f"{args.form or 'default by length'} ({tunes[0][1].attributes['form']['form']} for {args.bars} bars)"),
+        ("phrase ends on the planned cadence tone", f"{cad_ok / cad_n:.1%} of {cad_n}" if cad_n else "n/a"),
+        ("tunes / second (grammar check, model load excluded)", f"{total / gen_seconds:.2f}"),
+        ("one 16-bar tune, warm (median of 20)", f"{statistics.median(single) * 1000:.0f} ms"),
+        ("batch of 32 tunes of 16 bars, per tune", f"{batch * 1000:.0f} ms"),
     ]
     if args.json:
         print(json.dumps({k: v for k, v in rows}, indent=2))
         return
-    print(f"| metric ({args.threads} torch thread(s), checkpoint {args.checkpoint or 'checkpoints/melody'}) | value |")
+    print(f"| metric ({args.threads} torch thread(s), checkpoint {args.checkpoint or 'emomusic/checkpoints/melody'}) | value |")
     print("|---|---|")
     for k, v in rows:
         print(f"| {k} | {v} |")

@@ -62,16 +62,16 @@ def join_jumps(wav: Path, starts: list[float], window: float = 3.0) -> list[floa
     return out
 
 
-def run_one(args, start, target, options: dict, label: str) -> dict:
-    from emomusic.session import build_session, plan_session
+def run_one(args, start, target, options, label: str) -> dict:
+    from emomusic.session import BuildSettings, build_session, plan_session
 
-    plan = plan_session(start, target, **options)
+    plan = plan_session(start, target, options)
+    settings = BuildSettings(backend=args.backend, model=args.model, adapter=args.adapter, soundfont=args.soundfont,
+                             sample_rate=args.sample_rate, max_retries=args.max_retries, tolerance=args.tolerance)
     with tempfile.TemporaryDirectory(prefix="emomusic-session-bench-", dir=args.tmp) as tmp:
         out = Path(tmp) / "session"
         t0 = time.perf_counter()
-        summary = build_session(plan, out, backend=args.backend, model=args.model, adapter=args.adapter,
-                                soundfont=args.soundfont, sample_rate=args.sample_rate,
-                                max_retries=args.max_retries, tolerance=args.tolerance)
+        summary = build_session(plan, out, settings)
         wall = time.perf_counter() - t0
         starts = [c.start_s for c in plan.clips]
         jumps = join_jumps(out / "session.wav", starts, args.join_window)
@@ -116,6 +116,12 @@ def run_one(args, start, target, options: dict, label: str) -> dict:
     }
 
 
+def _run(args, run) -> dict:
+    start, target, opts, label = run
+    print(f"building {label} ...", file=sys.stderr)
+    return run_one(args, start, target, opts, label)
+
+
 def fmt(x, nd=2) -> str:
     if x is None:
         return "n/a"
@@ -158,50 +164,47 @@ def print_table(rows: list[dict]) -> None:
 
 
 def main(argv=None) -> int:
+    from emomusic.session import BuildSettings, PlanSettings
+
+    b, p = BuildSettings(), PlanSettings()
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--backend", default="symbolic", choices=["symbolic", "melody", "musicgen", "rules"])
+    ap.add_argument("--backend", default=b.backend, choices=BuildSettings.backends)
     ap.add_argument("--model", default=None)
     ap.add_argument("--adapter", default=None)
     ap.add_argument("--soundfont", default=None)
     ap.add_argument("--from", dest="start", default="anxious")
     ap.add_argument("--to", dest="target", default="calm")
-    ap.add_argument("--minutes", type=float, default=15)
-    ap.add_argument("--clip-seconds", type=float, default=30)
+    ap.add_argument("--minutes", type=float, default=p.minutes)
+    ap.add_argument("--clip-seconds", type=float, default=p.clip_seconds)
     ap.add_argument("--presets", default=None, help="comma-separated preset names, or 'all'")
-    ap.add_argument("--sample-rate", type=int, default=44100)
-    ap.add_argument("--max-retries", type=int, default=3)
-    ap.add_argument("--tolerance", type=float, default=0.6)
+    ap.add_argument("--sample-rate", type=int, default=b.sample_rate)
+    ap.add_argument("--max-retries", type=int, default=b.max_retries)
+    ap.add_argument("--tolerance", type=float, default=b.tolerance)
     ap.add_argument("--join-window", type=float, default=3.0, help="seconds each side of a join for the level jump")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (shared machine: 1)")
     ap.add_argument("--tmp", default=None, help="folder for the temporary session (default: system temp)")
     ap.add_argument("--keep", default=None, help="copy each built session folder here")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    try:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    except ImportError:
-        pass
     runs = []
     if args.presets:
-        from emomusic.session.presets import list_presets, load_preset
+        from emomusic.session import load_preset, preset_names
 
-        names = [p["name"] for p in list_presets()] if args.presets == "all" else args.presets.split(",")
+        names = preset_names() if args.presets == "all" else args.presets.split(",")
         for name in names:
-            p = load_preset(name)
-            opts = {k: p[k] for k in ("minutes", "clip_seconds", "match_minutes", "settle_minutes", "path",
-                                      "strategy", "heart_rate") if k in p}
-            if p.get("via"):
-                opts["via"] = p["via"]
-            runs.append((p["from"], p["to"], opts, name))
+            start, target, settings = load_preset(name)
+            # the journey and its length as in the preset; the plan's own defaults otherwise
+            opts = PlanSettings(**{k: getattr(settings, k) for k in ("minutes", "clip_seconds", "match_minutes",
+                                                                      "settle_minutes", "path", "strategy",
+                                                                      "heart_rate", "via")})
+            runs.append((start, target, opts, name))
     else:
-        runs.append((args.start, args.target, {"minutes": args.minutes, "clip_seconds": args.clip_seconds},
+        runs.append((args.start, args.target, PlanSettings(minutes=args.minutes, clip_seconds=args.clip_seconds),
                      f"{args.start}->{args.target} {args.minutes:g} min"))
-    rows = []
-    for start, target, opts, label in runs:
-        print(f"building {label} ...", file=sys.stderr)
-        rows.append(run_one(args, start, target, opts, label))
+    from emomusic.session.runtime import torch_threads
+
+    with torch_threads(args.threads, args.backend):  # the caller sets torch's threads, not the library
+        rows = [_run(args, run) for run in runs]
     if args.json:
         print(json.dumps(rows, indent=2))
     else:

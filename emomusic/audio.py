@@ -1,4 +1,4 @@
-"""Audio helpers on numpy arrays: WAV I/O, loudness, normalisation, crossfades, resampling.
+"""Audio helpers on numpy arrays: WAV I/O, loudness (BS.1770 LUFS), normalisation, crossfades, resampling.
 
 Audio is float32, shape ``(frames, channels)``; mono input of shape ``(frames,)`` is
 accepted and treated as one channel. WAV files are written atomically as 16-bit PCM.
@@ -69,34 +69,166 @@ def rms_db(audio: np.ndarray) -> float:
     return 20 * math.log10(r) if r > 0 else -math.inf
 
 
-def loudness_db(audio: np.ndarray, sample_rate: int, window_s: float = 0.4) -> float:
-    """Gated loudness estimate in dB: mean power of 400 ms blocks above a -70 dB and a
-    relative -10 dB gate (the gating idea of ITU-R BS.1770, without its K-weighting)."""
-    a = as_2d(audio).astype(np.float64)
-    n = max(1, int(window_s * sample_rate))
-    if a.shape[0] < n:
-        return rms_db(a)
-    blocks = a[: a.shape[0] // n * n].reshape(-1, n, a.shape[1])
-    power = np.mean(blocks**2, axis=(1, 2))
-    power = power[power > 10 ** (-70 / 10)]
-    if power.size == 0:
+# -- loudness (ITU-R BS.1770-4 / EBU R 128) ----------------------------------------------
+# Rendered WAVs and sessions are levelled to LISTENING_LUFS integrated loudness, with the
+# true peak (4x oversampled) at most TRUE_PEAK_DBTP; see docs/audio.md.
+LISTENING_LUFS = -16.0
+TRUE_PEAK_DBTP = -1.0
+SHORT_TERM_S = 3.0  # EBU Tech 3341 short-term window
+MOMENTARY_S = 0.4
+
+
+def _k_filters(sample_rate: int):
+    """The BS.1770 K-weighting (pre-filter shelf + RLB high-pass) as pyloudnorm builds it,
+    so window loudness here and pyloudnorm's integrated loudness use the same weighting."""
+    from pyloudnorm import IIRfilter
+
+    shelf = IIRfilter(4.0, 1 / math.sqrt(2), 1500.0, sample_rate, "high_shelf")
+    hp = IIRfilter(0.0, 0.5, 38.0, sample_rate, "high_pass")
+    return [(f.b, f.a, f.passband_gain) for f in (shelf, hp)]
+
+
+def k_weighted(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The K-weighted signal (float64, same shape as ``as_2d(audio)``)."""
+    from scipy.signal import lfilter
+
+    x = as_2d(audio).astype(np.float64)
+    for b, a, g in _k_filters(int(sample_rate)):
+        x = g * lfilter(b, a, x, axis=0)
+    return x
+
+
+def _power_to_lufs(power: float) -> float:
+    return -0.691 + 10 * math.log10(power) if power > 0 else -math.inf
+
+
+def window_lufs(audio: np.ndarray, sample_rate: int) -> float:
+    """Ungated K-weighted loudness of the whole of ``audio`` in LUFS: the momentary
+    loudness for a 400 ms block, the short-term loudness for a 3 s block (EBU Tech 3341).
+    Stereo channels are summed in power (weight 1 each), as BS.1770 says."""
+    a = as_2d(audio)
+    if a.shape[0] == 0:
         return -math.inf
-    rel = 10 * math.log10(float(np.mean(power))) - 10
-    gated = power[10 * np.log10(power) > rel]
-    return 10 * math.log10(float(np.mean(gated if gated.size else power)))
+    z = np.mean(np.square(k_weighted(a, sample_rate)), axis=0)
+    return _power_to_lufs(float(np.sum(z[:2])) + 1.41 * float(np.sum(z[3:5])) + (float(z[2]) if z.size > 2 else 0.0))
+
+
+def short_term_lufs(audio: np.ndarray, sample_rate: int, hop_s: float = 0.1) -> np.ndarray:
+    """Short-term loudness (3 s windows, ungated) every ``hop_s`` seconds, in LUFS; one
+    value per window that fits (a single window over everything for shorter audio)."""
+    a = as_2d(audio)
+    if a.shape[0] == 0:
+        return np.zeros(0)
+    n = int(round(SHORT_TERM_S * sample_rate))
+    k = np.square(k_weighted(a, sample_rate))
+    w = np.ones(k.shape[1])
+    w[3:5] = 1.41
+    p = k @ w
+    if p.shape[0] <= n:
+        return np.array([_power_to_lufs(float(np.mean(p)))])
+    c = np.concatenate([[0.0], np.cumsum(p)])
+    hop = max(1, int(round(hop_s * sample_rate)))
+    starts = np.arange(0, p.shape[0] - n + 1, hop)
+    power = (c[starts + n] - c[starts]) / n
+    with np.errstate(divide="ignore"):
+        return np.where(power > 0, -0.691 + 10 * np.log10(np.maximum(power, 1e-300)), -np.inf)
+
+
+def integrated_lufs(audio: np.ndarray, sample_rate: int) -> float:
+    """Integrated loudness in LUFS (ITU-R BS.1770-4: K-weighting, 400 ms blocks with 75 %
+    overlap, -70 LUFS absolute and -10 LU relative gates), measured by pyloudnorm.
+    Audio shorter than one block gets its ungated loudness; silence gives -inf."""
+    import pyloudnorm
+
+    a = as_2d(audio).astype(np.float64)
+    if a.shape[0] == 0 or not np.any(a):
+        return -math.inf
+    if a.shape[0] < int(MOMENTARY_S * sample_rate) + 1:
+        return window_lufs(a, sample_rate)
+    meter = pyloudnorm.Meter(int(sample_rate))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        level = float(meter.integrated_loudness(a[:, :5]))
+    return level if math.isfinite(level) else -math.inf
+
+
+def loudness_db(audio: np.ndarray, sample_rate: int, window_s: float = 0.4) -> float:
+    """The loudness measure used for levelling: BS.1770-4 integrated loudness in LUFS
+    (:func:`integrated_lufs`). ``window_s`` is accepted for older callers and ignored."""
+    return integrated_lufs(audio, sample_rate)
+
+
+def true_peak(audio: np.ndarray, oversample: int = 4, chunk: int = 1 << 18, block: int = 8192) -> float:
+    """Linear true-peak estimate (BS.1770-4 annex 2): the largest magnitude of the signal
+    upsampled ``oversample`` times (scipy ``resample_poly``); never below the sample peak.
+
+    Only the ``block``-frame stretches whose sample peak reaches half the overall sample peak
+    are upsampled (with margins, in chunks of at most ``chunk`` frames): elsewhere an
+    inter-sample peak would have to exceed its samples by more than 6 dB, which band-limited
+    audio does not do. This keeps a 15-minute mix at a fraction of a second."""
+    from scipy.signal import resample_poly
+
+    a = as_2d(audio)
+    if a.size == 0:
+        return 0.0
+    peak = float(np.max(np.abs(a)))
+    if oversample <= 1 or peak == 0.0:
+        return peak
+    n = a.shape[0]
+    nb = -(-n // block)
+    bp = np.zeros(nb * block, dtype=np.float32)
+    bp[:n] = np.max(np.abs(a), axis=1)
+    cand = np.flatnonzero(bp.reshape(nb, block).max(axis=1) >= 0.5 * peak)
+    runs: list[list[int]] = []  # [first block, last block] of consecutive candidates
+    for k in cand.tolist():
+        if runs and k == runs[-1][1] + 1 and (k - runs[-1][0] + 1) * block <= chunk:
+            runs[-1][1] = k
+        else:
+            runs.append([k, k])
+    margin = 64
+    for k0, k1 in runs:
+        s, e = k0 * block, min(n, (k1 + 1) * block)
+        lo, hi = max(0, s - margin), min(n, e + margin)
+        up = resample_poly(a[lo:hi].astype(np.float64), oversample, 1, axis=0)
+        keep = up[(s - lo) * oversample:(e - lo) * oversample]
+        if keep.size:
+            peak = max(peak, float(np.max(np.abs(keep))))
+    return peak
+
+
+def true_peak_db(audio: np.ndarray, oversample: int = 4) -> float:
+    """True peak in dBTP (-inf for silence)."""
+    p = true_peak(audio, oversample)
+    return 20 * math.log10(p) if p > 0 else -math.inf
+
+
+def lufs_gain_db(audio: np.ndarray, sample_rate: int, target_lufs: float = LISTENING_LUFS,
+                 true_peak_dbtp: float = TRUE_PEAK_DBTP) -> float:
+    """The gain in dB that brings ``audio`` to ``target_lufs``, lowered as far as needed to
+    keep its true peak at or below ``true_peak_dbtp`` (0.0 for silence)."""
+    level = integrated_lufs(audio, sample_rate)
+    if not math.isfinite(level):
+        return 0.0
+    gain = target_lufs - level
+    tp = true_peak_db(audio)
+    if math.isfinite(tp) and tp + gain > true_peak_dbtp:
+        gain = true_peak_dbtp - tp
+    return gain
+
+
+def normalize_lufs(audio: np.ndarray, sample_rate: int, target_lufs: float = LISTENING_LUFS,
+                   true_peak_dbtp: float = TRUE_PEAK_DBTP) -> np.ndarray:
+    """Scale to ``target_lufs`` integrated loudness with the true peak at most
+    ``true_peak_dbtp`` (a plain gain: no limiter, so quiet music with high peaks may stay
+    below the target; :func:`integrated_lufs` of the result says where it landed)."""
+    a = as_2d(audio)
+    gain = lufs_gain_db(a, sample_rate, target_lufs, true_peak_dbtp)
+    return (a * np.float32(10 ** (gain / 20))).astype(np.float32)
 
 
 def normalize_loudness(audio: np.ndarray, sample_rate: int, target_db: float = -20.0, peak: float = 0.98) -> np.ndarray:
-    """Scale to ``target_db`` loudness, lowering the gain if the peak would exceed ``peak``."""
-    a = as_2d(audio)
-    level = loudness_db(a, sample_rate)
-    if not math.isfinite(level):
-        return a.copy()
-    gain = 10 ** ((target_db - level) / 20)
-    m = float(np.max(np.abs(a))) * gain
-    if m > peak:
-        gain *= peak / m
-    return (a * gain).astype(np.float32)
+    """Scale to ``target_db`` LUFS integrated loudness, lowering the gain if the true peak
+    would exceed ``peak`` (linear)."""
+    return normalize_lufs(audio, sample_rate, target_db, 20 * math.log10(peak))
 
 
 def crossfade_concat(clips: list[np.ndarray], sample_rate: int, fade_seconds: float) -> np.ndarray:
@@ -143,3 +275,63 @@ def resample(audio: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
 
     g = math.gcd(int(sr_from), int(sr_to))
     return resample_poly(as_2d(audio), sr_to // g, sr_from // g, axis=0).astype(np.float32)
+
+
+def room_reverb(audio: np.ndarray, sample_rate: int, amount: float = 0.2, room_size: float = 0.5,
+                tail_s: float = 2.0) -> np.ndarray:
+    """A room reverb (pedalboard's Freeverb-style ``Reverb``) mixed in at ``amount``
+    (0 = dry, 1 = all wet): wet level ``amount``, dry level ``1 - amount / 2``. The output
+    is ``tail_s`` longer than the input, so the reverb tail is not cut. Deterministic."""
+    a = to_stereo(audio)
+    if amount <= 0:
+        return a.copy()
+    from pedalboard import Reverb
+
+    pad = np.zeros((int(round(tail_s * sample_rate)), 2), dtype=np.float32)
+    x = np.ascontiguousarray(np.concatenate([a, pad]).T)
+    fx = Reverb(room_size=float(room_size), damping=0.5, wet_level=float(amount), dry_level=1.0 - float(amount) / 2,
+                width=1.0)
+    return np.ascontiguousarray(fx(x, float(sample_rate)).T).astype(np.float32)
+
+
+# -- spectral descriptors (used to compare renderers) -------------------------------------
+def _frames_power(audio: np.ndarray, n_fft: int) -> np.ndarray:
+    m = as_2d(audio).astype(np.float64).mean(axis=1)
+    k = m.shape[0] // n_fft
+    if k == 0:
+        m = np.pad(m, (0, n_fft - m.shape[0]))
+        k = 1
+    return np.abs(np.fft.rfft(m[: k * n_fft].reshape(k, n_fft) * np.hanning(n_fft), axis=1)) ** 2
+
+
+def spectral_centroid(audio: np.ndarray, sample_rate: int, n_fft: int = 4096) -> float:
+    """Power-weighted mean frequency (Hz) of the whole signal (channels averaged)."""
+    p = _frames_power(audio, n_fft).sum(axis=0)
+    f = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    return float((p * f).sum() / p.sum()) if p.sum() > 0 else 0.0
+
+
+def chroma(audio: np.ndarray, sample_rate: int, n_fft: int = 8192, fmin: float = 55.0, fmax: float = 5000.0) -> np.ndarray:
+    """Chroma per frame, shape ``(frames, 12)`` (pitch class 0 = C): STFT power between
+    ``fmin`` and ``fmax`` summed per pitch class (each bin to its nearest semitone)."""
+    p = _frames_power(audio, n_fft)
+    f = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    sel = (f >= fmin) & (f <= fmax)
+    pc = np.mod(np.round(12 * np.log2(f[sel] / 440.0)) + 9, 12).astype(int)
+    out = np.zeros((p.shape[0], 12))
+    for c in range(12):
+        out[:, c] = p[:, sel][:, pc == c].sum(axis=1)
+    return out
+
+
+def chroma_similarity(a: np.ndarray, b: np.ndarray, sample_rate: int) -> float:
+    """Mean cosine similarity of the frame chroma of ``a`` and ``b`` (frames where either
+    is silent are skipped); 1.0 = the same pitch classes in the same proportions."""
+    ca, cb = chroma(a, sample_rate), chroma(b, sample_rate)
+    n = min(ca.shape[0], cb.shape[0])
+    ca, cb = ca[:n], cb[:n]
+    na, nb = np.linalg.norm(ca, axis=1), np.linalg.norm(cb, axis=1)
+    ok = (na > 1e-6 * max(na.max(initial=0), 1e-30)) & (nb > 1e-6 * max(nb.max(initial=0), 1e-30))  # -60 dB
+    if not ok.any():
+        return 0.0
+    return float(np.mean(np.sum(ca[ok] * cb[ok], axis=1) / (na[ok] * nb[ok])))

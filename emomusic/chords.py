@@ -77,9 +77,16 @@ def diatonic_chords(key: KeySignature) -> list[Chord]:
     return out
 
 
-def _tonic_and_dominant(chords: Sequence[Chord]) -> tuple[int, int]:
+def _required(chords: Sequence[Chord], need: str) -> int:
+    """Index of the chord a constraint asks for: ``"I"`` the tonic, ``"V"`` the major dominant
+    (harmonic minor's in minor keys), ``"v"`` the dominant of the natural scale (V in major,
+    v in minor: the half cadence of :mod:`emomusic.compose.cadence`)."""
     names = [c.degree for c in chords]
-    return (names.index("I") if "I" in names else names.index("i")), names.index("V")
+    if need == "I":
+        return names.index("I") if "I" in names else names.index("i")
+    if need == "v" and "v" in names:
+        return names.index("v")
+    return names.index("V")
 
 
 STAY = 0.25  # score for keeping a chord over the second half of its bar
@@ -102,9 +109,10 @@ def _window_chroma(notes: Sequence[Note], n_win: int, win: float) -> np.ndarray:
 
 
 def cadence_constraints(form: "FormPlan | None", n_windows: int, windows_per_bar: int) -> dict[int, str]:
-    """Window index -> required chord function ("V" or "I") from the plan's cadences: V over
-    a half-cadence bar, V in the half bar before an authentic cadence bar and I over that bar;
-    the last bar is the tonic whatever the plan."""
+    """Window index -> required chord (see :func:`estimate_chords`) from the plan's cadences:
+    the dominant over a half-cadence bar (``"v"``: V in major, the natural-minor v in minor, as
+    the form's cadence writes it), V in the half bar before an authentic cadence bar and I over
+    that bar; the last bar is the tonic whatever the plan."""
     want: dict[int, str] = {}
     n_bars = int(math.ceil(n_windows / windows_per_bar))
     cads = form.cadences() if form is not None else []
@@ -114,7 +122,7 @@ def cadence_constraints(form: "FormPlan | None", n_windows: int, windows_per_bar
         ws = range(bar * windows_per_bar, min(n_windows, (bar + 1) * windows_per_bar))
         if kind == "half":
             for w in ws:
-                want[w] = "V"
+                want[w] = "v"
         elif kind == "authentic":
             for w in ws:
                 want[w] = "I"
@@ -135,8 +143,10 @@ def estimate_chords(notes: Sequence[Note], key: KeySignature | Sequence[KeySigna
     """One diatonic chord per ``window`` beats (``n_windows`` windows from beat 0).
 
     ``key`` is one key or a key map (``Piece.keys``: each window uses the key in force at its
-    start). ``constraints`` maps a window index to a required function, ``"I"`` (the tonic,
-    major or minor) or ``"V"``; windows without notes follow the best path through them.
+    start). ``constraints`` maps a window index to a required chord: ``"I"`` (the tonic, major
+    or minor), ``"V"`` (the major dominant, harmonic minor's in minor keys) or ``"v"`` (the
+    natural scale's dominant: V in major, v in minor); windows without notes follow the best
+    path through them.
     ``valence`` (one value or one per window) leans ambiguous windows toward major chords
     when positive and minor chords when negative. ``stay`` (one value or one per window) is the
     score for keeping a chord over the second half of a bar: higher values give a slower
@@ -161,8 +171,7 @@ def estimate_chords(notes: Sequence[Note], key: KeySignature | Sequence[KeySigna
                        + (MINOR_V_PRIOR if k.mode == "minor" and ch.degree == "V" else _PRIOR.get(ch.degree, 0.0)) for ch in cs])
         need = constraints.get(w)
         if need is not None:
-            t, d = _tonic_and_dominant(cs)
-            keep = t if need == "I" else d
+            keep = _required(cs, need)
             sc = np.where(np.arange(len(cs)) == keep, sc, -np.inf)
         cands.append(cs)
         emit.append(sc)

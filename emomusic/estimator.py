@@ -15,7 +15,7 @@ A small, documented model on hand-made features (no neural network):
    of the two (the axes are modelled independently).
 
 The parameters (feature names, means, scales, weights) live in
-``checkpoints/estimator/estimator.json``, written by ``scripts/fit_estimator.py`` from
+``emomusic/checkpoints/estimator/estimator.json``, written by ``scripts/fit_estimator.py`` from
 EMOPIA's train split (each clip and its top-voice melody, :func:`melody_line`, so single
 melodies are in the training distribution too); its MODEL_CARD.md reports the val-split accuracy. Numpy only.
 """
@@ -86,16 +86,32 @@ _DISSONANT_IC = np.array([0, 1, 1, 0, 0, 0, 1], dtype=float)  # interval classes
 
 def _triad_shares(notes, end_beat: float) -> tuple[float, float]:
     """Share of 1-beat windows (with notes) whose duration-weighted chroma best matches a
-    major vs a minor triad (ties and near-empty windows are skipped)."""
+    major vs a minor triad (ties and near-empty windows are skipped).
+
+    Linear in notes + windows (a long note adds one range, not one step per beat), and the
+    window count is bounded by emomusic.limits.MAX_BEATS."""
+    from emomusic.limits import MAX_BEATS
+
+    if not math.isfinite(end_beat) or end_beat > MAX_BEATS:
+        raise PieceFormatError(f"the piece is too long to analyse ({end_beat:.0f} beats; at most {MAX_BEATS:.0f})")
     n_win = max(1, int(math.ceil(end_beat)))
-    chroma = np.zeros((n_win, 12))
-    for n in notes:
-        b0, b1 = n.start, n.end
-        i0, i1 = int(b0), min(n_win - 1, int(math.ceil(b1)) - 1)
-        for w in range(i0, max(i0, i1) + 1):
-            overlap = min(b1, w + 1.0) - max(b0, float(w))
-            if overlap > 0:
-                chroma[w, n.pitch % 12] += overlap
+    chroma = np.zeros((n_win + 1, 12))
+    diff = np.zeros((n_win + 2, 12))
+    b0 = np.array([n.start for n in notes], dtype=float)
+    b1 = np.array([n.end for n in notes], dtype=float)
+    pc = np.array([n.pitch % 12 for n in notes], dtype=int)
+    ok = b1 > b0
+    b0, b1, pc = b0[ok], b1[ok], pc[ok]
+    w0 = np.floor(b0).astype(int)
+    w1 = np.minimum(np.floor(b1).astype(int), n_win)
+    same = w0 == w1
+    np.add.at(chroma, (w0[same], pc[same]), (b1 - b0)[same])
+    d = ~same
+    np.add.at(chroma, (w0[d], pc[d]), (w0[d] + 1.0) - b0[d])  # the first, partial window
+    np.add.at(chroma, (w1[d], pc[d]), b1[d] - w1[d])  # the last, partial window
+    np.add.at(diff, (w0[d] + 1, pc[d]), 1.0)  # the whole windows between
+    np.add.at(diff, (w1[d], pc[d]), -1.0)
+    chroma = (chroma + np.cumsum(diff, axis=0)[: n_win + 1])[:n_win]
     tot = chroma.sum(axis=1)
     keep = tot > 1e-6
     if not keep.any():
@@ -106,6 +122,13 @@ def _triad_shares(notes, end_beat: float) -> tuple[float, float]:
     strong = np.maximum(smaj, smin) > 0.5  # a triad explains most of the window
     n = len(c)
     return float(np.sum(strong & (smaj > smin + 1e-9)) / n), float(np.sum(strong & (smin > smaj + 1e-9)) / n)
+
+
+def _seconds(piece: Piece, beats: np.ndarray) -> np.ndarray:
+    """``piece.beat_to_seconds`` for many beats at once (one tempo-table build)."""
+    tb, ts, tbpm = (np.asarray(x, dtype=float) for x in piece._tempo_table())
+    i = np.maximum(0, np.searchsorted(tb, beats, side="right") - 1)
+    return ts[i] + (beats - tb[i]) * 60.0 / tbpm[i]
 
 
 def _dissonance(notes) -> float:
@@ -144,7 +167,7 @@ def extract_features(piece: Piece, attrs: Attributes | None = None) -> dict[str,
     # bottom voice, inter-onset intervals in seconds.
     starts_b = np.array([n.start for n in notes])
     pitches = np.array([n.pitch for n in notes], dtype=float)
-    note_secs = np.array([piece.beat_to_seconds(float(b)) for b in starts_b])
+    note_secs = _seconds(piece, starts_b)
     inv = group_onsets(note_secs, ONSET_TOLERANCE_SECONDS)
     n_groups = int(inv.max()) + 1
     top = np.full(n_groups, -1.0)
@@ -161,7 +184,8 @@ def extract_features(piece: Piece, attrs: Attributes | None = None) -> dict[str,
         ioi_mean, ioi_std = float(lg.mean()), float(lg.std())
     else:
         ioi_mean, ioi_std = 0.0, 0.0
-    dur_secs = np.array([piece.beat_to_seconds(n.end) - piece.beat_to_seconds(n.start) for n in notes])
+    ends_b = np.array([n.end for n in notes], dtype=float)
+    dur_secs = _seconds(piece, ends_b) - note_secs
     first = piece.beat_to_seconds(float(starts_b.min()))
     last = piece.beat_to_seconds(max(n.end for n in notes))
     span = max(last - first, 1e-3)
@@ -314,9 +338,16 @@ def default_estimator_dir() -> Path:
 @lru_cache(maxsize=4)
 def _load_cached(path: str, mtime: float) -> EstimatorModel:
     try:
+        if Path(path).stat().st_size > 1 << 20:
+            raise CheckpointError(f"estimator parameters {path} are too large to be an estimator.json (over 1 MB)")
         d = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"cannot read estimator parameters {path}: {exc}") from None
+    except UnicodeDecodeError:
+        raise CheckpointError(f"cannot read estimator parameters {path}: not a UTF-8 JSON text file") from None
+    except (OSError, json.JSONDecodeError, RecursionError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else (str(exc) or type(exc).__name__)
+        raise CheckpointError(f"cannot read estimator parameters {path}: {reason}") from None
+    if not isinstance(d, dict):
+        raise CheckpointError(f"estimator parameters {path} are malformed: not a JSON object")
     return EstimatorModel.from_dict(d)
 
 
@@ -328,7 +359,7 @@ def load_estimator(path: str | os.PathLike | None = None) -> EstimatorModel:
     if not p.is_file():
         raise CheckpointError(
             f"estimator parameters not found at {p}; fit them with "
-            "'python scripts/fit_estimator.py --emopia DATA/emopia -o checkpoints/estimator'"
+            "'python scripts/fit_estimator.py --emopia DATA/emopia -o emomusic/checkpoints/estimator'"
         )
     return _load_cached(str(p.resolve()), p.stat().st_mtime)
 
@@ -338,29 +369,45 @@ def load_estimator(path: str | os.PathLike | None = None) -> EstimatorModel:
 # --------------------------------------------------------------------------------------
 
 
-VELOCITY_FEATURES = ("velocity", "velocity_std")  # what ``neutral=VELOCITY_FEATURES`` hides
+# Features that read the note velocities (loudness). ``neutral=VELOCITY_FEATURES`` estimates
+# from the notes alone: a post-hoc loudness control cannot then decide the arousal.
+VELOCITY_FEATURES = ("velocity", "velocity_std")
 
 
-def estimate_details(piece: Piece, model: EstimatorModel | None = None, *, neutral: Sequence[str] = ()) -> dict:
+def axis_probabilities(feats: dict[str, float], model: EstimatorModel | None = None,
+                       neutral: Sequence[str] = ()) -> tuple[float, float]:
+    """``(P(valence > 0), P(arousal > 0))`` from extracted features; ``neutral`` as
+    :func:`estimate_details` (those features held at their training mean)."""
+    model = model or load_estimator()
+    unknown = [f for f in neutral if f not in ALL_FEATURES]
+    if unknown:
+        raise ValueError(f"unknown estimator feature {unknown[0]!r}")
+    z = model.standardise(feats)
+    for f in neutral:
+        if f in model.features:
+            z[model.features.index(f)] = 0.0
+    return float(model.valence.prob(z[None, :])[0]), float(model.arousal.prob(z[None, :])[0])
+
+
+def estimate_details(piece: Piece, model: EstimatorModel | None = None, neutral: Sequence[str] = ()) -> dict:
     """Everything the estimator knows about ``piece``.
-
-    ``neutral`` names features read as uninformative (set to their training mean): with
-    ``VELOCITY_FEATURES`` the piece is judged as if its loudness were unknown (a listener to
-    an unexpressive rendering, or a score without dynamics).
 
     Keys: ``valence``, ``arousal`` (in [-1, 1]), ``quadrant`` ("Q1".."Q4"),
     ``quadrant_probs`` ({"Q1": p, ...}), ``p_valence_positive``, ``p_arousal_positive``,
     ``attributes`` (:class:`Attributes`), ``features`` (name -> value).
+
+    ``neutral`` names features to ignore without refitting: their standardised value is set
+    to 0, the training mean, so they add nothing to either axis (e.g. :data:`VELOCITY_FEATURES`
+    to judge a piece by its notes, not its loudness). The other weights were fitted
+    alongside them, so this is an approximation of a model without those features.
     """
+    from emomusic.limits import check_piece_size
+
     model = model or load_estimator()
+    check_piece_size(piece, "the piece")  # bounded work and memory, whatever built the piece
     attrs = measure(piece)
     feats = extract_features(piece, attrs)
-    z = model.standardise(feats)
-    for name in neutral:
-        if name in model.features:
-            z[model.features.index(name)] = 0.0
-    pv = float(model.valence.prob(z[None, :])[0])
-    pa = float(model.arousal.prob(z[None, :])[0])
+    pv, pa = axis_probabilities(feats, model, neutral)
     valence, arousal = 2.0 * pv - 1.0, 2.0 * pa - 1.0
     emo = Emotion(max(-1.0, min(1.0, valence)), max(-1.0, min(1.0, arousal)))
     probs = {"Q1": pv * pa, "Q2": (1 - pv) * pa, "Q3": (1 - pv) * (1 - pa), "Q4": pv * (1 - pa)}
@@ -377,10 +424,10 @@ def estimate_details(piece: Piece, model: EstimatorModel | None = None, *, neutr
     }
 
 
-def estimate_emotion(piece: Piece, model: EstimatorModel | None = None, *, neutral: Sequence[str] = ()) -> Emotion:
-    """The estimated emotion of ``piece`` (valence, arousal in [-1, 1]); ``neutral`` as in
+def estimate_emotion(piece: Piece, model: EstimatorModel | None = None, neutral: Sequence[str] = ()) -> Emotion:
+    """The estimated emotion of ``piece`` (valence, arousal in [-1, 1]); ``neutral`` as
     :func:`estimate_details`."""
-    return estimate_details(piece, model, neutral=neutral)["emotion"]
+    return estimate_details(piece, model, neutral)["emotion"]
 
 
 def estimate_many(pieces: Sequence[Piece], model: EstimatorModel | None = None) -> list[Emotion]:
@@ -392,6 +439,7 @@ __all__ = [
     "ALL_FEATURES",
     "VELOCITY_FEATURES",
     "EstimatorModel",
+    "axis_probabilities",
     "LogisticAxis",
     "estimate_details",
     "estimate_emotion",

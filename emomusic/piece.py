@@ -28,6 +28,34 @@ class Note:
         return self.start + self.duration
 
 
+@dataclass(frozen=True)
+class Pedal:
+    """The sustain pedal (MIDI CC64) held down from ``start`` for ``duration`` beats."""
+
+    start: float  # beats
+    duration: float  # beats, > 0
+
+    @property
+    def end(self) -> float:
+        return self.start + self.duration
+
+
+@dataclass(frozen=True)
+class PitchBend:
+    """The track's pitch wheel moves to ``value`` (-8192..8191, 0 = centre; +-8192 is
+    +-``BEND_RANGE_SEMITONES``) at ``beat`` and stays there until the next bend."""
+
+    value: int
+    beat: float = 0.0
+
+    @property
+    def semitones(self) -> float:
+        return self.value / 8192.0 * BEND_RANGE_SEMITONES
+
+
+BEND_RANGE_SEMITONES = 2.0  # the General MIDI default pitch-bend sensitivity
+
+
 @dataclass
 class Track:
     name: str
@@ -35,6 +63,8 @@ class Track:
     is_drum: bool = False
     notes: list[Note] = field(default_factory=list)
     channel: int | None = None  # preferred MIDI channel; assigned on export when None
+    pedals: list[Pedal] = field(default_factory=list)  # sustain pedal (CC64) down intervals
+    bends: list[PitchBend] = field(default_factory=list)  # pitch wheel changes, by beat
 
 
 @dataclass(frozen=True)
@@ -159,9 +189,13 @@ class Piece:
         def mv(n: Note) -> Note:
             return replace(n, start=n.start + beats)
 
+        def mv_track(t: Track) -> Track:
+            return replace(t, notes=[mv(n) for n in t.notes], pedals=[replace(p, start=p.start + beats) for p in t.pedals],
+                           bends=[replace(b, beat=b.beat + beats) for b in t.bends])
+
         return replace(
             self,
-            tracks=[replace(t, notes=[mv(n) for n in t.notes]) for t in self.tracks],
+            tracks=[mv_track(t) for t in self.tracks],
             tempos=[self.tempos[0]] + [replace(x, beat=x.beat + beats) for x in self.tempos[1:]],
             keys=[replace(k, beat=k.beat + beats if i else 0.0) for i, k in enumerate(self.keys)],
             time_signatures=[replace(x, beat=x.beat + beats if i else 0.0) for i, x in enumerate(self.time_signatures)],
@@ -180,10 +214,36 @@ class Piece:
                     raise PieceFormatError(f"track {t.name!r}: bad note timing {n}")
                 if not 1 <= n.velocity <= 127:
                     raise PieceFormatError(f"track {t.name!r}: velocity {n.velocity} outside 1..127")
+            for pd in t.pedals:
+                if not (pd.duration > 0 and math.isfinite(pd.duration) and pd.start >= 0):
+                    raise PieceFormatError(f"track {t.name!r}: bad pedal timing {pd}")
+            for b in t.bends:
+                if not (-8192 <= b.value <= 8191 and b.beat >= 0 and math.isfinite(b.beat)):
+                    raise PieceFormatError(f"track {t.name!r}: bad pitch bend {b}")
         for tp in self.tempos:
             if not (tp.bpm > 0 and math.isfinite(tp.bpm)):
                 raise PieceFormatError(f"bad tempo {tp.bpm}")
         return self
+
+
+def without_overlaps(notes: list[Note], resolution: float = 1 / 480) -> list[Note]:
+    """``notes`` sorted by (start, pitch) with no two notes of one pitch sounding at once:
+    a note still sounding when the same pitch starts again is cut at that onset, and notes of
+    one pitch starting together (within ``resolution`` beats) become one (the longest, at the
+    loudest velocity). What a MIDI file can hold: one channel has one voice per key."""
+    by_pitch: dict[int, list[Note]] = {}
+    for n in sorted(notes, key=lambda n: (n.start, n.pitch, -n.duration)):
+        same = by_pitch.setdefault(n.pitch, [])
+        if same and n.start - same[-1].start < resolution:
+            prev = same[-1]
+            same[-1] = replace(prev, duration=max(prev.duration, n.end - prev.start), velocity=max(prev.velocity, n.velocity))
+            continue
+        if same and same[-1].end > n.start:
+            same[-1] = replace(same[-1], duration=n.start - same[-1].start)
+        same.append(n)
+    out = [n for ns in by_pitch.values() for n in ns]
+    out.sort(key=lambda n: (n.start, n.pitch))
+    return out
 
 
 def concatenate(pieces: list[Piece], gap_beats: float = 0.0, lengths: list[float] | None = None) -> Piece:
@@ -212,6 +272,8 @@ def concatenate(pieces: list[Piece], gap_beats: float = 0.0, lengths: list[float
                 index[key] = Track(t.name, t.program, t.is_drum, [], t.channel)
                 out.tracks.append(index[key])
             index[key].notes.extend(replace(n, start=n.start + offset) for n in t.notes)
+            index[key].pedals.extend(replace(pd, start=pd.start + offset) for pd in t.pedals)
+            index[key].bends.extend(replace(b, beat=b.beat + offset) for b in t.bends)
         out.tempos.extend(replace(x, beat=x.beat + offset) for x in (p.tempos or [Tempo(120.0)]))
         out.keys.extend(replace(k, beat=k.beat + offset) for k in p.keys)
         out.time_signatures.extend(replace(x, beat=x.beat + offset) for x in (p.time_signatures or [TimeSignature()]))

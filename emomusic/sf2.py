@@ -11,7 +11,7 @@ implemented (SoundFont 2.04 terms):
 * Zones: global zones, key and velocity ranges (preset ranges intersected with
   instrument ranges), preset generators added to instrument generators as the spec says.
 * Pitch: root key (``overridingRootKey`` or the sample's original pitch), coarse / fine
-  tune, sample pitch correction, ``scaleTuning``; linear-interpolation resampling.
+  tune, sample pitch correction, ``scaleTuning``; 4-point cubic interpolation resampling.
 * Sample address offsets (fine + coarse), loop modes 0 (none), 1 (continuous) and 3
   (loop while held, then play to the end).
 * Volume envelope: delay, attack (linear amplitude), hold, decay and release (linear in
@@ -20,13 +20,22 @@ implemented (SoundFont 2.04 terms):
   FluidSynth also applies); pan (constant power).
 * Velocity: gain ``(velocity / 127) ** 2`` (40 dB range, close to the spec's default
   concave velocity-to-attenuation modulator).
+* Low-pass filter: ``initialFilterFc`` / ``initialFilterQ`` as a resonant 2-pole low-pass
+  (:func:`emomusic.sf2_dsp.lowpass_coefficients`, the reading FluidSynth uses), swept by the modulation
+  envelope (``modEnvToFilterFc``, :func:`mod_envelope`: delay, attack, hold, decay,
+  sustain; not its release); it is applied to the cached waveform before the volume
+  envelope.
+* Exclusive classes (a new note of a class cuts the part's sounding notes of that class)
+  and the pitch wheel (per-frame playback rate for notes under a bend); the sustain pedal
+  is applied by :mod:`emomusic.render` (notes held until the pedal lifts).
 
-Not implemented: the modulation envelope, LFOs, the low-pass filter, chorus and reverb,
-exclusive classes. These colour the sound; pitch, timing, dynamics and loudness are right.
+Not implemented: the modulation envelope's pitch route and release, LFOs, modulators
+(``pmod``/``imod`` and the default ones other than velocity-to-volume), chorus. Reverb is a
+separate room reverb on the mix (:mod:`emomusic.render`).
 
-Speed: sample data is converted to float32 once per file; the resampled (and looped)
-waveform of each (sample zone, pitch) is computed once and cached, then every note is a
-slice times an envelope added into the mix. No per-sample Python loops.
+Speed: sample data is converted to float32 once per file; the resampled (and looped) and
+filtered waveform of each (sample zone, pitch, filter) is computed once and cached, then
+every note is a slice times an envelope added into the mix. No per-sample Python loops.
 """
 
 from __future__ import annotations
@@ -40,10 +49,22 @@ from pathlib import Path
 import numpy as np
 
 from emomusic.errors import EmomusicError
+from emomusic.sf2_dsp import (  # noqa: F401 - re-exported: the player's signal processing
+    _SILENCE_CB,
+    EXCLUSIVE_RELEASE_S,
+    bend_curve,
+    cut_exclusive,
+    lowpass_coefficients,
+    mod_envelope,
+    voice_filter,
+)
 
 # Generator numbers used here (SoundFont 2.04, section 8.1.2).
 G_START_OFS, G_END_OFS, G_STARTLOOP_OFS, G_ENDLOOP_OFS = 0, 1, 2, 3
 G_START_COARSE, G_END_COARSE = 4, 12
+G_FILTER_FC, G_FILTER_Q, G_MODENV_TO_FC = 8, 9, 11
+G_DELAY_MOD, G_ATTACK_MOD, G_HOLD_MOD, G_DECAY_MOD, G_SUSTAIN_MOD = 25, 26, 27, 28, 29
+G_KEY_TO_MOD_HOLD, G_KEY_TO_MOD_DECAY = 31, 32
 G_PAN = 17
 G_DELAY_VOL, G_ATTACK_VOL, G_HOLD_VOL, G_DECAY_VOL, G_SUSTAIN_VOL, G_RELEASE_VOL = 33, 34, 35, 36, 37, 38
 G_KEY_TO_HOLD, G_KEY_TO_DECAY = 39, 40
@@ -52,7 +73,7 @@ G_STARTLOOP_COARSE = 45
 G_ATTENUATION = 48
 G_ENDLOOP_COARSE = 50
 G_COARSE_TUNE, G_FINE_TUNE, G_SAMPLE_ID, G_SAMPLE_MODES = 51, 52, 53, 54
-G_SCALE_TUNING = 56
+G_SCALE_TUNING, G_EXCLUSIVE_CLASS = 56, 57
 G_ROOT_KEY = 58
 
 _RANGE_GENS = (G_KEY_RANGE, G_VEL_RANGE)
@@ -61,10 +82,10 @@ _ADDRESS_GENS = (G_START_OFS, G_END_OFS, G_STARTLOOP_OFS, G_ENDLOOP_OFS, G_START
 # Defaults of the generators we use (others default to 0).
 _DEFAULTS = {
     G_DELAY_VOL: -12000, G_ATTACK_VOL: -12000, G_HOLD_VOL: -12000, G_DECAY_VOL: -12000,
-    G_RELEASE_VOL: -12000, G_SCALE_TUNING: 100, G_ROOT_KEY: -1,
+    G_RELEASE_VOL: -12000, G_SCALE_TUNING: 100, G_ROOT_KEY: -1, G_FILTER_FC: 13500,
+    G_DELAY_MOD: -12000, G_ATTACK_MOD: -12000, G_HOLD_MOD: -12000, G_DECAY_MOD: -12000,
 }
 MAX_RELEASE_S = 4.0  # a release tail is cut here (by then it is far below audibility)
-_SILENCE_CB = 800.0  # -80 dB: voices end once the release envelope reaches this
 
 
 def timecents_to_seconds(tc: float) -> float:
@@ -122,6 +143,11 @@ class Voice:
     gain: float  # from initial attenuation
     pan: float  # -1 .. 1
     env: tuple[float, float, float, float, float, float]  # delay, attack, hold, decay (s), sustain cB, release (s)
+    filter_fc: float = 13500.0  # low-pass cutoff, absolute cents
+    filter_q: float = 0.0  # resonance, centibels above a non-resonant response
+    exclusive: int = 0  # exclusive class: a new note of the class cuts sounding ones (0: none)
+    mod_to_fc: float = 0.0  # modulation envelope -> filter cutoff, cents at full envelope
+    mod_env: tuple[float, float, float, float, float] = (0.0, 0.0, 0.0, 0.0, 1.0)  # delay, attack, hold, decay (s), sustain 0..1
 
 
 def _bad(path, why: str) -> EmomusicError:
@@ -283,13 +309,16 @@ class SoundFont:
                 for g, amount in pgens.items():  # preset generators are offsets
                     if g not in _ADDRESS_GENS and g not in (G_SAMPLE_MODES, G_ROOT_KEY):
                         gens[g] = gens.get(g, _DEFAULTS.get(g, 0)) + amount
-                v = self._voice(iz.link, gens, key)
+                gens.pop(G_EXCLUSIVE_CLASS, None)
+                if G_EXCLUSIVE_CLASS in iz.gens or G_EXCLUSIVE_CLASS in ig:  # instrument level only (spec)
+                    gens[G_EXCLUSIVE_CLASS] = iz.gens.get(G_EXCLUSIVE_CLASS, ig.get(G_EXCLUSIVE_CLASS, 0))
+                v = self._voice(iz.link, gens, key, velocity)
                 if v is not None:
                     out.append(v)
         self._voice_cache[ck] = out
         return out
 
-    def _voice(self, sample_index: int, gens: dict[int, int], key: int) -> Voice | None:
+    def _voice(self, sample_index: int, gens: dict[int, int], key: int, velocity: int = 127) -> Voice | None:
         sh = self.sample_headers[sample_index]
         if sh.sample_type & 0x8000 or sh.sample_rate <= 0:  # ROM samples are not in the file
             return None
@@ -324,21 +353,34 @@ class SoundFont:
             float(max(0, min(1440, g(G_SUSTAIN_VOL)))),
             min(MAX_RELEASE_S, timecents_to_seconds(g(G_RELEASE_VOL))),
         )
-        return Voice(sample_index, start, end, ls, le, mode, ratio, 10 ** (-atten / 200.0), pan, env)
+        # The SF2 2.01 default velocity-to-cutoff modulator is not applied: FluidSynth 2.x (the
+        # reference) renders the same cutoff at every velocity (tests/test_render.py checks it).
+        fc = float(g(G_FILTER_FC))
+        q = float(max(0, min(960, g(G_FILTER_Q))))
+        mod_env = (
+            timecents_to_seconds(g(G_DELAY_MOD)),
+            timecents_to_seconds(g(G_ATTACK_MOD)),
+            timecents_to_seconds(g(G_HOLD_MOD) + (60 - key) * g(G_KEY_TO_MOD_HOLD)),
+            timecents_to_seconds(g(G_DECAY_MOD) + (60 - key) * g(G_KEY_TO_MOD_DECAY)),
+            1.0 - max(0, min(1000, g(G_SUSTAIN_MOD))) / 1000.0,
+        )
+        return Voice(sample_index, start, end, ls, le, mode, ratio, 10 ** (-atten / 200.0), pan, env,
+                     fc, q, int(g(G_EXCLUSIVE_CLASS)), float(max(-12000, min(12000, g(G_MODENV_TO_FC)))), mod_env)
 
     # -- synthesis -----------------------------------------------------------------------
     def wave(self, v: Voice, sample_rate: int, frames: int, held_frames: int) -> np.ndarray:
-        """The resampled waveform of voice ``v``: at least ``frames`` long for a looped
-        sample, the whole sample (possibly shorter) for an unlooped one. Cached per
-        (sample zone, pitch); loop mode 3 also per hold length."""
+        """The resampled, low-pass filtered waveform of voice ``v``: at least ``frames`` long
+        for a looped sample, the whole sample (possibly shorter) for an unlooped one. Cached
+        per (sample zone, pitch, filter); loop mode 3 also per hold length."""
         ratio = v.ratio / sample_rate
+        fkey = (round(v.filter_fc / 25.0), v.filter_q, v.mod_to_fc, v.mod_env if v.mod_to_fc else None)
         ck = (v.sample, v.start, v.end, v.loop_start, v.loop_end, v.loop_mode, round(ratio, 12),
-              held_frames if v.loop_mode == 3 else -1)
+              held_frames if v.loop_mode == 3 else -1, fkey)
         w = self._wave_cache.get(ck)
         if w is not None and (v.loop_mode != 1 or w.shape[0] >= frames):
             return w
         n = frames if w is None else max(frames, w.shape[0] * 3 // 2)
-        w = self._render_wave(v, ratio, n, held_frames)
+        w = voice_filter(self._render_wave(v, ratio, n, held_frames), v, sample_rate)
         if self._wave_cache_bytes > 512 * 2**20:
             self._wave_cache.clear()
             self._wave_cache_bytes = 0
@@ -347,27 +389,60 @@ class SoundFont:
         self._wave_cache[ck] = w
         return w
 
-    def _render_wave(self, v: Voice, ratio: float, frames: int, held_frames: int) -> np.ndarray:
+    def bent_wave(self, v: Voice, sample_rate: int, frames: int, held_frames: int, semitones: np.ndarray) -> np.ndarray:
+        """Like :meth:`wave` for a note under the pitch wheel: ``semitones`` (one value per
+        output frame, at least ``frames`` long) shifts the playback rate frame by frame. Not
+        cached (bends are rare and differ per note)."""
+        ratio = v.ratio / sample_rate
+        mult = np.power(2.0, np.asarray(semitones[:frames], dtype=np.float64) / 12.0)
+        return voice_filter(self._render_wave(v, ratio, frames, held_frames, mult), v, sample_rate)
+
+    def _render_wave(self, v: Voice, ratio: float, frames: int, held_frames: int, mult: np.ndarray | None = None) -> np.ndarray:
         data = self.samples
         last = v.end - 1  # the last index that may be read (interpolation reads idx + 1)
+
+        def advance(p0: float, n: int, k0: int = 0) -> np.ndarray:
+            """``n`` read positions from ``p0``, steps of ``ratio`` (times ``mult[k0:]``)."""
+            if mult is None:
+                return p0 + ratio * np.arange(n, dtype=np.float64)
+            steps = ratio * mult[k0:k0 + n]
+            if steps.shape[0] < n:
+                steps = np.concatenate([steps, np.full(n - steps.shape[0], steps[-1] if steps.size else ratio)])
+            return p0 + np.concatenate([[0.0], np.cumsum(steps[:-1])]) if n else np.zeros(0)
+
         if v.loop_mode == 0:
-            n = max(1, int((last - v.start) / ratio))
-            pos = v.start + ratio * np.arange(n, dtype=np.float64)
+            n = max(1, int((last - v.start) / ratio)) if mult is None else frames
+            pos = advance(float(v.start), n)
+            if mult is not None:
+                pos = pos[pos < last] if pos[-1] >= last else pos
         else:
             ls, le = float(v.loop_start), float(v.loop_end)
             n = frames if v.loop_mode == 1 else min(frames, held_frames)
-            pos = v.start + ratio * np.arange(n, dtype=np.float64)
+            pos = advance(float(v.start), n)
             over = pos >= le
             pos[over] = ls + np.mod(pos[over] - ls, le - ls)
             if v.loop_mode == 3:  # released: leave the loop and play on to the sample's end
                 p0 = float(pos[-1]) if n else float(v.start)
-                tail = max(0, int((last - p0) / ratio))
-                pos = np.concatenate([pos, p0 + ratio * np.arange(1, tail + 1, dtype=np.float64)])
+                if mult is None:
+                    tail = max(0, int((last - p0) / ratio))
+                    rest = p0 + ratio * np.arange(1, tail + 1, dtype=np.float64)
+                else:
+                    rest = advance(p0, max(0, frames - n) + 1, n)[1:]
+                    rest = rest[rest < last]
+                pos = np.concatenate([pos, rest])
         pos = np.clip(pos, v.start, last - 1e-6)
         idx = pos.astype(np.int64)
-        frac = (pos - idx).astype(np.float32)
-        a = data[idx]
-        return a + (data[idx + 1] - a) * frac
+        t = (pos - idx).astype(np.float32)
+        # 4-point cubic (Catmull-Rom) interpolation, as FluidSynth's default 4th-order one:
+        # linear interpolation would dull the highs of pitched-up samples.
+        y0 = data[np.maximum(idx - 1, v.start)]
+        y1 = data[idx]
+        y2 = data[idx + 1]
+        y3 = data[np.minimum(idx + 2, last)]
+        c1 = 0.5 * (y2 - y0)
+        c2 = y0 - 2.5 * y1 + 2.0 * y2 - 0.5 * y3
+        c3 = 0.5 * (y3 - y0) + 1.5 * (y1 - y2)
+        return ((c3 * t + c2) * t + c1) * t + y1
 
     @staticmethod
     def envelope(v: Voice, sample_rate: int, held_frames: int) -> np.ndarray:
@@ -422,13 +497,19 @@ def load_soundfont(path: str | os.PathLike) -> SoundFont:
 def synthesize(sf: SoundFont, notes, sample_rate: int = 44100) -> np.ndarray:
     """Mix ``notes`` into stereo float32 audio (unnormalised).
 
-    ``notes`` is an iterable of ``(start_s, duration_s, pitch, velocity, program, is_drum)``.
+    ``notes`` is an iterable of ``(start_s, duration_s, pitch, velocity, program, is_drum)``,
+    optionally followed by ``part`` (notes of one part share exclusive classes: a new note of
+    a class cuts the part's sounding notes of that class) and ``bend`` (None, or a pair of
+    arrays ``(times_s, semitones)``: the pitch-wheel steps from the note's start, times
+    relative to it). Durations are as heard: the sustain pedal is applied by the caller.
     """
-    notes = list(notes)
     voices = []
     total = 1
     env_cache: dict[tuple, np.ndarray] = {}
-    for start_s, dur_s, pitch, vel, program, is_drum in notes:
+    for k, note in enumerate(notes):
+        start_s, dur_s, pitch, vel, program, is_drum = note[:6]
+        part = note[6] if len(note) > 6 else 0
+        bend = note[7] if len(note) > 7 else None
         s0 = int(round(start_s * sample_rate))
         held = max(1, int(round(dur_s * sample_rate)))
         vel_gain = (max(1, min(127, int(vel))) / 127.0) ** 2
@@ -437,12 +518,16 @@ def synthesize(sf: SoundFont, notes, sample_rate: int = 44100) -> np.ndarray:
             env = env_cache.get(ek)
             if env is None:
                 env = env_cache[ek] = SoundFont.envelope(v, sample_rate, held)
-            voices.append((s0, held, v, env, vel_gain))
+            voices.append([s0, held, v, env, vel_gain, part, bend, k])
             total = max(total, s0 + env.shape[0])
+    cut_exclusive(voices, sample_rate)
     left = np.zeros(total, dtype=np.float32)  # planar while mixing: contiguous adds
     right = np.zeros(total, dtype=np.float32)
-    for s0, held, v, env, vel_gain in voices:
-        w = sf.wave(v, sample_rate, env.shape[0], held)
+    for s0, held, v, env, vel_gain, _, bend, _ in voices:
+        if bend is None:
+            w = sf.wave(v, sample_rate, env.shape[0], held)
+        else:
+            w = sf.bent_wave(v, sample_rate, env.shape[0], held, bend_curve(bend, env.shape[0], sample_rate))
         n = min(w.shape[0], env.shape[0])
         if n <= 0:
             continue

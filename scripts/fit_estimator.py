@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Fit emomusic's emotion estimator on EMOPIA (train split) and report it on the val split.
 
-    python scripts/fit_estimator.py --emopia /work/shared/data/emopia -o checkpoints/estimator
+    python scripts/fit_estimator.py --emopia /work/shared/data/emopia -o emomusic/checkpoints/estimator
 
 Labels come from the clip file names: Q1..Q4 -> valence sign (Q1, Q4 positive) and arousal
 sign (Q1, Q2 positive). For each axis an L2-regularised logistic regression on
@@ -200,7 +200,7 @@ def select(X, Xm, y, groups, name: str, folds_k: int, repeats: int, augment: boo
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     ap.add_argument("--emopia", type=Path, required=True, help="EMOPIA folder (midis/, split/)")
-    ap.add_argument("-o", "--output", type=Path, default=REPO / "checkpoints" / "estimator")
+    ap.add_argument("-o", "--output", type=Path, default=REPO / "emomusic" / "checkpoints" / "estimator")
     ap.add_argument("--cache", type=Path, default=REPO / ".cache" / "estimator")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=3, help="CV repeats with different song shuffles")
@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         "val": metrics["val"],
     }
     config = {
-        "command": "python scripts/fit_estimator.py --emopia <DATA>/emopia -o checkpoints/estimator"
+        "command": "python scripts/fit_estimator.py --emopia <DATA>/emopia -o emomusic/checkpoints/estimator"
         + (f" --folds {args.folds}" if args.folds != 5 else "") + (f" --repeats {args.repeats}" if args.repeats != 3 else "")
         + ("" if args.augment else " --no-augment"),
         "augment_with_melodies": bool(args.augment),

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Train both stages of the compose engine on a GPU machine from a segment store, the way the
-# shipped checkpoint was made (checkpoints/compose/*/MODEL_CARD.md).
+# shipped checkpoint was made (emomusic/checkpoints/compose/*/MODEL_CARD.md).
 #
 # Here (with the data):   emomusic train vae --data DATA/pop909/POP909 --data DATA/vgmidi_2019_unlabelled/unlabelled \
 #                             --data DATA/emopia --store .gpu/segments.npz --steps 1 -o /tmp/probe
@@ -15,7 +15,7 @@
 # click, tqdm (accelerate optional): the segment store replaces the MIDI readers.
 #
 # To continue the shipped checkpoint instead of starting over (a later GPU session):
-#   VAE_DIR=checkpoints/compose/vae INIT=checkpoints/compose/diffgan bash scripts/gpu_train_compose.sh cuda 0 10 OUTDIR
+#   VAE_DIR=emomusic/checkpoints/compose/vae INIT=emomusic/checkpoints/compose/diffgan bash scripts/gpu_train_compose.sh cuda 0 10 OUTDIR
 # VAE_DIR skips the VAE stage (that VAE is used; no vae.tar); INIT warm-starts the diffusion-GAN
 # from that checkpoint (`train diffgan --init-from`: same generator, fresh discriminator).
 set -u

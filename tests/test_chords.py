@@ -61,7 +61,7 @@ def test_key_map_windows_follow_the_key_in_force():
 
 def test_constraints_and_valence_lean():
     want = cadence_constraints(parse_form("AA", 8), 16, 2)  # bar 3 half, bar 7 authentic (and the end)
-    assert want[6] == want[7] == "V" and want[13] == "V" and want[14] == want[15] == "I"
+    assert want[6] == want[7] == "v" and want[13] == "V" and want[14] == want[15] == "I"
     assert cadence_constraints(None, 8, 2) == {5: "V", 6: "I", 7: "I"}  # without a plan: V - I at the end
     # an empty window between I and I: the path keeps the chord rather than guessing
     sparse = [Note(72, 0.0, 1.0), Note(76, 1.0, 1.0), Note(72, 4.0, 1.0), Note(79, 5.0, 1.0)]
@@ -70,3 +70,10 @@ def test_constraints_and_valence_lean():
     ac = [Note(69, 0.0, 1.0), Note(72, 1.0, 1.0)]
     assert estimate_chords(ac, C_MAJOR, 1, valence=-1.0)[0].quality == "minor"
     assert estimate_chords(ac, C_MAJOR, 1, valence=1.0)[0].quality == "major"
+
+
+def test_minor_dominants_on_request():
+    tune = [Note(69, 0.0, 2.0), Note(76, 2.0, 2.0)]  # A and E: fits i, v and V
+    assert estimate_chords(tune, A_MINOR, 2, constraints={1: "v"})[1].pcs == (4, 7, 11)  # natural v (the form's half cadence)
+    assert estimate_chords(tune, A_MINOR, 2, constraints={1: "V"})[1].pcs == (4, 8, 11)  # harmonic V (into an authentic cadence)
+    assert estimate_chords(tune, C_MAJOR, 2, constraints={1: "v"})[1].degree == "V"

@@ -174,6 +174,24 @@ def test_model_round_trip_and_explicit_model(tmp_path, piano_piece):
     assert e.valence > 0.99  # velocity ~80 * weight 1 saturates the sigmoid
 
 
+def test_neutral_features_are_ignored_without_refitting(piano_piece):
+    from emomusic.estimator import VELOCITY_FEATURES
+
+    m = _tiny_model()  # arousal = sigmoid(velocity + log_notes_per_second - 1) with mean 0, scale 1
+    d = estimate_details(piano_piece, m, neutral=VELOCITY_FEATURES)
+    pa = 1 / (1 + math.exp(-(d["features"]["log_notes_per_second"] - 1.0)))
+    assert d["p_arousal_positive"] == pytest.approx(pa)
+    from emomusic.estimator import axis_probabilities
+
+    assert axis_probabilities(d["features"], m, VELOCITY_FEATURES) == pytest.approx((d["p_valence_positive"], pa))
+    loud = Piece(tracks=[Track("P", 0, False, [replace(n, velocity=127) for n in piano_piece.notes])])
+    soft = Piece(tracks=[Track("P", 0, False, [replace(n, velocity=20) for n in piano_piece.notes])])
+    assert estimate_emotion(loud, neutral=VELOCITY_FEATURES) == estimate_emotion(soft, neutral=VELOCITY_FEATURES)
+    assert estimate_emotion(loud).arousal > estimate_emotion(soft).arousal
+    with pytest.raises(ValueError, match="unknown"):
+        estimate_details(piano_piece, m, neutral=("loudness",))
+
+
 def test_loading_errors(tmp_path):
     with pytest.raises(CheckpointError, match="not found"):
         load_estimator(tmp_path / "missing")

@@ -57,3 +57,35 @@ def test_validate_rejects_bad_notes():
 def test_time_signature_bar_length():
     assert TimeSignature(6, 8).bar_beats == 3.0
     assert TimeSignature(3, 4).bar_beats == 3.0
+
+
+def test_without_overlaps_keeps_one_voice_per_key():
+    from emomusic.piece import without_overlaps
+
+    notes = [Note(60, 0.0, 4.0, 50), Note(60, 1.0, 1.0, 90), Note(60, 1.0, 0.5, 100), Note(64, 0.5, 1.0, 70)]
+    out = without_overlaps(notes)
+    assert [(n.pitch, n.start, n.duration, n.velocity) for n in out] == [
+        (60, 0.0, 1.0, 50),  # cut at the next onset of its pitch
+        (64, 0.5, 1.0, 70),  # another pitch is left alone
+        (60, 1.0, 1.0, 100),  # two onsets at once: one note, the longer, at the louder velocity
+    ]
+    assert without_overlaps(out) == out  # idempotent
+
+
+def test_pedals_and_bends_move_with_the_piece():
+    from emomusic.errors import PieceFormatError
+    from emomusic.piece import Pedal, Piece, PitchBend, Track, concatenate
+
+    t = Track("p", 0, False, [Note(60, 0.0, 1.0)], pedals=[Pedal(0.0, 2.0)], bends=[PitchBend(-4096, 0.5)])
+    p = Piece(tracks=[t])
+    moved = p.shifted(4.0)
+    assert moved.tracks[0].pedals == [Pedal(4.0, 2.0)] and moved.tracks[0].bends == [PitchBend(-4096, 4.5)]
+    assert p.tracks[0].pedals == [Pedal(0.0, 2.0)]  # the input is left as it was
+    joined = concatenate([p, p])
+    assert joined.tracks[0].pedals == [Pedal(0.0, 2.0), Pedal(4.0, 2.0)]
+    assert [b.beat for b in joined.tracks[0].bends] == [0.5, 4.5]
+    assert PitchBend(-4096).semitones == -1.0
+    with pytest.raises(PieceFormatError, match="pedal"):
+        Piece(tracks=[Track("p", 0, False, [Note(60, 0, 1)], pedals=[Pedal(1.0, 0.0)])]).validate()
+    with pytest.raises(PieceFormatError, match="bend"):
+        Piece(tracks=[Track("p", 0, False, [Note(60, 0, 1)], bends=[PitchBend(9000, 0.0)])]).validate()

@@ -72,7 +72,7 @@ def _format_text(r: dict) -> str:
 @click.option("--format", "fmt", type=click.Choice(["midi", "abc", "musicxml"]), default=None,
               help="Read FILE as this format instead of guessing from its extension.")
 @click.option("--estimator", type=click.Path(path_type=Path), default=None,
-              help="Estimator folder or estimator.json (default: the shipped checkpoints/estimator).")
+              help="Estimator folder or estimator.json (default: the shipped emomusic/checkpoints/estimator).")
 @json_option
 def analyze(file: Path, fmt: str | None, estimator: Path | None, as_json: bool) -> None:
     """Measure FILE's musical attributes (MIDI, ABC or MusicXML) and estimate its emotion.

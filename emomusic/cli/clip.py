@@ -54,7 +54,7 @@ def clip(model, adapter, valence, arousal, mood, seconds, melody, prompt, seed, 
         raise EmomusicError(f"--seconds must be > 0, got {seconds:g}")
     if threads is not None and threads < 1:
         raise EmomusicError(f"--threads must be >= 1, got {threads}")
-    from emomusic.atomic import check_writable_dir
+    from emomusic.atomic import check_target, check_writable_dir
     from emomusic.clip.api import _validate
     from emomusic.clip.loading import check_model_folder
     from emomusic.clip.lora import read_adapter_meta
@@ -63,6 +63,7 @@ def clip(model, adapter, valence, arousal, mood, seconds, melody, prompt, seed, 
     _validate(emotion, seconds, sample_rate, guidance)
     build_prompt(emotion, prompt)  # prompt length
     check_writable_dir(output.parent if str(output.parent) else Path("."))
+    check_target(output)
     if Path(model).exists() or not _looks_like_hub_id(model):
         check_model_folder(model)  # a hub id (e.g. from the local cache) is checked by load_model
     if adapter is not None:

@@ -21,8 +21,20 @@ def emotion_options(f):
     return f
 
 
-def seed_option(f):
-    return click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same output).")(f)
+def _check_seed(ctx, param, value):
+    if value is None:
+        return None
+    from emomusic.validation import check_seed
+
+    return check_seed(value, "--seed")
+
+
+def seed_option(f=None, *, default: int | None = 0, help: str = "Random seed (same seed, same output)."):
+    """``--seed``: one rule for every command (emomusic.validation.check_seed, 0..2**32-1)."""
+    def deco(g):
+        return click.option("--seed", type=int, default=default, show_default=default is not None, help=help,
+                            callback=_check_seed)(g)
+    return deco(f) if f is not None else deco
 
 
 def json_option(f):

@@ -46,6 +46,9 @@ def _parse_key(text: str | None):
 @click.option("--to-valence", type=float, default=None, help="Morph target valence (with --to-arousal).")
 @click.option("--to-arousal", type=float, default=None, help="Morph target arousal (with --to-valence).")
 @click.option("--bars", type=int, default=16, show_default=True, help="Bars per piece (4/4).")
+@click.option("--form", "form", type=str, default=None,
+              help="Musical form: letters for equal phrases, ' for a varied repeat (AABA, AA'BA, ABAB), or 'none' "
+                   "(through-composed). Default: by length and emotion (16 bars: AABA).")
 @click.option("--n", "n", type=int, default=1, show_default=True, help="How many pieces (-o is then a folder).")
 @seed_option
 @click.option("--steps", type=int, default=4, show_default=True, help="Denoising steps (1..the trained number, 4).")
@@ -59,15 +62,17 @@ def _parse_key(text: str | None):
 @click.option("--soundfont", type=click.Path(path_type=Path), default=None, help="SoundFont for WAV output.")
 @json_option
 @click.option("--output", "-o", type=click.Path(path_type=Path), required=True, help="Output file, or folder with --n > 1.")
-def compose(valence, arousal, mood, to, to_valence, to_arousal, bars, n, seed, steps, guidance, tempo, key, fmt, checkpoint,
-            no_template, no_texture, soundfont, as_json, output):
+def compose(valence, arousal, mood, to, to_valence, to_arousal, bars, form, n, seed, steps, guidance, tempo, key, fmt,
+            checkpoint, no_template, no_texture, soundfont, as_json, output):
     """Compose multi-track piano music for an emotion (VAE + 4-step latent diffusion-GAN).
 
-    The piece has a melody and an accompaniment track, key and time signatures, a tempo and a
-    marker with the emotion every 4 bars. Examples:
+    The piece has a melody and an accompaniment track, key and time signatures, a tempo, a
+    marker with the emotion every 4 bars and a marker per section of its form (A, A', B ...):
+    repeated sections return, phrases end on half and authentic cadences. Examples:
 
     \b
       emomusic compose --valence 0.7 --arousal 0.6 -o happy.mid
+      emomusic compose --mood calm --bars 32 --form "AA'BA" -o song.mid
       emomusic compose --mood sad --to calm --bars 32 -o journey.mid
       emomusic compose --mood tense --n 4 -o tense/
     """
@@ -90,8 +95,6 @@ def compose(valence, arousal, mood, to, to_valence, to_arousal, bars, n, seed, s
         raise EmomusicError(f"--bars must be in 1..512, got {bars}")
     if not 1 <= n <= 1024:
         raise EmomusicError(f"--n must be in 1..1024, got {n}")
-    if seed < 0:
-        raise EmomusicError(f"--seed must be >= 0, got {seed}")
     if steps < 1:
         raise EmomusicError(f"--steps must be >= 1, got {steps}")
     if guidance is not None and (math.isnan(guidance) or math.isinf(guidance) or guidance < 0):
@@ -99,6 +102,9 @@ def compose(valence, arousal, mood, to, to_valence, to_arousal, bars, n, seed, s
     if tempo is not None and (math.isnan(tempo) or not 20 <= tempo <= 300):
         raise EmomusicError(f"--tempo must be between 20 and 300 BPM, got {tempo}")
     ksig = _parse_key(key)
+    from emomusic.form import resolve_form
+
+    plan = resolve_form(form, bars, emotion)
     fmt = _format(output, n, fmt)
     from emomusic.atomic import check_writable_dir
     from emomusic.cli.common import output_paths
@@ -107,6 +113,10 @@ def compose(valence, arousal, mood, to, to_valence, to_arousal, bars, n, seed, s
     check_writable_dir(output if n > 1 else (output.parent if str(output.parent) else Path(".")))
     if n == 1 and output.is_dir():
         raise EmomusicError(f"-o {output} is a folder; give a file name (or use --n > 1)")
+    if n == 1:
+        from emomusic.atomic import check_target
+
+        check_target(output)  # a device, pipe or socket is refused before any work
     if soundfont is not None and not Path(soundfont).is_file():
         raise EmomusicError(f"SoundFont not found: {soundfont}")
 
@@ -116,26 +126,32 @@ def compose(valence, arousal, mood, to, to_valence, to_arousal, bars, n, seed, s
     t0 = time.time()
     ComposeEngine.load(checkpoint)  # checkpoint problems are reported before anything else
     pieces = run(emotion, to=target, bars=bars, n=n, seed=seed, steps=steps, guidance=guidance, tempo=tempo, key=ksig,
-                 apply_template=not no_template, checkpoint=checkpoint, progress=not as_json, texture=not no_texture)
+                 apply_template=not no_template, checkpoint=checkpoint, progress=not as_json, form=plan,
+                 texture=not no_texture)
     gen_s = time.time() - t0
     from emomusic.io import write_piece
 
     opts = {"soundfont": str(soundfont)} if (fmt == "wav" and soundfont) else {}
     if n > 1:
-        output.mkdir(parents=True, exist_ok=True)
-    for p, path in zip(pieces, paths):
-        write_piece(p, path, fmt, **opts)
+        from emomusic.atomic import atomic_dir
+
+        # The folder's files appear together or not at all (an existing folder keeps its other files).
+        with atomic_dir(output, merge=True) as tmp:
+            for p, path in zip(pieces, paths):
+                write_piece(p, tmp / path.name, fmt, **opts)
+    else:
+        write_piece(pieces[0], paths[0], fmt, **opts)
     if as_json:
         echo_json({
             "emotion": emotion.to_dict(),
             "to": target.to_dict() if target else None,
             "bars": bars, "n": n, "seed": seed, "steps": steps, "guidance": guidance, "format": fmt,
-            "template": not no_template, "texture": not no_texture, "seconds": round(gen_s, 3),
+            "template": not no_template, "texture": not no_texture, "form": plan.to_dict(), "seconds": round(gen_s, 3),
             "files": [{"path": str(path), "bars": p.n_bars, "notes": len(p.notes), "tempo": round(p.tempo, 2),
                        "key": p.key.name if p.key else None, "tracks": [t.name for t in p.tracks],
                        "markers": [{"beat": m.beat, "text": m.text} for m in p.markers]} for p, path in zip(pieces, paths)],
         })
     else:
         where = paths[0] if n == 1 else f"{output}/ ({n} files)"
-        click.echo(f"composed {n} x {bars} bars for {emotion}{' -> ' + str(target) if target else ''} "
-                   f"in {gen_s:.2f} s -> {where}")
+        click.echo(f"composed {n} x {bars} bars ({'through-composed' if plan.through_composed else 'form ' + plan.text}) "
+                   f"for {emotion}{' -> ' + str(target) if target else ''} in {gen_s:.2f} s -> {where}")

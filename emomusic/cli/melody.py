@@ -52,12 +52,19 @@ def _preflight(fmt: str) -> None:
 @click.option("--meter", type=str, default=None, help="Metre: 2/4 3/4 4/4 2/2 3/8 6/8 9/8 12/8 (default: by emotion).")
 @click.option("--key", type=str, default=None, help="Key, e.g. G, Dm, F#m, Ador, Gmix (default: by emotion).")
 @click.option("--tempo", type=float, default=None, help="Tempo in BPM (default: the emotion's template).")
+@click.option("--form", type=str, default=None,
+              help="Sections in phrases, e.g. AABB, AABA, AA'BB (' = varied repeat), or none (default: AABB-style by length).")
+@click.option("--variation", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Share of a varied repeat's inner bars written anew (0 = copied).")
+@click.option("--check", type=click.Choice(["parsers", "grammar"]), default="parsers", show_default=True,
+              help="parsers: music21 and abc2midi read every tune before it is written; grammar: trust the decoder (faster).")
 @click.option("--format", "fmt", type=str, default=None, help="abc|midi|musicxml|wav|svg|png (default: from -o, or abc).")
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="Melody checkpoint folder.")
 @click.option("--soundfont", type=click.Path(path_type=Path), default=None, help="SoundFont for WAV output.")
 @json_option
 @click.option("--output", "-o", type=click.Path(path_type=Path), required=True, help="Output file, or folder with --n > 1.")
-def melody(valence, arousal, mood, bars, n, seed, chords, meter, key, tempo, fmt, checkpoint, soundfont, as_json, output):
+def melody(valence, arousal, mood, bars, n, seed, chords, meter, key, tempo, form, variation, check, fmt, checkpoint,
+           soundfont, as_json, output):
     """Write ABC melodies for an emotion (attribute template + ABC language model).
 
     Every tune is accepted by music21 and abc2midi before it is written. Examples:
@@ -65,6 +72,8 @@ def melody(valence, arousal, mood, bars, n, seed, chords, meter, key, tempo, fmt
       emomusic melody --mood melancholic -o tune.abc
 
       emomusic melody -v 0.7 -a 0.6 --chords --meter 6/8 --key Gmix -o jig.mid
+
+      emomusic melody --mood happy --form AABA --bars 32 -o song.abc
 
       emomusic melody --mood calm --n 4 --format svg -o sheets/
     """
@@ -75,6 +84,9 @@ def melody(valence, arousal, mood, bars, n, seed, chords, meter, key, tempo, fmt
 
     check_options(bars, n, meter, tempo)
     resolve_key(key)
+    from emomusic.form import resolve_form
+
+    resolve_form(form, bars, emotion, kind="tune")  # a bad --form fails before anything is generated
     f = _format(output, n, fmt)
     _preflight(f)
     if soundfont is not None and not soundfont.is_file():
@@ -83,6 +95,9 @@ def melody(valence, arousal, mood, bars, n, seed, chords, meter, key, tempo, fmt
         if output.exists() and output.is_dir():
             raise EmomusicError(f"cannot write {output}: a folder of that name exists")
         check_writable_dir(output.parent if str(output.parent) else Path("."))
+        from emomusic.atomic import check_target
+
+        check_target(output)  # a device, pipe or socket is refused before any work
         paths = [output]
     else:
         stem = (emotion.label or emotion.quadrant).replace(" ", "_")
@@ -92,11 +107,12 @@ def melody(valence, arousal, mood, bars, n, seed, chords, meter, key, tempo, fmt
     from emomusic.melody import generate_melodies
 
     tunes = generate_melodies(emotion, bars=bars, n=n, seed=seed, chords=chords, meter=meter, key=key, tempo=tempo,
-                              checkpoint=checkpoint, progress=n > 1)
-    if n > 1 and not output.exists():
+                              checkpoint=checkpoint, progress=n > 1, form=form, variation=variation, check=check)
+    if n > 1:
         from emomusic.atomic import atomic_dir
 
-        with atomic_dir(output) as tmp:  # a new folder appears whole or not at all
+        # The folder's files appear together or not at all (an existing folder keeps its other files).
+        with atomic_dir(output, merge=True) as tmp:
             for tune, p in zip(tunes, paths):
                 write_tune(tune, tmp / p.name, f, soundfont and str(soundfont))
     else:
@@ -105,9 +121,10 @@ def melody(valence, arousal, mood, bars, n, seed, chords, meter, key, tempo, fmt
     if as_json:
         echo_json({"emotion": emotion.to_dict(), "format": f,
                    "melodies": [{"path": str(p), "title": t.title, "seed": t.seed, **{k: t.attributes[k] for k in (
-                       "quadrant", "key", "mode", "meter", "bars", "tempo_bpm", "dynamic", "octave_shift", "chords")}}
+                       "quadrant", "key", "mode", "meter", "bars", "tempo_bpm", "dynamic", "octave_shift", "chords", "form")}}
                        for t, p in zip(tunes, paths)]})
     else:
         for t, p in zip(tunes, paths):
             a = t.attributes
-            click.echo(f"wrote {p}  ({a['key']}, {a['meter']}, {a['tempo_bpm']} BPM, {a['bars']} bars, {a['dynamic']})")
+            click.echo(f"wrote {p}  ({a['key']}, {a['meter']}, {a['tempo_bpm']} BPM, {a['bars']} bars, "
+                       f"form {a['form']['form']}, {a['dynamic']})")

@@ -16,32 +16,48 @@ from emomusic.cli.common import echo_json, json_option
 @click.option("--soundfont", "-s", type=click.Path(path_type=Path), default=None,
               help="SoundFont 2 file (default: TimGM6mb.sf2 from the pretty_midi package).")
 @click.option("--sample-rate", type=int, default=44100, show_default=True, help="Output sample rate in Hz.")
+@click.option("--synth", type=click.Choice(["auto", "fluidsynth", "numpy"]), default="auto", show_default=True,
+              help="SoundFont player: FluidSynth (libfluidsynth) or emomusic's numpy player; auto = FluidSynth when installed.")
+@click.option("--loudness", default="-16", show_default=True, metavar="LUFS|off",
+              help="Level the WAV to this integrated loudness (EBU R 128 / BS.1770), true peak <= -1 dBTP; 'off' keeps the mix as rendered.")
+@click.option("--reverb", type=float, default=0.0, show_default=True, help="Room reverb amount, 0 (dry) .. 1.")
 @json_option
-def render(input_path: Path, output: Path, soundfont: Path | None, sample_rate: int, as_json: bool) -> None:
+def render(input_path: Path, output: Path, soundfont: Path | None, sample_rate: int, synth: str, loudness: str,
+           reverb: float, as_json: bool) -> None:
     """Render IN (.mid, .abc, .musicxml/.xml/.mxl) to a 16-bit stereo WAV file."""
     from emomusic.errors import EmomusicError
     from emomusic.io import format_for, read_piece
-    from emomusic.render import _check_sample_rate, default_soundfont, write_wav
+    from emomusic.render import _check_reverb, _check_sample_rate, check_loudness, default_soundfont, resolve_synth, write_wav
 
     # Validate everything cheap before reading or synthesising.
     if output.suffix.lower() != ".wav":
         raise EmomusicError(f"OUT must be a .wav file, got {output.name}")
     sr = _check_sample_rate(sample_rate)
+    target = None if str(loudness).strip().lower() == "off" else check_loudness(loudness)
+    _check_reverb(reverb)
+    player, note = resolve_synth(synth)
+    if note:
+        click.echo(f"Warning: {note}", err=True)
     format_for(input_path, None, ("midi", "abc", "musicxml"))
     sf_path = soundfont if soundfont is not None else default_soundfont()
     from emomusic.sf2 import load_soundfont
 
     load_soundfont(sf_path)  # a bad SoundFont fails here, before any work
-    from emomusic.atomic import check_writable_dir
+    from emomusic.atomic import check_target, check_writable_dir
 
     check_writable_dir(output.parent if str(output.parent) else Path("."))
+    check_target(output)
     piece = read_piece(input_path)
     t0 = time.perf_counter()
-    write_wav(piece, output, soundfont=sf_path, sample_rate=sr)
+    write_wav(piece, output, soundfont=sf_path, sample_rate=sr, synth=player, reverb=reverb,
+              loudness=False if target is None else target)
     elapsed = time.perf_counter() - t0
-    from emomusic.audio import read_wav
+    import soundfile as sf
 
-    audio, _ = read_wav(output)
+    from emomusic.audio import integrated_lufs, true_peak_db
+
+    with open(output, "rb") as fh:  # a file object: the name may not be valid UTF-8
+        audio, _ = sf.read(fh, dtype="float32", always_2d=True)
     info = {
         "input": str(input_path),
         "output": str(output),
@@ -51,9 +67,15 @@ def render(input_path: Path, output: Path, soundfont: Path | None, sample_rate: 
         "seconds": round(audio.shape[0] / sr, 3),
         "piece_seconds": round(piece.duration_seconds, 3),
         "peak": round(float(abs(audio).max()) if audio.size else 0.0, 4),
+        "synth": player,
+        "reverb": reverb,
+        "loudness_target_lufs": target,
+        "loudness_lufs": round(integrated_lufs(audio, sr), 2),
+        "true_peak_dbtp": round(true_peak_db(audio), 2),
         "render_seconds": round(elapsed, 3),
     }
     if as_json:
         echo_json(info)
     else:
-        click.echo(f"wrote {output} ({info['seconds']:.1f} s, {sr} Hz stereo) in {elapsed:.2f} s")
+        click.echo(f"wrote {output} ({info['seconds']:.1f} s, {sr} Hz stereo, {player}, "
+                   f"{info['loudness_lufs']:.1f} LUFS) in {elapsed:.2f} s")

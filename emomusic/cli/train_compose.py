@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from emomusic.cli.common import seed_option
 from emomusic.errors import EmomusicError
 
 # ---- train vae / train diffgan: the engine's commands go here (owned by the engine) ----
@@ -52,8 +53,9 @@ def _engine_training_options(f):
         click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True),
         click.option("--threads", type=int, default=None, help="torch CPU threads."),
         click.option("--resume/--no-resume", default=True, show_default=True, help="Continue from OUT's training state if present."),
-        click.option("--seed", type=int, default=0, show_default=True),
-        click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None, help="Cache folder (default .cache/)."),
+        seed_option(help="Random seed."),
+        click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
+                     help="Cache folder (default: EMOMUSIC_CACHE, .cache/ in a source checkout, else ~/.cache/emomusic)."),
     ]):
         f = opt(f)
     return f
@@ -64,7 +66,7 @@ def _store(list_files, store_path, segment_beats, steps_per_beat, cache_dir):
     ``list_files()`` returns (called only then; written to ``store_path`` when given, so another
     machine can train without the MIDI)."""
     from emomusic.compose.data import SegmentStore, build_store
-    from emomusic.paths import REPO_DIR
+    from emomusic.paths import cache_dir as default_cache
 
     if store_path is not None and store_path.is_file():
         try:
@@ -78,7 +80,7 @@ def _store(list_files, store_path, segment_beats, steps_per_beat, cache_dir):
     files = list_files()
     if not files:
         raise EmomusicError(f"segment store {store_path} not found and no MIDI data given")
-    store = build_store(files, segment_beats, steps_per_beat, cache_dir=cache_dir or REPO_DIR / ".cache")
+    store = build_store(files, segment_beats, steps_per_beat, cache_dir=cache_dir or default_cache())
     if store_path is not None:
         store_path.parent.mkdir(parents=True, exist_ok=True)
         store.save(store_path)
@@ -157,7 +159,7 @@ def train_diffgan(vae_dir, emopia_dir, data_dirs, store_path, soft_labels, worke
     from emomusic.compose.modelcard import write_diffgan_card
     from emomusic.compose.train import load_vae, sequence_windows
     from emomusic.compose.train import train_diffgan as run
-    from emomusic.paths import REPO_DIR
+    from emomusic.paths import cache_dir as default_cache
 
     if threads:
         torch.set_num_threads(threads)
@@ -178,10 +180,10 @@ def train_diffgan(vae_dir, emopia_dir, data_dirs, store_path, soft_labels, worke
     if soft_labels and unlabelled.any():
         from emomusic.compose.softlabel import soft_labels as label
 
-        soft = label(store, wins, which=unlabelled, cache_dir=cache_dir or REPO_DIR / ".cache", workers=workers)
+        soft = label(store, wins, which=unlabelled, cache_dir=cache_dir or default_cache(), workers=workers)
     command = _command_line("diffgan")
     res = run(store, vae_dir, out_dir, cfg, steps=steps, device=device, seed=seed, resume=resume,
-              max_minutes=max_minutes, meta={"command": command}, cache_dir=cache_dir or REPO_DIR / ".cache", soft=soft,
+              max_minutes=max_minutes, meta={"command": command}, cache_dir=cache_dir or default_cache(), soft=soft,
               init_from=init_from)
     if not res.is_main:  # another process of a multi-process run: the main one writes the files
         return
@@ -204,9 +206,9 @@ def train_diffgan(vae_dir, emopia_dir, data_dirs, store_path, soft_labels, worke
 @click.option("--resume/--no-resume", default=True, show_default=True, help="Continue from OUT's training state if present.")
 @click.option("--val-share", type=float, default=0.04, show_default=True,
               help="Share of training *songs* held out for a validation loss (EMOPIA val is never used).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option(help="Random seed.")
 @click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
-              help="Token cache folder (default: .cache/ in the repository).")
+              help="Token cache folder (default: EMOMUSIC_CACHE, .cache/ in a source checkout, else ~/.cache/emomusic).")
 def train_baseline(data_dir, out_dir, preset, steps, batch_size, max_minutes, device, threads, resume, val_share, seed, cache_dir):
     """Train the autoregressive REMI transformer baseline on EMOPIA train clips."""
     if steps is not None and steps < 1:
@@ -220,14 +222,14 @@ def train_baseline(data_dir, out_dir, preset, steps, batch_size, max_minutes, de
     import torch
 
     from emomusic.compose.baseline import BaselineConfig, load_emopia_tokens, make_tokenizer, train_baseline as run
-    from emomusic.paths import REPO_DIR
+    from emomusic.paths import cache_dir as default_cache
 
     if threads:
         torch.set_num_threads(threads)
     if device == "cuda" and not torch.cuda.is_available():
         raise EmomusicError("--device cuda: no CUDA device is available")
     tok = make_tokenizer()
-    data = load_emopia_tokens(data_dir, tok, "train", cache_dir=cache_dir or REPO_DIR / ".cache")
+    data = load_emopia_tokens(data_dir, tok, "train", cache_dir=cache_dir or default_cache())
     # song-disjoint hold-out: EMOPIA clip names are Qn_<songid>_<k>.mid
     songs = sorted({name[3:].rsplit("_", 1)[0] for _, _, name in data})
     import numpy as np

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from emomusic.cli.common import echo_json, json_option
+from emomusic.cli.common import echo_json, json_option, seed_option
 
 
 @click.command("melody")
@@ -18,7 +18,7 @@ from emomusic.cli.common import echo_json, json_option
 @click.option("--lr", type=float, default=None, help="Peak learning rate (default 3e-4; 1e-3 for debug).")
 @click.option("--eval-every", type=int, default=250, show_default=True)
 @click.option("--save-every", type=int, default=500, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option(help="Random seed.")
 @click.option("--threads", type=int, default=1, show_default=True, help="torch CPU threads.")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint in -o (weights, optimizer, step).")
 @click.option("--output", "-o", type=click.Path(path_type=Path), required=True, help="Checkpoint folder.")

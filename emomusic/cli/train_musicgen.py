@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from emomusic.cli.common import echo_json, json_option
+from emomusic.cli.common import echo_json, json_option, seed_option
 from emomusic.errors import EmomusicError
 
 
@@ -42,7 +42,7 @@ def _command_line(ctx: click.Context) -> str:
 @click.option("--max-tracks", type=int, default=None, help="Use only the first N usable tracks.")
 @click.option("--cond-dropout", type=float, default=0.1, show_default=True, help="Share of examples trained without text (keeps guidance working).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option(help="Random seed.")
 @click.option("--save-every", type=int, default=None, help="Also save the adapter every N steps (atomic).")
 @click.option("--resume", is_flag=True, help="Continue from the adapter in -o (LoRA weights and step count).")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")

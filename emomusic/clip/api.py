@@ -26,7 +26,10 @@ MAX_SECONDS = 3600.0
 TARGET_LOUDNESS_DB = -20.0
 
 
-def _validate(emotion, seconds, sample_rate, guidance) -> None:
+def _validate(emotion, seconds, sample_rate, guidance, seed=0) -> None:
+    from emomusic.validation import check_seed
+
+    check_seed(seed)  # one rule everywhere (2**70 overflowed inside torch)
     if not isinstance(emotion, Emotion):
         raise EmomusicError(f"generate_clip needs an Emotion, got {type(emotion).__name__}")
     try:
@@ -106,7 +109,7 @@ def generate_clip(
     real models, and 1/6 of it as overlap). ``info`` (a dict) receives the prompt and details.
     Returns ``(audio (frames, channels) float32, sample_rate)``.
     """
-    _validate(emotion, seconds, sample_rate, guidance)
+    _validate(emotion, seconds, sample_rate, guidance, seed)
     from emomusic.clip.melody import load_melody, piece_chroma
     from emomusic.clip.prompt import build_prompt
 

@@ -87,6 +87,26 @@ def _read_config(folder: Path) -> dict:
     return data
 
 
+def check_safetensors(path: Path) -> None:
+    """Cheaply check that ``path`` is a safetensors file (an 8-byte header length, then a
+    JSON header): a pickle, a truncated download or any other file gets one line here."""
+    import struct
+
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            n = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
+            if not 2 <= n <= min(100 << 20, size - 8):
+                raise ValueError("no safetensors header")
+            header = json.loads(fh.read(n).decode("utf-8"))
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a JSON object")
+    except (OSError, ValueError, struct.error) as exc:
+        why = "it looks like a pickle, which is never loaded" if head[:1] == b"\x80" or head[:2] == b"PK" else str(exc)
+        raise CheckpointError(f"{path} is not a valid safetensors file ({why})") from None
+
+
 def check_model_folder(path: str | os.PathLike) -> tuple[Path, str]:
     """Validate a checkpoint folder cheaply (no torch): returns (folder, model_type)."""
     folder = Path(path)
@@ -98,9 +118,14 @@ def check_model_folder(path: str | os.PathLike) -> tuple[Path, str]:
     mt = data.get("model_type")
     if mt not in MODEL_TYPES:
         raise CheckpointError(f"{folder} holds a {mt!r} model, not MusicGen (model_type musicgen or musicgen_melody)")
-    weights = list(folder.glob("*.safetensors")) + list(folder.glob("*.bin"))
+    weights = sorted(folder.glob("*.safetensors"))
     if not weights:
+        if list(folder.glob("*.bin")) or list(folder.glob("*.pt")) or list(folder.glob("*.pth")):
+            raise CheckpointError(f"{folder} has only pickle weights (*.bin); emomusic loads safetensors only "
+                                  "(convert them, or download the model's model.safetensors)")
         raise CheckpointError(f"{folder} has no weights (model.safetensors)")
+    for w in weights:
+        check_safetensors(w)
     if not ((folder / "tokenizer.json").is_file() or (folder / "spiece.model").is_file()):
         raise CheckpointError(f"{folder} has no tokenizer (tokenizer.json or spiece.model)")
     return folder, mt
@@ -171,10 +196,13 @@ def load_model(
         else:
             raise CheckpointError(f"{src} holds a {mt!r} model, not MusicGen")
         try:
-            net = cls.from_pretrained(target, local_files_only=local_only, dtype=dtype or torch.float32)
+            net = cls.from_pretrained(target, local_files_only=local_only, dtype=dtype or torch.float32,
+                                      use_safetensors=True)
             tok = AutoTokenizer.from_pretrained(target, local_files_only=local_only)
-        except (OSError, ValueError, RuntimeError) as exc:
-            raise CheckpointError(f"cannot load MusicGen from {src}: {str(exc).splitlines()[0]}") from None
+        except Exception as exc:  # OSError, ValueError, RuntimeError, SafetensorError, ...
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise CheckpointError(f"cannot load MusicGen from {src}: {first}") from None
+    _check_codebooks(net, src)
     net.eval()
     net.to(device)
     cfg_dict = config.to_dict()
@@ -204,6 +232,25 @@ def load_model(
         chroma_length=chroma_length,
         fingerprint=config_fingerprint(cfg_dict),
     )
+
+
+def _check_codebooks(net, src: str) -> None:
+    """The EnCodec of a checkpoint must yield as many codebooks per frame as its decoder
+    predicts; otherwise generation fails deep inside attention with a size mismatch."""
+    codec_cfg = net.config.audio_encoder
+    dec_cfg = net.decoder.config
+    bandwidths = list(getattr(codec_cfg, "target_bandwidths", None) or [])
+    quantizer = getattr(getattr(net, "audio_encoder", None), "quantizer", None)
+    if quantizer is None or not hasattr(quantizer, "get_num_quantizers_for_bandwidth"):
+        return
+    per_channel = int(quantizer.get_num_quantizers_for_bandwidth(bandwidths[0] if bandwidths else None))
+    channels = int(getattr(dec_cfg, "audio_channels", 1) or 1)
+    expected = int(dec_cfg.num_codebooks)
+    if per_channel * channels != expected:
+        raise CheckpointError(
+            f"{src}: its EnCodec yields {per_channel * channels} codebooks per frame ({per_channel} x {channels} "
+            f"channel(s)) but its decoder expects {expected}; audio_encoder and decoder do not belong together"
+        )
 
 
 def _feature_extractor_settings(target: str, local_only: bool) -> dict:

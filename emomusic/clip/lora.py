@@ -92,15 +92,22 @@ def read_adapter_meta(folder: str | os.PathLike) -> dict:
             raise CheckpointError(f"{folder} is not a LoRA adapter: it has no {name}")
     try:
         peft_cfg = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise CheckpointError(f"{folder / 'adapter_config.json'} is not valid JSON: {exc}") from None
+    if not isinstance(peft_cfg, dict):
+        raise CheckpointError(f"{folder / 'adapter_config.json'} is not an adapter config (not a JSON object)")
+    from emomusic.clip.loading import check_safetensors
+
+    check_safetensors(folder / "adapter_model.safetensors")
     meta_path = folder / ADAPTER_META
     meta = {}
     if meta_path.is_file():
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise CheckpointError(f"{meta_path} is not valid JSON: {exc}") from None
+        if not isinstance(meta, dict):
+            raise CheckpointError(f"{meta_path} is not adapter metadata (not a JSON object)")
     meta.setdefault("base_model", peft_cfg.get("base_model_name_or_path"))
     meta["peft"] = peft_cfg
     return meta
@@ -150,8 +157,9 @@ def load_adapter(loaded, folder: str | os.PathLike, trainable: bool = False):
     try:
         with quiet_transformers():
             model = PeftModel.from_pretrained(loaded.model, str(folder), is_trainable=trainable)
-    except (ValueError, RuntimeError, KeyError, OSError) as exc:
-        raise CheckpointError(f"cannot load adapter {folder}: {str(exc).splitlines()[0]}") from None
+    except Exception as exc:  # ValueError, RuntimeError, KeyError, OSError, SafetensorError, ...
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise CheckpointError(f"cannot load adapter {folder}: {first}") from None
     model.eval()
     loaded.model = model
     loaded.adapter = str(folder)

@@ -18,8 +18,10 @@ import numpy as np
 
 from emomusic.emotion import Emotion, parse_emotion
 from emomusic.errors import CheckpointError, EmomusicError
-from emomusic.piece import KeySignature, Marker, Note, Piece, Tempo, TimeSignature, Track
+from emomusic.form import FormPlan, resolve_form
+from emomusic.piece import KeySignature, Marker, Note, Piece, Tempo, TimeSignature, Track, without_overlaps
 
+from .repeats import generate_with_form, note_repeats
 from .representation import notes_to_segments, segments_to_notes
 
 SECTION_BARS = 4  # a marker (and, when the emotion moves, a template section) every 4 bars
@@ -318,13 +320,25 @@ def _notes_to_mode(notes: Sequence[Note], emotion: Emotion) -> list[Note]:
     return list(notes) if choice is None else choice[0][0]
 
 
+def with_form(piece: Piece, plan: FormPlan) -> Piece:
+    """The finished piece with the plan's cadences (in the key it ends up in, after the
+    template) and its section markers before the emotion markers at the same beat."""
+    from .cadence import apply_cadences
+
+    out = apply_cadences(piece, plan)
+    for t in out.tracks:  # still one voice per key after the cadence chords
+        t.notes = without_overlaps(t.notes)
+    out.markers = sorted(plan.markers(out.time_signature.bar_beats) + list(out.markers), key=lambda m: m.beat)
+    return out
+
+
 MAX_RESAMPLES = 4  # extra draws for pieces that decode to fewer notes than bars
 
 
 def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: int = 16, n: int = 1, seed: int = 0,
             steps: int = 4, guidance: float | None = None, tempo: float | None = None, key: KeySignature | None = None,
             apply_template: bool = True, checkpoint: str | Path | None = None, progress: bool = False,
-            threshold: float | None = None, texture: bool = True) -> list[Piece]:
+            threshold: float | None = None, form: "str | FormPlan | None" = None, texture: bool = True) -> list[Piece]:
     """Compose ``n`` multi-track piano pieces of ``bars`` bars for ``emotion`` (morphing to ``to``).
 
     ``guidance`` None uses the checkpoint's default classifier-free guidance scale (1 = off).
@@ -336,8 +350,15 @@ def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: in
     ``key`` as given).
     ``threshold``: onset probability threshold of the VAE decoder (default: the checkpoint's,
     raised for calm emotions when ``texture`` is on, see ``texture.calm_threshold``).
+    ``form``: the musical form (:func:`emomusic.form.resolve_form`): None picks one by length
+    and emotion (16 bars: AABA), ``"none"`` is through-composed (no repeats, no planned
+    cadences), else a string such as ``"AABA"`` / ``"AA'BA"`` or a :class:`FormPlan`. Repeated
+    sections reuse their first statement's latents (:mod:`emomusic.compose.repeats`), phrases
+    end on the plan's cadences (:mod:`emomusic.compose.cadence`), and the sections are marked
+    (markers ``A``, ``A'``, ``B`` ... beside the emotion markers).
     ``texture`` adds a harmony-aware piano accompaniment (left-hand patterns by arousal, chord
-    tones under the melody; :func:`emomusic.compose.texture.add_texture`) to the generated notes.
+    tones under the melody, the plan's cadence chords; :func:`emomusic.compose.texture.add_texture`)
+    to the generated notes.
     """
     emotion = parse_emotion(emotion)
     target = parse_emotion(to) if to is not None else None
@@ -361,13 +382,14 @@ def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: in
             raise EmomusicError(f"tempo must be between 20 and 300 BPM, got {tempo}")
     if key is not None and not isinstance(key, KeySignature):
         raise EmomusicError(f"key must be a KeySignature, got {type(key).__name__}")
+    plan = resolve_form(form, bars, emotion)
     eng = ComposeEngine.load(checkpoint)
     if steps > eng.model.cfg.timesteps:
         raise EmomusicError(f"this model was trained with {eng.model.cfg.timesteps} denoising steps; use steps 1..{eng.model.cfg.timesteps}")
     S = int(math.ceil(bars / eng.segment_bars))
     emos = emotion_path(emotion, target, S)
     conds = np.array([[e.as_tuple() for e in emos]] * n, dtype=np.float32)
-    lat = eng.generate(conds, seed=seed, steps=steps, guidance=guidance, progress=progress)
+    lat = generate_with_form(eng, conds, plan, seed=seed, steps=steps, guidance=guidance, progress=progress)
     pieces = []
     moving = target is not None and target.as_tuple() != emotion.as_tuple()
     label = f"{emotion}" + (f" -> {target}" if moving else "")
@@ -375,7 +397,7 @@ def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: in
         from .texture import calm_threshold
 
         threshold = calm_threshold(eng.vae.cfg.decode_threshold, _mean(emos))
-    all_notes = list(eng.decode(lat, threshold=threshold))
+    all_notes = [note_repeats(nt, plan, eng.segment_bars) for nt in eng.decode(lat, threshold=threshold)]
     best = np.array(lat, copy=True)
     # A sample can decode to (almost) nothing; redraw those with derived seeds so no one gets
     # an empty file. Deterministic: the same seed gives the same redraws.
@@ -383,8 +405,9 @@ def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: in
         sparse = [i for i, nt in enumerate(all_notes) if len(nt) < bars]
         if not sparse:
             break
-        lat2 = eng.generate(conds[sparse], seed=seed + 7919 * attempt, steps=steps, guidance=guidance)
+        lat2 = generate_with_form(eng, conds[sparse], plan, seed=seed + 7919 * attempt, steps=steps, guidance=guidance)
         for j, (i, nt) in enumerate(zip(sparse, eng.decode(lat2, threshold=threshold))):
+            nt = note_repeats(nt, plan, eng.segment_bars)
             if len(nt) > len(all_notes[i]):
                 all_notes[i] = nt
                 best[i] = lat2[j]
@@ -395,7 +418,8 @@ def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: in
         base = eng.vae.cfg.decode_threshold if threshold is None else float(threshold)
         for i, roll in zip(sparse, eng.decode_rolls(best[sparse])):
             onset = np.sort(roll[:, 0].ravel())
-            all_notes[i] = segments_to_notes(roll, eng.vae.cfg, min(base, float(onset[-bars])))
+            all_notes[i] = note_repeats(segments_to_notes(roll, eng.vae.cfg, min(base, float(onset[-bars]))), plan,
+                                        eng.segment_bars)
     for i, notes in enumerate(all_notes):
         if apply_template and key is not None:
             # a fixed key: choose the mode first, then to_piece transposes to key (or its relative)
@@ -405,13 +429,13 @@ def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: in
             p = _apply_template(p, emos, moving, eng.segment_bars * 4.0, mode=key is None)
             if tempo:
                 p.tempos = [Tempo(float(tempo), 0.0)]
+        for t in p.tracks:  # one voice per key, as a MIDI file holds it (so counts agree with the file)
+            t.notes = without_overlaps(t.notes)
         pieces.append(p)
-    if texture:  # piano texture around the generated notes; the form plan gives its cadence bars
-        from emomusic.form import resolve_form
-
+    if texture:  # piano texture around the generated notes, on the plan's chords at its cadences
         from .texture import add_texture
 
-        plan = resolve_form(None, bars, emotion)
         pieces = [add_texture(p, emos, form=plan, seed=seed + i, segment_beats=eng.segment_bars * 4.0)
                   for i, p in enumerate(pieces)]
-    return pieces
+    # the form's cadences (in the key the template left) and section markers come last
+    return [with_form(p, plan) for p in pieces]

@@ -37,7 +37,7 @@ from emomusic.piece import Marker, Note, Piece, Tempo, TimeSignature, Track
 
 TOKENIZER_FILE = "remi.json"
 PIANO_TOP = 108
-# REMI settings shared by the baseline (tokenizers/remi.json is written from these).
+# REMI settings shared by the baseline (emomusic/tokenizers/remi.json is written from these).
 REMI_SETTINGS = dict(
     pitch_range=(21, 109),
     beat_res={(0, 4): 8, (4, 12): 4},
@@ -122,7 +122,7 @@ def make_tokenizer(path: str | os.PathLike | None = None):
 
 
 def write_tokenizer_config(path: str | os.PathLike | None = None) -> Path:
-    """Write ``tokenizers/remi.json`` (or ``path``) from :data:`REMI_SETTINGS`."""
+    """Write ``emomusic/tokenizers/remi.json`` (or ``path``) from :data:`REMI_SETTINGS`."""
     import miditok
 
     from emomusic.atomic import atomic_path
@@ -427,7 +427,7 @@ class Baseline:
 
     @classmethod
     def load(cls, directory: str | os.PathLike | None = None, device: str = "cpu") -> "Baseline":
-        """Rebuild from ``config.json`` and load ``model.safetensors`` (default: checkpoints/baseline)."""
+        """Rebuild from ``config.json`` and load ``model.safetensors`` (default: emomusic/checkpoints/baseline)."""
         from safetensors.torch import load_file
 
         directory = Path(directory) if directory else checkpoint_path("baseline")
@@ -565,7 +565,7 @@ _CACHE: dict[str, Baseline] = {}
 
 
 def load_baseline(checkpoint: str | os.PathLike | None = None, device: str = "cpu") -> Baseline:
-    """Load (and cache) a baseline checkpoint; default the shipped ``checkpoints/baseline``."""
+    """Load (and cache) a baseline checkpoint; default the shipped ``emomusic/checkpoints/baseline``."""
     path = str(Path(checkpoint) if checkpoint else checkpoint_path("baseline"))
     key = f"{path}@{device}"
     if key not in _CACHE:
@@ -813,7 +813,7 @@ def write_model_card(out_dir: str | os.PathLike, result: TrainResult, *, command
 
 The autoregressive baseline of the symbolic engine (EMOPIA / midi-emotion approach): a
 decoder-only transformer over miditok REMI tokens (`tokenizer.json`, same settings as
-`tokenizers/remi.json`), conditioned on continuous (valence, arousal) embedded into a vector at
+`emomusic/tokenizers/remi.json`), conditioned on continuous (valence, arousal) embedded into a vector at
 position 0 (condition dropout {cfg.cond_dropout}, so classifier-free guidance works).
 
 - Architecture: {cfg.n_layers} layers, d_model {cfg.d_model}, {cfg.n_heads} heads, FF {cfg.d_ff},

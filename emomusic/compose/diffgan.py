@@ -183,10 +183,14 @@ class DiffusionGAN(nn.Module):
     @torch.no_grad()
     def sample(self, cond: torch.Tensor, n: int | None = None, generator: torch.Generator | None = None,
                steps: int | None = None, guidance: float | None = None, known: torch.Tensor | None = None,
-               known_mask: torch.Tensor | None = None, valence_guidance: float | None = None) -> torch.Tensor:
+               known_mask: torch.Tensor | None = None, valence_guidance: float | None = None,
+               init: torch.Tensor | None = None, start: int | None = None) -> torch.Tensor:
         """Normalised latents (B, L, D). ``cond``: (B, L, 2), (L, 2) or (2,) (broadcast to ``n``).
 
-        ``valence_guidance`` (default: the config's) adds ``w * (x0(v, a) - x0(-v, a))``."""
+        ``valence_guidance`` (default: the config's) adds ``w * (x0(v, a) - x0(-v, a))``.
+        ``init`` (B, L, D) with ``start`` (a trained timestep 1..T): begin from ``init`` re-noised
+        to ``start`` and run only the steps from there (SDEdit: a variation of ``init`` that
+        keeps more of it the lower ``start`` is)."""
         cfg = self.cfg
         steps = cfg.timesteps if steps is None else steps
         guidance = cfg.guidance if guidance is None else float(guidance)
@@ -206,6 +210,12 @@ class DiffusionGAN(nn.Module):
             raise EmomusicError(f"at most {cfg.seq_len} segments per window, got {L}")
         ks = Schedule(cfg.timesteps, cfg.beta_min, cfg.beta_max).set_timesteps(steps)
         x = torch.randn(b, L, cfg.latent_dim, generator=generator, device=dev)
+        if init is not None:
+            if start is None or not 1 <= int(start) <= cfg.timesteps:
+                raise EmomusicError(f"start must be a timestep in 1..{cfg.timesteps}, got {start!r}")
+            ks = [k for k in ks if k < int(start)]
+            ks = [int(start)] + ks
+            x = self.schedule.q_sample(init.to(dev), torch.full((b,), int(start), dtype=torch.long, device=dev), x)
         for i, k in enumerate(ks):
             if known is not None:
                 kt = torch.full((b,), k, dtype=torch.long, device=dev)

@@ -275,6 +275,28 @@ def _fills(melody: Sequence[Note], chords: Sequence[Chord], snd: _Sounding, emot
     return out
 
 
+def _repeat_sections(added: list[Note], generated: Sequence[Note], form: "FormPlan", bar: float) -> list[Note]:
+    """A repeated section (same label as its first statement) gets the first statement's added
+    notes in every bar but its last (the cadence), where its generated notes are the same, so a
+    repeat sounds as a repeat; variations and new sections keep their own."""
+    def rel(notes: Sequence[Note], lo: float, hi: float) -> set:
+        return {(n.pitch, round(n.start - lo, 3)) for n in notes if lo - 1e-6 <= n.start < hi - 1e-6}
+
+    out = list(added)
+    for i, sec in enumerate(form.sections):
+        j = form.first_statement(i)
+        if j is None or form.role(i) != "repeat":
+            continue
+        src = form.sections[j]
+        span = (min(sec.bars, src.bars) - 1) * bar
+        lo_src, lo = src.start_bar * bar, sec.start_bar * bar
+        if span <= 0 or rel(generated, lo_src, lo_src + span) != rel(generated, lo, lo + span):
+            continue
+        out = [n for n in out if not lo - 1e-6 <= n.start < lo + span - 1e-6]
+        out += [replace(n, start=n.start - lo_src + lo) for n in added if lo_src - 1e-6 <= n.start < lo_src + span - 1e-6]
+    return sorted(out, key=lambda n: (n.start, n.pitch))
+
+
 def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "FormPlan | None" = None, seed: int = 0,
                 segment_beats: float = 8.0, fill: bool = True, pedal: bool = True) -> Piece:
     """``piece`` with a harmony-aware accompaniment for ``emotion`` (see the module doc).
@@ -409,6 +431,9 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
                 new_notes.append(nt)
 
     fills = _fills(melody, chords, snd, emotions, segment_beats, bar, win, total, rng) if fill else []
+    if form is not None and not form.through_composed:
+        new_notes = _repeat_sections(new_notes, melody + accomp, form, bar)
+        fills = _repeat_sections(fills, melody + accomp, form, bar)
 
     mel_map = {n: n for n in melody}
     acc_map = {n: n for n in accomp}

@@ -58,6 +58,8 @@ def read_piece(path: str | os.PathLike, fmt: str | None = None, allow_empty: boo
         raise EmomusicError(f"no such file: {path}")
     if path.is_dir():
         raise EmomusicError(f"{path} is a folder, not a music file")
+    if not path.is_file():  # a device, pipe or socket: reading could block or never end
+        raise EmomusicError(f"{path} is not a regular file")
     if path.stat().st_size == 0:
         raise PieceFormatError(f"{path} is empty")
     if f == "midi":

@@ -24,6 +24,7 @@ they are restored here (see :func:`_parse_with_music21`).
 from __future__ import annotations
 
 import re
+import threading
 from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
@@ -341,35 +342,54 @@ def write_abc(piece: Piece, path: str | Path, title: str | None = None, grid: fl
 _CHORD_NOTE = re.compile(r"([_=^]*[A-Ga-g][,']*)[\d/]*(-?)")
 
 
-@contextmanager
-def _chord_ties_patch():
-    """music21's ABC translator drops ties on chords (``[CE]2-`` and ``[C-E]2``); mark
-    them on the chord's notes while we parse."""
+_PATCH_LOCK = threading.Lock()
+_PATCH_STATE = threading.local()  # .active: this thread is reading ABC through read_abc / abc_to_piece
+
+
+def _install_chord_ties_patch() -> None:
+    """music21's ABC translator drops ties on chords (``[CE]2-`` and ``[C-E]2``). A wrapper of
+    its ``parseABCNote`` marks them on the chord's notes, but only in a thread that is inside
+    :func:`_chord_ties_patch`: installed once (under a lock), never swapped back and forth, so
+    reads in other threads (melody validation, a web server's workers) see music21 as it is."""
     from music21 import tie
     from music21.abcFormat import ABCChord, translate
 
-    original = translate.parseABCNote
-
-    def patched(t, dst):
-        before = len(dst._elements) + len(getattr(dst, "_endElements", []))
-        original(t, dst)
-        if not isinstance(t, ABCChord) or len(dst._elements) <= before - len(getattr(dst, "_endElements", [])):
+    with _PATCH_LOCK:
+        if getattr(translate.parseABCNote, "_emomusic_chord_ties", False):
             return
-        c = dst._elements[-1]
-        if not hasattr(c, "notes") or not c.notes:
-            return
-        inner = t.src[t.src.find("[") + 1: t.src.find("]")] if "[" in t.src else ""
-        per_note = [m.group(2) == "-" for m in _CHORD_NOTE.finditer(inner)]
-        whole = t.tie in ("start", "continue")
-        for i, n in enumerate(c.notes):
-            if whole or (i < len(per_note) and per_note[i]):
-                n.tie = tie.Tie("start")
+        original = translate.parseABCNote
 
-    translate.parseABCNote = patched
+        def patched(t, dst):
+            before = len(dst._elements) + len(getattr(dst, "_endElements", []))
+            original(t, dst)
+            if not getattr(_PATCH_STATE, "active", False):
+                return
+            if not isinstance(t, ABCChord) or len(dst._elements) <= before - len(getattr(dst, "_endElements", [])):
+                return
+            c = dst._elements[-1]
+            if not hasattr(c, "notes") or not c.notes:
+                return
+            inner = t.src[t.src.find("[") + 1: t.src.find("]")] if "[" in t.src else ""
+            per_note = [m.group(2) == "-" for m in _CHORD_NOTE.finditer(inner)]
+            whole = t.tie in ("start", "continue")
+            for i, n in enumerate(c.notes):
+                if whole or (i < len(per_note) and per_note[i]):
+                    n.tie = tie.Tie("start")
+
+        patched._emomusic_chord_ties = True
+        translate.parseABCNote = patched
+
+
+@contextmanager
+def _chord_ties_patch():
+    """Chord ties are kept while this thread parses ABC inside the block."""
+    _install_chord_ties_patch()
+    was = getattr(_PATCH_STATE, "active", False)
+    _PATCH_STATE.active = True
     try:
         yield
     finally:
-        translate.parseABCNote = original
+        _PATCH_STATE.active = was
 
 
 def _voice_headers(text: str) -> list[tuple[str, str | None, int | None]]:
@@ -520,20 +540,115 @@ def _dedupe(tempos: list[Tempo]) -> list[Tempo]:
     return out
 
 
+# Bounds checked before music21 sees a tune (a corrupt metre or unit length made it hang or
+# take gigabytes): metres up to 64 beats over a power of two, unit lengths between 1/512
+# and a whole note, tempi and tuplet numbers within sane ranges, at most
+# emomusic.limits.MAX_BEATS beats per voice.
+_FIELD = re.compile(r"^[ \t]*([MLQ]):([^\n%]*)|\[([MLQ]):([^\]\n]*)\]?", re.M)
+_POW2 = {2**i for i in range(10)}
+MAX_NOTE_BEATS = 64  # one written note: 16 bars of 4/4 (longer ones are written tied)
+MAX_NOTE_DIVISION = 128
+
+
+def _bad_field(source: str, field: str, value: str, why: str) -> PieceFormatError:
+    return PieceFormatError(f"cannot read {source} as ABC: {why} ({field}:{value.strip()[:40]})")
+
+
+def _unit_length(value: str) -> Fraction | None:
+    m = re.fullmatch(r"\s*(\d{1,4})\s*(?:/\s*(\d{1,4}))?\s*", value)
+    if not m:
+        return None
+    num, den = int(m.group(1)), int(m.group(2) or 1)
+    if num < 1 or den not in _POW2 or not Fraction(1, 512) <= Fraction(num, den) <= 1:
+        return None
+    return Fraction(num, den)
+
+
+def check_abc_bounds(text: str, source: str = "ABC text") -> None:
+    """Refuse, in one line, ABC whose fields or lengths would make parsing unbounded."""
+    from emomusic.limits import MAX_BEATS
+
+    units = [Fraction(1, 8)]
+    for m in _FIELD.finditer(text):
+        field, value = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+        v = value.strip()
+        if field == "M":
+            if v in ("", "C", "C|", "none", "NONE", "None"):
+                continue
+            mm = re.fullmatch(r"\(?\s*(\d{1,3}(?:\s*\+\s*\d{1,3})*)\s*\)?\s*/\s*(\d{1,3})", v)
+            if not mm:
+                raise _bad_field(source, field, value, "unsupported metre")
+            num = sum(int(x) for x in re.findall(r"\d+", mm.group(1)))
+            if not 1 <= num <= 64 or int(mm.group(2)) not in _POW2 or int(mm.group(2)) > 64:
+                raise _bad_field(source, field, value, "metre out of range (1..64 beats of 1/1..1/64)")
+        elif field == "L":
+            u = _unit_length(v)
+            if u is None:
+                raise _bad_field(source, field, value, "unit note length must be 1/512 .. 1 (a power-of-two fraction)")
+            units.append(u)
+        else:  # Q: tempo
+            nums = [int(x) for x in re.findall(r"\d+", v[:200])]
+            if any(x > 10000 for x in nums) or re.search(r"=\s*0*(?:\D|$)", v):
+                raise _bad_field(source, field, value, "tempo out of range")
+    unit = max(units) * 4  # in beats (quarter notes); the largest unit bounds every voice
+    longest = Fraction(MAX_NOTE_BEATS)
+    voices = set(re.findall(r"^[ \t]*V:[ \t]*(\S+)|\[V:[ \t]*([^\]\s]+)", text, re.M)) or {("1", "")}
+    music = "\n".join(line.split("%", 1)[0] for line in text.splitlines()
+                      if line.strip() and not re.match(r"^[ \t]*(?:%|[A-Za-z]:)", line))
+    beats = Fraction(0)
+    for t in re.finditer(r"\((\d+)", re.sub(r'"[^"]*"', "", music)):
+        if int(t.group(1)[:7]) > 64:
+            raise PieceFormatError(f"cannot read {source} as ABC: tuplet of {t.group(1)[:7]} notes (at most 64)")
+    # music21 reads any letter, even an accidental alone, as a note ("L4354" or "^7811" is a
+    # note thousands of units long): every number in the music is a length or a division
+    bare = re.sub(r'"[^"]*"|![^!\n]*!|\+[^+\n]*\+|\[[A-Za-z]:[^\]\n]*\]?', " ", music)
+    for t in re.finditer(r"(/*)(\d+)", bare):
+        n = int(t.group(2)[:7])
+        if (n > MAX_NOTE_DIVISION) if t.group(1) else (unit * n > longest):
+            raise PieceFormatError(
+                f"cannot read {source} as ABC: note length {t.group(0)[:20]!r} is out of range "
+                f"(at most {MAX_NOTE_BEATS} beats, divided at most by {MAX_NOTE_DIVISION})"
+            )
+    for t in _LENGTH.finditer(music):
+        if t.group(1) is None:
+            continue
+        num = int(t.group(1)[:7]) if t.group(1) else 1
+        den = int(t.group(3)[:7]) if t.group(3) else 2 ** min(len(t.group(2)), 30)
+        if unit * num > longest or den > MAX_NOTE_DIVISION:
+            # music21 splits a long note into tied notes bar by bar (a 2,000-beat note took
+            # minutes) and chokes on tiny divisions: no real tune has either
+            raise PieceFormatError(
+                f"cannot read {source} as ABC: note length {t.group(0).strip()[:20]!r} is out of range "
+                f"(at most {MAX_NOTE_BEATS} beats, divided at most by {MAX_NOTE_DIVISION})"
+            )
+        beats += unit * num
+        if beats > MAX_BEATS * len(voices):
+            raise PieceFormatError(f"cannot read {source} as ABC: the tune is too long (over {MAX_BEATS:.0f} beats)")
+
+
+_LENGTH = re.compile(r'"[^"]*"|![^!\n]*!|\+[^+\n]*\+|\[[A-Za-z]:[^\]\n]*\]?|(?:[A-Za-z][,\']*|\])(\d*)(/*)(\d*)')
+
+
 def abc_to_piece(text: str, source: str = "ABC text") -> Piece:
     """Parse ABC text (the first tune when there are several)."""
+    from emomusic.limits import MAX_ABC_BYTES, PARSE_SECONDS, check_file_size, check_piece_size, time_limit
+
     if not isinstance(text, str) or not text.strip():
         raise PieceFormatError(f"{source} is empty")
     if not re.search(r"^\s*K:", text, re.M):
         raise PieceFormatError(f"cannot read {source} as ABC: no K: (key) header line")
     first = _first_tune(text)
-    score = _parse_with_music21(first, source)
-    try:
-        piece = music21_to_piece(score, _voice_headers(first))
-    except PieceFormatError:
-        raise
-    except Exception as exc:
-        raise PieceFormatError(f"cannot read {source} as ABC: {type(exc).__name__}: {exc}"[:300]) from None
+    check_file_size(source, len(first), MAX_ABC_BYTES, "ABC")
+    check_abc_bounds(first, source)
+    with time_limit(PARSE_SECONDS, f"cannot read {source} as ABC: parsing took longer than {PARSE_SECONDS:.0f} s"):
+        score = _parse_with_music21(first, source)
+        try:
+            piece = music21_to_piece(score, _voice_headers(first))
+        except PieceFormatError:
+            raise
+        except Exception as exc:
+            raise PieceFormatError(f"cannot read {source} as ABC: {type(exc).__name__}: {exc}"[:300]) from None
+    check_piece_size(piece, source)
     bodies = _voice_bodies(first)
     if bodies:
         markers, _ = _scan_body(bodies[0], first)
@@ -628,8 +743,11 @@ def _with_dynamic(n: Note, marks: list[tuple[float, int]]) -> Note:
 
 
 def read_abc(path: str | Path) -> Piece:
+    from emomusic.limits import MAX_ABC_BYTES, check_file_size
+
     path = Path(path)
     try:
+        check_file_size(path, path.stat().st_size, 4 * MAX_ABC_BYTES, "ABC")  # several tunes: the first is read
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         raise PieceFormatError(f"cannot read {path}: {exc.strerror or exc}") from None

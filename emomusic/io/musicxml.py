@@ -2,14 +2,16 @@
 
 Writing builds a music21 Score: one part per pitched track with its instrument (General
 MIDI program) and name; tempo marks, key signatures (with mode) and time signatures at
-their positions; emotion markers as text expressions. Notes are quantised to a grid
+their positions; emotion markers as text expressions, section markers (``A``, ``A'``, ``B`` ...
+from a :class:`~emomusic.form.FormPlan`) as rehearsal marks. Notes are quantised to a grid
 (default a sixteenth), overlapping notes in one track become tied chords (music21's
 ``chordify``), and measures and bar-line ties are made by music21. Drum tracks are
 written as parts on MIDI channel 10 with pitched noteheads (readers that cannot show
 percussion still get the rhythm).
 
 Reading uses music21's MusicXML parser; ties (chord ties included) are merged into single
-notes, and parts become tracks with their instrument's program.
+notes, parts become tracks with their instrument's program, and rehearsal marks become
+markers again.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from pathlib import Path
 
 from emomusic.atomic import atomic_path
 from emomusic.errors import EmomusicError, PieceFormatError
-from emomusic.piece import Piece
+from emomusic.form import is_section_label
+from emomusic.piece import Marker, Piece
 
 
 def piece_to_score(piece: Piece, title: str | None = None, grid: float = 0.25):
@@ -59,7 +62,8 @@ def piece_to_score(piece: Piece, title: str | None = None, grid: float = 0.25):
             for tp in piece.tempos or []:
                 flat.insert(q(tp.beat), tempo.MetronomeMark(number=round(tp.bpm, 2), referent=1.0))
             for m in piece.markers:
-                flat.insert(min(q(m.beat), max(0.0, q(end) - grid)), expressions.TextExpression(m.text))
+                mark = expressions.RehearsalMark(m.text) if is_section_label(m.text) else expressions.TextExpression(m.text)
+                flat.insert(min(q(m.beat), max(0.0, q(end) - grid)), mark)
         for n in track.notes:
             s = q(n.start)
             d = max(grid, q(n.end) - s)
@@ -131,18 +135,50 @@ def read_musicxml(path: str | Path) -> Piece:
 
     from emomusic.io.abc import music21_to_piece
 
+    from emomusic.limits import MAX_MUSICXML_BYTES, PARSE_SECONDS, check_file_size, check_piece_size, time_limit
+
     path = Path(path)
     try:
-        score = music21.converter.parse(str(path), format="musicxml", forceSource=True)
-    except Exception as exc:
-        msg = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise PieceFormatError(f"cannot read {path} as MusicXML: {msg[:200]}") from None
-    if isinstance(score, music21.stream.Opus):
-        if not len(score.scores):
-            raise PieceFormatError(f"cannot read {path} as MusicXML: no score found")
-        score = score.scores[0]
-    try:
-        piece = music21_to_piece(score)
+        size = path.stat().st_size
+        check_file_size(path, size, MAX_MUSICXML_BYTES, "MusicXML")
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        if head.startswith(b"PK"):  # compressed .mxl: bound what it unpacks to (no zip bombs)
+            import zipfile
+
+            with zipfile.ZipFile(path) as z:
+                check_file_size(path, sum(i.file_size for i in z.infolist()), MAX_MUSICXML_BYTES, "MusicXML (unpacked)")
+    except PieceFormatError:
+        raise
     except Exception as exc:
         raise PieceFormatError(f"cannot read {path} as MusicXML: {type(exc).__name__}: {exc}"[:300]) from None
+    with time_limit(PARSE_SECONDS, f"cannot read {path} as MusicXML: parsing took longer than {PARSE_SECONDS:.0f} s"):
+        try:
+            score = music21.converter.parse(str(path), format="musicxml", forceSource=True)
+        except Exception as exc:
+            msg = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise PieceFormatError(f"cannot read {path} as MusicXML: {msg[:200]}") from None
+        if isinstance(score, music21.stream.Opus):
+            if not len(score.scores):
+                raise PieceFormatError(f"cannot read {path} as MusicXML: no score found")
+            score = score.scores[0]
+        try:
+            piece = music21_to_piece(score)
+            piece.markers = sorted(_rehearsal_marks(score) + piece.markers, key=lambda m: m.beat)
+        except Exception as exc:
+            raise PieceFormatError(f"cannot read {path} as MusicXML: {type(exc).__name__}: {exc}"[:300]) from None
+    check_piece_size(piece, path)
     return piece
+
+
+def _rehearsal_marks(score) -> list[Marker]:
+    """The first part's rehearsal marks (section markers) as markers."""
+    from music21 import expressions
+
+    parts = list(score.parts) if hasattr(score, "parts") and len(score.parts) else [score]
+    out = []
+    for rm in parts[0].flatten().getElementsByClass(expressions.RehearsalMark):
+        text = str(rm.content or "").strip()
+        if text:
+            out.append(Marker(text, float(rm.offset)))
+    return out

@@ -362,10 +362,9 @@ def quadrant_counts(tunes: Iterable[CanonTune]) -> dict[str, int]:
 
 
 def cache_dir() -> Path:
-    from emomusic.paths import REPO_DIR
+    from emomusic.paths import cache_dir as root
 
-    env = os.environ.get("EMOMUSIC_CACHE")
-    return Path(env) / "melody" if env else REPO_DIR / ".cache" / "melody"
+    return root() / "melody"
 
 
 def _fingerprint(files: list[Path]) -> str:

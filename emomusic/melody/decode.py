@@ -30,14 +30,21 @@ tokens. Each tune has its own ``torch.Generator``, so a tune depends on its seed
 from __future__ import annotations
 
 import math
+import random
+from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 from emomusic.melody.notation import (
     CHORD_QUALITIES, DURATIONS, METERS, PITCH_MAX, PITCH_MIN, Chord, Key, chord_pitches,
 )
 from emomusic.melody.tokenizer import N_PREFIX, Controls, Tokenizer
+
+if TYPE_CHECKING:  # pragma: no cover
+    from emomusic.form import FormPlan
 
 # Krumhansl & Kessler (1982) probe-tone profiles, tonic first
 KK_MAJOR = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
@@ -78,6 +85,62 @@ class TuneSpec:
     duration_bias: dict = field(default_factory=dict)  # sixteenths -> logit bonus (density control)
     harmony: bool = True  # mode-aware chord palette, tonic chord first and last, chord tones under new chords
     darkness: float = 0.0  # 0..1 (from negative valence): extra weight on minor chords, less on major colour chords
+    form: "FormPlan | None" = None  # sections, repeats and cadences (None or through-composed: no form)
+    variation: float = 0.5  # share of a varied repeat's inner bars that are sampled anew (0 = copied)
+
+    @property
+    def has_form(self) -> bool:
+        return self.form is not None and not self.form.through_composed
+
+    def cadence_at(self, bar_index: int) -> str | None:
+        """The cadence ending in bar ``bar_index`` ("half" / "authentic"), or None. Without a form
+        only the last bar closes (on the tonic), as before form existed."""
+        if not self.has_form:
+            return "authentic" if bar_index >= self.bars - 1 else None
+        sec = self.form.sections[self.form.section_at_bar(bar_index)]
+        if bar_index == sec.end_bar - 1 and sec.cadence != "none":
+            return sec.cadence
+        return None
+
+    def cadence_pitch_classes(self, kind: str) -> set[int]:
+        """Where a phrase may end: the tonic (authentic) or a tone of the dominant chord (half:
+        degree 5, the leading tone, degree 2)."""
+        t = self.key.tonic
+        if kind == "authentic":
+            return {t}
+        allowed = self.allowed_pitch_classes()
+        return {pc for pc in ((t + 7) % 12, (t + 11) % 12, (t + 10) % 12, (t + 2) % 12) if pc in allowed} or {(t + 7) % 12}
+
+    def cadence_units(self) -> int:
+        """How long (sixteenths) the note that closes a phrase lasts at least: half the bar's beats,
+        rounded up (a half note in 4/4 and 3/4, a dotted quarter in 6/8)."""
+        units, beat = METERS[self.meter]
+        return min(units, beat * math.ceil(units // beat / 2))
+
+    def bar_plan(self, bar_index: int, rng: random.Random) -> int | None:
+        """The earlier bar that bar ``bar_index`` copies, or None to sample it. A plain repeat copies
+        its first statement bar for bar (its last bar is sampled anew when its cadence differs); a
+        varied repeat (A') keeps its first bar, samples ``variation`` of its inner bars anew and
+        always closes differently; a new section is sampled."""
+        if not self.has_form:
+            return None
+        i = self.form.section_at_bar(bar_index)
+        j = self.form.first_statement(i)
+        if j is None:
+            return None
+        sec, first = self.form.sections[i], self.form.sections[j]
+        offset = bar_index - sec.start_bar
+        if offset >= first.bars:
+            return None
+        src = first.start_bar + offset
+        last = bar_index == sec.end_bar - 1
+        if self.form.role(i) == "repeat":
+            return None if last and (sec.cadence != first.cadence or offset != first.bars - 1) else src
+        if offset == 0:
+            return src
+        if last:
+            return None
+        return None if rng.random() < self.variation else src
 
     def tonic_chord(self) -> Chord:
         t, th = self.key.tonic, self.third_pc()
@@ -88,22 +151,32 @@ class TuneSpec:
 
     def chord_palette(self, bar_index: int | None = None) -> dict[Chord, float]:
         """Chord -> logit bonus for the chords offered in bar ``bar_index`` (0-based)."""
-        where = None if bar_index is None else ("last" if bar_index >= self.bars - 1 else
-                                                 "cadence" if bar_index == self.bars - 2 else "inner")
+        if bar_index is None:
+            where = None
+        elif self.has_form:
+            here, after = self.cadence_at(bar_index), self.cadence_at(bar_index + 1)
+            where = ("last" if here == "authentic" else "half" if here == "half" else
+                     "cadence" if after == "authentic" else "inner")
+        else:
+            where = "last" if bar_index >= self.bars - 1 else "cadence" if bar_index == self.bars - 2 else "inner"
         cache = self.__dict__.setdefault("_palettes", {})
         if where not in cache:
-            cache[where] = self._palette(bar_index)
+            cache[where] = self._palette(where)
         return dict(cache[where])
 
-    def _palette(self, bar_index: int | None) -> dict[Chord, float]:
+    def _palette(self, where: str | None) -> dict[Chord, float]:
         fits = self.allowed_pitch_classes()
         diatonic = [c for c in _ALL_CHORDS if {p % 12 for p in chord_pitches(c)} <= fits]
         if not self.harmony:
             return {c: 0.0 for c in diatonic}
-        last = bar_index is not None and bar_index >= self.bars - 1
-        if last:
+        if where == "last":
             return {self.tonic_chord(): 0.0}
         t = self.key.tonic
+        if where == "half":  # a half cadence rests on the dominant
+            qualities = ("", "7") if self.key.mode in ("major", "minor") else ("", "7", "m")  # no minor v in minor
+            dom = {c: 0.0 for c in diatonic if c[0] == (t + 7) % 12 and c[1] in qualities}
+            if dom:
+                return dom
         if self.key.mode in ("minor", "major"):
             table = MINOR_PALETTE if self.key.mode == "minor" else MAJOR_PALETTE
             out = {((t + off) % 12, q): b for (off, q), b in table.items()}
@@ -116,7 +189,7 @@ class TuneSpec:
                     out[c] += self.darkness
                 elif c[1] in ("", "7") and c[0] not in (t, (t + 7) % 12):
                     out[c] -= self.darkness
-        if bar_index is not None and bar_index == self.bars - 2:
+        if where == "cadence":
             for q in ("", "7"):
                 if ((t + 7) % 12, q) in out:
                     out[((t + 7) % 12, q)] += CADENCE_BONUS
@@ -149,7 +222,7 @@ class TuneSpec:
         """Logit bonus per pitch class steering the running, duration-weighted pitch-class
         histogram ``hist`` toward :meth:`target_profile`: under-used degrees are favoured,
         over-used ones held back (``tonal_bias`` * log ratio, clipped to +-2)."""
-        target = self.target_profile()
+        target = self.__dict__.get("_target") or self.__dict__.setdefault("_target", self.target_profile())
         total = sum(hist) + prior
         out = {}
         for pc, t in target.items():
@@ -180,6 +253,10 @@ class _State:
     notes: int = 0
     done: bool = False
     tokens: list[int] = field(default_factory=list)
+    bar_start: int = 0  # index in tokens where the current bar began
+    bar_tokens: list = field(default_factory=list)  # the tokens of every finished bar (BAR included)
+    planned: int = -1  # the bar whose plan (copy or sample) has been made
+    forced: deque = field(default_factory=deque)  # tokens to write next without sampling (a copied bar)
 
     def piece_hist(self) -> list[float]:
         """Sounding time per pitch class of the whole piece so far (melody + chord track), what
@@ -206,8 +283,9 @@ class Grammar:
         tok, spec = self.tok, st.spec
         bar_units, beat = METERS[spec.meter]
         if st.pending_dur is not None:
-            final = st.bars_done == spec.bars - 1 and st.pos + st.pending_dur == bar_units
-            pcs = {spec.key.tonic} if final else spec.allowed_pitch_classes()
+            cadence = spec.cadence_at(st.bars_done) if st.pos + st.pending_dur == bar_units else None
+            final = cadence is not None  # the note that closes a phrase: no rest, a cadence tone
+            pcs = spec.cadence_pitch_classes(cadence) if final else spec.allowed_pitch_classes()
             lo, hi = max(PITCH_MIN, spec.low), min(PITCH_MAX, spec.high)
             if st.last_pitch is not None:
                 lo, hi = max(lo, st.last_pitch - spec.max_leap), min(hi, st.last_pitch + spec.max_leap)
@@ -261,6 +339,13 @@ class Grammar:
         else:
             chords = []
         ds = [d for d in DURATIONS if d <= remaining and (d >= spec.min_duration or d == remaining)]
+        if spec.has_form and spec.cadence_at(st.bars_done) is not None:
+            # a phrase lands on a long note: leave room for at least cadence_units at the bar's end
+            hold = spec.cadence_units()
+            landing = [d for d in ds if d == remaining or d <= remaining - hold]
+            if not landing:
+                landing = [d for d in DURATIONS if d == remaining or d <= remaining - hold]
+            ds = landing or ds
         if not ds:
             ds = [d for d in DURATIONS if d <= remaining]
         ids = chords + [tok.dur_ids[d] for d in ds]
@@ -277,6 +362,8 @@ class Grammar:
             st.bars_done += 1
             st.pos = 0
             st.chord_here = False
+            st.bar_tokens.append(st.tokens[st.bar_start:])
+            st.bar_start = len(st.tokens)
         elif t in tok.id_to_chord:
             st.chord_here = True
             st.chord = st.sounding = tok.id_to_chord[t]
@@ -296,66 +383,98 @@ class Grammar:
                 st.hist[st.last_pitch % 12] += dur
 
 
-def _filter_sample(logits: torch.Tensor, allowed: list[int], s: Sampling, gen: torch.Generator,
+def _filter_sample(logits, allowed: list[int], s: Sampling, gen: torch.Generator,
                    bias: list[float] | None = None) -> int:
-    """Sample one token from ``logits`` (V,) restricted to ``allowed`` (plus ``bias``)."""
+    """Sample one token from ``logits`` (V,) (numpy or torch) restricted to ``allowed`` (plus ``bias``)."""
     if len(allowed) == 1:
         return allowed[0]
-    idx = torch.tensor(allowed, dtype=torch.long)
-    lg = logits[idx].float()
+    lg = np.asarray(logits, dtype=np.float64)[allowed]
     if bias is not None:
-        lg = lg + torch.tensor(bias, dtype=torch.float32)
+        lg = lg + np.asarray(bias, dtype=np.float64)
     lg = lg / max(s.temperature, 1e-5)
-    k = min(s.top_k, lg.numel()) if s.top_k and s.top_k > 0 else lg.numel()
-    vals, order = torch.topk(lg, k)
-    probs = torch.softmax(vals, dim=0)
+    k = min(s.top_k, lg.size) if s.top_k and s.top_k > 0 else lg.size
+    order = np.argsort(-lg, kind="stable")[:k]
+    vals = lg[order]
+    probs = np.exp(vals - vals[0])
+    probs /= probs.sum()
     if 0 < s.top_p < 1:
-        cum = torch.cumsum(probs, dim=0)
-        keep = (cum - probs) < s.top_p  # always keeps the first
-        probs = probs * keep
-        probs = probs / probs.sum()
+        cum = np.cumsum(probs)
+        probs = probs * ((cum - probs) < s.top_p)  # always keeps the first
+        probs /= probs.sum()
     u = torch.rand((), generator=gen).item()
-    cum = torch.cumsum(probs, dim=0)
-    j = int(torch.searchsorted(cum, torch.tensor(u * float(cum[-1]))).clamp(max=len(probs) - 1))
+    cum = np.cumsum(probs)
+    j = min(int(np.searchsorted(cum, u * cum[-1])), len(probs) - 1)
     return allowed[int(order[j])]
+
+
+def _plan_bar(st: _State, rng: random.Random) -> None:
+    """At the start of a bar, queue the tokens of the earlier bar it copies (if the form says so)."""
+    if st.done or st.forced or st.pos or st.pending_dur is not None or st.planned == st.bars_done:
+        return
+    if st.bars_done >= st.spec.bars:
+        return
+    st.planned = st.bars_done
+    src = st.spec.bar_plan(st.bars_done, rng)
+    if src is not None and src < len(st.bar_tokens):
+        st.forced.extend(st.bar_tokens[src])
 
 
 @torch.no_grad()
 def sample_tunes(model, tok: Tokenizer, specs: list[TuneSpec], sampling: Sampling | None = None) -> list[list[int]]:
-    """Token sequences (prefix included) for ``specs``, decoded together as one batch."""
+    """Token sequences (prefix included) for ``specs``, decoded together as one batch.
+
+    Bars that the form repeats are copied from their first statement (their tokens still go
+    through the grammar and the model, so what follows continues from them); a lone tune
+    feeds a copied bar to the model in one step.
+    """
     sampling = sampling or Sampling()
     model.eval()
     grammar = Grammar(tok)
     states = [_State(s) for s in specs]
     gens = [torch.Generator().manual_seed(int(s.seed) & 0x7FFFFFFFFFFFFFFF) for s in specs]
+    rngs = [random.Random(int(s.seed) ^ 0x5EED) for s in specs]
     prefix = torch.tensor([tok.prefix(s.key, s.meter, s.controls) for s in specs], dtype=torch.long)
     for st, row in zip(states, prefix.tolist()):
         st.tokens = list(row)
+        st.bar_start = len(st.tokens)
     context = model.config.context
-    logits, cache = model(prefix, torch.arange(N_PREFIX), cache=None)
+    from emomusic.melody.fastlm import numpy_twin
+
+    lm = numpy_twin(model)  # the same maths as model.forward, less overhead per step
+    logits, cache = lm.forward(prefix.numpy(), np.arange(N_PREFIX), cache=None)
     last = logits[:, -1, :]
     t = N_PREFIX
     drop_chunk = max(1, context // 4)
     max_steps = max(s.bars for s in specs) * (max(METERS[s.meter][0] for s in specs) * 3 + 1) + 2
+    single = len(states) == 1
     for _ in range(max_steps):
         nxt = []
         for i, st in enumerate(states):
             if st.done:
-                nxt.append(tok.pad)
+                nxt.append([tok.pad])
+                continue
+            _plan_bar(st, rngs[i])
+            if st.forced:
+                run = list(st.forced) if single else [st.forced[0]]
+                for choice in run:
+                    st.forced.popleft()
+                    grammar.advance(st, choice)
+                nxt.append(run)
                 continue
             a, bias = grammar.allowed(st)
             choice = _filter_sample(last[i], a, sampling, gens[i], bias)
             grammar.advance(st, choice)
-            nxt.append(choice)
+            nxt.append([choice])
         if all(st.done for st in states):
             break
-        if cache[0][0].shape[2] >= context:  # slide the window, keep the control prefix
-            cut = N_PREFIX + drop_chunk
-            cache = [(torch.cat([k[:, :, :N_PREFIX], k[:, :, cut:]], 2), torch.cat([v[:, :, :N_PREFIX], v[:, :, cut:]], 2))
+        T = len(nxt[0])  # > 1 only for a lone tune writing a copied bar
+        if cache[0][0].shape[2] + T > context:  # slide the window, keep the control prefix
+            cut = N_PREFIX + max(drop_chunk, cache[0][0].shape[2] + T - context)
+            cache = [(np.concatenate([k[:, :, :N_PREFIX], k[:, :, cut:]], 2), np.concatenate([v[:, :, :N_PREFIX], v[:, :, cut:]], 2))
                      for k, v in cache]
-        logits, cache = model(torch.tensor(nxt, dtype=torch.long)[:, None], torch.tensor([t]), cache=cache)
+        logits, cache = lm.forward(np.asarray(nxt, dtype=np.int64), np.arange(t, t + T), cache=cache)
         last = logits[:, -1, :]
-        t += 1
+        t += T
     for st in states:
         if not st.done:
             raise RuntimeError("decoder did not finish a tune (grammar bug)")

@@ -51,14 +51,19 @@ class MelodyLMConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-def _rope(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-    """Rotary embedding of ``x`` (B, H, T, D) at positions ``pos`` (T,)."""
-    d = x.shape[-1]
-    inv = 1.0 / (10000 ** (torch.arange(0, d, 2, device=x.device, dtype=torch.float32) / d))
+def _rope_angles(pos: torch.Tensor, d: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """(cos, sin) of the rotary angles for positions ``pos`` (T,) or (B, T), head size ``d``:
+    computed once per forward pass and shared by every layer."""
+    inv = 1.0 / (10000 ** (torch.arange(0, d, 2, device=pos.device, dtype=torch.float32) / d))
     ang = pos.to(torch.float32)[..., None] * inv  # (T, D/2) or (B, T, D/2)
     if ang.dim() == 3:
         ang = ang[:, None]  # (B, 1, T, D/2): per-sequence positions
-    cos, sin = ang.cos().to(x.dtype), ang.sin().to(x.dtype)
+    return ang.cos().to(dtype), ang.sin().to(dtype)
+
+
+def _rope(x: torch.Tensor, pos: torch.Tensor, angles: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """Rotary embedding of ``x`` (B, H, T, D) at positions ``pos`` (T,)."""
+    cos, sin = angles if angles is not None else _rope_angles(pos, x.shape[-1], x.dtype)
     x1, x2 = x[..., 0::2], x[..., 1::2]
     out = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
     return out.flatten(-2)
@@ -76,11 +81,11 @@ class Block(nn.Module):
         self.drop = nn.Dropout(c.dropout)
         self.p = c.dropout
 
-    def forward(self, x, pos, cache=None):
+    def forward(self, x, pos, cache=None, angles=None):
         B, T, C = x.shape
         q, k, v = self.qkv(self.ln1(x)).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2) for t in (q, k, v))
-        q, k = _rope(q, pos), _rope(k, pos)
+        q, k = _rope(q, pos, angles), _rope(k, pos, angles)
         if cache is not None:
             k = torch.cat([cache[0], k], dim=2)
             v = torch.cat([cache[1], v], dim=2)
@@ -116,9 +121,10 @@ class MelodyLM(nn.Module):
         if cache is not None and pos.dim() != 1:
             raise ValueError("cached decoding takes one position row for the whole batch")
         x = self.embed(idx)
+        angles = _rope_angles(pos, self.config.d_model // self.config.n_heads, x.dtype)
         new = []
         for i, b in enumerate(self.blocks):
-            x, c = b(x, pos, None if cache is None else cache[i])
+            x, c = b(x, pos, None if cache is None else cache[i], angles)
             new.append(c)
         logits = self.head(self.ln_f(x))
         return logits, new

@@ -284,12 +284,53 @@ _LEN = {1: "/2", 2: "", 3: "3/2", 4: "2", 6: "3", 8: "4", 12: "6", 16: "8", 24: 
 _ACC = {-2: "__", -1: "_", 0: "=", 1: "^", 2: "^^"}
 
 
-def abc_body(tune: CanonTune, bars_per_line: int = 4, dynamic: str | None = None) -> str:
+def repeat_layout(tune: CanonTune, form=None) -> list[tuple[int, str, str]]:
+    """How the bars of ``tune`` are written: (bar index, mark before the bar, bar line after it).
+
+    Without a form (or a through-composed one) every bar is written once. With a form, a
+    section played twice in a row (A A, B B) is written once between repeat signs
+    ``|: ... :|``; when only its last bar differs the two closings become first and second
+    endings (``|1 ... :|2 ...``), as folk tunes are written. Sections that come back later or
+    varied (A', the last A of AABA) are written out."""
+    n = len(tune.bars)
+    plain = [(i, "", "|") for i in range(n)]
+    if form is None or getattr(form, "through_composed", True) or form.bars != n:
+        if plain:
+            plain[-1] = (n - 1, "", "|]")
+        return plain
+    out: list[tuple[int, str, str]] = []
+    secs = form.sections
+    i = 0
+    while i < len(secs):
+        a = secs[i]
+        b = secs[i + 1] if i + 1 < len(secs) else None
+        same = (b is not None and b.letter == a.letter and b.bars == a.bars
+                and tune.bars[a.start_bar:a.end_bar - 1] == tune.bars[b.start_bar:b.end_bar - 1])
+        if same and a.bars >= 2:
+            body = list(range(a.start_bar, a.end_bar - 1))
+            if tune.bars[a.end_bar - 1] == tune.bars[b.end_bar - 1]:  # an exact repeat
+                out += [(k, "|:" if j == 0 else "", "|") for j, k in enumerate(body)]
+                out.append((a.end_bar - 1, "|:" if not body else "", ":|"))
+            else:  # first and second endings
+                out += [(k, "|:" if j == 0 else "", "|") for j, k in enumerate(body)]
+                out.append((a.end_bar - 1, "[1", ":|"))
+                out.append((b.end_bar - 1, "[2", "|"))
+            i += 2
+            continue
+        out += [(k, "", "|") for k in range(a.start_bar, a.end_bar)]
+        i += 1
+    k, mark, line = out[-1]
+    out[-1] = (k, mark, "|]" if line == "|" else line)
+    return out
+
+
+def abc_body(tune: CanonTune, bars_per_line: int = 4, dynamic: str | None = None, form=None) -> str:
     sig = tune.key.signature()
     beat = METERS[tune.meter][1] if tune.meter in METERS else 4
-    lines, line = [], []
+    texts: list[str] = []
     first = True
-    for i, bar in enumerate(tune.bars):
+    for k, mark, end in repeat_layout(tune, form):
+        bar = tune.bars[k]
         altered: dict[str, int] = {}
         out = []
         pos = 0
@@ -315,29 +356,43 @@ def abc_body(tune: CanonTune, bars_per_line: int = 4, dynamic: str | None = None
             else:
                 out.append(tok)
             pos += dur
-        end = " |]" if i == len(tune.bars) - 1 else " |"
-        line.append(" ".join(out) + end)
-        if len(line) == bars_per_line:
-            lines.append(" ".join(line))
-            line = []
-    if line:
-        lines.append(" ".join(line))
+        text = " ".join(out) + " " + end
+        if mark == "|:":  # the bar line before opens the repeat: "|" -> "|:", ":|" -> ":|:"
+            if texts:
+                texts[-1] = texts[-1] + ":" if texts[-1].endswith(":|") else texts[-1][:-1] + "|:"
+            else:
+                text = "|: " + text
+        elif mark:  # an ending: "[1" / "[2" right after the bar line
+            text = mark + " " + text
+        texts.append(text)
+    lines = [" ".join(texts[i:i + bars_per_line]) for i in range(0, len(texts), bars_per_line)]
     return "\n".join(lines)
 
 
+def written_counts(tune: CanonTune, form=None) -> tuple[int, int, float]:
+    """(bars, notes, quarter notes) as written in the ABC (repeated bars once): what a reader
+    that does not expand repeats sees."""
+    layout = repeat_layout(tune, form)
+    notes = sum(1 for k, _, _ in layout for ev in tune.bars[k] if ev[2] is not None)
+    return len(layout), notes, len(layout) * tune.bar_units / 4
+
+
 def write_abc(tune: CanonTune, *, number: int = 1, tempo: float | None = None, dynamic: str | None = None,
-              comment: str | None = None, program: int | None = None) -> str:
-    """The whole ABC text of ``tune``: headers written here, one per line, then the body."""
+              comment: str | None = None, program: int | None = None, form=None) -> str:
+    """The whole ABC text of ``tune``: headers written here, one per line, then the body (with
+    repeat signs and endings where ``form`` repeats a section, see :func:`repeat_layout`)."""
     tune.check()
     title = re.sub(r"[\r\n]+", " ", tune.title or "Untitled").strip() or "Untitled"
     bpm = tempo if tempo is not None else (tune.tempo or 120.0)
     head = [f"X:{int(number)}", f"T:{title}"]
     if comment:
         head.append("% " + re.sub(r"[\r\n]+", " ", comment))
+    if form is not None and not form.through_composed:
+        head.append(f"% form {form.text}")
     head += [f"M:{tune.meter}", "L:1/8", f"Q:1/4={int(round(bpm))}", f"K:{tune.key.abc}"]
     if program is not None:
         head.append(f"%%MIDI program {int(program)}")
-    return "\n".join(head) + "\n" + abc_body(tune, dynamic=dynamic) + "\n"
+    return "\n".join(head) + "\n" + abc_body(tune, dynamic=dynamic, form=form) + "\n"
 
 
 def duration_fraction(units: int) -> Fraction:

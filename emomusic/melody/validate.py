@@ -20,9 +20,10 @@ def abc2midi_available() -> bool:
 
 
 def check_music21(abc: str, n_bars: int | None = None, n_notes: int | None = None,
-                  quarters: float | None = None) -> str | None:
+                  quarters: float | None = None, expand: bool = False) -> str | None:
     """None if music21 reads ``abc`` as expected (bars, notes, total length in quarter
-    notes, where given), else the reason."""
+    notes, where given), else the reason. ``expand``: count after playing the repeats
+    (``|: :|`` and endings) as a performer would, i.e. the whole tune; else as written."""
     try:
         from music21 import converter
 
@@ -31,6 +32,11 @@ def check_music21(abc: str, n_bars: int | None = None, n_notes: int | None = Non
             score = converter.parse(abc, format="abc")
     except Exception as exc:  # music21 raises many kinds
         return f"music21: {type(exc).__name__}: {exc}"
+    if expand and (":|" in abc or "|:" in abc):
+        try:
+            score = score.expandRepeats()
+        except Exception as exc:
+            return f"music21: cannot expand the repeats: {type(exc).__name__}: {exc}"
     parts = list(score.parts) if hasattr(score, "parts") and len(score.parts) else [score]
     part = parts[0]
     notes = [n for n in part.recurse().notes if not n.duration.isGrace and not getattr(n, "isChordSymbol", False)
@@ -74,5 +80,5 @@ def check_abc2midi(abc: str, timeout: float = 20.0) -> str | None:
 
 
 def check_abc(abc: str, n_bars: int | None = None, n_notes: int | None = None,
-              quarters: float | None = None) -> str | None:
-    return check_music21(abc, n_bars, n_notes, quarters) or check_abc2midi(abc)
+              quarters: float | None = None, expand: bool = False) -> str | None:
+    return check_music21(abc, n_bars, n_notes, quarters, expand) or check_abc2midi(abc)

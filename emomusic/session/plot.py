@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Sequence
 
 from emomusic.emotion import Emotion
-from emomusic.session.planner import SessionPlan
+from emomusic.session.plan import SessionPlan
 
 _QUADRANT_LABELS = {  # in the corners, outside the unit circle
     "Q1": (0.82, 1.04, "Q1 happy / excited"),

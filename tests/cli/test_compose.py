@@ -32,7 +32,7 @@ def test_compose_writes_daw_ready_midi(tmp_path):
     metas = [m for t in mid.tracks for m in t if m.is_meta]
     types = {m.type for m in metas}
     assert {"set_tempo", "time_signature", "key_signature", "marker"} <= types
-    markers = [m.text for m in metas if m.type == "marker"]
+    markers = [m.text for m in metas if m.type == "marker" and m.text.startswith("emotion ")]
     assert len(markers) == 4 and markers[0] == "emotion v=0.70 a=0.60 Q1"
     programs = [m for t in mid.tracks for m in t if m.type == "program_change"]
     assert programs
@@ -50,7 +50,7 @@ def test_compose_n_folder_json_and_morph(tmp_path):
     assert [f.name for f in files] == ["compose_001.mid", "compose_002.mid", "compose_003.mid"]
     info = json.loads(res.output)
     assert info["n"] == 3 and len(info["files"]) == 3
-    texts = [m["text"] for m in info["files"][0]["markers"]]
+    texts = [m["text"] for m in info["files"][0]["markers"] if m["text"].startswith("emotion ")]
     assert len(texts) == 2 and texts[0] != texts[1]
     assert len({tuple(f["markers"][0].values()) for f in info["files"]}) == 1
     assert len({f.read_bytes() for f in files}) == 3  # every piece of a batch is different
@@ -131,3 +131,64 @@ def test_train_commands_validate_before_work(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["train", "vae", "--data", str(tmp_path), "--steps", "0", "-o", str(tmp_path / "v")])
     assert exc.value.code == 2
+
+
+# -- --form (issue #11) --------------------------------------------------------------------------
+def test_form_markers_json_and_defaults(tmp_path):
+    from emomusic.form import FormPlan, form_from_markers
+    from emomusic.io import read_piece
+
+    out = tmp_path / "song.mid"
+    res = _run(["compose", "--mood", "calm", "--form", "AA'BA", "--seed", "3", "--json", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.output)
+    plan = FormPlan.from_dict(info["form"])
+    assert plan.text == "AA'BA" and info["form"]["phrase_bars"] == 4
+    assert [s["cadence"] for s in info["form"]["sections"]] == ["half", "authentic", "half", "authentic"]
+    back = read_piece(out)  # the section markers survive the MIDI file
+    assert form_from_markers(back.markers, back.n_bars).labels == ["A", "A'", "B", "A"]
+    assert sum(m.text.startswith("emotion ") for m in back.markers) == 4  # beside the emotion markers
+    # defaults by length: 16 bars -> 4 phrases of 4 bars, 32 -> phrases of 8
+    for bars, phrase in ((16, 4), (32, 8)):
+        res = _run(["compose", "--mood", "happy", "--bars", str(bars), "--json", "-o", str(tmp_path / f"d{bars}.mid")])
+        assert res.exit_code == 0, res.output
+        form = json.loads(res.output)["form"]
+        assert form["phrase_bars"] == phrase and len(form["sections"]) == 4
+        assert [s["start_bar"] for s in form["sections"]] == [0, phrase, 2 * phrase, 3 * phrase]
+
+
+def test_form_none_and_musicxml_rehearsal_marks(tmp_path):
+    from emomusic.io import read_piece
+
+    res = _run(["compose", "--mood", "sad", "--form", "none", "--json", "-o", str(tmp_path / "n.mid")])
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.output)
+    assert info["form"]["form"] == "none" and len(info["form"]["sections"]) == 1
+    assert all(m["text"].startswith("emotion ") for m in info["files"][0]["markers"])
+    xml = tmp_path / "s.musicxml"
+    res = _run(["compose", "--mood", "sad", "--form", "ABAB", "-o", str(xml)])
+    assert res.exit_code == 0, res.output
+    assert xml.read_text().count("<rehearsal") == 4
+    back = read_piece(xml)
+    assert [(m.text, m.beat) for m in back.markers if not m.text.startswith("emotion ")] == [
+        ("A", 0.0), ("B", 16.0), ("A", 32.0), ("B", 48.0)]
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--form", "AXB?"], "unknown symbol '?'"),
+    (["--form", "AAB"], "do not divide 16 bars"),
+    (["--form", "ABCDEFGHABCDEFGH"], "too long for 16 bars"),
+    (["--form", "AB", "--bars", "64"], "too short for 64 bars"),
+    (["--form", "A'A"], "varied repeat"),
+    (["--form", "AABA", "--bars", "6"], "do not divide 6 bars"),
+    (["--form", "AABA", "--bars", "6", "--checkpoint", "MISSING"], "do not divide 6 bars"),  # before the model
+])
+def test_bad_form_exits_2_before_loading(tmp_path, capsys, args, msg):
+    args = [str(tmp_path / "none") if a == "MISSING" else a for a in args]
+    out = tmp_path / "o.mid"
+    with pytest.raises(SystemExit) as exc:
+        main(["compose", "--mood", "calm", *args, "-o", str(out)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Error:") and msg in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []

@@ -44,6 +44,56 @@ def test_render_midi_json(tmp_path, midi, sine_sf2, piano_piece):
     assert 0 < info["peak"] < 1.0
     data, sr = sf.read(str(out), always_2d=True)
     assert sr == 44100 and data.shape[1] == 2
+    assert data.shape[0] / sr == pytest.approx(info["seconds"], abs=1e-3)
+    # levelled to -16 LUFS unless the -1 dBTP ceiling stops it first
+    assert info["loudness_target_lufs"] == -16.0 and info["true_peak_dbtp"] <= -0.95
+    assert info["loudness_lufs"] == pytest.approx(-16.0, abs=0.2) or info["true_peak_dbtp"] >= -1.1
+    assert info["synth"] in ("fluidsynth", "numpy")
+
+
+def test_render_options_synth_loudness_reverb(tmp_path, midi, sine_sf2):
+    from emomusic.audio import integrated_lufs
+
+    runner = CliRunner()
+    outs = {}
+    for name, extra in [("dry", ["--loudness", "-30"]), ("wet", ["--loudness", "-30", "--reverb", "0.5"]),
+                        ("off", ["--loudness", "off"])]:
+        out = tmp_path / f"{name}.wav"
+        res = runner.invoke(cli, ["render", str(midi), str(out), "-s", str(sine_sf2), "--synth", "numpy", "--json", *extra])
+        assert res.exit_code == 0, res.output
+        outs[name] = (json.loads(res.output), *sf.read(str(out), always_2d=True))
+    info, dry, sr = outs["dry"]
+    assert info["synth"] == "numpy" and integrated_lufs(dry, sr) == pytest.approx(-30.0, abs=0.1)
+    winfo, wet, _ = outs["wet"]
+    assert wet.shape[0] == pytest.approx(dry.shape[0] + 2 * sr, abs=2)  # the reverb tail
+    def rms(x):
+        return float(np.sqrt(np.mean(np.square(x))))
+
+    tail = wet[dry.shape[0]: dry.shape[0] + sr // 2]  # where the dry render has ended
+    assert rms(tail) > 1e-3 * rms(wet) and rms(wet[-2000:]) < 0.5 * rms(tail)  # a decaying tail
+    oinfo, off, _ = outs["off"]
+    assert oinfo["loudness_target_lufs"] is None and oinfo["loudness_lufs"] != pytest.approx(-16.0, abs=0.5)
+
+
+def test_bad_render_options_exit_2(tmp_path, midi, sine_sf2, capsys):
+    for args, word in [(["--loudness", "loud"], "loudness"), (["--loudness", "0"], "loudness"),
+                       (["--reverb", "2"], "reverb"), (["--synth", "timidity"], "synth")]:
+        assert run_main(["render", midi, tmp_path / "out.wav", "-s", sine_sf2, *args]) == 2
+        assert word in capsys.readouterr().err.lower()
+    assert _no_wav(tmp_path)
+
+
+def test_explicit_fluidsynth_falls_back_with_a_message(tmp_path, midi, sine_sf2, monkeypatch):
+    from emomusic import render_fluidsynth
+
+    monkeypatch.setitem(render_fluidsynth._STATE, "mod", None)  # as if libfluidsynth were missing
+    out = tmp_path / "f.wav"
+    res = CliRunner().invoke(cli, ["render", str(midi), str(out), "-s", str(sine_sf2), "--synth", "fluidsynth", "--json"])
+    assert res.exit_code == 0, res.output
+    assert "FluidSynth is not available" in res.stderr
+    assert json.loads(res.stdout)["synth"] == "numpy"
+    res = CliRunner().invoke(cli, ["render", str(midi), str(tmp_path / "a.wav"), "-s", str(sine_sf2)])
+    assert res.exit_code == 0 and "FluidSynth" not in res.stderr  # auto: silent fallback
 
 
 @pytest.mark.parametrize("ext", [".abc", ".musicxml"])
@@ -56,10 +106,16 @@ def test_render_abc_and_musicxml(tmp_path, piano_piece, sine_sf2, ext):
     assert sf.info(str(out)).samplerate == 22050
 
 
-def test_render_with_default_soundfont(tmp_path, midi):
+def test_render_with_default_soundfont(tmp_path, midi, piano_piece):
+    from emomusic.audio import chroma
+
     out = tmp_path / "d.wav"
     main(["render", str(midi), str(out)])  # success returns normally
-    assert sf.info(str(out)).frames > 0
+    data, sr = sf.read(str(out), always_2d=True)
+    assert piano_piece.duration_seconds <= data.shape[0] / sr <= piano_piece.duration_seconds + 6
+    # the piece is in C major: its scale's pitch classes carry nearly all the chroma energy
+    c = chroma(data, sr).sum(axis=0)
+    assert c[[0, 2, 4, 5, 7, 9, 11]].sum() > 0.85 * c.sum()
 
 
 def _no_wav(folder) -> bool:

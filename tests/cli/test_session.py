@@ -100,6 +100,10 @@ def _exit_code(args):
         (["--from", "anxious", "--to", "calm", "--tolerance", "-1", "--backend", "rules"], "tolerance"),
         (["--from", "anxious", "--to", "calm", "--backend", "rules", "--soundfont", "/no/such.sf2"], "SoundFont"),
         (["--from", "anxious", "--to", "calm", "--plan-out", "p.json"], "--plan-only"),
+        (["--from", "anxious", "--to", "calm", "--seed", "-1"], "seed must be 0"),
+        (["--from", "anxious", "--to", "calm", "--model", "nonexist"], "model not found: nonexist"),
+        (["--from", "anxious", "--to", "calm", "--backend", "melody", "--model", "nonexist"], "model not found"),
+        (["--from", "anxious", "--to", "calm", "--threads", "0", "--backend", "rules"], "threads"),
     ],
 )
 def test_bad_input_exits_2_and_leaves_nothing(tmp_path, capsys, args, message):
@@ -160,3 +164,64 @@ def test_fresh_install_falls_back_to_rules_with_a_warning(tmp_path, monkeypatch)
     assert _exit_code(["session", "--from", "anxious", "--to", "calm", "--backend", "symbolic",
                        "-o", str(tmp_path / "o2")]) == 2
     assert not (tmp_path / "o2").exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--seed", "-1"], "seed must be 0"),
+    (["--model", "nonexist"], "model not found: nonexist"),  # an explicit model is never swapped for rules
+    (["--preset", "anxiety-to-calm", "--seed", "-1"], "seed must be 0"),
+])
+def test_bad_seed_or_model_fail_before_any_build(tmp_path, capsys, monkeypatch, args, message):
+    import emomusic.session.builder as builder
+    import emomusic.session.engines as engines
+
+    def no_build(*a, **k):
+        raise AssertionError("the build started")
+
+    monkeypatch.setattr(builder, "build_session", no_build)
+    monkeypatch.setattr(engines, "with_fallback", no_build)  # not even the backend check runs
+    args = args if "--preset" in args else ["--from", "anxious", "--to", "calm", *args]
+    assert _exit_code(["session", *args, "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Error: ") and message in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_options_derive_from_the_settings():
+    from emomusic.cli.session import session as command
+    from emomusic.session import BuildSettings, PlanSettings
+
+    opts = {o.name: o for o in command.params}
+    assert tuple(opts["backend"].type.choices) == BuildSettings.backends
+    for name in ("max_retries", "tolerance", "sample_rate"):
+        assert opts[name].default == getattr(BuildSettings(), name)
+    for name in ("minutes", "clip_seconds", "match_minutes", "settle_minutes", "seed"):
+        assert f"[default: {getattr(PlanSettings(), name):g}]" in opts[name].help
+
+
+def test_progress_bar_follows_on_clip(tmp_path, monkeypatch):
+    """The CLI's tqdm bar is fed by build_session's on_clip (one step per clip)."""
+    import emomusic.cli.session as cli_session
+
+    steps = []
+
+    class Bar:
+        def __init__(self, total, **kw):
+            steps.append(("total", total))
+
+        def update(self, n):
+            steps.append(("update", n))
+
+        def close(self):
+            steps.append(("close",))
+
+    import tqdm
+
+    monkeypatch.setattr(tqdm, "tqdm", Bar)
+    plan = cli_session._plan("anxious", "calm", (), None, None,
+                             {"minutes": 0.5, "clip_seconds": 10, "match_minutes": None, "settle_minutes": None,
+                              "path_": None, "strategy": None, "heart_rate": None, "seed": None})
+    from emomusic.session import BuildSettings
+
+    cli_session._build(plan, tmp_path / "o", BuildSettings(backend="rules", sample_rate=16000), False, 1, progress=True)
+    assert steps == [("total", 3), ("update", 1), ("update", 1), ("update", 1), ("close",)]

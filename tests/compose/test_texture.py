@@ -45,7 +45,7 @@ def _added(before: Piece, after: Piece) -> list[Note]:
 def test_cadence_bars_get_dominant_and_tonic():
     plan = parse_form("AABA", 16)  # cadences: bar 3 half, 7 authentic, 11 half, 15 authentic
     want = T.cadence_constraints(plan, 32, 2)
-    assert want[6] == want[7] == "V"  # half cadence: V over bar 3
+    assert want[6] == want[7] == "v"  # half cadence: the dominant over bar 3 (V in major)
     assert want[13] == "V" and want[14] == want[15] == "I"  # V - I into bar 7
     assert want[30] == want[31] == "I"  # the final tonic
     # a melody that never outlines V still gets it where the plan asks
@@ -247,3 +247,8 @@ def test_returning_sections_keep_their_pattern():
             return sorted({round(n.start - 16.0 * sec, 3) for n in new if 16.0 * sec <= n.start < 16.0 * sec + 12.0})
 
         assert rhythm(0) == rhythm(1) == rhythm(3) and rhythm(0)
+    # with fills and the pedal: a repeat (same label) sounds as its first statement but for its cadence bar
+    out = T.add_texture(piece, Emotion(0.5, 0.7), form=plan, seed=0)
+    notes = {sec: {(n.pitch, round(n.start - 16.0 * sec, 3)) for n in out.notes if 16.0 * sec <= n.start < 16.0 * sec + 12.0}
+             for sec in range(4)}
+    assert notes[0] == notes[1] == notes[3]

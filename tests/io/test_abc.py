@@ -250,3 +250,37 @@ def test_nottingham_tune_matches_its_midi(shared_data):
     ref = read_piece(mid)
     melody = max(ref.tracks, key=lambda t: sum(n.pitch for n in t.notes) / len(t.notes))
     assert [n.pitch for n in tune.tracks[0].notes][:18] == [n.pitch for n in melody.notes][:18]
+
+
+def test_chord_tie_patch_is_per_thread():
+    """The chord-tie fix acts only in the thread reading through emomusic; music21 parses in
+    other threads at the same time see music21's own behaviour (a server's workers)."""
+    import threading
+
+    from music21 import converter
+
+    from emomusic.io.abc import _chord_ties_patch
+
+    text = "X:1\nT:t\nM:4/4\nL:1/4\nK:C\n[CE]2- [CE]2 |]\n"
+
+    def chord_ties(score):
+        return [n.tie is not None for c in score.recurse().getElementsByClass("Chord") for n in c.notes]
+
+    inside, release, seen = threading.Event(), threading.Event(), {}
+
+    def reader():
+        with _chord_ties_patch():
+            seen["patched"] = chord_ties(converter.parse(text, format="abc"))
+            inside.set()
+            release.wait(30)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    assert inside.wait(30)
+    seen["other thread"] = chord_ties(converter.parse(text, format="abc"))
+    release.set()
+    t.join(30)
+    assert seen["patched"][:2] == [True, True]
+    assert not any(seen["other thread"][:2])
+    piece = abc_to_piece(text)
+    assert [(n.pitch, n.duration) for n in piece.notes] == [(60, 4.0), (64, 4.0)]

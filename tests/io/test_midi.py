@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import mido
+import numpy as np
 import pytest
 
 from emomusic.errors import PieceFormatError
@@ -221,3 +222,111 @@ def test_write_is_atomic_on_failure(tmp_path, piece, monkeypatch):
     with pytest.raises(RuntimeError):
         write_midi(piece, target)
     assert list(tmp_path.iterdir()) == []
+
+
+# -- one voice per key, tracks ending together, pedal and pitch bend ----------------------
+def overlapping_piece() -> Piece:
+    """Same-pitch notes that overlap (as a calm compose piece can produce), a duplicate
+    onset, a repeated note touching its successor, and a second part ending earlier."""
+    notes = [Note(60, 0.0, 2.25, 70), Note(60, 0.5, 0.25, 80), Note(60, 1.0, 1.0, 60),  # overlaps
+             Note(64, 2.0, 1.0, 70), Note(64, 2.0, 0.5, 90),  # same onset twice
+             Note(67, 3.0, 1.0, 70), Note(67, 4.0, 1.0, 70),  # touching: off and on at one tick
+             Note(72, 5.0, 8.0, 50), Note(72, 6.0, 0.5, 50)]
+    return Piece(tracks=[Track("Piano", 0, False, notes), Track("Bass", 33, False, [Note(36, 0.0, 4.0, 70)])],
+                 tempos=[Tempo(90.0)], time_signatures=[TimeSignature(4, 4)], title="overlaps")
+
+
+def test_no_overlapping_same_pitch_notes_and_readers_agree(tmp_path):
+    import pretty_midi
+
+    piece = overlapping_piece()
+    path = tmp_path / "o.mid"
+    write_midi(piece, path)
+    ours = read_midi(path)
+    piano = next(t for t in ours.tracks if t.name == "Piano")
+    # the earlier note is cut at the next onset of its pitch; a duplicate onset is one note
+    c4 = [(n.start, n.duration) for n in piano.notes if n.pitch == 60]
+    assert c4 == [(0.0, 0.5), (0.5, 0.25), (1.0, 1.0)]
+    e4 = [n for n in piano.notes if n.pitch == 64]
+    assert len(e4) == 1 and e4[0].duration == 1.0 and e4[0].velocity == 90
+    assert [(n.start, n.duration) for n in piano.notes if n.pitch == 72] == [(5.0, 1.0), (6.0, 0.5)]
+    for t in ours.tracks:
+        for a, b in zip(t.notes, t.notes[1:]):
+            same = [n for n in t.notes if n.pitch == a.pitch and n is not a and n.start >= a.start]
+            assert all(n.start >= a.end - 1e-9 for n in same)
+    # counts: our reader, pretty_midi and a plain mido note_on count all agree
+    n_ours = sum(len(t.notes) for t in ours.tracks)
+    pm = pretty_midi.PrettyMIDI(str(path))
+    n_pm = sum(len(i.notes) for i in pm.instruments)
+    n_mido = sum(1 for tr in mido.MidiFile(str(path)).tracks for m in tr if m.type == "note_on" and m.velocity > 0)
+    assert n_ours == n_pm == n_mido == 9  # 8 piano (of 9 written) + 1 bass
+    from emomusic.piece import without_overlaps
+
+    assert sum(len(without_overlaps(t.notes)) for t in piece.tracks) == n_ours
+    # and lengths agree between readers (pretty_midi pairs note-offs differently from us)
+    pm_c4 = sorted((n.start, n.end) for i in pm.instruments for n in i.notes if n.pitch == 60)
+    sec = 60.0 / 90.0
+    assert np.allclose(pm_c4, [(s * sec, (s + d) * sec) for s, d in c4], atol=1e-5)
+
+
+def test_note_off_comes_before_note_on_at_one_tick(tmp_path):
+    path = tmp_path / "o.mid"
+    write_midi(overlapping_piece(), path)
+    tr = mido.MidiFile(str(path)).tracks[1]
+    tick, seen = 0, []
+    for m in tr:
+        tick += m.time
+        if m.type in ("note_on", "note_off") and m.note == 67:
+            seen.append((tick, "on" if m.type == "note_on" and m.velocity else "off"))
+    assert seen == [(3 * PPQ, "on"), (4 * PPQ, "off"), (4 * PPQ, "on"), (5 * PPQ, "off")]
+
+
+def test_all_tracks_end_together_at_a_bar_line(tmp_path):
+    path = tmp_path / "o.mid"
+    piece = overlapping_piece()  # the 72 held to beat 13 is cut at 6 by the next 72: ends at 6.5
+    piece.tracks[1].notes.append(Note(40, 9.0, 1.5, 60))  # the bass ends at 10.5: bar 3
+    write_midi(piece, path)
+    mf = mido.MidiFile(str(path))
+    ends = [sum(m.time for m in tr) for tr in mf.tracks]
+    assert len(set(ends)) == 1
+    assert ends[0] == 12 * PPQ  # 10.5 beats rounded up to whole 4/4 bars
+    assert all(tr[-1].type == "end_of_track" for tr in mf.tracks)
+    # a 3/4 change: bars counted from the change
+    piece.time_signatures = [TimeSignature(4, 4), TimeSignature(3, 4, 8.0)]
+    write_midi(piece, path)
+    assert {sum(m.time for m in tr) for tr in mido.MidiFile(str(path)).tracks} == {11 * PPQ}
+
+
+def test_sustain_pedal_and_pitch_bend_round_trip(tmp_path):
+    import pretty_midi
+
+    from emomusic.piece import Pedal, PitchBend
+
+    notes = [Note(60, 0.0, 0.5, 80), Note(64, 1.0, 0.5, 80), Note(67, 2.0, 0.5, 80)]
+    t = Track("Piano", 0, False, notes, pedals=[Pedal(0.0, 1.75), Pedal(2.0, 2.0), Pedal(3.5, 1.0)],
+              bends=[PitchBend(4096, 1.0), PitchBend(0, 2.0), PitchBend(-8192, 2.5)])
+    path = tmp_path / "p.mid"
+    write_midi(Piece(tracks=[t], tempos=[Tempo(120.0)]), path)
+    back = read_midi(path).tracks[0]
+    assert [(p.start, p.duration) for p in back.pedals] == [(0.0, 1.75), (2.0, 2.5)]  # overlapping ones merged
+    assert back.bends == t.bends
+    assert back.bends[0].semitones == pytest.approx(1.0)
+    pm = pretty_midi.PrettyMIDI(str(path))
+    cc = [(round(c.time, 4), c.value) for c in pm.instruments[0].control_changes if c.number == 64]
+    assert cc == [(0.0, 127), (0.875, 0), (1.0, 127), (2.25, 0)]
+    assert [b.pitch for b in pm.instruments[0].pitch_bends] == [4096, 0, -8192]
+    # a piece without pedal writes no CC64 at all
+    write_midi(Piece(tracks=[Track("Piano", 0, False, notes)]), path)
+    assert not any(m.type == "control_change" for tr in mido.MidiFile(str(path)).tracks for m in tr)
+    assert read_midi(path).tracks[0].pedals == [] and read_midi(path).tracks[0].bends == []
+
+
+def test_pedal_held_to_the_end_is_released_there(tmp_path):
+    mf = mido.MidiFile(type=1, ticks_per_beat=PPQ)
+    tr = mido.MidiTrack()
+    tr += [mido.Message("control_change", control=64, value=100, time=0), mido.Message("note_on", note=60, velocity=80, time=0),
+           mido.Message("note_off", note=60, velocity=0, time=PPQ), mido.Message("control_change", control=64, value=90, time=PPQ)]
+    mf.tracks.append(tr)
+    path = tmp_path / "h.mid"
+    mf.save(str(path))
+    assert [(p.start, p.duration) for p in read_midi(path).tracks[0].pedals] == [(0.0, 2.0)]

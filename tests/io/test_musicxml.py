@@ -103,3 +103,25 @@ def test_failed_write_leaves_nothing(tmp_path, piece, monkeypatch):
     with pytest.raises(EmomusicError, match="disk full"):
         write_musicxml(piece, tmp_path / "x.musicxml")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_section_markers_are_rehearsal_marks(tmp_path):
+    from music21 import converter, expressions
+
+    from emomusic.form import form_from_markers, parse_form
+
+    plan = parse_form("AA'BA", 8)
+    mel = [Note(60 + (i % 7), i * 1.0, 1.0) for i in range(32)]
+    p = Piece(tracks=[Track("Melody", 0, False, mel)],
+              markers=plan.markers() + [Marker("emotion v=0.10 a=0.20 Q1", 0.0), Marker("emotion v=0.30 a=0.20 Q1", 16.0)])
+    path = tmp_path / "form.musicxml"
+    write_musicxml(p, path)
+    marks = converter.parse(str(path)).flatten().getElementsByClass(expressions.RehearsalMark)
+    assert [(m.content, float(m.offset)) for m in marks] == [("A", 0.0), ("A'", 8.0), ("B", 16.0), ("A", 24.0)]
+    back = read_musicxml(path)
+    assert sorted((m.beat, m.text) for m in back.markers) == sorted((m.beat, m.text) for m in p.markers)
+    assert form_from_markers(back.markers, 8).labels == ["A", "A'", "B", "A"]
+    # text that is not a section label stays a text expression
+    plain = write_musicxml(Piece(tracks=[Track("x", 0, False, mel)], markers=[Marker("emotion v=0.10 a=0.20 Q1", 0.0)]),
+                           tmp_path / "plain.musicxml")
+    assert "<rehearsal" not in plain.read_text() and "emotion v=0.10" in plain.read_text()

@@ -38,7 +38,7 @@ def test_random_model_always_valid(debug_checkpoint, meter, key):
     for t in tunes:
         assert _bars_full(t) and len(t.canon.bars) == 4
         assert f"K:{parse_key(key).abc}" in t.abc.splitlines() and f"M:{meter}" in t.abc.splitlines()
-        assert check_music21(t.abc, n_bars=4, n_notes=len(t.canon.pitches()), quarters=4 * METERS[meter][0] / 4) is None
+        assert check_music21(t.abc, n_bars=4, n_notes=len(t.canon.pitches()), quarters=4 * METERS[meter][0] / 4, expand=True) is None
         assert check_abc2midi(t.abc) is None
         # the final note is the tonic, and no pitch leaves the key (+ raised 7th in minor)
         assert t.canon.pitches()[-1] % 12 == parse_key(key).tonic
@@ -117,7 +117,7 @@ def test_long_tunes_slide_the_window(debug_checkpoint):
     # debug context is 128 tokens: 32 bars need the sliding key/value window
     (t,) = generate_melodies(Emotion(0.2, 0.9), bars=32, seed=2, meter="2/4", key="D", checkpoint=debug_checkpoint)
     assert len(t.canon.bars) == 32 and _bars_full(t)
-    assert check_music21(t.abc, n_bars=32) is None
+    assert check_music21(t.abc, n_bars=32, expand=True) is None
 
 
 def test_transpose_tune_headers(debug_checkpoint):
@@ -128,13 +128,13 @@ def test_transpose_tune_headers(debug_checkpoint):
         heads = [l for l in u.abc.splitlines() if re.match(r"^[A-Za-z]:", l)]
         assert [h[0] for h in heads] == ["X", "T", "M", "L", "Q", "K"]
         assert heads[-1] == "K:" + parse_key("Ador").transposed(s).abc
-        assert check_music21(u.abc, n_bars=4) is None and check_abc2midi(u.abc) is None
+        assert check_music21(u.abc, n_bars=4, expand=True) is None and check_abc2midi(u.abc) is None
         assert [n.pitch - s for n in u.piece.tracks[0].notes] == [n.pitch for n in t.piece.tracks[0].notes]
 
 
 @pytest.mark.parametrize("kwargs,match", [
     ({"bars": 0}, "bars"), ({"bars": 1.5}, "bars"), ({"n": 0}, "n must"), ({"meter": "5/4"}, "metre"),
-    ({"key": "H"}, "key"), ({"tempo": 5}, "tempo"), ({"seed": "x"}, "seed"),
+    ({"key": "H"}, "key"), ({"tempo": 5}, "tempo"), ({"seed": "x"}, "seed"), ({"seed": -1}, "seed"), ({"seed": 2**32}, "seed"),
 ])
 def test_bad_arguments(debug_checkpoint, kwargs, match):
     with pytest.raises(EmomusicError, match=match):

@@ -301,7 +301,8 @@ def test_no_closed_loop(tmp_path):
 
 
 @pytest.mark.parametrize("kw,msg", [(dict(max_retries=-1), "max retries"), (dict(tolerance=-1), "tolerance"),
-                                    (dict(sample_rate=100), "sample rate"), (dict(threads=0), "threads")])
+                                    (dict(sample_rate=100), "sample rate"), (dict(threads=1), "unknown build setting 'threads'"),
+                                    (dict(soundfont="/no/such.sf2"), "SoundFont not found")])
 def test_bad_settings_leave_nothing(tmp_path, kw, msg):
     with pytest.raises(EmomusicError, match=msg):
         _build(_plan(), tmp_path / "s", **kw)
@@ -435,3 +436,97 @@ def test_session_joins_are_level_bridged(tmp_path):
         raw_jump = abs(rms_db(nxt[:w]) - rms_db(prev[-w:]))
         assert raw_jump > 12
         assert abs(after - before) < raw_jump - 6
+
+
+def test_on_clip_reports_every_clip_also_when_resuming(tmp_path):
+    plan = _plan()
+    out = tmp_path / "s"
+    seen = []
+    with pytest.raises(EmomusicError):
+        _build(plan, out, engine=TinyEngine(fail_at=3), on_clip=lambda d, t, r: seen.append((d, t, r.index)))
+    assert seen == [(1, 6, 1), (2, 6, 2)]
+    seen.clear()
+    _build(plan, out, resume=True, on_clip=lambda d, t, r: seen.append((d, t, r.index)))
+    assert seen == [(k, 6, k) for k in range(1, 7)]
+
+
+def test_settings_object_and_overrides(tmp_path):
+    from emomusic.session import BuildSettings
+
+    settings = BuildSettings(sample_rate=SR, tolerance=3.0, max_retries=0)
+    summary = build_session(_plan(minutes=0.5), tmp_path / "a", settings, engine=TinyEngine(), estimator=target_estimator)
+    assert summary["settings"]["sample_rate"] == SR and summary["settings"]["max_retries"] == 0
+    summary = build_session(_plan(minutes=0.5), tmp_path / "b", settings, engine=TinyEngine(), estimator=target_estimator,
+                            max_retries=2)
+    assert summary["settings"]["max_retries"] == 2 and settings.max_retries == 0  # the object is not changed
+
+
+def test_writers_fill_the_summary_and_the_readme(tmp_path):
+    from emomusic.session.writers import WRITERS, Output
+
+    out = tmp_path / "s"
+    summary = _build(_plan(minutes=0.5), out)
+    assert list(summary["files"]) == [w.key for w in WRITERS]
+    assert json.loads((out / "session.json").read_text())["files"] == summary["files"]
+    readme = (out / "README.md").read_text()
+    fake = Output(None, [], out, out, SR, [], summary, {})
+    for w in WRITERS:
+        assert (out / w.name.rstrip("/")).exists(), w.name
+        line = w.describe(fake) if w.key != "session_wav" else f"`{w.name}`"
+        assert line in readme, w.name
+    assert all(c["files"]["wav"] == f"clips/clip_{c['index']:02d}.wav" for c in summary["clips"])
+
+
+class ThreadsSpy(TinyEngine):
+    def generate(self, req):
+        import torch
+
+        self.threads = torch.get_num_threads()
+        return super().generate(req)
+
+
+def test_the_build_leaves_torch_threads_to_the_caller(tmp_path):
+    torch = pytest.importorskip("torch")
+    from emomusic.session.runtime import torch_threads
+
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        engine = ThreadsSpy()
+        _build(_plan(minutes=0.5), tmp_path / "a", engine=engine)
+        assert engine.threads == 2 and torch.get_num_threads() == 2  # not changed by the library
+        with torch_threads(1, "symbolic"):  # what the CLI does around a build
+            _build(_plan(minutes=0.5), tmp_path / "b", engine=engine)
+        assert engine.threads == 1 and torch.get_num_threads() == 2  # restored
+        with pytest.raises(EmomusicError, match="threads"):
+            with torch_threads(0):
+                pass
+    finally:
+        torch.set_num_threads(old)
+
+
+def test_builds_in_parallel_threads_match_a_sequential_build(tmp_path):
+    """A server runs builds in worker threads: two at once share the engines' caches (SoundFont,
+    estimator, mood table) and still give the same bytes as one build alone."""
+    import threading
+
+    plan = _plan(minutes=1 / 3)  # two clips
+    build_session(plan, tmp_path / "alone", backend="rules", sample_rate=SR)
+    errors = []
+
+    def run(name):
+        try:
+            build_session(plan, tmp_path / name, backend="rules", sample_rate=SR)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(f"t{k}",)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    ref = (tmp_path / "alone" / "session.wav").read_bytes()
+    for k in range(2):
+        assert (tmp_path / f"t{k}" / "session.wav").read_bytes() == ref
+        assert (tmp_path / f"t{k}" / "session.mid").read_bytes() == (tmp_path / "alone" / "session.mid").read_bytes()

@@ -1,0 +1,136 @@
+"""Offline rendering through FluidSynth (libfluidsynth via pyfluidsynth), no audio driver.
+
+FluidSynth is the reference SoundFont 2 player: it implements the parts of the format the
+numpy player (:mod:`emomusic.sf2`) leaves out (modulation envelope, LFOs, modulators, the
+filter swept by them). It is optional: :func:`available` says whether the Python package
+and the shared library load; :mod:`emomusic.render` falls back to the numpy player when not.
+
+The synth runs single-threaded with its own reverb and chorus off (the room reverb of
+:mod:`emomusic.render` is applied to the mix, the same for both players), so the output
+depends only on the events, the SoundFont and the library version: same input, same bytes.
+Events are sent between ``fluid_synth_write_float`` calls at their sample frame (FluidSynth
+applies them at its next 64-frame block).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+
+import numpy as np
+
+from emomusic.errors import EmomusicError
+
+GAIN = 1.42  # synth.gain: measured to give the numpy player's level (docs/benchmarks.md)
+TAIL_S = 6.0  # at most this long after the last event, until every voice has finished
+POLYPHONY = 1024
+
+_STATE: dict[str, object] = {}
+
+
+def _module():
+    """The pyfluidsynth module, or None when it or libfluidsynth is missing (cached)."""
+    if "mod" not in _STATE:
+        try:
+            import fluidsynth  # noqa: PLC0415 - optional, lazy
+
+            fl = fluidsynth._fl  # the loaded libfluidsynth (ctypes CDLL)
+            fn = fl.fluid_synth_write_float
+            fn.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
+                           ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+            fn.restype = ctypes.c_int
+            _STATE["mod"] = fluidsynth
+        except (ImportError, OSError, AttributeError):
+            _STATE["mod"] = None
+    return _STATE["mod"]
+
+
+def available() -> bool:
+    """Whether FluidSynth can be used here (pyfluidsynth and libfluidsynth both load)."""
+    return _module() is not None
+
+
+def render_parts(parts, soundfont: str | Path, sample_rate: int, presets) -> np.ndarray:
+    """Stereo float32 audio of ``parts`` (see :func:`emomusic.render.parts`).
+
+    ``presets`` maps a part to the ``(bank, program)`` to select, so both players choose
+    the same preset from the SoundFont. Every part gets a channel of its own (the synth has
+    as many as needed; presets are selected explicitly, drums included), so parts never share
+    a program, a pedal or a pitch wheel.
+    """
+    fs = _module()
+    if fs is None:
+        raise EmomusicError("FluidSynth is not available (pip install pyfluidsynth; apt-get install libfluidsynth3)")
+    fl = fs._fl
+    settings = {"synth.reverb.active": 0, "synth.chorus.active": 0, "synth.polyphony": POLYPHONY,
+                "synth.cpu-cores": 1}
+    synth = fs.Synth(gain=GAIN, samplerate=float(sample_rate), channels=max(16, len(parts)), **settings)
+    try:
+        sfid = synth.sfload(str(soundfont))
+        if sfid < 0:
+            raise EmomusicError(f"FluidSynth cannot load {soundfont} as a SoundFont")
+        events = []  # (frame, order, kind, channel, a, b)
+        for ch, part in enumerate(parts):
+            bank, program = presets(part)
+            if synth.program_select(ch, sfid, bank, program) != 0:
+                raise EmomusicError(f"FluidSynth has no preset {bank}:{program} in {soundfont}")
+            for start, end, pitch, vel in part.notes:
+                f0 = int(round(start * sample_rate))
+                f1 = max(f0 + 1, int(round(end * sample_rate)))
+                events.append((f0, 4, "on", ch, pitch, vel))
+                events.append((f1, 0, "off", ch, pitch, 0))
+            for down, up in part.pedals:
+                events.append((int(round(down * sample_rate)), 2, "cc", ch, 64, 127))
+                events.append((int(round(up * sample_rate)), 1, "cc", ch, 64, 0))
+            for t, value in part.bends:
+                events.append((int(round(t * sample_rate)), 3, "bend", ch, int(value), 0))
+        events.sort(key=lambda e: (e[0], e[1], e[3], e[4]))
+        last = events[-1][0] if events else 0
+        cap = last + int(TAIL_S * sample_rate)
+        left = np.zeros(cap, dtype=np.float32)
+        right = np.zeros(cap, dtype=np.float32)
+        lp, rp = left.ctypes.data, right.ctypes.data
+        handle = synth.synth
+
+        def write(f0: int, f1: int) -> None:
+            n = f1 - f0
+            if n > 0 and fl.fluid_synth_write_float(handle, n, lp, f0, 1, rp, f0, 1) != 0:
+                raise EmomusicError("FluidSynth failed while rendering")
+
+        cursor = 0
+        for frame, _, kind, ch, a, b in events:
+            write(cursor, frame)
+            cursor = max(cursor, frame)
+            if kind == "on":
+                synth.noteon(ch, a, b)
+            elif kind == "off":
+                synth.noteoff(ch, a)
+            elif kind == "cc":
+                synth.cc(ch, a, b)
+            else:
+                synth.pitch_bend(ch, a)
+        block = 4096  # the release tails: until every voice has finished (or TAIL_S)
+        while cursor < cap and synth.get_active_voice_count() > 0:
+            nxt = min(cap, cursor + block)
+            write(cursor, nxt)
+            cursor = nxt
+        end = max(1, cursor)
+    finally:
+        synth.delete()
+    out = np.stack([left[:end], right[:end]], axis=1)
+    if not np.all(np.isfinite(out)):
+        raise EmomusicError("FluidSynth produced invalid samples")
+    return out
+
+
+def library_version() -> str:
+    """``major.minor.micro`` of the loaded libfluidsynth ("" when unavailable)."""
+    fs = _module()
+    if fs is None:
+        return ""
+    try:
+        a, b, c = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
+        fs.fluid_version(a, b, c)
+        return f"{a.value}.{b.value}.{c.value}"
+    except AttributeError:  # pragma: no cover - every libfluidsynth has fluid_version
+        return "unknown"

@@ -1,0 +1,168 @@
+"""The files of a session folder: one writer per file, in writing order.
+
+Each writer owns one output: its name in the folder, its key in ``summary["files"]``, the
+line the README gives it, and how it is written. :data:`WRITERS` is the registry: to add a
+file, add a writer here (the summary, the README's file list and the CLI's help follow).
+Writers run inside the output's :func:`emomusic.atomic.atomic_dir`; ``session.json`` is
+written last (it records the timings).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from emomusic.session.assemble import clip_dir, read_clip_audio, stream_session, write_pcm16
+from emomusic.session.clips import ClipResult, frame_bounds, json_dump
+from emomusic.session.plan import SessionPlan, mmss
+
+
+@dataclass
+class Output:
+    """What the writers read, and the summary they fill."""
+
+    plan: SessionPlan
+    results: list[ClipResult]
+    work: Path  # the build's work folder (the stored clips)
+    folder: Path  # the output folder being written (a temporary folder until renamed)
+    sample_rate: int
+    gains: list[float]
+    summary: dict
+    timings: dict
+    clip_files: list[dict] = field(default_factory=list)  # per clip: {"wav": ..., "midi": ...}
+
+
+@dataclass(frozen=True)
+class Writer:
+    key: str  # in summary["files"]
+    name: str  # path in the folder
+    write: Callable[[Output], bool]  # False: not written (the summary then records None)
+    describe: Callable[[Output], str]  # its line in the README's file list
+    timing: str = "files"
+
+
+def _write_clips(out: Output) -> bool:
+    """clips/: each clip at its planned level (WAV), and its MIDI and ABC where there is one."""
+    from emomusic.audio import fit_length
+
+    (out.folder / "clips").mkdir()
+    bounds = frame_bounds(out.plan, out.sample_rate)
+    n = len(out.plan.clips)
+    fade = int(round(out.plan.crossfade_s * out.sample_rate))
+    for i, w in enumerate(out.plan.clips):
+        stem, src = f"clip_{w.index:02d}", clip_dir(out.work, w.index)
+        audio = read_clip_audio(out.plan, out.work, i, out.sample_rate, bounds[i][1] + (fade if i < n - 1 else 0),
+                                out.gains[i])
+        wav = f"clips/{stem}.wav"
+        write_pcm16(out.folder / wav, fit_length(audio, bounds[i][1], fade_seconds=0.05, sample_rate=out.sample_rate),
+                    out.sample_rate)
+        midi = None
+        if (src / "clip.mid").is_file():
+            midi = f"clips/{stem}.mid"
+            shutil.copyfile(src / "clip.mid", out.folder / midi)
+        if (src / "clip.abc").is_file():
+            shutil.copyfile(src / "clip.abc", out.folder / f"clips/{stem}.abc")
+        out.clip_files.append({"wav": wav, "midi": midi})
+        out.summary["clips"][i]["files"] = out.clip_files[-1]
+    return True
+
+
+def _write_session_wav(out: Output) -> bool:
+    out.summary["session_peak"] = round(stream_session(out.plan, out.work, out.folder / "session.wav",
+                                                       out.sample_rate, out.gains), 4)
+    return True
+
+
+def _write_session_mid(out: Output) -> bool:
+    """One continuous MIDI with a marker per clip; only when every clip has a score."""
+    from emomusic.io import read_piece, write_piece
+    from emomusic.piece import Marker, concatenate
+
+    files = [clip_dir(out.work, w.index) / "clip.mid" for w in out.plan.clips]
+    if not files or not all(f.is_file() for f in files):
+        return False
+    pieces = [read_piece(f, allow_empty=True) for f in files]
+    for p, w in zip(pieces, out.plan.clips):
+        p.markers = [Marker(f"clip {w.index:02d} {w.phase} {w.emotion.marker_text()}", 0.0)]
+    whole = concatenate(pieces, lengths=[r.beats for r in out.results])
+    whole.title = out.plan.name or "emomusic session"
+    write_piece(whole, out.folder / "session.mid")
+    return True
+
+
+def _write_playlist(out: Output) -> bool:
+    from emomusic.session.report import write_playlist
+
+    write_playlist(out.folder / "playlist.m3u8", out.plan, [e["wav"] for e in out.clip_files])
+    return True
+
+
+def _write_plan(out: Output) -> bool:
+    json_dump(out.folder / "plan.json", out.plan.to_dict())
+    return True
+
+
+def _write_trajectory(out: Output) -> bool:
+    from emomusic.session.plot import plot_trajectory
+
+    plot_trajectory(out.folder / "trajectory.png", out.plan, [r.measured for r in out.results])
+    return True
+
+
+def _write_readme(out: Output) -> bool:
+    from emomusic.session.report import write_readme
+
+    lines = [line for w in WRITERS if (line := w.describe(out))]
+    write_readme(out.folder / "README.md", out.plan, out.summary, lines)
+    return True
+
+
+def _write_summary(out: Output) -> bool:
+    out.summary["timings_s"] = {k: round(v, 3) for k, v in out.timings.items()}
+    json_dump(out.folder / "session.json", out.summary)
+    return True
+
+
+WRITERS: tuple[Writer, ...] = (
+    Writer("session_wav", "session.wav", _write_session_wav,
+           lambda o: f"- `session.wav`: the whole session, exactly {mmss(o.plan.total_seconds)} long.",
+           timing="session_wav"),
+    Writer("session_mid", "session.mid", _write_session_mid,
+           lambda o: "- `session.mid`: the same music as one MIDI file for a DAW, with a marker at the start of each clip."
+           if o.summary["files"].get("session_mid") else "- (no `session.mid`: this backend makes audio only)"),
+    Writer("clips", "clips/", _write_clips,
+           lambda o: "- `clips/`: each clip as WAV (and MIDI where there is one)."),
+    Writer("playlist", "playlist.m3u8", _write_playlist,
+           lambda o: "- `playlist.m3u8`: the clips in order with durations and titles."),
+    Writer("plan", "plan.json", _write_plan,
+           lambda o: "- `plan.json`: the editable plan (waypoints, tempi, keys, loudness, seeds)."),
+    Writer("trajectory", "trajectory.png", _write_trajectory,
+           lambda o: "- `trajectory.png`: planned (blue) and measured (red) emotion of each clip on the valence-arousal circle."),
+    Writer("readme", "README.md", _write_readme, lambda o: ""),
+    Writer("session_json", "session.json", _write_summary,
+           lambda o: "- `session.json`: the plan and, per clip, target and measured emotion, distance, tempo, key, seed, retries."),
+)
+
+
+def file_names() -> list[str]:
+    """The names a session folder holds (for help texts and docs)."""
+    return [w.name for w in WRITERS]
+
+
+def write_outputs(out: Output, writers: tuple[Writer, ...] = WRITERS) -> None:
+    """Run the writers in order; ``summary["files"]`` maps each key to its name (None: not written)."""
+    files = out.summary.setdefault("files", {})
+    files.update({w.key: w.name for w in writers})
+    for w in writers:
+        out.timings.setdefault(w.timing, 0.0)
+    for w in writers:
+        t0 = time.perf_counter()
+        if not w.write(out):
+            files[w.key] = None
+        out.timings[w.timing] += time.perf_counter() - t0
+
+
+__all__ = ["WRITERS", "Output", "Writer", "file_names", "write_outputs"]

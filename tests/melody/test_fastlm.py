@@ -1,0 +1,61 @@
+"""The numpy decoding twin gives the torch model's logits (the reference) and follows weight changes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from emomusic.melody.fastlm import NumpyLM, numpy_twin
+from emomusic.melody.model import MelodyLM, MelodyLMConfig
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(3)
+    m = MelodyLM(MelodyLMConfig(vocab_size=50, d_model=24, n_layers=2, n_heads=3, d_ff=40, context=64, dropout=0.0))
+    with torch.no_grad():  # non-trivial norms and biases, so every parameter matters
+        for p in m.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return m.eval()
+
+
+def test_logits_match_torch_with_and_without_cache(model):
+    idx = torch.randint(0, 50, (2, 17), generator=torch.Generator().manual_seed(0))
+    lm = NumpyLM(model)
+    with torch.no_grad():
+        ref1, cache = model(idx[:, :9], torch.arange(9))
+        ref2, _ = model(idx[:, 9:], torch.arange(9, 17), cache=cache)
+        ref3, _ = model(idx[:, 9:10], torch.arange(9, 10), cache=cache)
+    got1, npc = lm.forward(idx[:, :9].numpy(), np.arange(9))
+    got2, _ = lm.forward(idx[:, 9:].numpy(), np.arange(9, 17), cache=npc)
+    got3, _ = lm.forward(idx[:, 9:10].numpy(), np.arange(9, 10), cache=npc)
+    for ref, got in ((ref1, got1), (ref2, got2), (ref3, got3)):
+        assert got.shape == tuple(ref.shape)
+        np.testing.assert_allclose(got, ref.numpy(), rtol=1e-4, atol=1e-4)
+    assert np.abs(got1).max() > 0.1  # not a trivially small output
+
+
+def test_positions_matter_and_the_cache_holds_keys(model):
+    lm = NumpyLM(model)
+    idx = np.array([[1, 2, 3, 4]])
+    a, cache = lm.forward(idx, np.arange(4))
+    b, _ = lm.forward(idx, np.arange(10, 14))
+    assert len(cache) == 2 and cache[0][0].shape == (1, 3, 4, 8)
+    np.testing.assert_allclose(a[:, 0], b[:, 0], rtol=1e-5, atol=1e-5)  # one token: rotation cancels
+    assert np.abs(a[:, -1] - b[:, -1]).max() < 1e-4  # relative positions only (rotary)
+    c, _ = lm.forward(idx[:, ::-1].copy(), np.arange(4))
+    assert np.abs(a[:, -1] - c[:, -1]).max() > 1e-3  # order matters
+
+
+def test_twin_is_cached_and_rebuilt_when_weights_change(model):
+    t1 = numpy_twin(model)
+    assert numpy_twin(model) is t1
+    with torch.no_grad():
+        model.ln_f.bias.add_(1.0)
+    t2 = numpy_twin(model)
+    assert t2 is not t1
+    idx = torch.tensor([[3, 4, 5]])
+    with torch.no_grad():
+        ref, _ = model(idx)
+    np.testing.assert_allclose(t2.forward(idx.numpy(), np.arange(3))[0], ref.numpy(), rtol=1e-4, atol=1e-4)

@@ -1,0 +1,252 @@
+"""Melodies with form: parts that come back, phrases that close on cadences, ABC repeats."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import mido
+import pytest
+
+from emomusic.emotion import Emotion
+from emomusic.errors import EmomusicError
+from emomusic.form import FormPlan, contrast, parse_form, section_similarities
+from emomusic.melody.decode import TuneSpec
+from emomusic.melody.notation import METERS, CanonTune, Key, repeat_layout, write_abc, written_counts
+from emomusic.melody.tokenizer import Controls
+from emomusic.melody.validate import check_music21
+from emomusic.paths import checkpoint_path
+
+SHIPPED = checkpoint_path("melody")
+needs_model = pytest.mark.skipif(not (SHIPPED / "model.safetensors").exists(), reason="no shipped melody checkpoint")
+needs_abc2midi = pytest.mark.skipif(shutil.which("abc2midi") is None, reason="abc2midi (Debian 'abcmidi') not installed")
+
+
+def _gen(**kw):
+    from emomusic.melody.api import generate_melodies
+
+    kw.setdefault("check", "grammar")
+    return generate_melodies(kw.pop("emotion", Emotion(0.6, 0.5)), **kw)
+
+
+def _plan(tune) -> FormPlan:
+    return FormPlan.from_dict(tune.attributes["form"])
+
+
+def _last_note(bar):
+    """(pitch, duration in sixteenths) of the last sounding note of a canonical bar."""
+    for chord, dur, pitch in reversed(bar):
+        if pitch is not None:
+            return pitch, dur
+    return None, 0
+
+
+# -- the plan inside the decoder --------------------------------------------------------------------
+
+def _spec(form: str, bars: int = 16, meter: str = "4/4", variation: float = 0.5) -> TuneSpec:
+    return TuneSpec(Key(7, "major"), meter, bars, Controls(), seed=1, form=parse_form(form, bars), variation=variation)
+
+
+def test_spec_cadences_follow_the_plan():
+    spec = _spec("AABA")
+    assert [spec.cadence_at(b) for b in range(16) if spec.cadence_at(b)] == ["half", "authentic", "half", "authentic"]
+    assert [b for b in range(16) if spec.cadence_at(b)] == [3, 7, 11, 15]
+    assert spec.cadence_pitch_classes("authentic") == {7}  # G
+    assert spec.cadence_pitch_classes("half") == {2, 6, 9}  # D, F#, A: the dominant chord's tones
+    none = TuneSpec(Key(7, "major"), "4/4", 16, Controls(), seed=1)
+    assert [b for b in range(16) if none.cadence_at(b)] == [15]  # no form: only the close
+    assert {m: _spec("AB", 4, m).cadence_units() for m in ("4/4", "3/4", "2/4", "6/8", "12/8")} == {
+        "4/4": 8, "3/4": 8, "2/4": 4, "6/8": 6, "12/8": 12}
+
+
+def test_spec_bar_plan_copies_repeats_and_varies_primes():
+    import random
+
+    spec = _spec("AABA")
+    rng = random.Random(0)
+    plan = [spec.bar_plan(b, rng) for b in range(16)]
+    # the second A copies bars 0-2 and closes anew (its cadence differs); B is new; the last A
+    # copies its first statement's bars 0-2 and closes anew (half -> authentic)
+    assert plan == [None, None, None, None, 0, 1, 2, None, None, None, None, None, 0, 1, 2, None]
+    keep = _spec("AA'", 8, variation=0.0)
+    assert [keep.bar_plan(b, rng) for b in range(8)] == [None] * 4 + [0, 1, 2, None]
+    fresh = _spec("AA'", 8, variation=1.0)
+    assert [fresh.bar_plan(b, rng) for b in range(8)] == [None] * 4 + [0, None, None, None]
+
+
+# -- writing repeats --------------------------------------------------------------------------------
+
+def _canon(bars_pitches, meter="4/4") -> CanonTune:
+    units = METERS[meter][0]
+    bars = [[(None, units // len(ps), p) for p in ps] for ps in bars_pitches]
+    return CanonTune(Key(0, "major"), meter, bars, title="t")
+
+
+def test_repeat_layout_endings_exact_repeats_and_written_out_sections():
+    a = [[60, 62, 64, 65], [67, 65, 64, 62], [64, 65, 67, 69], [67, 67, 67, 67]]
+    a2_close = [[72, 72, 72, 72]]
+    b = [[69, 71, 72, 74], [72, 71, 69, 67], [65, 67, 69, 71], [72, 72, 72, 72]]
+    canon = _canon(a + a[:3] + a2_close + b + b)
+    plan = parse_form("AABB", 16)
+    layout = repeat_layout(canon, plan)
+    assert [k for k, _, _ in layout] == [0, 1, 2, 3, 7, 8, 9, 10, 11]
+    assert [m for _, m, _ in layout] == ["|:", "", "", "[1", "[2", "|:", "", "", ""]
+    assert [e for _, _, e in layout][-1] == ":|"
+    abc = write_abc(canon, form=plan)
+    assert "% form AABB" in abc
+    body = abc.split("K:C\n", 1)[1]
+    assert body.startswith("|: ") and "| [1 " in body and re.search(r":\|\s+\[2 ", body)
+    assert re.search(r"c2 \|: A2", body)  # the second part's repeat opens on the bar line
+    assert written_counts(canon, plan) == (9, 36, 36.0)
+    assert check_music21(abc, n_bars=9, n_notes=36, quarters=36.0) is None
+    assert check_music21(abc, n_bars=16, n_notes=64, quarters=64.0, expand=True) is None
+    # AABA: the returning A is written out; without a form every bar is written once
+    aaba = _canon(a + a[:3] + a2_close + b + a)
+    assert [k for k, _, _ in repeat_layout(aaba, parse_form("AABA", 16))][-4:] == [12, 13, 14, 15]
+    assert [m for _, m, _ in repeat_layout(aaba, None)] == [""] * 16
+    assert repeat_layout(aaba, None)[-1][2] == "|]"
+    assert "|:" not in write_abc(aaba, form=parse_form("ABCD", 16))
+
+
+@needs_abc2midi
+def test_abc2midi_plays_the_repeats(tmp_path):
+    a = [[60, 62, 64, 65], [67, 65, 64, 62]]
+    canon = _canon(a + [[60, 62, 64, 65], [72, 71, 72, 74]] + [[69, 71, 72, 74], [67, 67, 67, 67]] * 2)
+    abc = write_abc(canon, form=parse_form("AABB", 8))
+    (tmp_path / "t.abc").write_text(abc)
+    subprocess.run(["abc2midi", str(tmp_path / "t.abc"), "-o", str(tmp_path / "t.mid")], check=True, capture_output=True)
+    played = [m.note for t in mido.MidiFile(tmp_path / "t.mid").tracks for m in t if m.type == "note_on" and m.velocity > 0]
+    assert played == [p for bar in canon.bars for _, _, p in bar]
+
+
+# -- generated tunes --------------------------------------------------------------------------------
+
+@needs_model
+def test_default_tune_form_is_aabb_with_markers_and_repeats():
+    tune = _gen(seed=3)[0]
+    plan = _plan(tune)
+    assert plan.text == "AABB" and plan.phrase_bars == 4
+    beats = tune.canon.bar_units / 4
+    assert [(m.text, m.beat) for m in tune.piece.markers if m.text in ("A", "B")] == [
+        ("A", 0.0), ("A", 4 * beats), ("B", 8 * beats), ("B", 12 * beats)]
+    assert "|:" in tune.abc and ":|" in tune.abc
+    # the second A repeats bars 1-3 of the first exactly
+    assert tune.canon.bars[4:7] == tune.canon.bars[0:3]
+    assert tune.canon.bars[12:15] == tune.canon.bars[8:11]
+
+
+@needs_model
+@pytest.mark.parametrize("meter", ["4/4", "3/4", "6/8"])
+def test_phrases_close_on_cadences_with_long_notes(meter):
+    for seed in range(3):
+        tune = _gen(seed=seed, meter=meter, form="AABA", chords=True, emotion=Emotion(-0.5, 0.4))[0]
+        spec_key = tune.canon.key
+        plan = _plan(tune)
+        hold = _spec("AB", 4, meter).cadence_units()
+        for bar, kind in plan.cadences():
+            pitch, dur = _last_note(tune.canon.bars[bar])
+            assert dur >= hold, (meter, seed, bar, tune.canon.bars[bar])
+            if kind == "authentic":
+                assert pitch % 12 == spec_key.tonic
+            else:
+                assert (pitch - spec_key.tonic) % 12 in (7, 11, 10, 2)
+            first_chord = next(c for c, _, _ in tune.canon.bars[bar] if c is not None)
+            want_root = spec_key.tonic if kind == "authentic" else (spec_key.tonic + 7) % 12
+            assert first_chord[0] == want_root
+
+
+@needs_model
+def test_repeats_are_similar_and_new_sections_are_not():
+    sims, cons = [], []
+    for seed in range(4):
+        tune = _gen(seed=seed, form="AABA")[0]
+        plan = _plan(tune)
+        melody = tune.piece.tracks[0].notes
+        beats = tune.canon.bar_units / 4
+        s = section_similarities(melody, plan, beats)
+        c = contrast(melody, plan, beats)
+        sims += [s[1], s[3]]
+        cons.append(c[2])
+    assert min(sims) > 0.5
+    assert max(cons) < 0.5 and sum(cons) / len(cons) < min(sims)
+
+
+@needs_model
+def test_variation_controls_how_much_a_varied_repeat_keeps():
+    keep = _gen(seed=5, form="AA'", bars=8, variation=0.0)[0].canon.bars
+    fresh = _gen(seed=5, form="AA'", bars=8, variation=1.0)[0].canon.bars
+    assert keep[4:7] == keep[0:3] and keep[7] != keep[3]
+    assert fresh[4] == fresh[0]
+    assert sum(fresh[4 + i] == fresh[i] for i in (1, 2)) < 2 or fresh[1:3] == fresh[5:7] == keep[1:3]
+
+
+@needs_model
+def test_form_none_is_through_composed():
+    tune = _gen(seed=2, form="none")[0]
+    assert _plan(tune).through_composed
+    assert "|:" not in tune.abc and ":|" not in tune.abc and "% form" not in tune.abc
+    assert not any(m.text in ("A", "B") for m in tune.piece.markers)
+
+
+@needs_model
+def test_both_checks_give_the_same_tune_and_the_parsers_accept_it():
+    fast = _gen(seed=9, chords=True)[0]
+    full = _gen(seed=9, chords=True, check="parsers")[0]
+    assert fast.abc == full.abc
+    bars, notes, quarters = written_counts(fast.canon, _plan(fast))
+    assert check_music21(fast.abc, n_bars=bars, n_notes=notes, quarters=quarters) is None
+
+
+@needs_model
+def test_transpose_keeps_the_form():
+    from emomusic.melody.api import transpose_tune
+
+    tune = _gen(seed=4)[0]
+    up = transpose_tune(tune, 2)
+    assert up.abc.count("|:") == tune.abc.count("|:") and up.abc.count("[2") == tune.abc.count("[2")
+    assert [m.text for m in up.piece.markers] == [m.text for m in tune.piece.markers]
+
+
+@needs_model
+@pytest.mark.parametrize("form, bars, match", [
+    ("AXB?", 16, "unknown symbol"),
+    ("AABA", 18, "do not divide 18"),
+    ("AABBAABBAABB", 12, "too long"),
+])
+def test_bad_forms(form, bars, match):
+    with pytest.raises(EmomusicError, match=match):
+        _gen(form=form, bars=bars)
+
+
+@needs_model
+def test_bad_check_and_variation():
+    with pytest.raises(EmomusicError, match="check"):
+        _gen(check="none")
+    with pytest.raises(EmomusicError, match="variation"):
+        _gen(variation=1.5)
+
+
+# -- CLI --------------------------------------------------------------------------------------------
+
+@needs_model
+def test_cli_form_and_json(tmp_path, capsys):
+    import json
+
+    from click.testing import CliRunner
+
+    from emomusic.cli import cli, main
+
+    out = tmp_path / "t.abc"
+    r = CliRunner().invoke(cli, ["melody", "--mood", "happy", "--form", "AABA", "--bars", "32", "--json", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["melodies"][0]["form"]["form"] == "AABA" and data["melodies"][0]["form"]["phrase_bars"] == 8
+    assert "% form AABA" in out.read_text()
+    bad = tmp_path / "bad.abc"
+    for args, msg in ((["--form", "AXB?"], "unknown symbol '?'"), (["--form", "AABA", "--bars", "18"], "do not divide 18")):
+        with pytest.raises(SystemExit) as e:
+            main(["melody", "--mood", "happy", *args, "-o", str(bad)])
+        assert e.value.code == 2 and not bad.exists()
+        err = capsys.readouterr().err
+        assert msg in err and err.count("\n") == 1
