@@ -490,13 +490,16 @@ TEXTURE_FEATURES = ("polyphony", "notes_per_beat", "notes_per_second", "pitch_sp
 def texture_features(piece: Piece) -> dict[str, float]:
     """Texture descriptors of a piece (pitched notes).
 
-    ``polyphony``: mean sounding notes over the time when something sounds; ``notes_per_beat``
-    over the span from the first onset to the last release; ``notes_per_second`` the same
-    through the tempo map; ``pitch_spread`` the pitch standard deviation and
-    ``pitch_range_10_90`` the 10th-90th percentile range (semitones); ``low_share`` the share
-    of notes below MIDI 48; ``lh_onsets_per_beat`` / ``lh_notes_per_onset``: onsets (chords
-    within 0.05 beat count once) of the notes below middle C per beat, and notes per such onset.
+    ``polyphony``: mean sounding notes over the time when something sounds (event-based, as
+    :func:`emomusic.attributes.measure`; ``realism.polyphony`` counts distinct pitches on a
+    grid); ``notes_per_beat`` (from the first onset to the last release), ``pitch_spread``
+    (standard deviation) and ``low_share`` (notes below MIDI 48) are :mod:`emomusic.realism`'s;
+    ``notes_per_second`` is notes per beat through the tempo map; ``pitch_range_10_90`` the
+    10th-90th percentile range (semitones); ``lh_onsets_per_beat`` / ``lh_notes_per_onset``:
+    onsets (chords within 0.05 beat count once) of the notes below middle C per beat, and notes
+    per such onset.
     """
+    from emomusic import realism
     from emomusic.attributes import _polyphony, group_onsets
     from emomusic.errors import PieceFormatError
 
@@ -513,11 +516,11 @@ def texture_features(piece: Piece) -> dict[str, float]:
     p10, p90 = np.percentile(pitch, [10, 90])
     return {
         "polyphony": _polyphony(notes),
-        "notes_per_beat": len(notes) / span,
+        "notes_per_beat": realism.notes_per_beat(piece),
         "notes_per_second": len(notes) / secs,
-        "pitch_spread": float(pitch.std()),
+        "pitch_spread": realism.pitch_spread(piece),
         "pitch_range_10_90": float(p90 - p10),
-        "low_share": float(np.mean(pitch < LOW_PITCH)),
+        "low_share": realism.low_register_share(piece, LOW_PITCH),
         "lh_onsets_per_beat": lh_onsets / span,
         "lh_notes_per_onset": len(lh) / lh_onsets if lh_onsets else 0.0,
     }
