@@ -105,7 +105,7 @@ def test_density_grows_with_arousal():
     counts = []
     for a in (-0.8, 0.0, 0.8):  # over a few seeds (each picks one pattern of the arousal level per phrase)
         counts.append(sum(len(T.add_texture(piece, Emotion(0.5, a), seed=s, fill=False).notes) for s in range(4)))
-    assert counts[0] < counts[1] < counts[2]
+    assert 4 * len(sparse) < min(counts[0], counts[1]) and max(counts[0], counts[1]) < counts[2]
     feats = [T.texture_features(T.add_texture(piece, Emotion(0.5, a), seed=2)) for a in (-0.8, 0.8)]
     assert feats[1]["notes_per_beat"] > feats[0]["notes_per_beat"]
 
