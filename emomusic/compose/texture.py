@@ -378,8 +378,9 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
         em = _emotion_at(emotions, t_bar, segment_beats)
         ph = phrase_names.get(max((s0 for s0 in phrase_starts if s0 <= b), default=0), 0)
         choices = tuple(patterns_for(em.arousal))
-        if (ph, choices) not in pattern_of_phrase:
-            pattern_of_phrase[(ph, choices)] = str(rng.choice(choices))
+        if (ph, choices) not in pattern_of_phrase:  # a new section takes a pattern not heard yet when it can
+            fresh = [c for c in choices if c not in pattern_of_phrase.values()]
+            pattern_of_phrase[(ph, choices)] = str(rng.choice(fresh or list(choices)))
         name = "block" if b == n_bars - 1 else pattern_of_phrase[(ph, choices)]
         events = [(o * bar / 4.0, v) for o, v in PATTERNS[name]]
         if b == n_bars - 1:

@@ -125,7 +125,8 @@ def test_shipped_aaba_repeats_contrasts_and_cadences():
                 assert similarity(bar_slice(p.notes, 0, 3), bar_slice(p.notes, start, 3)) > 0.9
             _cadence_checks(p, plan)
     assert np.mean(sims) > 0.55 and np.median(sims) > 0.6  # whole sections, cadence bars included
-    assert np.mean(cons) < 0.15 and max(cons) < 0.3  # B is new music
+    # B is new music (the piano texture plays the key's chords under every section: 0.15 without it)
+    assert np.mean(cons) < 0.2 and max(cons) < 0.3
 
 
 @shipped
