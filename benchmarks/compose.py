@@ -5,7 +5,9 @@ Prints markdown tables (and writes ``--json``):
 
 1. **Emotion control** - ``--per-quadrant`` pieces at each quadrant centre; the share the
    project's estimator (:func:`emomusic.estimator.estimate_emotion`) puts in the requested
-   quadrant, and per-axis (valence, arousal) sign agreement. Systems: the diffusion-GAN with
+   quadrant, and per-axis (valence, arousal) sign agreement; the arousal agreement per quadrant
+   again with velocity read as unknown (``neutral=VELOCITY_FEATURES``: is the texture itself
+   excited or calm, not only its loudness). Systems: the diffusion-GAN with
    and without the post-hoc attribute template, the autoregressive baseline (same template
    applied, and without), and random N(0, I) latents decoded by the engine's VAE (with and
    without the template: what the template alone achieves, and chance).
@@ -91,9 +93,15 @@ def diffgan_systems(checkpoint: str | None, steps: int, guidance: float | None, 
     def without(e, bars, n, seed):
         return compose(e, bars=bars, n=n, seed=seed, steps=steps, apply_template=False, checkpoint=checkpoint, **extra)
 
+    def no_texture(e, bars, n, seed):
+        return compose(e, bars=bars, n=n, seed=seed, steps=steps, apply_template=True, checkpoint=checkpoint,
+                       texture=False, **extra)
+
     return [
-        System("diffgan", with_template, f"VAE + {steps}-step latent diffusion-GAN, attribute template applied"),
-        System("diffgan-no-template", without, f"VAE + {steps}-step latent diffusion-GAN, raw output"),
+        System("diffgan", with_template, f"VAE + {steps}-step latent diffusion-GAN, attribute template and piano texture applied"),
+        System("diffgan-no-template", without, f"VAE + {steps}-step latent diffusion-GAN, piano texture, no template"),
+        System("diffgan-no-texture", no_texture, f"VAE + {steps}-step latent diffusion-GAN, attribute template, "
+               "generated notes only (no accompaniment added)"),
     ]
 
 
@@ -207,11 +215,13 @@ def _miss(requested: Emotion) -> Emotion:
     return Emotion(-0.5 if requested.valence >= 0 else 0.5, -0.5 if requested.arousal >= 0 else 0.5)
 
 
-def emotion_control(runner: Runner, names: list[str], per_quadrant: int, bars: int, estimate) -> tuple[dict, dict]:
+def emotion_control(runner: Runner, names: list[str], per_quadrant: int, bars: int, estimate,
+                    estimate_nv=None) -> tuple[dict, dict]:
+    """``estimate_nv``: the estimator with velocity read as unknown (arousal column without velocity)."""
     results, pieces = {}, {}
     for name in names:
-        req, est, all_pieces = [], [], []
-        per_q = {}
+        req, est, est_nv, all_pieces = [], [], [], []
+        per_q, per_q_nv = {}, {}
         empty = 0
         for qi, q in enumerate(QUADRANTS):
             e = Emotion.from_quadrant(q)
@@ -219,11 +229,18 @@ def emotion_control(runner: Runner, names: list[str], per_quadrant: int, bars: i
             ests = [_miss(e) if est is None else est for est in map(estimate, ps)]
             empty += sum(1 for p in ps if not p.notes)
             per_q[q] = M.quadrant_agreement([e] * len(ps), ests)["quadrant"]
+            if estimate_nv is not None:
+                nv = [_miss(e) if x is None else x for x in map(estimate_nv, ps)]
+                per_q_nv[q] = M.quadrant_agreement([e] * len(ps), nv)["arousal"]
+                est_nv += nv
             req += [e] * len(ps)
             est += ests
             all_pieces += ps
         r = M.quadrant_agreement(req, est)
         r["per_quadrant"] = per_q
+        if estimate_nv is not None:
+            r["arousal_no_velocity"] = M.quadrant_agreement(req, est_nv)["arousal"]
+            r["arousal_no_velocity_per_quadrant"] = per_q_nv
         r["empty_pieces"] = empty
         results[name] = r
         pieces[name] = all_pieces
@@ -398,6 +415,17 @@ def markdown(res: dict) -> str:
             r = res["emotion_reference"]
             lines.append(f"| EMOPIA val clips (real music, labelled quadrant; the estimator's own accuracy) | {_f(r['quadrant'])} | "
                          f"{_f(r['valence'])} | {_f(r['arousal'])} | | | | | {r['n']} | |")
+        if any("arousal_no_velocity" in r for r in res["emotion"].values()):
+            lines.append("")
+            lines.append("Arousal-axis agreement with velocity read as unknown (the estimator's velocity features at "
+                         "their training mean: does the texture alone sound excited or calm?)")
+            lines.append("")
+            lines.append("| system | arousal axis (no velocity) | Q1 | Q2 | Q3 | Q4 |")
+            lines.append("|---|---|---|---|---|---|")
+            for name, r in res["emotion"].items():
+                if "arousal_no_velocity" in r:
+                    pq = r["arousal_no_velocity_per_quadrant"]
+                    lines.append(f"| {name} | {_f(r['arousal_no_velocity'])} | " + " | ".join(_f(pq[q], "{:.2f}") for q in QUADRANTS) + " |")
         lines.append("")
     if res.get("continuous"):
         lines.append("### Continuous control (Spearman of requested vs estimated)")
@@ -478,7 +506,7 @@ def parse_args(argv=None):
     ap.add_argument("--compose-checkpoint", default=None)
     ap.add_argument("--baseline-checkpoint", default=None)
     ap.add_argument("--estimator", default=None, help="estimator folder (default: emomusic/checkpoints/estimator)")
-    ap.add_argument("--systems", default="diffgan,diffgan-no-template,baseline,baseline-no-template,random-latent,random-latent-no-template")
+    ap.add_argument("--systems", default="diffgan,diffgan-no-template,diffgan-no-texture,baseline,baseline-no-template,random-latent,random-latent-no-template")
     ap.add_argument("--sections", default="emotion,continuous,quality,speed")
     ap.add_argument("--reference-limit", type=int, default=None, help="use only the first N val clips")
     ap.add_argument("--corpus-limit", type=int, default=None, help="use only the first N train clips for near-copy")
@@ -529,7 +557,7 @@ def run(argv=None) -> dict:
         "random-latent": lambda: random_latent_systems(args.compose_checkpoint),
     }
     for family, build in builders.items():
-        members = [w for w in wanted if w == family or w == f"{family}-no-template"]
+        members = [w for w in wanted if w == family or w in (f"{family}-no-template", f"{family}-no-texture")]
         if not members:
             continue
         try:
@@ -558,6 +586,11 @@ def run(argv=None) -> dict:
     def estimate(p: Piece) -> Emotion | None:
         return estimate_emotion(p, est_model) if p.notes else None
 
+    from emomusic.estimator import VELOCITY_FEATURES
+
+    def estimate_nv(p: Piece) -> Emotion | None:
+        return estimate_emotion(p, est_model, neutral=VELOCITY_FEATURES) if p.notes else None
+
     import platform
 
     res: dict = {"meta": {
@@ -570,7 +603,7 @@ def run(argv=None) -> dict:
     pieces: dict[str, list[Piece]] = {}
     if "emotion" in sections or "quality" in sections:
         log("emotion control ...")
-        res["emotion"], pieces = emotion_control(runner, names, args.per_quadrant, args.bars, estimate)
+        res["emotion"], pieces = emotion_control(runner, names, args.per_quadrant, args.bars, estimate, estimate_nv)
     if "continuous" in sections:
         log("continuous control ...")
         res["continuous"] = continuous_control(runner, names, args.sweep, args.sweep_seeds, args.bars, estimate)

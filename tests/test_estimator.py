@@ -109,6 +109,16 @@ def test_arousal_rises_with_speed_and_loudness():
     assert fast.arousal > slow.arousal and loud.arousal > slow.arousal
 
 
+def test_velocity_read_as_unknown():
+    from emomusic.estimator import VELOCITY_FEATURES
+
+    soft, loud = styled_piece(False, 60, 50, 2), styled_piece(False, 60, 110, 2)
+    assert estimate_emotion(loud).arousal > estimate_emotion(soft).arousal
+    a = estimate_emotion(soft, neutral=VELOCITY_FEATURES)
+    b = estimate_emotion(loud, neutral=VELOCITY_FEATURES)
+    assert a.arousal == pytest.approx(b.arousal) and a.valence == pytest.approx(b.valence)
+
+
 def test_details_schema_and_ranges(piano_piece):
     d = estimate_details(piano_piece)
     assert isinstance(d["emotion"], Emotion)

@@ -58,11 +58,12 @@ def _parse_key(text: str | None):
 @click.option("--format", "fmt", type=str, default=None, help="midi|musicxml|wav (default: from -o's extension; midi for --n > 1).")
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="Checkpoint folder with vae/ and diffgan/ (default: shipped).")
 @click.option("--no-template", "no_template", is_flag=True, help="Do not apply the emotion's tempo/loudness/register/mode template.")
+@click.option("--no-texture", "no_texture", is_flag=True, help="Only the generated notes: no piano accompaniment added.")
 @click.option("--soundfont", type=click.Path(path_type=Path), default=None, help="SoundFont for WAV output.")
 @json_option
 @click.option("--output", "-o", type=click.Path(path_type=Path), required=True, help="Output file, or folder with --n > 1.")
 def compose(valence, arousal, mood, to, to_valence, to_arousal, bars, form, n, seed, steps, guidance, tempo, key, fmt,
-            checkpoint, no_template, soundfont, as_json, output):
+            checkpoint, no_template, no_texture, soundfont, as_json, output):
     """Compose multi-track piano music for an emotion (VAE + 4-step latent diffusion-GAN).
 
     The piece has a melody and an accompaniment track, key and time signatures, a tempo, a
@@ -125,7 +126,8 @@ def compose(valence, arousal, mood, to, to_valence, to_arousal, bars, form, n, s
     t0 = time.time()
     ComposeEngine.load(checkpoint)  # checkpoint problems are reported before anything else
     pieces = run(emotion, to=target, bars=bars, n=n, seed=seed, steps=steps, guidance=guidance, tempo=tempo, key=ksig,
-                 apply_template=not no_template, checkpoint=checkpoint, progress=not as_json, form=plan)
+                 apply_template=not no_template, checkpoint=checkpoint, progress=not as_json, form=plan,
+                 texture=not no_texture)
     gen_s = time.time() - t0
     from emomusic.io import write_piece
 
@@ -144,7 +146,7 @@ def compose(valence, arousal, mood, to, to_valence, to_arousal, bars, form, n, s
             "emotion": emotion.to_dict(),
             "to": target.to_dict() if target else None,
             "bars": bars, "n": n, "seed": seed, "steps": steps, "guidance": guidance, "format": fmt,
-            "template": not no_template, "form": plan.to_dict(), "seconds": round(gen_s, 3),
+            "template": not no_template, "texture": not no_texture, "form": plan.to_dict(), "seconds": round(gen_s, 3),
             "files": [{"path": str(path), "bars": p.n_bars, "notes": len(p.notes), "tempo": round(p.tempo, 2),
                        "key": p.key.name if p.key else None, "tracks": [t.name for t in p.tracks],
                        "markers": [{"beat": m.beat, "text": m.text} for m in p.markers]} for p, path in zip(pieces, paths)],

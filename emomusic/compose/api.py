@@ -338,7 +338,7 @@ MAX_RESAMPLES = 4  # extra draws for pieces that decode to fewer notes than bars
 def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: int = 16, n: int = 1, seed: int = 0,
             steps: int = 4, guidance: float | None = None, tempo: float | None = None, key: KeySignature | None = None,
             apply_template: bool = True, checkpoint: str | Path | None = None, progress: bool = False,
-            threshold: float | None = None, form: "str | FormPlan | None" = None) -> list[Piece]:
+            threshold: float | None = None, form: "str | FormPlan | None" = None, texture: bool = True) -> list[Piece]:
     """Compose ``n`` multi-track piano pieces of ``bars`` bars for ``emotion`` (morphing to ``to``).
 
     ``guidance`` None uses the checkpoint's default classifier-free guidance scale (1 = off).
@@ -348,13 +348,17 @@ def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: in
     parallel-mode re-mapping, see ``emomusic.attributes.mode_mapping``). With ``key`` the mode is set before the piece is
     transposed, so the result lies in ``key`` or its relative major/minor (the key signature is
     ``key`` as given).
-    ``threshold``: onset probability threshold of the VAE decoder (default: the checkpoint's).
+    ``threshold``: onset probability threshold of the VAE decoder (default: the checkpoint's,
+    raised for calm emotions when ``texture`` is on, see ``texture.calm_threshold``).
     ``form``: the musical form (:func:`emomusic.form.resolve_form`): None picks one by length
     and emotion (16 bars: AABA), ``"none"`` is through-composed (no repeats, no planned
     cadences), else a string such as ``"AABA"`` / ``"AA'BA"`` or a :class:`FormPlan`. Repeated
     sections reuse their first statement's latents (:mod:`emomusic.compose.repeats`), phrases
     end on the plan's cadences (:mod:`emomusic.compose.cadence`), and the sections are marked
     (markers ``A``, ``A'``, ``B`` ... beside the emotion markers).
+    ``texture`` adds a harmony-aware piano accompaniment (left-hand patterns by arousal, chord
+    tones under the melody, the plan's cadence chords; :func:`emomusic.compose.texture.add_texture`)
+    to the generated notes.
     """
     emotion = parse_emotion(emotion)
     target = parse_emotion(to) if to is not None else None
@@ -389,6 +393,10 @@ def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: in
     pieces = []
     moving = target is not None and target.as_tuple() != emotion.as_tuple()
     label = f"{emotion}" + (f" -> {target}" if moving else "")
+    if texture and threshold is None:  # calm pieces decode sparser; the texture fills them in
+        from .texture import calm_threshold
+
+        threshold = calm_threshold(eng.vae.cfg.decode_threshold, _mean(emos))
     all_notes = [note_repeats(nt, plan, eng.segment_bars) for nt in eng.decode(lat, threshold=threshold)]
     best = np.array(lat, copy=True)
     # A sample can decode to (almost) nothing; redraw those with derived seeds so no one gets
@@ -424,5 +432,10 @@ def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: in
         for t in p.tracks:  # one voice per key, as a MIDI file holds it (so counts agree with the file)
             t.notes = without_overlaps(t.notes)
         pieces.append(p)
+    if texture:  # piano texture around the generated notes, on the plan's chords at its cadences
+        from .texture import add_texture
+
+        pieces = [add_texture(p, emos, form=plan, seed=seed + i, segment_beats=eng.segment_bars * 4.0)
+                  for i, p in enumerate(pieces)]
     # the form's cadences (in the key the template left) and section markers come last
     return [with_form(p, plan) for p in pieces]

@@ -94,6 +94,9 @@ def test_compose_benchmark_quick_end_to_end(trained, tmp_path):
         # a piece in the right quadrant is right on both axes, and one right on both is in it
         assert r["quadrant"] <= min(r["valence"], r["arousal"]) + 1e-9
         assert r["quadrant"] >= r["valence"] + r["arousal"] - 1 - 1e-9
+        assert 0.0 <= r["arousal_no_velocity"] <= 1.0 and set(r["arousal_no_velocity_per_quadrant"]) == {"Q1", "Q2", "Q3", "Q4"}
+        assert all(v in (0.0, 0.5, 1.0) for v in r["arousal_no_velocity_per_quadrant"].values())
+        assert r["arousal_no_velocity"] == pytest.approx(sum(r["arousal_no_velocity_per_quadrant"].values()) / 4)
     assert set(res["continuous"]["baseline"]) == {"valence", "arousal"}
     q = res["quality"]["baseline"]
     assert 0.0 <= q["oa"]["mean"] <= 1.0 and "near_copy" in q and "diversity" in q
@@ -131,8 +134,9 @@ def test_compose_benchmark_quick_with_debug_engine(tmp_path):
     bench = _load_bench()
     root = _tiny_emopia(tmp_path / "emopia")
     res = bench.run(QUICK + ["--emopia", str(root), "--compose-checkpoint", str(ckpt),
-                             "--systems", "diffgan,diffgan-no-template,random-latent,random-latent-no-template"])
+                             "--systems", "diffgan,diffgan-no-template,diffgan-no-texture,random-latent,random-latent-no-template"])
     assert not res["skipped"], res["skipped"]
-    assert set(res["emotion"]) == {"diffgan", "diffgan-no-template", "random-latent", "random-latent-no-template"}
+    assert set(res["emotion"]) == {"diffgan", "diffgan-no-template", "diffgan-no-texture", "random-latent",
+                                   "random-latent-no-template"}
     sp = res["speed"]["diffgan"]
     assert sp["single_s"] > 0 and sp["batch"] == 2 and sp["rtf_batch"] > 0

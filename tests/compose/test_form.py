@@ -125,7 +125,8 @@ def test_shipped_aaba_repeats_contrasts_and_cadences():
                 assert similarity(bar_slice(p.notes, 0, 3), bar_slice(p.notes, start, 3)) > 0.9
             _cadence_checks(p, plan)
     assert np.mean(sims) > 0.55 and np.median(sims) > 0.6  # whole sections, cadence bars included
-    assert np.mean(cons) < 0.15 and max(cons) < 0.3  # B is new music
+    # B is new music (the piano texture plays the key's chords under every section: 0.15 without it)
+    assert np.mean(cons) < 0.2 and max(cons) < 0.3
 
 
 @shipped
@@ -144,11 +145,12 @@ def test_shipped_default_forms_variation_and_none():
         sims.append(section_similarities(p.notes, parse_form("AA'BA", 16))[1])
         cons.append(contrast(p.notes, parse_form("AA'BA", 16))[2])
     assert np.mean(sims) > 0.25 and np.mean(sims) > np.mean(cons) + 0.15
-    # "none": the through-composed engine as it was (latents -> notes -> piece -> template)
+    # "none": the through-composed engine as it was (latents -> notes -> piece -> template;
+    # without the piano texture, which is an addition of its own)
     from emomusic.compose.api import _apply_template, emotion_path
 
     e = Emotion(0.6, 0.6)
-    none = compose(e, bars=16, n=2, seed=4, form="none")
+    none = compose(e, bars=16, n=2, seed=4, form="none", texture=False)
     eng = ComposeEngine.load()
     emos = emotion_path(e, None, 8)
     lat = eng.generate(np.array([[e.as_tuple()] * 8] * 2, np.float32), seed=4, steps=4)

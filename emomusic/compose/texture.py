@@ -1,0 +1,530 @@
+"""Piano texture for compose pieces: a harmony-aware accompaniment under the generated notes.
+
+The VAE decodes a thin texture (about 2-3 sounding notes at once where EMOPIA's piano clips
+have 4-8, see ``benchmarks/texture.py``). :func:`add_texture` keeps every generated note and
+adds what a pianist's hands would play around them:
+
+1. **Harmony** - :func:`estimate_chords` reads one chord per half bar from the notes and the
+   key: the diatonic triads of the key (harmonic minor's major V in minor keys) scored by the
+   duration- and beat-weighted pitch classes they explain, chosen jointly over the piece by a
+   small Viterbi search (a chord tends to last a bar, V moves to I, IV and ii to V). A
+   :class:`~emomusic.form.FormPlan` fixes its cadences: V in a half-cadence bar, V then I
+   around an authentic cadence, and the piece ends on the tonic.
+2. **Left hand** - a pattern by arousal (:data:`PATTERNS`, one per phrase, the same for a
+   returning section): bass and fifth with broken chord tones on the beats when calm, bass and
+   chord or flowing arpeggios in between, Alberti figures, octave bass with off-beat chords or
+   driving eighths when excited. The bass takes the root with the smallest leap, lower when
+   excited, a major third lower when the valence is negative (darker), and within reach of the
+   melody (a narrower span when calm); chord tones stay under the melody.
+3. **Right hand** - a chord tone a third to a sixth under melody notes on strong beats, more
+   often the higher the arousal.
+4. **Pedal** - every note rings to the next chord change (and bar line, except when calm; each
+   half bar when very excited); calm parts are legato.
+
+New notes never sound a semitone (or major seventh / minor ninth) against a note already
+sounding, stay under the melody, and are softer than it; the pedal stops a note where a note a
+semitone away starts. Where the generated accompaniment already plays an onset per beat in a
+half bar the pattern gives way, new onsets stop at a density budget that grows with arousal
+(it complements, it does not replace), and generated accompaniment notes that clash a
+semitone with the melody and are not chord tones are thinned out. With the texture,
+:func:`calm_threshold` makes the decoder sparser for calm emotions. Everything is seeded and
+deterministic.
+
+:func:`texture_features` measures the texture (sounding notes at once, notes per beat,
+pitch spread, low-register share, what the left hand does) for ``benchmarks/texture.py``
+and the tests.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from emomusic.chords import STAY, Chord, cadence_constraints, diatonic_chords, estimate_chords
+from emomusic.emotion import Emotion
+from emomusic.piece import KeySignature, Note, Piece, Track
+
+if TYPE_CHECKING:  # pragma: no cover
+    from emomusic.form import FormPlan
+
+LOW_PITCH = 48  # "low register": below C3
+LEFT_HAND_SPLIT = 60  # notes below middle C count as left hand in the texture features
+BASS_CENTRE = 40  # lowest bass note (E2) at arousal 0, valence >= 0 ...
+BASS_PER_AROUSAL = 5.0  # ... lower when excited, higher when calm
+BASS_NEGATIVE_VALENCE = 4  # ... and lower by a major third for a negative valence (darker) ...
+BASS_BELOW_MELODY = 33  # ... but at most this many semitones under the melody's median pitch ...
+BASS_BELOW_PER_AROUSAL = 3.0  # ... more when excited, less when calm (a narrower texture)
+BASS_SPAN = 12  # the bass moves within an octave above its lowest note
+LEFT_HAND_TOP = 67  # left-hand chord tones stay at or below G4 ...
+MELODY_GAP = 3  # ... and at least this many semitones under the lowest melody note sounding
+ACCOMP_VELOCITY = 0.78  # accompaniment velocity / melody velocity
+FILL_VELOCITY = 0.85  # right-hand fill velocity / melody velocity
+CALM_STAY = 0.3  # chord-keeping score added per unit of negative arousal (calm music changes chords less often)
+CALM_THRESHOLD = 0.6  # decoder onset threshold raised by this per unit of negative arousal
+BUDGET_CENTRE = 3.0  # onsets per beat (melody and accompaniment) the left hand fills up to at arousal 0 ...
+BUDGET_PER_AROUSAL = 1.5  # ... more when excited, fewer when calm
+PEDAL_AROUSAL = 0.8  # the sustain pedal changes with the chord and at each bar line (each half bar above this arousal)
+LEGATO_AROUSAL = 0.0  # up to this arousal each part is played legato
+FILL_CENTRE = 0.5  # chance of a right-hand chord tone under a strong-beat melody note at arousal 0 ...
+FILL_PER_AROUSAL = 0.6  # ... higher when excited (fuller chords), lower when calm
+
+
+# --------------------------------------------------------------------------------------
+# Patterns
+# --------------------------------------------------------------------------------------
+
+# A pattern is a list of events per bar of 4 beats: (offset in beats, voices). Voice 0 is the
+# bass, 1.. are the chord tones above it (ascending), 9 is the bass an octave up. Each event
+# plays the chord of the half bar it falls in.
+PATTERNS: dict[str, list[tuple[float, tuple[int, ...]]]] = {
+    # calm: few onsets, single notes, ringing (EMOPIA's calm clips: ~0.6 left-hand onsets per beat)
+    "block": [(0.0, (0, 1, 2)), (2.0, (0, 1, 2))],
+    "bass_half": [(0.0, (0, 1)), (1.0, (2,)), (2.0, (0, 1)), (3.0, (2, 3))],
+    "slow_arpeggio": [(0.0, (0, 1)), (1.0, (2,)), (1.5, (3,)), (2.0, (0, 1)), (3.0, (2,)), (3.5, (3,))],
+    "rocking": [(0.0, (0, 1)), (1.0, (2,)), (1.5, (3,)), (2.0, (0,)), (3.0, (1, 2))],
+    # moderate
+    "bass_chord": [(0.0, (0,)), (1.0, (1, 2)), (2.0, (0,)), (3.0, (1, 2))],
+    "flowing": [(0.0, (0,)), (0.5, (1,)), (1.0, (2,)), (2.0, (0,)), (2.5, (1,)), (3.0, (2,))],
+    # excited
+    "alberti": [(0.0, (0,)), (0.5, (2,)), (1.0, (1,)), (1.5, (2,)), (2.0, (0,)), (2.5, (2,)), (3.0, (1,)), (3.5, (2,))],
+    "octave_offbeat": [(0.0, (0, 9)), (0.5, (1, 2)), (1.5, (1, 2)), (2.0, (0, 9)), (2.5, (1, 2)), (3.5, (1, 2))],
+    "driving": [(0.0, (0,)), (0.5, (1, 2)), (1.0, (9,)), (1.5, (1, 2)), (2.0, (0,)), (2.5, (1, 2)), (3.0, (9,)), (3.5, (1, 2))],
+}
+LOW_AROUSAL = ("bass_half", "slow_arpeggio", "rocking")
+MID_AROUSAL = ("bass_chord", "flowing", "slow_arpeggio")
+HIGH_AROUSAL = ("alberti", "octave_offbeat", "driving")
+
+
+def patterns_for(arousal: float) -> tuple[str, ...]:
+    """The patterns an arousal level chooses from (one per phrase, seeded)."""
+    if arousal < -0.3:
+        return LOW_AROUSAL
+    if arousal <= 0.3:
+        return MID_AROUSAL
+    return HIGH_AROUSAL
+
+
+def onset_budget(arousal: float) -> float:
+    """Onsets per beat (all hands) above which the accompaniment adds no new onset."""
+    return BUDGET_CENTRE + BUDGET_PER_AROUSAL * arousal
+
+
+def calm_threshold(base: float, emotion: Emotion) -> float:
+    """The VAE decoder's onset threshold for ``emotion``: ``base`` raised for calm music
+    (negative arousal), so a calm piece decodes sparser and the accompaniment fills it in
+    rather than piling onto an already busy texture (measured in ``benchmarks/texture.py``:
+    dense calm pieces are the ones read as excited)."""
+    return float(min(0.95, base + CALM_THRESHOLD * max(0.0, -emotion.arousal)))
+
+
+def bass_floor(emotion: Emotion) -> int:
+    """Lowest bass note: lower when excited (EMOPIA's excited clips have the most notes below
+    C3) and a little lower (darker) when the valence is negative."""
+    return int(round(BASS_CENTRE - BASS_PER_AROUSAL * emotion.arousal - (BASS_NEGATIVE_VALENCE if emotion.valence < 0 else 0)))
+
+
+def _voicing(chord: Chord, prev_bass: int | None, lo: int, top: int) -> list[int]:
+    """[bass, chord tones ascending above it ...]: the root in the bass within an octave from
+    ``lo`` (the smallest leap from the previous bass), then the fifth, the tenth and the
+    octave above when they fit under ``top`` (else other chord tones under ``top``)."""
+    opts = [p for p in range(lo, lo + BASS_SPAN) if p % 12 == chord.root]
+    bass = opts[0] if prev_bass is None else min(opts, key=lambda p: (abs(p - prev_bass), p))
+    upper = []
+    third, fifth = chord.pcs[1], chord.pcs[2]
+    # open voicing: fifth (or the nearest chord tone) above the bass, then third and root higher up
+    for pc, lowest in ((fifth, bass + 5), (third, bass + 12), (chord.root, bass + 12)):
+        p = lowest + ((pc - lowest) % 12)
+        while p in upper:
+            p += 12
+        if p <= top:
+            upper.append(p)
+    # little room under the melody: close-position chord tones fill up to three voices
+    for p in range(top, bass + 2, -1):
+        if len(upper) >= 3:
+            break
+        if p % 12 in chord.pcs and all(abs(p - q) >= 3 for q in upper):
+            upper.append(p)
+    return [bass] + sorted(upper)
+
+
+# --------------------------------------------------------------------------------------
+# Texture
+# --------------------------------------------------------------------------------------
+
+
+def _melody_and_accomp(piece: Piece) -> tuple[list[int], list[int]]:
+    """Indices of (melody track, accompaniment track) in ``piece.tracks``."""
+    names = [t.name.lower() for t in piece.tracks]
+    mel = [i for i, n in enumerate(names) if "melody" in n and not piece.tracks[i].is_drum]
+    acc = [i for i, n in enumerate(names) if "melody" not in n and not piece.tracks[i].is_drum]
+    return mel, acc
+
+
+def _emotion_at(emotions: Sequence[Emotion], beat: float, segment_beats: float) -> Emotion:
+    return emotions[min(len(emotions) - 1, max(0, int(beat // segment_beats)))]
+
+
+class _Sounding:
+    """Notes in time, to ask what sounds over an interval (numpy, so a piece stays fast)."""
+
+    def __init__(self, notes: Sequence[Note]):
+        self.start = np.array([n.start for n in notes], dtype=float)
+        self.end = np.array([n.end for n in notes], dtype=float)
+        self.pitch = np.array([n.pitch for n in notes], dtype=int)
+        self._new: list[tuple[float, float, int]] = []
+
+    def add(self, nt: Note) -> None:
+        self._new.append((nt.start, nt.end, nt.pitch))
+
+    def set_end(self, i: int, end: float) -> None:
+        s, _, p = self._new[i]
+        self._new[i] = (s, end, p)
+
+    def restrike(self, pitch: int, at: float) -> int | None:
+        """Index (in the order added) of an added note of ``pitch`` still ringing at ``at``,
+        now ended there so the key can be struck again; None when there is none."""
+        for i in range(len(self._new) - 1, -1, -1):
+            s, e, p = self._new[i]
+            if p == pitch and s < at - 1e-6 < e:
+                self._new[i] = (s, at, p)
+                return i
+        return None
+
+    def pitches(self, t0: float, t1: float) -> np.ndarray:
+        m = (self.start < t1 - 1e-6) & (self.end > t0 + 1e-6)
+        extra = [p for s, e, p in self._new if s < t1 - 1e-6 and e > t0 + 1e-6]
+        return np.concatenate([self.pitch[m], np.array(extra, dtype=int)])
+
+    def clashes(self, pitch: int, t0: float, t1: float) -> bool:
+        """A semitone (interval class 1) or the same pitch against anything sounding in [t0, t1)."""
+        ps = self.pitches(t0, t1)
+        if ps.size == 0:
+            return False
+        d = np.abs(ps - pitch)
+        return bool(np.any((d % 12 == 1) | (d % 12 == 11) | (d == 0)))
+
+
+def sustain_pedal(notes: Sequence[Note], changes: Sequence[float], until: float,
+                  min_end: Sequence[float] | None = None) -> list[Note]:
+    """Notes as a sustain pedal holds them: each rings on to the next pedal change (``changes``,
+    beats) after its start, or to ``until`` (and at least to its ``min_end``, e.g. a legato
+    target), but stops where a later note of the same pitch or a semitone away starts (no
+    blurred seconds); notes are never shortened."""
+    if not notes:
+        return []
+    ch = np.asarray(sorted(changes) + [until], dtype=float)
+    order = sorted(range(len(notes)), key=lambda i: notes[i].start)
+    starts = np.array([notes[i].start for i in order])
+    pitch = np.array([notes[i].pitch for i in order])
+    out = list(notes)
+    for j, i in enumerate(order):
+        nt = notes[i]
+        k = int(np.searchsorted(ch, nt.start + 1e-6, side="right"))
+        end = float(ch[min(k, len(ch) - 1)])
+        if min_end is not None:
+            end = max(end, float(min_end[i]))
+        later = slice(j + 1, None)
+        d = np.abs(pitch[later] - nt.pitch) % 12
+        hit = np.nonzero(((d <= 1) | (d == 11)) & (starts[later] > nt.start + 1e-6))[0]
+        if hit.size:
+            end = min(end, float(starts[later][hit[0]]))
+        if end > nt.end + 1e-6:
+            out[i] = replace(nt, duration=end - nt.start)
+    return out
+
+
+def legato_ends(notes: Sequence[Note], max_gap: float = 2.0) -> list[float]:
+    """Where each note of one part would end played legato: at the next later onset of the
+    part when that comes within ``max_gap`` beats (no silence in a calm line), else its end."""
+    if not notes:
+        return []
+    onsets = np.unique(np.round([n.start for n in notes], 4))
+    out = []
+    for nt in notes:
+        i = int(np.searchsorted(onsets, round(nt.start, 4), side="right"))
+        nxt = float(onsets[i]) if i < len(onsets) else nt.end
+        out.append(max(nt.end, nxt) if nxt - nt.start <= max_gap else nt.end)
+    return out
+
+
+def _fills(melody: Sequence[Note], chords: Sequence[Chord], snd: _Sounding, emotions: Sequence[Emotion],
+           segment_beats: float, bar: float, win: float, total: float, rng: np.random.Generator) -> list[Note]:
+    """Right hand: the closest chord tone a third to a sixth under melody notes on strong beats
+    (every beat when excited, beats 1 and 3 otherwise), more often the higher the arousal."""
+    out: list[Note] = []
+    for nt in melody:
+        em = _emotion_at(emotions, nt.start, segment_beats)
+        pos = nt.start % bar
+        on_beat = abs(pos - round(pos)) < 1e-3
+        strong = on_beat and (em.arousal > 0.3 or round(pos) % 2 == 0)
+        if not strong or nt.duration < 0.45 or nt.start >= total:
+            continue
+        if rng.random() > min(1.0, max(0.0, FILL_CENTRE + FILL_PER_AROUSAL * em.arousal)):
+            continue
+        w = min(len(chords) - 1, int(nt.start // win))
+        for p in (nt.pitch - d for d in range(3, 10) if (nt.pitch - d) % 12 in chords[w].pcs):
+            if not snd.clashes(p, nt.start, nt.start + nt.duration):
+                f = Note(int(p), nt.start, nt.duration, int(max(1, min(127, round(nt.velocity * FILL_VELOCITY)))))
+                snd.add(f)
+                out.append(f)
+                break
+    return out
+
+
+def _repeat_sections(added: list[Note], generated: Sequence[Note], form: "FormPlan", bar: float) -> list[Note]:
+    """A repeated section (same label as its first statement) gets the first statement's added
+    notes in every bar but its last (the cadence), where its generated notes are the same, so a
+    repeat sounds as a repeat; variations and new sections keep their own."""
+    def rel(notes: Sequence[Note], lo: float, hi: float) -> set:
+        return {(n.pitch, round(n.start - lo, 3)) for n in notes if lo - 1e-6 <= n.start < hi - 1e-6}
+
+    out = list(added)
+    for i, sec in enumerate(form.sections):
+        j = form.first_statement(i)
+        if j is None or form.role(i) != "repeat":
+            continue
+        src = form.sections[j]
+        span = (min(sec.bars, src.bars) - 1) * bar
+        lo_src, lo = src.start_bar * bar, sec.start_bar * bar
+        if span <= 0 or rel(generated, lo_src, lo_src + span) != rel(generated, lo, lo + span):
+            continue
+        out = [n for n in out if not lo - 1e-6 <= n.start < lo + span - 1e-6]
+        out += [replace(n, start=n.start - lo_src + lo) for n in added if lo_src - 1e-6 <= n.start < lo_src + span - 1e-6]
+    return sorted(out, key=lambda n: (n.start, n.pitch))
+
+
+def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "FormPlan | None" = None, seed: int = 0,
+                segment_beats: float = 8.0, fill: bool = True, pedal: bool = True) -> Piece:
+    """``piece`` with a harmony-aware accompaniment for ``emotion`` (see the module doc).
+
+    ``emotion`` is one emotion or one per segment of ``segment_beats`` beats (a morph).
+    ``form`` (its cadence bars) fixes V / I chords; without it only the last bar is fixed
+    (the tonic). The input piece is left as it was; a piece without notes is returned as is.
+    """
+    emotions = [emotion] if isinstance(emotion, Emotion) else list(emotion)
+    if not emotions or not piece.notes:
+        return piece
+    bar = piece.time_signature.bar_beats
+    win = bar / 2 if piece.time_signature.numerator % 2 == 0 else bar
+    wpb = int(round(bar / win))
+    n_bars = form.bars if form is not None else max(1, int(math.ceil(piece.end_beat / bar - 1e-6)))
+    total = n_bars * bar
+    n_win = n_bars * wpb
+    keys = piece.keys or [KeySignature(0, "major", 0.0)]
+    mel_idx, acc_idx = _melody_and_accomp(piece)
+    if not mel_idx:  # one-track piece: the top voice leads
+        from .api import split_hands
+
+        melody, accomp0 = split_hands(piece.notes)
+        acc_name = "Accompaniment"
+    else:
+        melody = [n for i in mel_idx for n in piece.tracks[i].notes]
+        accomp0 = [n for i in acc_idx for n in piece.tracks[i].notes]
+        acc_name = piece.tracks[acc_idx[0]].name if acc_idx else "Accompaniment"
+    all_notes = sorted(melody + accomp0, key=lambda n: (n.start, n.pitch))
+    chords = estimate_chords(all_notes, keys, n_win, win, windows_per_bar=wpb,
+                             constraints=cadence_constraints(form, n_win, wpb),
+                             valence=[_emotion_at(emotions, w * win, segment_beats).valence for w in range(n_win)],
+                             stay=[STAY + CALM_STAY * max(0.0, -_emotion_at(emotions, w * win, segment_beats).arousal)
+                                   for w in range(n_win)])
+    rng = np.random.default_rng(seed)
+
+    # thin generated accompaniment notes that clash a semitone with the melody and are no chord tone
+    mel_snd = _Sounding(melody)
+    accomp = []
+    for nt in accomp0:
+        w = min(n_win - 1, int(nt.start // win))
+        if nt.pitch % 12 not in chords[w].pcs:
+            d = np.abs(mel_snd.pitches(nt.start, nt.start + min(nt.duration, 0.5)) - nt.pitch) % 12
+            if np.any((d == 1) | (d == 11)):
+                continue
+        accomp.append(nt)
+    snd = _Sounding(melody + accomp)
+    acc_onsets = np.array(sorted({round(n.start, 3) for n in accomp if n.pitch < LEFT_HAND_SPLIT}), dtype=float)
+    all_onsets = np.array(sorted({round(n.start, 3) for n in melody + accomp}), dtype=float)
+    added = np.zeros(n_win, dtype=int)  # onsets added per half bar
+    mel_vel = np.array([n.velocity for n in melody], dtype=float)
+    mel_start = np.array([n.start for n in melody], dtype=float)
+    default_vel = float(np.mean([n.velocity for n in all_notes]))
+
+    # one pattern per phrase (per section letter of the form, else per 4 bars), chosen by arousal and seeded
+    if form is not None and not form.through_composed:
+        phrase_starts = [sec.start_bar for sec in form.sections]
+        phrase_names = {sec.start_bar: sec.letter for sec in form.sections}  # a returning section keeps its pattern
+    else:
+        phrase_starts = list(range(0, n_bars, 4))
+        phrase_names = {b: b for b in phrase_starts}
+    new_notes: list[Note] = []
+    prev_bass = None
+    pattern_of_phrase: dict[tuple, str] = {}
+    mel_centre = float(np.median([n.pitch for n in melody])) if melody else 72.0
+    voicings: list[list[int]] = []
+    tops: list[int] = []
+    for w in range(n_win):  # one voicing per half bar, the bass led by the smallest leap
+        t0, t1 = w * win, (w + 1) * win
+        em = _emotion_at(emotions, t0, segment_beats)
+        mel_here = [n.pitch for n in melody if n.start < t1 - 1e-6 and n.end > t0 + 1e-6]
+        top = min(LEFT_HAND_TOP, (min(mel_here) - MELODY_GAP) if mel_here else LEFT_HAND_TOP)
+        # the bass stays within reach of the melody (a narrower span when calm)
+        floor = max(bass_floor(em), int(round(mel_centre - BASS_BELOW_MELODY - BASS_BELOW_PER_AROUSAL * em.arousal)))
+        voicings.append(_voicing(chords[w], prev_bass, floor, top))
+        tops.append(top)
+        prev_bass = voicings[-1][0]
+    for b in range(n_bars):
+        t_bar = b * bar
+        em = _emotion_at(emotions, t_bar, segment_beats)
+        ph = phrase_names.get(max((s0 for s0 in phrase_starts if s0 <= b), default=0), 0)
+        choices = tuple(patterns_for(em.arousal))
+        if (ph, choices) not in pattern_of_phrase:  # a new section takes a pattern not heard yet when it can
+            fresh = [c for c in choices if c not in pattern_of_phrase.values()]
+            pattern_of_phrase[(ph, choices)] = str(rng.choice(fresh or list(choices)))
+        name = "block" if b == n_bars - 1 else pattern_of_phrase[(ph, choices)]
+        events = [(o * bar / 4.0, v) for o, v in PATTERNS[name]]
+        if b == n_bars - 1:
+            events = events[:1]  # the final tonic chord rings over the last bar
+        for off, vs in events:
+            start = t_bar + off
+            w = min(n_win - 1, int(start // win))
+            t0, t1 = w * win, (w + 1) * win
+            while t1 < t_bar + bar - 1e-6 and int(t1 // win) < n_win and chords[int(t1 // win)] == chords[w]:
+                t1 += win  # the pedal is held while the chord lasts (to the end of the bar at most)
+            if b == n_bars - 1:
+                t1 = t_bar + bar
+            # the generated accompaniment already plays: give way on its onsets, and leave a
+            # half bar alone where it is already busy (one low onset per beat or more)
+            busy = acc_onsets[(acc_onsets >= t0 - 1e-6) & (acc_onsets < t0 + win - 1e-6)]
+            if b < n_bars - 1 and (len(busy) >= win or (len(busy) and np.any(np.abs(busy - start) < 0.1))):
+                continue
+            # a density budget: calm music leaves room, so a half bar already full of onsets
+            # (melody and accompaniment) gets fewer new ones
+            have = int(np.sum((all_onsets >= t0 - 1e-6) & (all_onsets < t0 + win - 1e-6)))
+            new_onset = not np.any(np.abs(all_onsets - start) < 0.05)
+            if b < n_bars - 1 and new_onset and have + added[w] >= onset_budget(em.arousal) * win:
+                continue
+            if new_onset:
+                added[w] += 1
+            end = t1  # each note rings while its chord lasts (the pedal below may hold it longer)
+            near = (mel_start >= start - 2.0) & (mel_start < start + 2.0)
+            base_vel = (float(mel_vel[near].mean()) if near.any() else default_vel) * ACCOMP_VELOCITY
+            voices = voicings[w]
+            for v in vs:
+                p = voices[0] + 12 if v == 9 else (voices[v] if v < len(voices) else None)
+                if p is None or p > tops[w]:
+                    continue
+                if snd.clashes(p, start, end):
+                    # the same key still held from an earlier event of the pattern: strike it again
+                    i = snd.restrike(p, start)
+                    if i is None or snd.clashes(p, start, end):
+                        if i is not None:  # something else clashes: undo
+                            snd.set_end(i, new_notes[i].end)
+                        continue
+                    new_notes[i] = replace(new_notes[i], duration=start - new_notes[i].start)
+                vel = base_vel * (1.08 if v == 0 else 1.0) + rng.integers(-4, 5)
+                dur = min(end, total) - start
+                if dur <= 0:
+                    continue
+                nt = Note(int(p), float(start), float(dur), int(max(1, min(127, round(vel)))))
+                snd.add(nt)
+                new_notes.append(nt)
+
+    fills = _fills(melody, chords, snd, emotions, segment_beats, bar, win, total, rng) if fill else []
+    if form is not None and not form.through_composed:
+        new_notes = _repeat_sections(new_notes, melody + accomp, form, bar)
+        fills = _repeat_sections(fills, melody + accomp, form, bar)
+
+    mel_map = {n: n for n in melody}
+    acc_map = {n: n for n in accomp}
+    if pedal:
+        changes = []
+        for w in range(n_win):  # the pedal changes with the chord and at bar lines (half bars when very excited)
+            a = _emotion_at(emotions, w * win, segment_beats).arousal
+            if w == 0 or chords[w] != chords[w - 1] or a > PEDAL_AROUSAL or (a > -0.3 and w % wpb == 0):
+                changes.append(w * win)
+        flat = list(melody) + fills + accomp + new_notes
+        i0, i1 = len(melody), len(melody) + len(fills)
+        # calm parts are legato: each note reaches at least the next onset of its part
+        targets = [n.end for n in flat]
+        for lo, hi in ((0, i0), (i1, len(flat))):  # the melody line; the left hand (generated and added)
+            idx = [i for i in range(lo, hi) if _emotion_at(emotions, flat[i].start, segment_beats).arousal <= LEGATO_AROUSAL]
+            for i, e in zip(idx, legato_ends([flat[i] for i in idx])):
+                targets[i] = e
+        held = sustain_pedal(flat, changes, total, min_end=targets)
+        i2 = i1 + len(accomp)
+        mel_map = dict(zip(melody, held[:i0]))
+        acc_map = dict(zip(accomp, held[i1:i2]))
+        fills, new_notes = held[i0:i1], held[i2:]
+
+    tracks = []
+    if mel_idx:
+        for i, t in enumerate(piece.tracks):
+            if i in mel_idx:
+                extra = fills if i == mel_idx[0] else []
+                tracks.append(replace(t, notes=sorted([mel_map.get(n, n) for n in t.notes] + extra, key=lambda n: (n.start, n.pitch))))
+            elif i in acc_idx:
+                mine = set(t.notes)
+                own = [acc_map[n] for n in accomp if n in mine]
+                extra = new_notes if i == acc_idx[0] else []
+                tracks.append(replace(t, notes=sorted(own + extra, key=lambda n: (n.start, n.pitch))))
+            else:
+                tracks.append(t)
+        if not acc_idx:
+            tracks.append(Track(acc_name, piece.tracks[mel_idx[0]].program, False, sorted(new_notes, key=lambda n: (n.start, n.pitch))))
+    else:
+        prog = piece.tracks[0].program if piece.tracks else 0
+        tracks = [Track("Melody", prog, False, sorted([mel_map[n] for n in melody] + fills, key=lambda n: (n.start, n.pitch))),
+                  Track(acc_name, prog, False, sorted([acc_map[n] for n in accomp] + new_notes, key=lambda n: (n.start, n.pitch)))]
+    return replace(piece, tracks=tracks)
+
+
+# --------------------------------------------------------------------------------------
+# Measuring texture
+# --------------------------------------------------------------------------------------
+
+TEXTURE_FEATURES = ("polyphony", "notes_per_beat", "notes_per_second", "pitch_spread", "pitch_range_10_90",
+                    "low_share", "lh_onsets_per_beat", "lh_notes_per_onset")
+
+
+def texture_features(piece: Piece) -> dict[str, float]:
+    """Texture descriptors of a piece (pitched notes).
+
+    ``polyphony``: mean sounding notes over the time when something sounds (event-based, as
+    :func:`emomusic.attributes.measure`; ``realism.polyphony`` counts distinct pitches on a
+    grid); ``notes_per_beat`` (from the first onset to the last release), ``pitch_spread``
+    (standard deviation) and ``low_share`` (notes below MIDI 48) are :mod:`emomusic.realism`'s;
+    ``notes_per_second`` is notes per beat through the tempo map; ``pitch_range_10_90`` the
+    10th-90th percentile range (semitones); ``lh_onsets_per_beat`` / ``lh_notes_per_onset``:
+    onsets (chords within 0.05 beat count once) of the notes below middle C per beat, and notes
+    per such onset.
+    """
+    from emomusic import realism
+    from emomusic.attributes import _polyphony, group_onsets
+    from emomusic.errors import PieceFormatError
+
+    notes = piece.notes
+    if not notes:
+        raise PieceFormatError("the piece has no pitched notes to measure")
+    pitch = np.array([n.pitch for n in notes], dtype=float)
+    first = min(n.start for n in notes)
+    last = max(n.end for n in notes)
+    span = max(last - first, 1e-6)
+    secs = max(piece.beat_to_seconds(last) - piece.beat_to_seconds(first), 1e-6)
+    lh = [n for n in notes if n.pitch < LEFT_HAND_SPLIT]
+    lh_onsets = int(group_onsets(np.array([n.start for n in lh])).max()) + 1 if lh else 0
+    p10, p90 = np.percentile(pitch, [10, 90])
+    return {
+        "polyphony": _polyphony(notes),
+        "notes_per_beat": realism.notes_per_beat(piece),
+        "notes_per_second": len(notes) / secs,
+        "pitch_spread": realism.pitch_spread(piece),
+        "pitch_range_10_90": float(p90 - p10),
+        "low_share": realism.low_register_share(piece, LOW_PITCH),
+        "lh_onsets_per_beat": lh_onsets / span,
+        "lh_notes_per_onset": len(lh) / lh_onsets if lh_onsets else 0.0,
+    }
+
+
+__all__ = ["Chord", "PATTERNS", "TEXTURE_FEATURES", "add_texture", "bass_floor", "calm_threshold", "cadence_constraints",
+           "diatonic_chords", "estimate_chords", "legato_ends", "patterns_for", "sustain_pedal", "texture_features"]

@@ -1,0 +1,254 @@
+"""emomusic.compose.texture: chords from notes + key, left-hand patterns, fills, pedal, features."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from emomusic.compose import texture as T
+from emomusic.emotion import Emotion
+from emomusic.form import parse_form
+from emomusic.paths import checkpoint_path
+from emomusic.piece import KeySignature, Note, Piece, Tempo, TimeSignature, Track
+
+# EMOPIA train split (876 clips, split/train_clip.csv, quadrant = file-name prefix), measured
+# with texture_features (as benchmarks/texture.py prints them): 10th and 90th percentiles of
+# the Q1 clips. test_emopia_q1_ranges recomputes them from the data.
+EMOPIA_Q1_POLYPHONY = (3.98, 7.92)
+EMOPIA_Q1_NOTES_PER_BEAT = (2.62, 6.04)
+
+C_MAJOR = KeySignature(0, "major")
+
+
+def _line(pitches, beat: float = 1.0, start: float = 0.0, dur: float = 0.9, vel: int = 90) -> list[Note]:
+    return [Note(p, start + i * beat, dur, vel) for i, p in enumerate(pitches)]
+
+
+def _piece(melody: list[Note], key: KeySignature = C_MAJOR, accomp: list[Note] | None = None) -> Piece:
+    return Piece(tracks=[Track("Melody", 0, False, melody), Track("Accompaniment", 0, False, accomp or [])],
+                 tempos=[Tempo(100.0)], keys=[key], time_signatures=[TimeSignature(4, 4)])
+
+
+# a C major melody over I | IV | V | I (two bars each: chords per half bar)
+C_TUNE = _line([72, 76, 79, 76, 72, 79, 76, 72,   # C E G: I
+                77, 81, 84, 81, 77, 72, 81, 77,   # F A C: IV
+                79, 83, 86, 83, 79, 74, 83, 79,   # G B D: V
+                72, 76, 79, 84, 79, 76, 72, 72])  # I
+
+
+def _added(before: Piece, after: Piece) -> list[Note]:
+    """Notes of ``after`` whose (pitch, start) is new."""
+    have = {(n.pitch, round(n.start, 4)) for n in before.notes}
+    return [n for n in after.notes if (n.pitch, round(n.start, 4)) not in have]
+
+
+def test_cadence_bars_get_dominant_and_tonic():
+    plan = parse_form("AABA", 16)  # cadences: bar 3 half, 7 authentic, 11 half, 15 authentic
+    want = T.cadence_constraints(plan, 32, 2)
+    assert want[6] == want[7] == "v"  # half cadence: the dominant over bar 3 (V in major)
+    assert want[13] == "V" and want[14] == want[15] == "I"  # V - I into bar 7
+    assert want[30] == want[31] == "I"  # the final tonic
+    # a melody that never outlines V still gets it where the plan asks
+    tune = [n for k in range(16) for n in _line([72, 76, 79, 76], start=4.0 * k)]
+    chords = T.estimate_chords(tune, C_MAJOR, 32, constraints=want)
+    assert [chords[w].degree for w in (6, 7, 13, 14, 15, 30, 31)] == ["V", "V", "V", "I", "I", "I", "I"]
+    # and the accompaniment's bass plays G in the half-cadence bar
+    piece = _piece(tune)
+    out = T.add_texture(piece, Emotion(0.5, -0.5), form=plan, seed=1)
+    bass = [n for n in _added(piece, out) if 12.0 <= n.start < 16.0]
+    assert bass and min(bass, key=lambda n: n.pitch).pitch % 12 == 7
+
+
+def test_without_a_form_the_piece_ends_on_the_tonic():
+    tune = C_TUNE[:24] + _line([77, 81, 84, 81, 81, 84, 81, 84], start=24.0)  # ends on A and C: IV or vi by itself
+    assert T.estimate_chords(tune, C_MAJOR, 16)[-1].degree in ("IV", "vi")  # the chord without the rule
+    piece = _piece(tune)
+    out = T.add_texture(piece, Emotion(0.5, 0.0), seed=0)
+    last_bar = [n for n in _added(piece, out) if n.start >= 28.0]
+    assert last_bar and {n.pitch % 12 for n in last_bar} <= {0, 4, 7}
+    low = min(last_bar, key=lambda n: n.pitch)
+    assert low.pitch % 12 == 0 and low.end == pytest.approx(32.0)  # the tonic in the bass, held to the end
+
+
+@pytest.mark.parametrize("emotion", [Emotion(0.6, 0.6), Emotion(-0.6, 0.6), Emotion(-0.6, -0.6), Emotion(0.6, -0.6)])
+def test_voicing_range_no_semitone_clash_and_softer(emotion):
+    piece = _piece(C_TUNE)
+    out = T.add_texture(piece, emotion, seed=3)
+    new = _added(piece, out)
+    assert new, "the texture added no note"
+    melody = out.tracks[0].notes
+    lo = T.bass_floor(emotion)
+    for n in new:
+        assert lo <= n.pitch <= 84
+        for m in melody:
+            if m.start < n.end - 1e-6 and n.start < m.end - 1e-6 and m is not n:
+                assert abs(m.pitch - n.pitch) % 12 not in (1, 11), (n, m)
+    left = [n for n in new if n.pitch < 60]
+    assert left and max(n.pitch for n in left) <= T.LEFT_HAND_TOP
+    assert np.mean([n.velocity for n in left]) < np.mean([n.velocity for n in C_TUNE])
+    # every generated melody note is kept (durations may ring longer under the pedal)
+    kept = {(n.pitch, n.start) for n in out.tracks[0].notes}
+    assert all((n.pitch, n.start) in kept for n in C_TUNE)
+    assert all(a.end >= b.end - 1e-9 for a, b in zip(sorted(out.tracks[0].notes, key=lambda n: (n.start, n.pitch)),
+                                                       sorted(T.add_texture(piece, emotion, seed=3, pedal=False).tracks[0].notes,
+                                                              key=lambda n: (n.start, n.pitch))))
+
+
+def test_low_valence_voices_lower():
+    assert T.bass_floor(Emotion(-0.6, 0.0)) < T.bass_floor(Emotion(0.6, 0.0))
+    assert T.bass_floor(Emotion(0.0, 0.8)) < T.bass_floor(Emotion(0.0, -0.8))  # excited music reaches lower
+
+
+def test_density_grows_with_arousal():
+    sparse = _line([72, 76, 79, 76] * 4, beat=4.0, dur=3.5)  # one melody note per bar, 16 bars
+    piece = _piece(sparse)
+    counts = []
+    for a in (-0.8, 0.0, 0.8):  # over a few seeds (each picks one pattern of the arousal level per phrase)
+        counts.append(sum(len(T.add_texture(piece, Emotion(0.5, a), seed=s, fill=False).notes) for s in range(4)))
+    assert 4 * len(sparse) < min(counts[0], counts[1]) and max(counts[0], counts[1]) < counts[2]
+    feats = [T.texture_features(T.add_texture(piece, Emotion(0.5, a), seed=2)) for a in (-0.8, 0.8)]
+    assert feats[1]["notes_per_beat"] > feats[0]["notes_per_beat"]
+
+
+def test_deterministic_with_a_seed_and_input_untouched():
+    piece = _piece(C_TUNE)
+    before = [list(t.notes) for t in piece.tracks]
+    a = T.add_texture(piece, Emotion(0.6, 0.6), seed=5)
+    b = T.add_texture(piece, Emotion(0.6, 0.6), seed=5)
+    assert [t.notes for t in a.tracks] == [t.notes for t in b.tracks]
+    assert [t.notes for t in piece.tracks] == before
+    patterns = {tuple(n.start for n in T.add_texture(piece, Emotion(0.6, 0.6), seed=s).notes) for s in range(6)}
+    assert len(patterns) > 1  # the seed picks among the patterns of the arousal level
+
+
+def test_full_left_hand_is_complemented_not_doubled_and_clashes_thinned():
+    busy = [Note(p, 0.5 * i, 0.45, 60) for i, p in enumerate([48, 55, 52, 55] * 16)]  # C major eighths, 8 bars
+    clash = Note(61, 0.0, 1.0, 60)  # C# under the melody's C: a semitone off, no chord tone of I
+    piece = _piece(_line([72, 76, 79, 76] * 8, dur=0.9), accomp=busy + [clash])
+    out = T.add_texture(piece, Emotion(0.6, 0.6), seed=0, fill=False)
+    new_low = [n for n in _added(piece, out) if n.pitch < 60 and n.start < 28.0]
+    assert len(new_low) <= 2  # the generated left hand already plays an onset every half beat
+    assert all((n.pitch, n.start) != (61, 0.0) for n in out.notes)
+    kept = {(n.pitch, n.start) for n in out.tracks[1].notes}
+    assert all((n.pitch, n.start) in kept for n in busy)
+
+
+def test_right_hand_fill_under_strong_beats():
+    tune = _line([76, 79, 84, 79] * 4, dur=0.9)
+    piece = _piece(tune)
+    out = T.add_texture(piece, Emotion(0.6, 0.9), seed=0)
+    melody = out.tracks[0].notes
+    fills = [n for n in melody if (n.pitch, n.start) not in {(m.pitch, m.start) for m in tune}]
+    assert fills
+    for f in fills:
+        top = next(m for m in tune if m.start == f.start)
+        assert 3 <= top.pitch - f.pitch <= 9 and f.velocity < top.velocity
+
+
+def test_sustain_pedal_and_legato_stop_at_seconds():
+    notes = [Note(60, 0.0, 0.5), Note(64, 0.5, 0.5), Note(61, 1.0, 0.5), Note(67, 2.5, 0.5)]
+    held = T.sustain_pedal(notes, changes=[0.0, 2.0], until=4.0)
+    assert held[0].end == pytest.approx(1.0)  # C stops where C# starts
+    assert held[1].end == pytest.approx(2.0)  # E rings to the pedal change
+    assert held[3].end == pytest.approx(4.0)
+    assert T.legato_ends([Note(60, 0.0, 0.5), Note(62, 1.0, 0.5), Note(64, 5.0, 0.5)]) == [1.0, 1.5, 5.5]
+
+
+def test_one_track_piece_and_empty_piece():
+    piece = Piece(tracks=[Track("Piano", 0, False, C_TUNE + _line([48] * 8, beat=4.0, dur=3.9))], keys=[C_MAJOR])
+    out = T.add_texture(piece, Emotion(0.0, 0.0), seed=0)
+    assert [t.name for t in out.tracks] == ["Melody", "Accompaniment"] and len(out.notes) > len(piece.notes)
+    empty = Piece(tracks=[Track("Melody", 0, False, [])])
+    assert T.add_texture(empty, Emotion(0.0, 0.0)) is empty
+
+
+def test_texture_features_on_a_hand_made_piece():
+    piece = _piece([Note(72, 0.0, 2.0), Note(76, 2.0, 2.0)], accomp=[Note(48, 0.0, 4.0), Note(55, 0.0, 4.0), Note(40, 2.0, 2.0)])
+    f = T.texture_features(piece)
+    assert f["polyphony"] == pytest.approx(3.5)  # 3 sounding notes, then 4
+    assert f["notes_per_beat"] == pytest.approx(5 / 4)
+    assert f["notes_per_second"] == pytest.approx(5 / (4 * 60 / 100))
+    assert f["low_share"] == pytest.approx(1 / 5)
+    assert f["lh_onsets_per_beat"] == pytest.approx(2 / 4) and f["lh_notes_per_onset"] == pytest.approx(3 / 2)
+    assert f["pitch_spread"] == pytest.approx(np.std([72, 76, 48, 55, 40]))
+
+
+def test_calm_threshold():
+    assert T.calm_threshold(0.6, Emotion(0.5, 0.5)) == pytest.approx(0.6)
+    assert T.calm_threshold(0.6, Emotion(0.5, -0.5)) > 0.6
+
+
+_SHIPPED = (checkpoint_path("compose") / "diffgan" / "model.safetensors").is_file()
+
+
+@pytest.mark.skipif(not _SHIPPED, reason="shipped compose checkpoint missing")
+def test_shipped_q1_pieces_are_fuller_and_inside_emopia_ranges():
+    pytest.importorskip("torch")
+    from emomusic.compose import compose
+
+    plain = compose("Q1", n=6, seed=0, texture=False)
+    full = compose("Q1", n=6, seed=0)
+    fp = [T.texture_features(p) for p in plain]
+    ff = [T.texture_features(p) for p in full]
+    poly = np.median([f["polyphony"] for f in ff])
+    npb = np.median([f["notes_per_beat"] for f in ff])
+    assert poly > np.median([f["polyphony"] for f in fp]) and npb > np.median([f["notes_per_beat"] for f in fp])
+    assert EMOPIA_Q1_POLYPHONY[0] <= poly <= EMOPIA_Q1_POLYPHONY[1]
+    assert EMOPIA_Q1_NOTES_PER_BEAT[0] <= npb <= EMOPIA_Q1_NOTES_PER_BEAT[1]
+    # the generated melody is kept: every note of the plain piece's melody is in the full one
+    for a, b in zip(plain, full):
+        assert {(n.pitch, n.start) for n in a.tracks[0].notes} <= {(n.pitch, n.start) for n in b.tracks[0].notes}
+
+
+@pytest.mark.data
+def test_emopia_q1_ranges(shared_data):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from texture import ranges, real_features
+
+    rows = real_features(shared_data / "emopia", "train", quadrants=("Q1",))
+    q1 = ranges({"Q1": rows["Q1"]})["Q1"]
+    assert q1["polyphony"][0] == pytest.approx(EMOPIA_Q1_POLYPHONY[0], abs=0.01)
+    assert q1["polyphony"][2] == pytest.approx(EMOPIA_Q1_POLYPHONY[1], abs=0.01)
+    assert q1["notes_per_beat"][0] == pytest.approx(EMOPIA_Q1_NOTES_PER_BEAT[0], abs=0.01)
+    assert q1["notes_per_beat"][2] == pytest.approx(EMOPIA_Q1_NOTES_PER_BEAT[1], abs=0.01)
+
+
+@pytest.mark.skipif(not _SHIPPED, reason="shipped compose checkpoint missing")
+def test_cli_no_texture_flag(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from emomusic.cli import cli
+
+    counts = {}
+    for flag in ([], ["--no-texture"]):
+        res = CliRunner().invoke(cli, ["compose", "--valence", "0.6", "--arousal", "0.6", "--bars", "8", "--json",
+                                       "-o", str(tmp_path / f"x{len(flag)}.mid")] + flag, catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+        out = json.loads(res.output)
+        assert out["texture"] is (not flag)
+        counts[bool(flag)] = out["files"][0]["notes"]
+    assert counts[False] > counts[True]
+
+
+def test_returning_sections_keep_their_pattern():
+    tune = [n for k in range(4) for n in _line([72, 76, 79, 76, 77, 81, 84, 81, 79, 83, 86, 83, 72, 76, 79, 72],
+                                                  start=16.0 * k)]  # one 4-bar phrase, four times
+    piece = _piece(tune)
+    plan = parse_form("AABA", 16)
+    for seed in range(4):
+        new = _added(piece, T.add_texture(piece, Emotion(0.5, 0.7), form=plan, seed=seed, fill=False))
+
+        def rhythm(sec):  # added onsets in the first three bars of a section, relative to it
+            return sorted({round(n.start - 16.0 * sec, 3) for n in new if 16.0 * sec <= n.start < 16.0 * sec + 12.0})
+
+        assert rhythm(0) == rhythm(1) == rhythm(3) and rhythm(0)
+    # with fills and the pedal: a repeat (same label) sounds as its first statement but for its cadence bar
+    out = T.add_texture(piece, Emotion(0.5, 0.7), form=plan, seed=0)
+    notes = {sec: {(n.pitch, round(n.start - 16.0 * sec, 3)) for n in out.notes if 16.0 * sec <= n.start < 16.0 * sec + 12.0}
+             for sec in range(4)}
+    assert notes[0] == notes[1] == notes[3]
