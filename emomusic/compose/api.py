@@ -364,7 +364,9 @@ def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: in
     target = parse_emotion(to) if to is not None else None
     bars = _check_int("bars", bars, 1, MAX_BARS)
     n = _check_int("n", n, 1, MAX_N)
-    seed = _check_int("seed", seed, 0, 2**63 - 1)
+    from emomusic.validation import check_seed
+
+    seed = check_seed(seed)  # the one seed rule of every command and API (0..2**32-1)
     steps = _check_int("steps", steps, 1, 1000)
     if guidance is not None:
         try:
