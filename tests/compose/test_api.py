@@ -132,7 +132,8 @@ def test_compose_template_tempo_key_options(debug_ckpt):
 
 @pytest.mark.parametrize("kw, match", [
     ({"bars": 0}, "bars"), ({"n": 0}, "n must"), ({"steps": 9}, "trained with"), ({"guidance": float("nan")}, "guidance"),
-    ({"tempo": 1000}, "tempo"), ({"bars": 2.5}, "whole number"),
+    ({"tempo": 1000}, "tempo"), ({"bars": 2.5}, "whole number"), ({"seed": -1}, "seed"), ({"seed": 2**32}, "seed"),
+    ({"seed": "7"}, "seed"),
 ])
 def test_compose_bad_arguments(debug_ckpt, kw, match):
     with pytest.raises(EmomusicError, match=match):
