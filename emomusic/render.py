@@ -64,7 +64,9 @@ def default_soundfont() -> Path:
     try:
         from importlib.resources import files
 
-        p = Path(str(files("pretty_midi") / "TimGM6mb.sf2"))
+        from emomusic.quiet import quiet_import
+
+        p = Path(str(files(quiet_import("pretty_midi")) / "TimGM6mb.sf2"))  # importing it may talk on stdout
     except Exception:  # pragma: no cover - pretty_midi is a dependency
         raise EmomusicError("no default SoundFont: pretty_midi is not installed; pass --soundfont PATH") from None
     if not p.is_file():

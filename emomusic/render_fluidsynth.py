@@ -15,6 +15,7 @@ applies them at its next 64-frame block).
 from __future__ import annotations
 
 import ctypes
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +27,21 @@ TAIL_S = 6.0  # at most this long after the last event, until every voice has fi
 POLYPHONY = 1024
 
 _STATE: dict[str, object] = {}
+_IMPORT_LOCK = threading.Lock()
 
 
 def _module():
     """The pyfluidsynth module, or None when it or libfluidsynth is missing (cached)."""
+    with _IMPORT_LOCK:
+        return _load()
+
+
+def _load():
     if "mod" not in _STATE:
         try:
-            import fluidsynth  # noqa: PLC0415 - optional, lazy
+            from emomusic.quiet import quiet_import
+
+            fluidsynth = quiet_import("fluidsynth")  # it prints on stdout when $CI is set
 
             fl = fluidsynth._fl  # the loaded libfluidsynth (ctypes CDLL)
             fn = fl.fluid_synth_write_float

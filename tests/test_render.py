@@ -458,3 +458,38 @@ def test_many_parts_keep_their_own_programs(sine_sf2):
         seg = slice(int(a * SR), int(b * SR))
         assert rms(ref[seg]) == pytest.approx(rms(ours[seg]), rel=0.15)
     assert peak_hz(ref[int(0.3 * SR): int(0.9 * SR), 0]) == pytest.approx(440.0, rel=0.01)
+
+
+def test_fluidsynth_import_keeps_stdout_clean_under_ci(tmp_path):
+    """pyfluidsynth prints where it found its library on stdout when $CI is set; JSON output
+    (emomusic render --json, in CI or anywhere CI=1) must not start with that line."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from emomusic.io import write_piece
+    from emomusic.piece import Note, Piece, Track
+
+    src = tmp_path / "a.mid"
+    write_piece(Piece(tracks=[Track("p", 0, False, [Note(60, 0.0, 1.0, 80)])]), src)
+    env = dict(os.environ, CI="true")
+    r = subprocess.run([sys.executable, "-m", "emomusic", "render", str(src), str(tmp_path / "a.wav"),
+                        "--synth", "fluidsynth", "--json"], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)  # the whole of stdout is the JSON object
+    assert info["synth"] in ("fluidsynth", "numpy")
+
+
+def test_quiet_import_sends_module_prints_to_stderr(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from emomusic.quiet import quiet_import
+
+    (tmp_path / "chatty_mod_for_test.py").write_text("print('found the library')\nVALUE = 7\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    mod = quiet_import("chatty_mod_for_test")
+    out, err = capsys.readouterr()
+    assert mod.VALUE == 7 and out == "" and "found the library" in err
+    assert quiet_import("chatty_mod_for_test") is mod and capsys.readouterr() == ("", "")  # cached, silent
+    sys.modules.pop("chatty_mod_for_test", None)

@@ -37,9 +37,9 @@ _MINOR_KEYS = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B"]
 
 def _gm_name(program: int) -> str:
     try:
-        import pretty_midi
+        from emomusic.quiet import quiet_import
 
-        return pretty_midi.program_to_instrument_name(program)
+        return quiet_import("pretty_midi").program_to_instrument_name(program)
     except Exception:  # pragma: no cover - pretty_midi is a dependency
         return f"Program {program}"
 
