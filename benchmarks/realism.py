@@ -206,6 +206,19 @@ class Cache:
         return value
 
 
+def code_fingerprint() -> str:
+    """A hash of emomusic's own source: generated pieces cached under another version of the
+    code are made again (a change to the decoder or the form must show in the numbers)."""
+    import emomusic
+
+    h = hashlib.sha1()
+    root = Path(emomusic.__file__).resolve().parent
+    for f in sorted(root.rglob("*.py")):
+        h.update(str(f.relative_to(root)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def fingerprint(folder: Path, names=("model.safetensors", "config.json")) -> str:
     parts = []
     for f in sorted(Path(folder).rglob("*")):
@@ -359,7 +372,7 @@ def generate(engine: str, n: int, bars: int, seed: int, form: str | None, checkp
                                                          chords=False, checkpoint=checkpoint, **extra)]
             return [piece_to_json(p) for p in ps]
 
-        got = cache.get(engine, [engine, fp, q, per_q[qi], bars, seed, form], make)
+        got = cache.get(engine, [engine, fp, code_fingerprint(), q, per_q[qi], bars, seed, form], make)
         ps = [crop(piece_from_json(d), bars) for d in got]
         pieces += [p for p in ps if p.notes]
         quads += [q] * sum(1 for p in ps if p.notes)

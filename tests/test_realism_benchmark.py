@@ -11,7 +11,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-pytest.importorskip("sklearn")
 
 from emomusic.piece import KeySignature, Note, Piece, Tempo, TimeSignature, Track  # noqa: E402
 
@@ -186,3 +185,18 @@ def test_realism_benchmark_end_to_end(tmp_path, capsys):
     # bad input: one line, exit 2
     assert bench.main(["--engines", "compose", "--emopia", str(tmp_path / "missing")]) == 2
     assert "Error: no EMOPIA split listing" in capsys.readouterr().err
+
+
+def test_generated_pieces_are_cached_per_version_of_the_code(tmp_path, monkeypatch):
+    import emomusic
+
+    bench = _load_bench()
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "a.py").write_text("X = 1\n")
+    monkeypatch.setattr(emomusic, "__file__", str(pkg / "__init__.py"))
+    first = bench.code_fingerprint()
+    assert first == bench.code_fingerprint() and len(first) == 16
+    (pkg / "sub" / "a.py").write_text("X = 2\n")
+    assert bench.code_fingerprint() != first  # an edited engine makes its pieces again
