@@ -46,7 +46,6 @@ import hashlib
 import inspect
 import json
 import math
-import os
 import random
 import sys
 import time

@@ -11,7 +11,6 @@ import pytest
 from click.testing import CliRunner
 
 from emomusic.cli import cli, main
-from emomusic.paths import checkpoint_path
 
 # The shipped compose checkpoint is part of the package: a missing or broken one fails these tests.
 
