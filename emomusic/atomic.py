@@ -33,10 +33,27 @@ from emomusic.errors import EmomusicError
 _FULL_DISK_BYTES = 1 << 20
 
 
-def _umask() -> int:
+def _swap_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+_UMASK_AT_IMPORT = _swap_umask()  # read once, while the process has one thread
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (``os.umask`` can only be read by setting
+    it, and a file another thread creates in between would be world-writable): Linux shows
+    it in /proc/self/status; elsewhere the value at import."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return _UMASK_AT_IMPORT
 
 
 def check_writable_dir(directory: Path) -> None:

@@ -218,3 +218,21 @@ def test_lock_is_reentrant_in_one_thread_and_exclusive_across_threads(tmp_path):
     assert not atomic.lock_path_for(target).exists()  # released and removed
     with atomic.target_lock(target):
         assert atomic.lock_path_for(target).exists()
+
+
+def test_umask_is_read_without_changing_it(monkeypatch):
+    """os.umask can only be read by setting it; a file created by another thread in between
+    would get 0666. The umask is read from /proc/self/status (or the value at import)."""
+    import os
+
+    from emomusic import atomic
+
+    old = os.umask(0o027)
+    try:
+        calls = []
+        monkeypatch.setattr(os, "umask", lambda m: calls.append(m) or 0o022)
+        assert atomic._umask() == 0o027
+        assert calls == []  # never set, not even for a moment
+    finally:
+        monkeypatch.undo()
+        os.umask(old)
