@@ -151,9 +151,11 @@ def test_readme_has_no_bracketed_options_and_a_clean_quick_start():
         if line.lstrip().startswith("emomusic "):
             assert "[--" not in line.split("#")[0], line
     quick = text.split("<!-- quickstart:begin -->")[1].split("<!-- quickstart:end -->")[0]
-    compose = [ln for ln in quick.splitlines() if ln.startswith("emomusic compose")]
-    assert len(compose) == 1
-    out = compose[0].split(" -o ")[1].split()[0]
+    commands = [ln for ln in quick.splitlines() if ln.strip() and not ln.startswith("```")]
+    # two commands: install and run the main job, then the tests (what .ci/run runs)
+    assert len(commands) == 2 and commands[1].startswith("python -m pytest")
+    assert commands[0].startswith("pip install -c constraints.txt") and " && emomusic compose " in commands[0]
+    out = commands[0].split(" -o ")[1].split()[0]
     ignored = subprocess.run(["git", "check-ignore", "-q", out], cwd=REPO_DIR).returncode == 0
     assert out.startswith("/tmp/") or ignored, f"the quick start leaves {out} in the clone"
     assert "_EMOMUSIC_COMPLETE=bash_source emomusic" in text
