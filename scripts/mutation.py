@@ -50,7 +50,8 @@ MODULES: dict[str, Module] = {
                                             "not abc2midi and not midi_round_trip and not midi_bytes")),
     "melody_validate": Module("emomusic/melody/validate.py", (
         "tests/melody/test_validate.py", "tests/melody/test_generate.py::test_validators_reject_broken_abc")),
-    "planner": Module("emomusic/session/planner.py", ("tests/session/test_planner.py",)),
+    # the planner's rules (StepRule, clip lengths, tempi) live in schedule.py since the session split
+    "planner": Module("emomusic/session/schedule.py", ("tests/session/test_schedule.py", "tests/session/test_planner.py")),
     "audio": Module("emomusic/audio.py", ("tests/test_audio.py",)),
 }
 
@@ -93,7 +94,7 @@ def _pyproject(module: Module) -> str:
         text
         + "\n[tool.mutmut]\n"
         + 'source_paths = ["emomusic"]\n'
-        + 'also_copy = ["scripts", "benchmarks", "tokenizers"]\n'
+        + 'also_copy = ["scripts", "benchmarks"]\n'
         + f"only_mutate = [{json.dumps(module.source)}]\n"
         + f"pytest_add_cli_args_test_selection = [{tests}]\n"
         + 'pytest_add_cli_args = ["-p", "no:cacheprovider", "-p", "no:benchmark", "-W", "ignore"]\n'
@@ -109,7 +110,7 @@ def _prepare(name: str, module: Module, keep: bool) -> Path:
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for sub in ("emomusic", "tests", "scripts", "benchmarks", "tokenizers"):
+    for sub in ("emomusic", "tests", "scripts", "benchmarks"):  # shipped files are package data in emomusic/
         if (work / sub).exists():
             shutil.rmtree(work / sub)
         shutil.copytree(REPO / sub, work / sub, ignore=ignore)
@@ -129,8 +130,6 @@ def _env(work: Path) -> dict:
     env = dict(os.environ)
     env.update(
         OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false",
-        # the scratch copy has no checkpoints/ playlists/ tokenizers/: read the repository's
-        EMOMUSIC_CHECKPOINTS=str(REPO / "checkpoints"), EMOMUSIC_PLAYLISTS=str(REPO / "playlists"),
         MPLBACKEND="Agg",
         EMOMUSIC_HYPOTHESIS_SCALE=os.environ.get("EMOMUSIC_HYPOTHESIS_SCALE", "0.25"),  # fewer examples per mutant
     )

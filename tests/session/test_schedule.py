@@ -118,3 +118,55 @@ def test_ramp_inside_a_clip_stays_within_the_rule():
         ends.append((tempos[0], tempos[-1]))
     for (_, out_a), (in_b, _) in zip(ends, ends[1:]):
         assert in_b == pytest.approx(out_a, rel=1e-3)  # neighbours meet at the same tempo
+
+
+# -- hand-computed values (mutation testing found these rules unchecked) ----------------------------
+
+def test_follow_fill_and_enforce_by_hand():
+    from emomusic.session.schedule import LOUDNESS_STEP, TEMPO_STEP
+
+    loud = LOUDNESS_STEP  # absolute steps; plan step min(1.5 * 0.8, inf) = 1.2 dB
+    assert loud.plan_step == pytest.approx(1.2) and loud.fill_step == pytest.approx(1.5 * 0.999)
+    # forward from the first value in steps of at most 1.2 dB; values already within reach stay
+    assert loud.follow([0.0, 3.0, 3.0], fixed=1) == pytest.approx([0.0, 1.2, 2.4])
+    assert loud.follow([-16.0, -16.5, -17.0], fixed=1) == pytest.approx([-16.0, -16.5, -17.0])
+    assert loud.enforce([0.0, 5.0, 5.0, -5.0]) == pytest.approx([0.0, 1.5, 3.0, 1.5])
+    # fill moves only the free values, as little as possible, within 1.4985 dB of both neighbours
+    filled = loud.fill([0.0, 9.0, 2.0], [False, True, False])
+    assert filled[0] == 0.0 and filled[2] == 2.0 and filled[1] == pytest.approx(1.4985)
+    tempo = TEMPO_STEP  # relative; plan step min(0.10, 0.08) = 8 %
+    assert tempo.plan_step == pytest.approx(0.08)
+    assert tempo.follow([100.0, 200.0], fixed=0) == pytest.approx([100.0, 108.0])
+    assert tempo.clamp(50.0, 100.0) == pytest.approx(100 / 1.1) and tempo.clamp(104.0, 100.0) == 104.0
+    assert tempo.violation(100.0, 110.0, "x") is None
+    assert tempo.violation(100.0, 111.0, "clip 2") == "clip 2: tempo 100.0 -> 111.0 BPM is a 11.0% step (at most 10% between clips)"
+    assert loud.violation(-20.0, -18.0, "clip 3") == "clip 3: loudness -20.0 -> -18.0 dB is a 2.0 dB jump (at most 1.5 dB between clips)"
+    with pytest.raises(PlanError, match=r"max_tempo_step must be in \(0, 0.25\], got 0.3"):
+        tempo.with_limit(0.3).check_limit()
+    tempo.with_limit(0.25).check_limit()  # the largest allowed limit is allowed
+
+
+def test_check_size_boundaries_and_durations_by_hand():
+    from emomusic.session.schedule import MAX_MINUTES, check_size, clip_durations, default_crossfade
+
+    check_size(MAX_MINUTES, 30)  # at most 3 hours: exactly 3 hours is fine
+    with pytest.raises(PlanError, match="at most 180 \\(3 hours\\), got 180.5"):
+        check_size(MAX_MINUTES + 0.5, 30)
+    check_size(1, 60)  # a clip as long as the session
+    with pytest.raises(PlanError, match="longer than the 60 s session"):
+        check_size(1, 60.5)
+    check_size(1, 2.0)  # the shortest clip
+    with pytest.raises(PlanError, match="at least 2, got 1.5"):
+        check_size(1, 1.5)
+    for bad in (0, -1, float("nan"), None):
+        with pytest.raises(PlanError, match="minutes must be > 0"):
+            check_size(bad, 30)
+    with pytest.raises(PlanError, match="clip seconds must be > 0"):
+        check_size(1, 0)
+    # 100 s in clips of 30: 30, 30, 30 and a 10 s rest (10 >= 0.25 * 30: kept)
+    assert clip_durations(100, 30) == [30, 30, 30, 10]
+    # 95 s: the 5 s rest is under a quarter of a clip, so it joins the last clip
+    assert clip_durations(95, 30) == [30, 30, 35]
+    assert clip_durations(90, 30) == [30, 30, 30] and clip_durations(20, 30) == [20]
+    assert sum(clip_durations(900.0, 7.0)) == pytest.approx(900.0)
+    assert default_crossfade(30, 5) == 2.0 and default_crossfade(5, 5) == 1.0 and default_crossfade(30, 1) == 0.0
