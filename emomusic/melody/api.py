@@ -139,10 +139,10 @@ def chord_voicing(chord) -> list[int]:
 
 
 def tune_to_piece(canon: CanonTune, tempo: float, velocity: int, emotion: Emotion | None = None,
-                  title: str = "", accents: bool = True) -> Piece:
+                  title: str = "", accents: bool = True, form=None) -> Piece:
     """The Piece of a canonical tune: a melody track (with metric accents at abc2midi's default
     levels, around ``velocity``; ``accents=False`` for one flat velocity), plus a chord track
-    when it has chords."""
+    when it has chords; ``form`` (a FormPlan) adds its section markers."""
     melody, chords = [], []
     chord_on: tuple | None = None
     beat = 0.0
@@ -167,6 +167,8 @@ def tune_to_piece(canon: CanonTune, tempo: float, velocity: int, emotion: Emotio
         tracks.append(Track("Chords", CHORD_PROGRAM, False, notes, channel=1))
     num, den = canon.meter.split("/")
     markers = [Marker(emotion.marker_text(), 0.0)] if emotion is not None else []
+    if form is not None:  # section markers A, A', B ... at the sections' first beats
+        markers += form.markers(canon.bar_units / 4)
     return Piece(
         tracks=tracks,
         tempos=[Tempo(float(tempo))],
@@ -274,8 +276,7 @@ def generate_melodies(emotion: Emotion, *, bars: int = 16, n: int = 1, seed: int
                     failures.append(problem)
                     retry.append(i)
                     continue
-                piece = tune_to_piece(canon, bpm, tpl.velocity, emotion, canon.title)
-                piece.markers += plan.markers(canon.bar_units / 4)
+                piece = tune_to_piece(canon, bpm, tpl.velocity, emotion, canon.title, form=plan)
                 attrs = {
                     "quadrant": tpl.quadrant, "key": canon.key.abc, "mode": canon.key.mode, "meter": canon.meter,
                     "bars": len(canon.bars), "tempo_bpm": int(round(bpm)), "dynamic": tpl.dynamic,
@@ -327,8 +328,6 @@ def transpose_tune(tune: Tune, semitones: int) -> Tune:
 
     plan = FormPlan.from_dict(tune.attributes["form"]) if tune.attributes.get("form") else None
     abc = write_abc(canon, tempo=tempo, dynamic=dyn, comment=f"transposed {int(semitones):+d} semitones", form=plan)
-    piece = tune_to_piece(canon, tempo, tune.attributes.get("velocity", 80), tune.emotion, tune.piece.title)
-    if plan is not None:
-        piece.markers += plan.markers(canon.bar_units / 4)
+    piece = tune_to_piece(canon, tempo, tune.attributes.get("velocity", 80), tune.emotion, tune.piece.title, form=plan)
     attrs = dict(tune.attributes, key=canon.key.abc)
     return Tune(abc, piece, tune.emotion, attrs, canon, tune.seed)
