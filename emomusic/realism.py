@@ -18,8 +18,11 @@ Melodic shape
 Repetition and form
     :func:`repeated_pattern_share` (a 4-interval melodic pattern, with its rhythm, that
     comes back inside the piece), :func:`chroma_self_similarity` (4-beat windows),
+    :func:`recurrence` (each 4-beat window against the most similar earlier one at any
+    offset: repetition and return without trusting the bar lines),
     :func:`bar_self_similarity` (each bar against the most similar earlier bar),
-    :func:`cadence_long_share` (phrase ends on a long note).
+    :func:`cadence_long_share` (phrase ends on a long note). The last two read the bar grid
+    (:data:`GRID_FEATURES`): compare them only with music whose bar lines are real.
 Tonality
     :func:`key_strength`, :func:`pitch_class_entropy` (:mod:`emomusic.metrics`),
     :func:`dissonance`.
@@ -54,6 +57,7 @@ FEATURES = (
     "contour_change_rate",
     "repeated_pattern_share",
     "chroma_self_similarity",
+    "recurrence",
     "bar_self_similarity",
     "cadence_long_share",
     "key_strength",
@@ -65,6 +69,10 @@ FEATURES = (
     "low_register_share",
 )
 TEXTURE_FEATURES = ("notes_per_beat", "low_register_share", "polyphony")
+# Features that read the bar grid: meaningless on music whose bar lines are nominal (EMOPIA's
+# transcriptions sit on a fixed 120 BPM grid that does not follow the music's own beat).
+GRID_FEATURES = ("bar_self_similarity", "cadence_long_share")
+RECURRENCE_MAX_STEPS = 4096  # recurrence() reads at most this many grid steps (64 bars of 4/4 at 4 per beat)
 
 
 # -- the melody line ------------------------------------------------------------------------------
@@ -180,6 +188,50 @@ def chroma_self_similarity(piece: Piece, window_beats: float = CHROMA_WINDOW_BEA
     u = c / np.linalg.norm(c, axis=1, keepdims=True)
     sim = u @ u.T
     return float(sim[np.triu_indices(len(c), 1)].mean())
+
+
+def recurrence(piece: Piece, window_beats: float = 4.0, resolution: int = 4, hop_beats: float = 1.0) -> float:
+    """Mean, over windows after the first, of the highest Jaccard similarity to an earlier
+    window placed anywhere: repetition and return that does not depend on the bar lines.
+
+    A window holds the (onset step, pitch) cells of the notes starting in ``window_beats``
+    beats (``resolution`` steps per beat, onsets rounded to the grid), relative to its own
+    start. Windows start every ``hop_beats`` beats; each is compared with every window that
+    ends at or before its start, at any step offset (so a phrase that returns half a bar
+    later than the bar grid would put it still counts). Windows without onsets are skipped.
+    1.0 when the music loops exactly, 0 when no window shares a cell with any earlier one.
+    ``nan`` when no window has an earlier one. Only the first :data:`RECURRENCE_MAX_STEPS`
+    grid steps are read.
+    """
+    notes = piece.notes
+    win = int(round(window_beats * resolution))
+    hop = max(1, int(round(hop_beats * resolution)))
+    if not notes or win < 1:
+        return math.nan
+    steps = [int(round(n.start * resolution)) for n in notes]
+    T = min(max(max(steps) + 1, int(math.ceil(piece.end_beat * resolution - 1e-9))), RECURRENCE_MAX_STEPS)
+    if T < 2 * win:
+        return math.nan
+    roll = np.zeros((T, 128), dtype=np.float32)
+    for st, nt in zip(steps, notes):
+        if 0 <= st < T:
+            roll[st, nt.pitch] = 1.0
+    gram = roll @ roll.T  # shared cells of two grid steps
+    n_win = T - win + 1
+    inter = np.zeros((n_win, n_win), dtype=np.float32)  # shared cells of the windows starting at i and j
+    for k in range(win):
+        inter += gram[k:k + n_win, k:k + n_win]
+    counts = np.convolve(roll.sum(axis=1), np.ones(win, dtype=np.float32))[win - 1:win - 1 + n_win]
+    best = []
+    for s in range(win, n_win, hop):
+        if counts[s] == 0:
+            continue
+        earlier = slice(0, s - win + 1)
+        union = counts[s] + counts[earlier] - inter[s, earlier]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            jac = np.where(union > 0, inter[s, earlier] / union, 0.0)
+        best.append(float(jac.max()))
+    return float(np.mean(best)) if best else math.nan
 
 
 def _bar_cells(piece: Piece, resolution: int) -> list[set[tuple[int, int]]]:
@@ -298,6 +350,7 @@ def features(piece: Piece) -> dict[str, float]:
         "contour_change_rate": contour_change_rate(piece),
         "repeated_pattern_share": repeated_pattern_share(piece),
         "chroma_self_similarity": chroma_self_similarity(piece),
+        "recurrence": recurrence(piece),
         "bar_self_similarity": bar_self_similarity(piece),
         "cadence_long_share": cadence_long_share(piece),
         "key_strength": key_strength(piece),
@@ -317,8 +370,8 @@ def feature_matrix(pieces: Sequence[Piece], names: Sequence[str] = FEATURES) -> 
 
 
 __all__ = [
-    "FEATURES", "TEXTURE_FEATURES", "bar_self_similarity", "cadence_long_share", "chroma_self_similarity",
+    "FEATURES", "GRID_FEATURES", "TEXTURE_FEATURES", "bar_self_similarity", "cadence_long_share", "chroma_self_similarity",
     "chroma_windows", "contour_change_rate", "dissonance", "feature_matrix", "features", "interval_mean_abs",
     "interval_shares", "key_strength", "low_register_share", "melody", "notes_per_beat", "pitch_class_entropy",
-    "pitch_spread", "polyphony", "repeated_pattern_share",
+    "pitch_spread", "polyphony", "recurrence", "repeated_pattern_share",
 ]

@@ -99,13 +99,13 @@ def test_none_is_through_composed():
 
 
 @pytest.mark.parametrize("bars, piece, tune, phrase", [
-    (16, "AABA", "AABB", 4),
-    (32, "AABA", "AABB", 8),
+    (16, "AA'BA'", "AABB", 4),
+    (32, "AA'BA'", "AABB", 8),
     (8, "AA'", "AB", 4),
-    (12, "ABA", "AAB", 4),
-    (24, "AABACA'", "AABBCC", 4),
-    (64, "AABACA'DA'", "AABBCCDD", 8),
-    (6, "ABA", "AAB", 2),
+    (12, "ABA'", "AAB", 4),
+    (24, "AA'BA'CA'", "AABBCC", 4),
+    (64, "AA'BA'CA'DA'", "AABBCCDD", 8),
+    (6, "ABA'", "AAB", 2),
     (3, "A", "A", 3),
 ])
 def test_default_forms_by_length(bars, piece, tune, phrase):
@@ -116,9 +116,9 @@ def test_default_forms_by_length(bars, piece, tune, phrase):
 
 
 def test_default_form_depends_on_arousal():
-    assert default_form(16, Emotion(0.5, 0.8)).text == "ABAB"
-    assert default_form(16, Emotion(0.5, -0.8)).text == "AABA"
-    assert default_form(16, Emotion(0.5, 0.3)).text == "AABA"  # the threshold is exclusive
+    assert default_form(16, Emotion(0.5, 0.8)).text == "ABA'B'"
+    assert default_form(16, Emotion(0.5, -0.8)).text == "AA'BA'"
+    assert default_form(16, Emotion(0.5, 0.3)).text == "AA'BA'"  # the threshold is exclusive
 
 
 def test_long_default_forms_stay_valid_and_end_on_a():
@@ -129,7 +129,7 @@ def test_long_default_forms_stay_valid_and_end_on_a():
 
 
 def test_resolve_form():
-    assert resolve_form(None, 16).text == "AABA"
+    assert resolve_form(None, 16).text == "AA'BA'"
     assert resolve_form(None, 16, kind="tune").text == "AABB"
     assert resolve_form("none", 16).through_composed
     assert resolve_form("ABAB", 16).text == "ABAB"

@@ -85,6 +85,22 @@ def test_bar_self_similarity():
     assert math.isnan(R.bar_self_similarity(line([60, 62])))
 
 
+def test_recurrence_finds_returns_off_the_bar_grid():
+    motif = [60, 62, 64, 65]
+    # the motif, a 2-beat rest, the motif again (beats 6-9): windows start at beats 4, 5 and 6;
+    # the one at beat 6 is the motif (1.0), the others share no cell with any earlier window (0)
+    shifted = line(motif * 2, [0.0, 1.0, 2.0, 3.0, 6.0, 7.0, 8.0, 9.0], [1.0] * 8)
+    assert R.recurrence(shifted) == pytest.approx(1 / 3)
+    assert R.bar_self_similarity(shifted) == 0.0  # bars 1 and 2 hold halves of the motif: no bar matches
+    assert R.recurrence(line(motif * 4)) == pytest.approx(1.0)  # a loop
+    assert R.recurrence(line(list(range(40, 56)))) == 0.0  # no pitch comes back
+    assert R.recurrence(line(motif * 4), hop_beats=4.0) == pytest.approx(1.0)
+    # the return a semitone higher is not a return (cells hold pitches)
+    assert R.recurrence(line(motif + [p + 1 for p in motif])) == 0.0
+    assert math.isnan(R.recurrence(line([60, 62])))  # shorter than two windows
+    assert math.isnan(R.recurrence(Piece(tracks=[])))
+
+
 def test_cadence_long_share():
     starts, pitches, durs = [], [], []
     for b in range(8):

@@ -434,10 +434,14 @@ def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: in
         for t in p.tracks:  # one voice per key, as a MIDI file holds it (so counts agree with the file)
             t.notes = without_overlaps(t.notes)
         pieces.append(p)
-    if texture:  # piano texture around the generated notes, on the plan's chords at its cadences
+    if texture:  # passing notes in the melody's thirds, then the piano texture around the generated
+        # notes, on the plan's chords at its cadences
+        from .passing import add_passing_tones
         from .texture import add_texture
 
-        pieces = [add_texture(p, emos, form=plan, seed=seed + i, segment_beats=eng.segment_bars * 4.0)
+        seg_beats = eng.segment_bars * 4.0
+        pieces = [add_texture(add_passing_tones(p, emos, seed=seed + i, segment_beats=seg_beats), emos, form=plan,
+                              seed=seed + i, segment_beats=seg_beats)
                   for i, p in enumerate(pieces)]
     # the form's cadences (in the key the template left) and section markers come last
     return [with_form(p, plan) for p in pieces]

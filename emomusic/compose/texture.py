@@ -68,8 +68,10 @@ BUDGET_CENTRE = 3.0  # onsets per beat (melody and accompaniment) the left hand 
 BUDGET_PER_AROUSAL = 1.5  # ... more when excited, fewer when calm
 PEDAL_AROUSAL = 0.8  # the sustain pedal changes with the chord and at each bar line (each half bar above this arousal)
 LEGATO_AROUSAL = 0.0  # up to this arousal each part is played legato
-FILL_CENTRE = 0.5  # chance of a right-hand chord tone under a strong-beat melody note at arousal 0 ...
-FILL_PER_AROUSAL = 0.6  # ... higher when excited (fuller chords), lower when calm
+FILL_CENTRE = 0.75  # chance of a right-hand chord tone under a strong-beat melody note at arousal 0 ...
+FILL_PER_AROUSAL = 0.3  # ... higher when excited (fuller chords), lower when calm
+COLOUR_CENTRE = 0.55  # chance of a seventh / ninth in a half bar's chord at arousal 0 ...
+COLOUR_PER_AROUSAL = 0.35  # ... more when calm, fewer when excited
 
 
 # --------------------------------------------------------------------------------------
@@ -77,21 +79,22 @@ FILL_PER_AROUSAL = 0.6  # ... higher when excited (fuller chords), lower when ca
 # --------------------------------------------------------------------------------------
 
 # A pattern is a list of events per bar of 4 beats: (offset in beats, voices). Voice 0 is the
-# bass, 1.. are the chord tones above it (ascending), 9 is the bass an octave up. Each event
+# bass, 1.. are the chord tones above it (ascending), 9 is the bass an octave up, 8 the chord's
+# colour tone (its seventh or ninth, :func:`colour_tone`) when the half bar has one. Each event
 # plays the chord of the half bar it falls in.
 PATTERNS: dict[str, list[tuple[float, tuple[int, ...]]]] = {
     # calm: few onsets, single notes, ringing (EMOPIA's calm clips: ~0.6 left-hand onsets per beat)
-    "block": [(0.0, (0, 1, 2)), (2.0, (0, 1, 2))],
-    "bass_half": [(0.0, (0, 1)), (1.0, (2,)), (2.0, (0, 1)), (3.0, (2, 3))],
-    "slow_arpeggio": [(0.0, (0, 1)), (1.0, (2,)), (1.5, (3,)), (2.0, (0, 1)), (3.0, (2,)), (3.5, (3,))],
-    "rocking": [(0.0, (0, 1)), (1.0, (2,)), (1.5, (3,)), (2.0, (0,)), (3.0, (1, 2))],
+    "block": [(0.0, (0, 1, 2, 8)), (2.0, (0, 1, 2, 8))],
+    "bass_half": [(0.0, (0, 1)), (1.0, (2, 8)), (2.0, (0, 1)), (3.0, (2, 3, 8))],
+    "slow_arpeggio": [(0.0, (0, 1)), (1.0, (2,)), (1.5, (8,)), (2.0, (0, 1)), (3.0, (2,)), (3.5, (3,))],
+    "rocking": [(0.0, (0, 1)), (1.0, (2, 8)), (1.5, (3,)), (2.0, (0,)), (3.0, (1, 2, 8))],
     # moderate
-    "bass_chord": [(0.0, (0,)), (1.0, (1, 2)), (2.0, (0,)), (3.0, (1, 2))],
-    "flowing": [(0.0, (0,)), (0.5, (1,)), (1.0, (2,)), (2.0, (0,)), (2.5, (1,)), (3.0, (2,))],
+    "bass_chord": [(0.0, (0,)), (1.0, (1, 2, 8)), (2.0, (0,)), (3.0, (1, 2))],
+    "flowing": [(0.0, (0,)), (0.5, (1,)), (1.0, (2,)), (1.5, (8,)), (2.0, (0,)), (2.5, (1,)), (3.0, (2,))],
     # excited
     "alberti": [(0.0, (0,)), (0.5, (2,)), (1.0, (1,)), (1.5, (2,)), (2.0, (0,)), (2.5, (2,)), (3.0, (1,)), (3.5, (2,))],
-    "octave_offbeat": [(0.0, (0, 9)), (0.5, (1, 2)), (1.5, (1, 2)), (2.0, (0, 9)), (2.5, (1, 2)), (3.5, (1, 2))],
-    "driving": [(0.0, (0,)), (0.5, (1, 2)), (1.0, (9,)), (1.5, (1, 2)), (2.0, (0,)), (2.5, (1, 2)), (3.0, (9,)), (3.5, (1, 2))],
+    "octave_offbeat": [(0.0, (0, 9)), (0.5, (1, 2, 8)), (1.5, (1, 2)), (2.0, (0, 9)), (2.5, (1, 2, 8)), (3.5, (1, 2))],
+    "driving": [(0.0, (0,)), (0.5, (1, 2)), (1.0, (9,)), (1.5, (1, 2, 8)), (2.0, (0,)), (2.5, (1, 2)), (3.0, (9,)), (3.5, (1, 2))],
 }
 LOW_AROUSAL = ("bass_half", "slow_arpeggio", "rocking")
 MID_AROUSAL = ("bass_chord", "flowing", "slow_arpeggio")
@@ -126,10 +129,30 @@ def bass_floor(emotion: Emotion) -> int:
     return int(round(BASS_CENTRE - BASS_PER_AROUSAL * emotion.arousal - (BASS_NEGATIVE_VALENCE if emotion.valence < 0 else 0)))
 
 
-def _voicing(chord: Chord, prev_bass: int | None, lo: int, top: int) -> list[int]:
-    """[bass, chord tones ascending above it ...]: the root in the bass within an octave from
-    ``lo`` (the smallest leap from the previous bass), then the fifth, the tenth and the
-    octave above when they fit under ``top`` (else other chord tones under ``top``)."""
+def colour_tone(chord: Chord) -> int | None:
+    """The pitch class a pianist adds to ``chord``'s triad: the minor seventh over the dominant
+    (V7) and over minor chords (ii7, vi7, i7 ...), the ninth over the other major chords (add9:
+    a major seventh would rub a semitone against the root); None for a diminished chord."""
+    if chord.quality == "diminished":
+        return None
+    if chord.quality == "minor" or chord.degree == "V":
+        return (chord.root + 10) % 12
+    return (chord.root + 2) % 12
+
+
+def colour_chance(emotion: Emotion) -> float:
+    """The chance that a half bar's chord gets its :func:`colour_tone`: sevenths and ninths are
+    the sound of calm piano music above all (EMOPIA's calm clips are as dissonant as its
+    excited ones: about 0.3 of the pitch-class pairs at onsets, against 0.1-0.15 for triads)."""
+    return float(min(0.95, max(0.2, COLOUR_CENTRE - COLOUR_PER_AROUSAL * emotion.arousal)))
+
+
+def _voicing(chord: Chord, prev_bass: int | None, lo: int, top: int, colour: bool = False) -> tuple[list[int], int | None]:
+    """([bass, chord tones ascending above it ...], colour pitch or None): the root in the bass
+    within an octave from ``lo`` (the smallest leap from the previous bass), then the fifth,
+    the tenth and the octave above when they fit under ``top`` (else other chord tones under
+    ``top``); with ``colour`` the chord's :func:`colour_tone` just above the bass's fifth
+    (pattern voice 8) when it fits under ``top`` a tone or more from the other voices."""
     opts = [p for p in range(lo, lo + BASS_SPAN) if p % 12 == chord.root]
     bass = opts[0] if prev_bass is None else min(opts, key=lambda p: (abs(p - prev_bass), p))
     upper = []
@@ -147,7 +170,13 @@ def _voicing(chord: Chord, prev_bass: int | None, lo: int, top: int) -> list[int
             break
         if p % 12 in chord.pcs and all(abs(p - q) >= 3 for q in upper):
             upper.append(p)
-    return [bass] + sorted(upper)
+    pc = colour_tone(chord) if colour else None
+    extra = None
+    if pc is not None:
+        p = bass + 7 + ((pc - bass - 7) % 12)  # above the fifth: a seventh over the bass, a ninth an octave up
+        if p <= top and all(abs(p - q) >= 2 for q in upper):  # never a semitone against the chord
+            extra = p
+    return [bass] + sorted(upper), extra
 
 
 # --------------------------------------------------------------------------------------
@@ -274,6 +303,30 @@ def _fills(melody: Sequence[Note], chords: Sequence[Chord], snd: _Sounding, emot
     return out
 
 
+def _colour_notes(colours: Sequence[int | None], chords: Sequence[Chord], snd: _Sounding, win: float, total: float,
+                  velocity: float, lh_onsets: Sequence[float]) -> list[Note]:
+    """The colour tone of each half bar that has one and does not sound in it yet, held from
+    the half bar's first left-hand onset (its start when there is none) to its end, where it
+    clashes a semitone with nothing (whatever the generated accompaniment plays: a pianist
+    adds the seventh to the chord the left hand has)."""
+    out: list[Note] = []
+    onsets = np.sort(np.asarray(lh_onsets, dtype=float))
+    for w, p in enumerate(colours):
+        t0, t1 = w * win, min((w + 1) * win, total)
+        if p is None or t1 <= t0:
+            continue
+        if np.any(snd.pitches(t0, t1) % 12 == p % 12):
+            continue
+        here = onsets[(onsets >= t0 - 1e-6) & (onsets < t1 - 1e-6)]
+        start = float(here[0]) if here.size else t0
+        if t1 - start < 0.5 or snd.clashes(p, start, t1):
+            continue
+        nt = Note(int(p), start, t1 - start, int(max(1, min(127, round(velocity * 0.9)))))
+        snd.add(nt)
+        out.append(nt)
+    return out
+
+
 def _repeat_sections(added: list[Note], generated: Sequence[Note], form: "FormPlan", bar: float) -> list[Note]:
     """A repeated section (same label as its first statement) gets the first statement's added
     notes in every bar but its last (the cadence), where its generated notes are the same, so a
@@ -362,7 +415,9 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
     pattern_of_phrase: dict[tuple, str] = {}
     mel_centre = float(np.median([n.pitch for n in melody])) if melody else 72.0
     voicings: list[list[int]] = []
+    colours: list[int | None] = []
     tops: list[int] = []
+    colour_draws = np.random.default_rng([seed, 7]).random(n_win)  # its own stream: the patterns' draws stay as they were
     for w in range(n_win):  # one voicing per half bar, the bass led by the smallest leap
         t0, t1 = w * win, (w + 1) * win
         em = _emotion_at(emotions, t0, segment_beats)
@@ -370,7 +425,10 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
         top = min(LEFT_HAND_TOP, (min(mel_here) - MELODY_GAP) if mel_here else LEFT_HAND_TOP)
         # the bass stays within reach of the melody (a narrower span when calm)
         floor = max(bass_floor(em), int(round(mel_centre - BASS_BELOW_MELODY - BASS_BELOW_PER_AROUSAL * em.arousal)))
-        voicings.append(_voicing(chords[w], prev_bass, floor, top))
+        last_bar = w >= n_win - wpb  # the final tonic lands as a plain triad
+        v, c = _voicing(chords[w], prev_bass, floor, top, colour=not last_bar and bool(colour_draws[w] < colour_chance(em)))
+        voicings.append(v)
+        colours.append(c)
         tops.append(top)
         prev_bass = voicings[-1][0]
     for b in range(n_bars):
@@ -411,7 +469,7 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
             base_vel = (float(mel_vel[near].mean()) if near.any() else default_vel) * ACCOMP_VELOCITY
             voices = voicings[w]
             for v in vs:
-                p = voices[0] + 12 if v == 9 else (voices[v] if v < len(voices) else None)
+                p = voices[0] + 12 if v == 9 else colours[w] if v == 8 else (voices[v] if v < len(voices) else None)
                 if p is None or p > tops[w]:
                     continue
                 if snd.clashes(p, start, end):
@@ -430,6 +488,8 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
                 snd.add(nt)
                 new_notes.append(nt)
 
+    new_notes += _colour_notes(colours, chords, snd, win, total, default_vel * ACCOMP_VELOCITY,
+                               [n.start for n in accomp if n.pitch < LEFT_HAND_SPLIT] + [n.start for n in new_notes])
     fills = _fills(melody, chords, snd, emotions, segment_beats, bar, win, total, rng) if fill else []
     if form is not None and not form.through_composed:
         new_notes = _repeat_sections(new_notes, melody + accomp, form, bar)

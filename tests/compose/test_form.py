@@ -133,12 +133,17 @@ def test_shipped_aaba_repeats_contrasts_and_cadences():
 def test_shipped_default_forms_variation_and_none():
     e = Emotion(-0.5, -0.4)
     (p16,) = compose(e, bars=16, seed=1)
-    assert form_from_markers(p16.markers, 16).labels == ["A", "A", "B", "A"]  # default: 4 phrases of 4 bars
+    # default: 4 phrases of 4 bars, the returns varied
+    assert form_from_markers(p16.markers, 16).labels == ["A", "A'", "B", "A'"]
     (p32,) = compose(e, bars=32, seed=1)
     plan32 = form_from_markers(p32.markers, 32)
-    assert plan32.phrase_bars == 8 and plan32.labels == ["A", "A", "B", "A"]
-    _cadence_checks(p32, parse_form("AABA", 32))
-    assert min(x for x in section_similarities(p32.notes, plan32) if x is not None) > 0.6
+    assert plan32.phrase_bars == 8 and plan32.labels == ["A", "A'", "B", "A'"]
+    _cadence_checks(p32, parse_form("AA'BA'", 32))
+    sims = section_similarities(p32.notes, plan32)
+    assert min(sims[1], sims[3]) > 0.25 and min(sims[1], sims[3]) > contrast(p32.notes, plan32)[2] + 0.1
+    # exact returns when the plan asks for them
+    (exact,) = compose(e, bars=32, seed=1, form="AABA")
+    assert min(x for x in section_similarities(exact.notes, parse_form("AABA", 32)) if x is not None) > 0.6
     # a variation: measurably nearer its first statement than the new section is
     sims, cons = [], []
     for p in compose(e, bars=16, n=4, seed=1, form="AA'BA"):

@@ -252,3 +252,39 @@ def test_returning_sections_keep_their_pattern():
     notes = {sec: {(n.pitch, round(n.start - 16.0 * sec, 3)) for n in out.notes if 16.0 * sec <= n.start < 16.0 * sec + 12.0}
              for sec in range(4)}
     assert notes[0] == notes[1] == notes[3]
+
+
+def test_colour_tones_of_the_chords():
+    by_degree = {c.degree: c for c in T.diatonic_chords(C_MAJOR)}
+    assert T.colour_tone(by_degree["V"]) == 5  # G7: F
+    assert T.colour_tone(by_degree["I"]) == 2  # Cadd9: D (Cmaj7's B would rub against C)
+    assert T.colour_tone(by_degree["IV"]) == 7  # Fadd9: G
+    assert T.colour_tone(by_degree["ii"]) == 0  # Dm7: C
+    assert T.colour_tone(by_degree["vi"]) == 7  # Am7: G
+    assert T.colour_tone(T.Chord("vii", 11, (11, 2, 5), "diminished")) is None
+    assert T.colour_chance(Emotion(0.0, 0.0)) == pytest.approx(0.55)
+    assert T.colour_chance(Emotion(0.0, -0.8)) == pytest.approx(0.55 + 0.35 * 0.8)  # calm: more sevenths and ninths
+    assert T.colour_chance(Emotion(0.0, 0.8)) == pytest.approx(0.55 - 0.35 * 0.8)
+
+
+def test_calm_left_hand_adds_sevenths_and_ninths_without_semitones(monkeypatch):
+    piece = _piece(C_TUNE)  # I | IV | V | I, two bars each
+    calm = Emotion(0.5, -0.7)
+    colour = {0: 2, 1: 7, 2: 5}  # per two bars: Cadd9's D, Fadd9's G, G7's F
+
+    def pcs(p: Piece, k: int) -> set:  # pitch classes of the accompaniment in bars 2k, 2k+1
+        return {n.pitch % 12 for n in p.tracks[1].notes if 8 * k <= n.start < 8 * k + 8}
+
+    with_colour = [T.add_texture(piece, calm, seed=s) for s in range(4)]
+    monkeypatch.setattr(T, "colour_chance", lambda emotion: 0.0)  # plain triads
+    plain = [T.add_texture(piece, calm, seed=s) for s in range(4)]
+    triads = ({0, 4, 7}, {5, 9, 0}, {7, 11, 2})
+    for a, b in zip(with_colour, plain):
+        for k in range(3):
+            assert pcs(b, k) <= triads[k]
+            assert pcs(a, k) == triads[k] | {colour[k]}, (k, pcs(a, k))
+        last = {n.pitch % 12 for n in a.tracks[1].notes if n.start >= 28.0}
+        assert last and last <= {0, 4, 7}  # the final tonic has no colour tone
+        for n in a.tracks[1].notes:  # a colour tone never sounds a semitone against the melody
+            assert all(abs(m.pitch - n.pitch) % 12 not in (1, 11) for m in a.tracks[0].notes
+                       if m.start < n.end - 1e-6 and n.start < m.end - 1e-6)

@@ -1,0 +1,99 @@
+"""emomusic.compose.passing: the scale step between two melody notes a third apart."""
+
+from __future__ import annotations
+
+import pytest
+
+from emomusic.compose import passing as P
+from emomusic.emotion import Emotion
+from emomusic.piece import KeySignature, Note, Piece, Tempo, TimeSignature, Track
+
+C_MAJOR = KeySignature(0, "major")
+C_MINOR = KeySignature(0, "minor")
+
+
+def _notes(*spec) -> list[Note]:
+    """(pitch, start, duration) triples -> notes at velocity 80."""
+    return [Note(p, s, d, 80) for p, s, d in spec]
+
+
+def _cells(notes) -> list[tuple]:
+    return [(n.pitch, n.start, n.duration) for n in notes]
+
+
+def test_scale_step_between():
+    assert P.scale_step_between(60, 64, C_MAJOR) == 62  # C-E: D
+    assert P.scale_step_between(64, 67, C_MAJOR) == 65  # E-G: F (F# is not in C major)
+    assert P.scale_step_between(60, 63, C_MINOR) == 62  # C-Eb: D
+    assert P.scale_step_between(63, 67, C_MINOR) == 65  # Eb-G in C minor: F (E is not in the scale)
+    assert P.scale_step_between(63, 67, C_MAJOR) is None  # in C major both E and F lie between
+    assert P.scale_step_between(60, 62, C_MAJOR) is None  # a step has nothing between
+
+
+def test_a_third_held_to_the_next_note_gets_its_passing_note():
+    # C4 (2 beats) then E4: C keeps the first beat, D4 takes the second (velocity 80 * 0.9 = 72)
+    out = P.passing_tones(_notes((60, 0.0, 2.0), (64, 2.0, 1.0)), C_MAJOR, 1.0)
+    assert _cells(out) == [(60, 0.0, 1.0), (62, 1.0, 1.0), (64, 2.0, 1.0)]
+    assert out[1].velocity == 72
+    # falling: G4 (1 beat) to E4: F4 on the half beat
+    out = P.passing_tones(_notes((67, 4.0, 1.0), (64, 5.0, 1.0)), C_MAJOR, 1.0)
+    assert _cells(out) == [(67, 4.0, 0.5), (65, 4.5, 0.5), (64, 5.0, 1.0)]
+
+
+@pytest.mark.parametrize("notes, why", [
+    (_notes((60, 0.0, 0.25), (64, 0.25, 1.0)), "too short to split"),
+    (_notes((60, 0.0, 0.25), (64, 2.0, 1.0)), "a rest of more than a quarter beat before the second note"),
+    (_notes((60, 0.0, 1.0), (65, 1.0, 1.0)), "a fourth is not a third"),
+    (_notes((60, 0.0, 1.0), (62, 1.0, 1.0)), "a step"),
+    (_notes((60, 0.0, 1.0), (55, 0.0, 1.0), (64, 1.0, 1.0)), "a chord on the first onset"),
+    (_notes((60, 0.0, 1.0), (64, 1.0, 1.0), (67, 1.0, 1.0)), "a chord on the second onset"),
+])
+def test_no_passing_note(notes, why):
+    assert _cells(P.passing_tones(notes, C_MAJOR, 1.0)) == sorted(_cells(notes)), why
+
+
+def test_chance_and_key_decide():
+    pair = _notes((63, 0.0, 1.0), (67, 1.0, 1.0))  # Eb4 - G4
+    assert len(P.passing_tones(pair, C_MINOR, 1.0)) == 3 and len(P.passing_tones(pair, C_MAJOR, 1.0)) == 2
+    assert _cells(P.passing_tones(pair, C_MINOR, 0.0)) == _cells(pair)
+    # per-note keys: the first note of the pair decides
+    assert len(P.passing_tones(pair, [C_MINOR, C_MAJOR], 1.0)) == 3
+    assert len(P.passing_tones(pair, [C_MAJOR, C_MINOR], 1.0)) == 2
+
+
+def test_a_repeated_motif_gets_the_same_passing_notes_and_the_seed_matters():
+    motif = [(60, 0.0, 1.0), (64, 1.0, 1.0), (67, 2.0, 1.0), (64, 3.0, 1.0)]  # C E G E: three thirds
+    line = _notes(*motif, *[(p, s + 8.0, d) for p, s, d in motif])  # bar 0 and again in bar 2
+    counts = set()
+    for seed in range(24):
+        out = P.passing_tones(line, C_MAJOR, 0.5, seed=seed)
+        first = [(n.pitch, n.start) for n in out if n.start < 4.0]
+        again = [(n.pitch, n.start - 8.0) for n in out if n.start >= 8.0]
+        assert first == again
+        counts.add(len(first) - 4)
+    assert counts == {0, 1, 2, 3}  # the seeds choose different thirds to fill
+
+
+def test_passing_chance_by_arousal():
+    assert P.passing_chance(Emotion(0.0, 0.0)) == pytest.approx(0.55)
+    assert P.passing_chance(Emotion(0.5, 0.8)) == pytest.approx(0.55 + 0.2 * 0.8)
+    assert P.passing_chance(Emotion(0.5, -0.8)) == pytest.approx(0.55 - 0.2 * 0.8)
+
+
+def test_add_passing_tones_changes_only_the_melody_in_the_key_in_force():
+    mel = _notes((63, 0.0, 1.0), (67, 1.0, 1.0), (63, 8.0, 1.0), (67, 9.0, 1.0))
+    acc = _notes((48, 0.0, 4.0), (51, 8.0, 4.0))
+    piece = Piece(tracks=[Track("Melody", 0, False, mel), Track("Accompaniment", 0, False, acc)],
+                  tempos=[Tempo(90.0)], keys=[C_MINOR, KeySignature(0, "major", 8.0)], time_signatures=[TimeSignature(4, 4)])
+    out = P.add_passing_tones(piece, [Emotion(0.0, 0.9)], seed=0)
+    assert out.tracks[1].notes == acc
+    added = sorted({(n.pitch, n.start) for n in out.tracks[0].notes} - {(n.pitch, n.start) for n in mel})
+    # in C minor (bars 0-1) Eb-G passes through F where the seed's draw allows; in C major (from
+    # beat 8) two notes lie between: nothing is added there
+    assert all(s < 8.0 for _, s in added)
+    found = set()
+    for seed in range(12):
+        found |= {(n.pitch, n.start) for n in P.add_passing_tones(piece, [Emotion(0.0, 0.9)], seed=seed).tracks[0].notes}
+    assert (65, 0.5) in found and not any(s >= 8.0 and (p, s) not in {(63, 8.0), (67, 9.0)} for p, s in found)
+    assert piece.tracks[0].notes == mel  # the input is left as it was
+    assert P.add_passing_tones(piece, []) is piece
