@@ -17,19 +17,23 @@ A third (3 or 4 semitones) between two consecutive melody onsets is filled when
 * a seeded draw falls under the chance for the emotion (:func:`passing_chance`).
 
 The draw depends on the seed, the two pitches and the position in the bar only, so a section
-that repeats its first statement note for note gets the same passing notes. Everything else
-(the notes, the other tracks) is left as it is.
+that repeats its first statement note for note gets the same passing notes; with a form plan,
+a varied return (a prime: A') draws afresh, as a player ornaments a returning tune another
+way. Everything else (the notes, the other tracks) is left as it is.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from emomusic.chords import MAJOR_SCALE, MINOR_SCALE
 from emomusic.emotion import Emotion
 from emomusic.piece import KeySignature, Note, Piece
+
+if TYPE_CHECKING:  # pragma: no cover
+    from emomusic.form import FormPlan
 
 MIN_GAP = 0.5  # beats from the first note's onset to the second's: each half keeps >= 1/4 beat
 GRID = 0.25  # the passing note starts on this grid (beats), at the middle of the gap or after it
@@ -43,9 +47,9 @@ def passing_chance(emotion: Emotion) -> float:
     return float(min(0.9, max(0.2, CHANCE_CENTRE + CHANCE_PER_AROUSAL * emotion.arousal)))
 
 
-def _draw(seed: int, a: Note, b: Note, bar_beats: float) -> float:
-    """A uniform number in [0, 1) from the seed, the two pitches and the position in the bar."""
-    key = f"{seed}|{a.pitch}|{b.pitch}|{round(a.start % bar_beats, 3)}|{round(b.start - a.start, 3)}"
+def _draw(seed: int, a: Note, b: Note, bar_beats: float, salt: int = 0) -> float:
+    """A uniform number in [0, 1) from the seed, the two pitches, the position in the bar and ``salt``."""
+    key = f"{seed}|{a.pitch}|{b.pitch}|{round(a.start % bar_beats, 3)}|{round(b.start - a.start, 3)}|{salt}"
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") / 2.0 ** 64
 
 
@@ -58,14 +62,16 @@ def scale_step_between(low: int, high: int, key: KeySignature) -> int | None:
 
 
 def passing_tones(notes: Sequence[Note], key: KeySignature | Sequence[KeySignature], chance: float | Sequence[float],
-                  *, seed: int = 0, bar_beats: float = 4.0) -> list[Note]:
+                  *, seed: int = 0, bar_beats: float = 4.0, salt: Sequence[int] | None = None) -> list[Note]:
     """``notes`` (one melody part) with passing notes in the thirds the rules above allow.
 
-    ``key`` is one key or one per note, and ``chance`` one chance or one per note of ``notes``
-    (in the order given; the first note of each pair decides)."""
+    ``key`` is one key or one per note, ``chance`` one chance or one per note of ``notes``,
+    and ``salt`` (default 0) one number per note mixed into its draw (in the order given; the
+    first note of each pair decides)."""
     notes = list(notes)
     chances = [float(chance)] * len(notes) if isinstance(chance, (int, float)) else [float(c) for c in chance]
     keys = [key] * len(notes) if isinstance(key, KeySignature) else list(key)
+    salts = [0] * len(notes) if salt is None else [int(x) for x in salt]
     order = sorted(range(len(notes)), key=lambda i: (notes[i].start, notes[i].pitch))
     groups: list[list[int]] = []
     for i in order:
@@ -83,7 +89,7 @@ def passing_tones(notes: Sequence[Note], key: KeySignature | Sequence[KeySignatu
         if not 3 <= abs(b.pitch - a.pitch) <= 4 or gap < MIN_GAP - 1e-6 or a.end < b.start - GRID - 1e-6:
             continue
         step = scale_step_between(min(a.pitch, b.pitch), max(a.pitch, b.pitch), keys[g0[0]])
-        if step is None or _draw(seed, a, b, bar_beats) >= chances[g0[0]]:
+        if step is None or _draw(seed, a, b, bar_beats, salts[g0[0]]) >= chances[g0[0]]:
             continue
         mid = a.start + max(GRID, round(gap / 2 / GRID) * GRID)
         if b.start - mid < GRID - 1e-6:
@@ -93,10 +99,13 @@ def passing_tones(notes: Sequence[Note], key: KeySignature | Sequence[KeySignatu
     return sorted(out + added, key=lambda n: (n.start, n.pitch))
 
 
-def add_passing_tones(piece: Piece, emotions: Sequence[Emotion], *, seed: int = 0, segment_beats: float = 8.0) -> Piece:
+def add_passing_tones(piece: Piece, emotions: Sequence[Emotion], *, seed: int = 0, segment_beats: float = 8.0,
+                      form: "FormPlan | None" = None) -> Piece:
     """``piece`` with :func:`passing_tones` in its melody track(s) (tracks named "Melody"),
     each note read in the key signature in force at its onset (C major when the piece has
-    none); ``emotions`` gives one emotion per ``segment_beats`` beats (a morph) or one for all."""
+    none); ``emotions`` gives one emotion per ``segment_beats`` beats (a morph) or one for all.
+    With ``form``, notes in a varied return (role ``"variation"``) draw with their section's
+    number as salt: they are ornamented afresh."""
     emotions = list(emotions)
     if not emotions:
         return piece
@@ -104,6 +113,12 @@ def add_passing_tones(piece: Piece, emotions: Sequence[Emotion], *, seed: int = 
 
     def key_at(beat: float) -> KeySignature:
         return next((k for k in reversed(keys) if k.beat <= beat + 1e-6), keys[0])
+
+    def salt_at(beat: float) -> int:
+        if form is None or form.through_composed:
+            return 0
+        i = form.section_at_bar(int(beat // bar + 1e-9))
+        return i + 1 if form.role(i) == "variation" else 0
 
     bar = piece.time_signature.bar_beats
     tracks = []
@@ -113,7 +128,7 @@ def add_passing_tones(piece: Piece, emotions: Sequence[Emotion], *, seed: int = 
             continue
         ch = [passing_chance(emotions[min(len(emotions) - 1, max(0, int(n.start // segment_beats)))]) for n in t.notes]
         tracks.append(replace(t, notes=passing_tones(t.notes, [key_at(n.start) for n in t.notes], ch, seed=seed,
-                                                     bar_beats=bar)))
+                                                     bar_beats=bar, salt=[salt_at(n.start) for n in t.notes])))
     return replace(piece, tracks=tracks)
 
 

@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .api import ComposeEngine
 
 VARIATION_START = 1  # trained timestep (of 4) a varied repeat is re-noised to before denoising again
+VARIATION_KEEP = 0.5  # share of a varied repeat's segments copied exactly (its opening)
 REPEAT_TOLERANCE = 0.25  # a repeat whose emotion moved further (valence or arousal) is re-conditioned like a variation
 
 
@@ -88,7 +89,7 @@ def generate_with_form(eng: "ComposeEngine", conds, plan: FormPlan, *, seed: int
                 continue
             (a2, b2), (fa2, fb2) = spans[i2], spans[j2]
             m2 = min(b2 - a2, fb2 - fa2)
-            copied = m2 if plan.role(i2) == "repeat" and same_emotion(a2, fa2, m2) else m2 // 2
+            copied = m2 if plan.role(i2) == "repeat" and same_emotion(a2, fa2, m2) else int(m2 * VARIATION_KEEP)
             fixed.update({a2 + t: fa2 + t for t in range(copied)})
         return fixed
 
@@ -145,7 +146,7 @@ def generate_with_form(eng: "ComposeEngine", conds, plan: FormPlan, *, seed: int
             if plan.role(i) == "repeat" and same_emotion(a, fa, m):
                 out[:, a:a + m] = src
             else:  # the opening returns as it was, the continuation is varied (and re-conditioned)
-                keep = m // 2
+                keep = int(m * VARIATION_KEEP)
                 out[:, a:a + keep] = src[:, :keep]
                 fill(a + keep, a + m, src[:, keep:], variation_start)
             if a + m < b:

@@ -67,6 +67,7 @@ CALM_THRESHOLD = 0.6  # decoder onset threshold raised by this per unit of negat
 BUDGET_CENTRE = 3.0  # onsets per beat (melody and accompaniment) the left hand fills up to at arousal 0 ...
 BUDGET_PER_AROUSAL = 1.5  # ... more when excited, fewer when calm
 PEDAL_AROUSAL = 0.8  # the sustain pedal changes with the chord and at each bar line (each half bar above this arousal)
+BAR_PEDAL_AROUSAL = -0.3  # ... at bar lines only above this arousal (calmer music holds it while the chord lasts)
 LEGATO_AROUSAL = 0.0  # up to this arousal each part is played legato
 FILL_CENTRE = 0.75  # chance of a right-hand chord tone under a strong-beat melody note at arousal 0 ...
 FILL_PER_AROUSAL = 0.3  # ... higher when excited (fuller chords), lower when calm
@@ -501,7 +502,7 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
         changes = []
         for w in range(n_win):  # the pedal changes with the chord and at bar lines (half bars when very excited)
             a = _emotion_at(emotions, w * win, segment_beats).arousal
-            if w == 0 or chords[w] != chords[w - 1] or a > PEDAL_AROUSAL or (a > -0.3 and w % wpb == 0):
+            if w == 0 or chords[w] != chords[w - 1] or a > PEDAL_AROUSAL or (a > BAR_PEDAL_AROUSAL and w % wpb == 0):
                 changes.append(w * win)
         flat = list(melody) + fills + accomp + new_notes
         i0, i1 = len(melody), len(melody) + len(fills)

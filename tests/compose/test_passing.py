@@ -97,3 +97,27 @@ def test_add_passing_tones_changes_only_the_melody_in_the_key_in_force():
     assert (65, 0.5) in found and not any(s >= 8.0 and (p, s) not in {(63, 8.0), (67, 9.0)} for p, s in found)
     assert piece.tracks[0].notes == mel  # the input is left as it was
     assert P.add_passing_tones(piece, []) is piece
+
+
+def test_a_varied_return_is_ornamented_afresh_an_exact_one_is_not():
+    from emomusic.form import parse_form
+
+    motif = [(60, 0.0, 1.0), (64, 1.0, 1.0), (67, 2.0, 1.0), (64, 3.0, 1.0)] * 2  # C E G E, twice: 2 bars
+    mel = _notes(*[(p, s + 4.0 * k, d) for k in range(0, 8, 2) for p, s, d in motif[:4]],
+                 *[(p, s + 4.0 * k + 4.0, d) for k in range(0, 8, 2) for p, s, d in motif[:4]])  # 8 bars of it
+
+    def sections(plan_text: str, seed: int) -> list[list[tuple]]:
+        piece = Piece(tracks=[Track("Melody", 0, False, mel)], keys=[C_MAJOR], time_signatures=[TimeSignature(4, 4)])
+        out = P.add_passing_tones(piece, [Emotion(0.0, 0.0)], seed=seed, form=parse_form(plan_text, 8)).tracks[0].notes
+        # the first bar of each 2-bar section (the last bar's final third leads into the next section)
+        return [sorted((n.pitch, round(n.start - 8.0 * k, 3)) for n in out if 8.0 * k <= n.start < 8.0 * k + 4.0)
+                for k in range(4)]
+
+    differs = 0
+    for seed in range(12):
+        exact = sections("AABA", seed)
+        assert exact[0] == exact[1] == exact[3]  # A returns with the same passing notes
+        varied = sections("AA'BA'", seed)
+        assert varied[0] == exact[0]  # the first statement is drawn as before
+        differs += varied[1] != varied[0]
+    assert differs >= 6  # a varied return mostly gets other passing notes
