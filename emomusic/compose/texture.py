@@ -66,6 +66,7 @@ CALM_STAY = 0.3  # chord-keeping score added per unit of negative arousal (calm 
 CALM_THRESHOLD = 0.6  # decoder onset threshold raised by this per unit of negative arousal
 BUDGET_CENTRE = 3.0  # onsets per beat (melody and accompaniment) the left hand fills up to at arousal 0 ...
 BUDGET_PER_AROUSAL = 1.5  # ... more when excited, fewer when calm
+BUSY_ONSETS_PER_BEAT = 1.0  # a half bar whose generated left hand plays this many onsets per beat gets no pattern
 PEDAL_AROUSAL = 0.8  # the sustain pedal changes with the chord and at each bar line (each half bar above this arousal)
 BAR_PEDAL_AROUSAL = -0.3  # ... at bar lines only above this arousal (calmer music holds it while the chord lasts)
 LEGATO_AROUSAL = 0.0  # up to this arousal each part is played legato
@@ -455,7 +456,7 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
             # the generated accompaniment already plays: give way on its onsets, and leave a
             # half bar alone where it is already busy (one low onset per beat or more)
             busy = acc_onsets[(acc_onsets >= t0 - 1e-6) & (acc_onsets < t0 + win - 1e-6)]
-            if b < n_bars - 1 and (len(busy) >= win or (len(busy) and np.any(np.abs(busy - start) < 0.1))):
+            if b < n_bars - 1 and (len(busy) >= BUSY_ONSETS_PER_BEAT * win or (len(busy) and np.any(np.abs(busy - start) < 0.1))):
                 continue
             # a density budget: calm music leaves room, so a half bar already full of onsets
             # (melody and accompaniment) gets fewer new ones
