@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from emomusic.compose import passing as P
@@ -45,11 +46,27 @@ def test_a_third_held_to_the_next_note_gets_its_passing_note():
     (_notes((60, 0.0, 0.25), (64, 2.0, 1.0)), "a rest of more than a quarter beat before the second note"),
     (_notes((60, 0.0, 1.0), (65, 1.0, 1.0)), "a fourth is not a third"),
     (_notes((60, 0.0, 1.0), (62, 1.0, 1.0)), "a step"),
+    (_notes((60, 0.0, 1.0), (61, 1.0, 1.0)), "a semitone"),
+    (_notes((60, 0.0, 0.25), (60, 0.25, 1.0)), "a repeated note too short to split"),
     (_notes((60, 0.0, 1.0), (55, 0.0, 1.0), (64, 1.0, 1.0)), "a chord on the first onset"),
     (_notes((60, 0.0, 1.0), (64, 1.0, 1.0), (67, 1.0, 1.0)), "a chord on the second onset"),
 ])
 def test_no_passing_note(notes, why):
     assert _cells(P.passing_tones(notes, C_MAJOR, 1.0)) == sorted(_cells(notes)), why
+
+
+def test_a_repeated_note_gets_its_upper_neighbour_less_often():
+    assert P.upper_neighbour(60, C_MAJOR) == 62 and P.upper_neighbour(64, C_MAJOR) == 65  # C -> D, E -> F
+    assert P.upper_neighbour(63, C_MINOR) == 65 and P.upper_neighbour(71, C_MAJOR) == 72
+    outs = [P.passing_tones(_notes((64, 0.0, 1.0), (64, 1.0, 1.0)), C_MAJOR, 1.0, seed=s) for s in range(20)]
+    assert {len(o) for o in outs} == {2, 3}  # at chance 1 still only NEIGHBOUR_SHARE of the time
+    assert all(_cells(o) == [(64, 0.0, 0.5), (65, 0.5, 0.5), (64, 1.0, 1.0)] for o in outs if len(o) == 3)  # E F E
+    # the draw must fall under NEIGHBOUR_SHARE x the chance: over many positions about that share
+    pairs = [_notes((67, 4.0 * k + 0.5 * (k % 4), 1.0), (67, 4.0 * k + 0.5 * (k % 4) + 1.0, 1.0)) for k in range(200)]
+    thirds = [_notes((67, 4.0 * k + 0.5 * (k % 4), 1.0), (64, 4.0 * k + 0.5 * (k % 4) + 1.0, 1.0)) for k in range(200)]
+    rate = lambda pp: np.mean([len(P.passing_tones(p, C_MAJOR, 0.5, seed=k)) == 3 for k, p in enumerate(pp)])
+    assert rate(pairs) == pytest.approx(0.5 * P.NEIGHBOUR_SHARE, abs=0.08)
+    assert rate(thirds) == pytest.approx(0.5, abs=0.08)
 
 
 def test_chance_and_key_decide():
