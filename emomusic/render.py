@@ -231,23 +231,231 @@ def check_loudness(loudness) -> float | None:
     return v
 
 
+BLOCK = 1 << 16  # frames per block when streaming a render to a file
+
+
 def write_wav(piece: Piece, path: str | os.PathLike, soundfont: str | os.PathLike | None = None, sample_rate: int = 44100,
               *, synth: str = "auto", reverb: float = 0.0, loudness: float | None = None) -> Path:
     """Render ``piece`` and write a 16-bit stereo WAV atomically, levelled to ``loudness``
     LUFS (None: :data:`emomusic.audio.LISTENING_LUFS`; pass ``loudness=False`` for the
-    unlevelled mix) with the true peak at most :data:`emomusic.audio.TRUE_PEAK_DBTP`."""
-    from emomusic.atomic import check_writable_dir
-    from emomusic.audio import LISTENING_LUFS, normalize_lufs
-    from emomusic.audio import write_wav as _write
+    unlevelled mix, peak at most 0.98) with the true peak at most
+    :data:`emomusic.audio.TRUE_PEAK_DBTP`: the gain reaches the target and a true-peak
+    look-ahead limiter (:mod:`emomusic.limiter`) takes the peaks above the ceiling, at most
+    :data:`emomusic.limiter.MAX_REDUCTION_DB` (a mix that would need more stays under the
+    target by the rest).
+
+    Streamed (:func:`render_to_file`): the mix is rendered block by block into a temporary
+    float32 file beside the output while its loudness is measured, then levelled, limited
+    and written block by block, so memory stays flat whatever the length (FluidSynth;
+    the numpy player renders in memory first)."""
+    return render_to_file(piece, path, soundfont, sample_rate, synth=synth, reverb=reverb, loudness=loudness)["path"]
+
+
+def render_to_file(piece: Piece, path: str | os.PathLike, soundfont: str | os.PathLike | None = None,
+                   sample_rate: int = 44100, *, synth: str = "auto", reverb: float = 0.0,
+                   loudness: float | None = None) -> dict:
+    """:func:`write_wav`, returning what it did: ``{"path", "frames", "gain_db",
+    "limiter_db" (largest gain reduction), "loudness_lufs" (of the file, BS.1770-4),
+    "peak" (sample peak), "true_peak_dbtp" (at most the ceiling when levelled)}``."""
+    import tempfile
+
+    from emomusic.atomic import atomic_path, check_writable_dir
+    from emomusic.audio import LISTENING_LUFS
 
     target = None if loudness is False else check_loudness(LISTENING_LUFS if loudness is None else loudness)
     path = Path(path)
     check_writable_dir(path.parent if str(path.parent) else Path("."))  # fail before the work
     sr = _check_sample_rate(sample_rate)
-    audio = render_piece(piece, soundfont=soundfont, sample_rate=sr, synth=synth, reverb=reverb)
-    if target is not None:
-        audio = normalize_lufs(audio, sr, target)
     try:
-        return _write(path, audio, sr, peak=PEAK)
+        with tempfile.TemporaryFile(dir=path.parent if str(path.parent) else None) as raw:
+            meter = _Meter(sr)
+            frames, peak = 0, 0.0
+            for block in _mix_blocks(piece, soundfont, sr, synth, reverb):
+                meter.add(block)
+                peak = max(peak, float(np.max(np.abs(block))) if block.size else 0.0)
+                if not math.isfinite(peak):
+                    raise EmomusicError("rendering produced invalid samples")
+                raw.write(np.ascontiguousarray(block, dtype=np.float32).tobytes())
+                frames += block.shape[0]
+            with atomic_path(path) as tmp:
+                info = _level_and_write(raw, frames, tmp, sr, meter.integrated(), peak, target)
     except OSError as exc:  # disk full, permissions changed under us, ...
         raise EmomusicError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return dict(info, path=path, frames=frames)
+
+
+def _mix_blocks(piece: Piece, soundfont, sr: int, synth: str, reverb: float):
+    """The mix as :func:`render_piece` makes it (before its peak scaling), in blocks."""
+    from emomusic.sf2 import load_soundfont, synthesize
+
+    reverb = _check_reverb(reverb)
+    name, note = resolve_synth(synth)
+    if note:
+        warnings.warn(note, stacklevel=3)
+    piece.validate()
+    if piece.is_empty():
+        raise PieceFormatError("the piece has no notes to render")
+    sf_path = soundfont if soundfont is not None else default_soundfont()
+    sf = load_soundfont(sf_path)
+    if name == "fluidsynth":
+        from emomusic.render_fluidsynth import iter_parts
+
+        def preset(part: Part) -> tuple[int, int]:
+            p = sf.preset_for(part.program, part.is_drum)
+            return p.bank, p.program
+
+        blocks = iter_parts(parts(piece), sf_path, sr, preset, BLOCK)
+    else:
+        whole = synthesize(sf, note_events(piece), sr)
+        blocks = (whole[i:i + BLOCK] for i in range(0, whole.shape[0], BLOCK))
+    fx = None
+    if reverb > 0:
+        from emomusic.audio import reverb_processor
+
+        fx = reverb_processor(reverb)
+    gain = np.float32(MASTER_GAIN)
+    for b in blocks:
+        if fx is not None:
+            b = np.ascontiguousarray(fx(np.ascontiguousarray(b.T), float(sr), reset=False).T)
+        yield (b * gain).astype(np.float32)
+    if fx is not None:  # the reverb's tail (as emomusic.audio.room_reverb: 2 s)
+        from emomusic.audio import REVERB_TAIL_S
+
+        tail = np.zeros((2, int(round(REVERB_TAIL_S * sr))), dtype=np.float32)
+        yield (np.ascontiguousarray(fx(tail, float(sr), reset=False).T) * gain).astype(np.float32)
+
+
+class _Meter:
+    """BS.1770-4 integrated loudness of a stream: K-weighting carried across blocks, the
+    weighted power summed per 100 ms (a quarter block); blocks of 400 ms with 75 % overlap
+    and pyloudnorm's gates (tested against pyloudnorm)."""
+
+    def __init__(self, sr: int):
+        from emomusic.audio import k_sos
+
+        self.sr = sr
+        self.sos = k_sos(sr)
+        self.zi = None
+        self.step = int(round(0.1 * sr))
+        self.carry = 0.0
+        self.carry_n = 0
+        self.sums: list[float] = []
+        self.frames = 0
+
+    def add(self, block: np.ndarray) -> None:
+        from scipy.signal import sosfilt
+
+        from emomusic.audio import as_2d
+
+        x = as_2d(block)[:, :2].astype(np.float64)
+        if x.shape[0] == 0:
+            return
+        if self.zi is None:
+            self.zi = np.zeros((self.sos.shape[0], 2, x.shape[1]))
+        y, self.zi = sosfilt(self.sos, x, axis=0, zi=self.zi)
+        p = np.sum(np.square(y), axis=1)
+        self.frames += p.shape[0]
+        i = 0
+        if self.carry_n:
+            take = min(self.step - self.carry_n, p.shape[0])
+            self.carry += float(np.sum(p[:take]))
+            self.carry_n += take
+            i = take
+            if self.carry_n == self.step:
+                self.sums.append(self.carry)
+                self.carry, self.carry_n = 0.0, 0
+        full = (p.shape[0] - i) // self.step
+        if full:
+            self.sums.extend(p[i:i + full * self.step].reshape(full, self.step).sum(axis=1).tolist())
+            i += full * self.step
+        if i < p.shape[0]:
+            self.carry += float(np.sum(p[i:]))
+            self.carry_n += p.shape[0] - i
+
+    def integrated(self) -> float:
+        q = np.asarray(self.sums)
+        if self.frames == 0:
+            return -math.inf
+        if q.shape[0] < 4:  # shorter than one block: ungated
+            total = float(np.sum(q)) + self.carry
+            return -0.691 + 10 * math.log10(total / self.frames) if total > 0 else -math.inf
+        z = (q[:-3] + q[1:-2] + q[2:-1] + q[3:]) / (4 * self.step)
+        with np.errstate(divide="ignore"):
+            level = -0.691 + 10 * np.log10(np.maximum(z, 1e-300))
+        keep = level >= -70.0
+        if not keep.any():
+            return -math.inf
+        gate = -0.691 + 10 * math.log10(float(np.mean(z[keep]))) - 10.0
+        keep = (level > gate) & (level > -70.0)
+        return -0.691 + 10 * math.log10(float(np.mean(z[keep]))) if keep.any() else -math.inf
+
+
+def _level_and_write(raw, frames: int, tmp: Path, sr: int, level: float, peak: float, target: float | None) -> dict:
+    """Pass two: the temporary mix at its gain through the limiter into ``tmp`` (16-bit);
+    once more with the gain raised by the shortfall when the limiter took the level down by
+    more than 0.3 LU (within its budget)."""
+    import soundfile as sf
+
+    from emomusic.audio import TRUE_PEAK_DBTP
+    from emomusic.limiter import MAX_REDUCTION_DB, Limiter
+
+    if target is None or not math.isfinite(level):
+        gain_db = 20 * math.log10(PEAK / peak) if peak > PEAK else 0.0
+        meter = _Meter(sr)
+        peaks = _copy_out(raw, frames, tmp, sr, gain_db, None, meter)
+        return _info(gain_db, 0.0, meter.integrated(), peaks)
+    gain_db = target - level
+    budget = TRUE_PEAK_DBTP - 20 * math.log10(max(peak, 1e-12)) + MAX_REDUCTION_DB
+    gain_db = min(gain_db, budget + 4.0)  # past this the limiter would have to take far too much
+    for attempt in range(2):
+        lim = Limiter(sr, TRUE_PEAK_DBTP, 2)
+        meter = _Meter(sr)
+        peaks = _copy_out(raw, frames, tmp, sr, gain_db, lim, meter)
+        out_level = meter.integrated()
+        short = target - out_level
+        if attempt or not (short > 0.3) or lim.max_reduction_db + short > MAX_REDUCTION_DB + 2.0:
+            break
+        gain_db += short
+    return _info(gain_db, lim.max_reduction_db, out_level, peaks)
+
+
+def _info(gain_db: float, limiter_db: float, level: float, peaks: list[float]) -> dict:
+    return {"gain_db": round(gain_db, 3), "limiter_db": round(limiter_db, 2),
+            "loudness_lufs": round(level, 2) if math.isfinite(level) else None, "peak": round(peaks[0], 4),
+            "true_peak_dbtp": round(20 * math.log10(peaks[1]), 2) if peaks[1] > 0 else None}
+
+
+def _copy_out(raw, frames: int, tmp: Path, sr: int, gain_db: float, lim, meter=None) -> None:
+    import soundfile as sf
+
+    from emomusic.audio import true_peak
+
+    g = np.float32(10 ** (gain_db / 20))
+    raw.seek(0)
+    peaks = [0.0, 0.0]  # sample peak, true peak of what is written
+    with sf.SoundFile(str(tmp), "w", sr, 2, subtype="PCM_16", format="WAV") as wav:
+        left = frames
+        while left > 0:
+            n = min(BLOCK, left)
+            data = raw.read(n * 8)
+            block = np.frombuffer(data, dtype=np.float32).reshape(-1, 2) * g
+            left -= block.shape[0]
+            if block.shape[0] == 0:
+                raise EmomusicError("the temporary render file ended early")
+            out = block if lim is None else lim.process(block)
+            _emit(wav, out, meter, peaks)
+        if lim is not None:
+            _emit(wav, lim.flush(), meter, peaks)
+    return peaks
+
+
+def _emit(wav, out: np.ndarray, meter, peaks: list[float]) -> None:
+    from emomusic.audio import to_pcm16, true_peak
+
+    if out.shape[0] == 0:
+        return
+    if meter is not None:
+        meter.add(out)
+    peaks[0] = max(peaks[0], float(np.max(np.abs(out))))
+    peaks[1] = max(peaks[1], true_peak(out))
+    wav.write(to_pcm16(out))

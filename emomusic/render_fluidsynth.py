@@ -60,12 +60,22 @@ def available() -> bool:
 
 
 def render_parts(parts, soundfont: str | Path, sample_rate: int, presets) -> np.ndarray:
-    """Stereo float32 audio of ``parts`` (see :func:`emomusic.render.parts`).
+    """Stereo float32 audio of ``parts`` (see :func:`emomusic.render.parts`), all at once:
+    :func:`iter_parts` concatenated."""
+    blocks = list(iter_parts(parts, soundfont, sample_rate, presets))
+    return np.concatenate(blocks) if blocks else np.zeros((1, 2), dtype=np.float32)
+
+
+def iter_parts(parts, soundfont: str | Path, sample_rate: int, presets, block: int = 1 << 16):
+    """Stereo float32 audio of ``parts`` in blocks of ``block`` frames (the last one shorter):
+    the same samples as one long render (FluidSynth buffers its own 64-frame blocks, so
+    where the writes are cut does not matter), holding one block at a time.
 
     ``presets`` maps a part to the ``(bank, program)`` to select, so both players choose
     the same preset from the SoundFont. Every part gets a channel of its own (the synth has
     as many as needed; presets are selected explicitly, drums included), so parts never share
-    a program, a pedal or a pitch wheel.
+    a program, a pedal or a pitch wheel. The audio runs until every voice has finished
+    (at most ``TAIL_S`` after the last event).
     """
     fs = _module()
     if fs is None:
@@ -96,20 +106,28 @@ def render_parts(parts, soundfont: str | Path, sample_rate: int, presets) -> np.
         events.sort(key=lambda e: (e[0], e[1], e[3], e[4]))
         last = events[-1][0] if events else 0
         cap = last + int(TAIL_S * sample_rate)
-        left = np.zeros(cap, dtype=np.float32)
-        right = np.zeros(cap, dtype=np.float32)
+        block = max(64, int(block))
+        left = np.zeros(block, dtype=np.float32)
+        right = np.zeros(block, dtype=np.float32)
         lp, rp = left.ctypes.data, right.ctypes.data
         handle = synth.synth
+        state = {"cursor": 0, "filled": 0}
 
-        def write(f0: int, f1: int) -> None:
-            n = f1 - f0
-            if n > 0 and fl.fluid_synth_write_float(handle, n, lp, f0, 1, rp, f0, 1) != 0:
-                raise EmomusicError("FluidSynth failed while rendering")
+        def advance(target: int):
+            """Render up to frame ``target``; yield each block that fills up."""
+            while state["cursor"] < target:
+                filled = state["filled"]
+                n = min(target - state["cursor"], block - filled)
+                if fl.fluid_synth_write_float(handle, n, lp, filled, 1, rp, filled, 1) != 0:
+                    raise EmomusicError("FluidSynth failed while rendering")
+                state["filled"] += n
+                state["cursor"] += n
+                if state["filled"] == block:
+                    yield _block(left, right, block)
+                    state["filled"] = 0
 
-        cursor = 0
         for frame, _, kind, ch, a, b in events:
-            write(cursor, frame)
-            cursor = max(cursor, frame)
+            yield from advance(frame)
             if kind == "on":
                 synth.noteon(ch, a, b)
             elif kind == "off":
@@ -118,15 +136,19 @@ def render_parts(parts, soundfont: str | Path, sample_rate: int, presets) -> np.
                 synth.cc(ch, a, b)
             else:
                 synth.pitch_bend(ch, a)
-        block = 4096  # the release tails: until every voice has finished (or TAIL_S)
-        while cursor < cap and synth.get_active_voice_count() > 0:
-            nxt = min(cap, cursor + block)
-            write(cursor, nxt)
-            cursor = nxt
-        end = max(1, cursor)
+        tail = 4096  # the release tails: until every voice has finished (or TAIL_S)
+        while state["cursor"] < cap and synth.get_active_voice_count() > 0:
+            yield from advance(min(cap, state["cursor"] + tail))
+        if state["cursor"] == 0:
+            yield from advance(1)
+        if state["filled"]:
+            yield _block(left, right, state["filled"])
     finally:
         synth.delete()
-    out = np.stack([left[:end], right[:end]], axis=1)
+
+
+def _block(left: np.ndarray, right: np.ndarray, n: int) -> np.ndarray:
+    out = np.stack([left[:n], right[:n]], axis=1)
     if not np.all(np.isfinite(out)):
         raise EmomusicError("FluidSynth produced invalid samples")
     return out

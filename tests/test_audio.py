@@ -115,8 +115,23 @@ def test_true_peak_finds_intersample_peaks():
     assert np.max(np.abs(x)) == pytest.approx(0.7071, abs=1e-3)
     assert true_peak(x) == pytest.approx(1.0, abs=0.02)
     assert true_peak_db(x) == pytest.approx(0.0, abs=0.2)
-    # chunking does not change the answer
-    assert true_peak(x, chunk=1000, block=100) == pytest.approx(true_peak(x), abs=1e-9)
+    # exactly scipy's 4x resample_poly (the interpolation is computed only near the peaks)
+    from scipy.signal import resample_poly
+
+    assert true_peak(x) == pytest.approx(float(np.max(np.abs(resample_poly(x.astype(np.float64), 4, 1)))), abs=1e-9)
+
+
+def test_true_peak_equals_full_oversampling_at_any_length_and_position():
+    from scipy.signal import resample_poly
+
+    rng = np.random.default_rng(11)
+    for n in (1, 7, 30, 999, 5000):
+        for spot in (0, n // 2, n - 1):  # a burst at the start, the middle, the end (edges padded with zeros)
+            x = (rng.standard_normal((n, 2)) * 0.05).astype(np.float32)
+            x[max(0, spot - 3): spot + 3] = rng.choice([-0.8, 0.8], size=(len(x[max(0, spot - 3): spot + 3]), 2))
+            ref = float(np.max(np.abs(resample_poly(x.astype(np.float64), 4, 1, axis=0))))
+            assert true_peak(x) == pytest.approx(ref, rel=1e-9), (n, spot)
+    assert true_peak(np.zeros((100, 2), np.float32)) == 0.0
     # upsampling only the loud stretches gives the full answer on music-like audio
     from scipy.signal import resample_poly
 

@@ -496,3 +496,27 @@ def test_quiet_import_drops_what_a_module_prints(tmp_path, monkeypatch, capsys):
     assert mod.VALUE == 7 and out == "" and err == ""
     assert quiet_import("chatty_mod_for_test") is mod and capsys.readouterr() == ("", "")  # cached, silent
     sys.modules.pop("chatty_mod_for_test", None)
+
+
+@pytest.mark.parametrize("synth", ["numpy", "fluidsynth"])
+def test_sparse_piano_reaches_the_stated_loudness_under_the_true_peak_ceiling(tmp_path, synth):
+    """Sparse, quiet, peaky music (single soft notes a bar apart) reaches -16 LUFS within
+    1 LU, the true peak (full 4x oversampling) at most -1 dBTP: plain gain would stop short."""
+    from scipy.signal import resample_poly
+
+    from emomusic.audio import integrated_lufs, read_wav
+    from emomusic.piece import Note, Piece, Tempo, Track
+    from emomusic.render import render_to_file
+
+    if synth == "fluidsynth":
+        pytest.importorskip("fluidsynth")
+    notes = [Note(pitch=60 + (7 * k) % 24, start=2.0 * k, duration=2.0, velocity=100 if k == 3 else 50) for k in range(12)]
+    piece = Piece(tracks=[Track(name="piano", program=0, notes=notes)], tempos=[Tempo(120.0, 0.0)])
+    done = render_to_file(piece, tmp_path / "p.wav", synth=synth)
+    audio, sr = read_wav(tmp_path / "p.wav")
+    tp = 20 * np.log10(np.max(np.abs(resample_poly(audio.astype(np.float64), 4, 1, axis=0))))
+    assert tp <= -1.0 + 0.01  # 16-bit rounding
+    lufs = integrated_lufs(audio, sr)
+    assert lufs == pytest.approx(-16.0, abs=1.0)
+    assert done["loudness_lufs"] == pytest.approx(lufs, abs=0.05)  # the streamed meter agrees with pyloudnorm
+    assert done["limiter_db"] > 0.5  # the limiter did the work plain gain could not

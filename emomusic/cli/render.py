@@ -27,7 +27,7 @@ def render(input_path: Path, output: Path, soundfont: Path | None, sample_rate: 
     """Render IN (.mid, .abc, .musicxml/.xml/.mxl) to a 16-bit stereo WAV file."""
     from emomusic.errors import EmomusicError
     from emomusic.io import format_for, read_piece
-    from emomusic.render import _check_reverb, _check_sample_rate, check_loudness, default_soundfont, resolve_synth, write_wav
+    from emomusic.render import _check_reverb, _check_sample_rate, check_loudness, default_soundfont, resolve_synth, render_to_file
 
     # Validate everything cheap before reading or synthesising.
     if output.suffix.lower() != ".wav":
@@ -49,33 +49,28 @@ def render(input_path: Path, output: Path, soundfont: Path | None, sample_rate: 
     check_target(output)
     piece = read_piece(input_path)
     t0 = time.perf_counter()
-    write_wav(piece, output, soundfont=sf_path, sample_rate=sr, synth=player, reverb=reverb,
-              loudness=False if target is None else target)
+    done = render_to_file(piece, output, soundfont=sf_path, sample_rate=sr, synth=player, reverb=reverb,
+                          loudness=False if target is None else target)
     elapsed = time.perf_counter() - t0
-    import soundfile as sf
-
-    from emomusic.audio import integrated_lufs, true_peak_db
-
-    with open(output, "rb") as fh:  # a file object: the name may not be valid UTF-8
-        audio, _ = sf.read(fh, dtype="float32", always_2d=True)
-    info = {
+    info = {  # measured while writing: the file is not read back (a long render stays small in memory)
         "input": str(input_path),
         "output": str(output),
         "soundfont": str(sf_path),
         "sample_rate": sr,
-        "channels": int(audio.shape[1]),
-        "seconds": round(audio.shape[0] / sr, 3),
+        "channels": 2,
+        "seconds": round(done["frames"] / sr, 3),
         "piece_seconds": round(piece.duration_seconds, 3),
-        "peak": round(float(abs(audio).max()) if audio.size else 0.0, 4),
+        "peak": done["peak"],
         "synth": player,
         "reverb": reverb,
         "loudness_target_lufs": target,
-        "loudness_lufs": round(integrated_lufs(audio, sr), 2),
-        "true_peak_dbtp": round(true_peak_db(audio), 2),
+        "loudness_lufs": done["loudness_lufs"],
+        "true_peak_dbtp": done["true_peak_dbtp"],
+        "limiter_db": done["limiter_db"],
         "render_seconds": round(elapsed, 3),
     }
     if as_json:
         echo_json(info)
     else:
         click.echo(f"wrote {output} ({info['seconds']:.1f} s, {sr} Hz stereo, {player}, "
-                   f"{info['loudness_lufs']:.1f} LUFS) in {elapsed:.2f} s")
+                   f"{info['loudness_lufs'] if info['loudness_lufs'] is not None else float('-inf'):.1f} LUFS) in {elapsed:.2f} s")

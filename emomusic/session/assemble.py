@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from emomusic.audio import to_pcm16
 from emomusic.errors import EmomusicError
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 CEILING_DBTP = -1.0  # no clip is scaled above this true peak (= emomusic.audio.TRUE_PEAK_DBTP)
 PEAK_LIMIT = 10 ** (CEILING_DBTP / 20)  # the same ceiling, linear (0.891)
 MAX_SESSION_OFFSET_DB = -8.0  # the session is lowered at most this much to fit peaky clips
+LEVEL_TOLERANCE_DB = 0.2  # a clip the limiter left further than this under its level gets its gain again
 LIMIT_KNEE = 0.95  # soft limiter: samples above this are bent toward 0.99 (crossfade overshoot)
 JOIN_WINDOW_S = 3.0  # level compared on each side of a join: the short-term loudness window (EBU Tech 3341)
 JOIN_RAMP_S = 6.0  # the next clip's opening moves from the previous clip's closing level to its own over this
@@ -44,10 +46,6 @@ def soft_limit(audio: np.ndarray) -> np.ndarray:
     span = 0.99 - LIMIT_KNEE
     a[over] = np.sign(x) * (LIMIT_KNEE + span * np.tanh((np.abs(x) - LIMIT_KNEE) / span))
     return a
-
-
-def to_pcm16(audio: np.ndarray) -> np.ndarray:
-    return np.round(np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16)
 
 
 def write_pcm16(path: Path, audio: np.ndarray, sample_rate: int) -> None:
@@ -88,13 +86,16 @@ def clip_gains(plan: "SessionPlan", results: list["ClipResult"], loudness: float
     planned at the reference loudness (``schedule.REFERENCE_LOUDNESS_DB``, neutral arousal)
     sounds at ``loudness`` LUFS integrated, every other clip at its planned offset from it
     (None: the plan's levels as they are; see :func:`session_gains` for "off").
-    Each clip should sound at its level. A clip whose true peak would exceed the ceiling
-    (``CEILING_DBTP``) at that level cannot get there; instead of letting that clip fall
-    short (a loudness jump between neighbours), the whole session is lowered by the
-    smallest offset that lets every clip reach ``level + offset`` (at most
-    MAX_SESSION_OFFSET_DB; a clip still short after that is peak-limited). The planned
-    steps between clips are therefore kept exactly, whatever the engines' crest factors."""
+    Each clip should sound at its level. Where its true peak would exceed the ceiling
+    (``CEILING_DBTP``) the limiter takes the excess, up to ``limiter.MAX_REDUCTION_DB``; a
+    clip that would need more cannot get there, and instead of letting that clip fall short
+    (a loudness jump between neighbours) the whole session is lowered by the smallest offset
+    that lets every clip reach ``level + offset`` (at most MAX_SESSION_OFFSET_DB; a clip still
+    short after that falls short). The planned steps between clips are therefore kept
+    exactly, whatever the engines' crest factors."""
     from emomusic.session.schedule import REFERENCE_LOUDNESS_DB
+
+    from emomusic.limiter import MAX_REDUCTION_DB
 
     shift = 0.0 if loudness is None else float(loudness) - REFERENCE_LOUDNESS_DB
     needed, room = [], []
@@ -104,7 +105,7 @@ def clip_gains(plan: "SessionPlan", results: list["ClipResult"], loudness: float
             room.append(None)
             continue
         needed.append(w.loudness_db + shift - r.body_loudness_db)  # the clip as heard (without its tail)
-        room.append(20 * math.log10(PEAK_LIMIT / r.peak))
+        room.append(20 * math.log10(PEAK_LIMIT / r.peak) + MAX_REDUCTION_DB)  # the limiter takes up to MAX_REDUCTION_DB
     offsets = [h - g for g, h in zip(needed, room) if g is not None]
     offset = max(MAX_SESSION_OFFSET_DB, min([0.0, *offsets]))
     gains = [0.0 if g is None else min(g + offset, h) for g, h in zip(needed, room)]
@@ -138,44 +139,94 @@ def read_clip_audio(plan: "SessionPlan", work: Path, i: int, sample_rate: int, f
         raise EmomusicError(f"clip {w.index} in {work} was built at {sr} Hz, not {sample_rate}; drop --resume")
     if audio.shape[0] != frames:
         raise EmomusicError(f"clip {w.index} in {work} has {audio.shape[0]} frames, not {frames}; drop --resume")
-    return audio * np.float32(10 ** (gain_db / 20))
+    if gain_db != 0.0:
+        audio *= np.float32(10 ** (gain_db / 20))
+    return audio
+
+
+def finish_clip(stored: np.ndarray, gain_db: float, sample_rate: int, body_frames: int,
+                limited: bool = True) -> tuple[np.ndarray, dict]:
+    """A stored clip at its gain through the true-peak limiter (ceiling ``CEILING_DBTP``):
+    (audio, {"gain_db", "limiter_db", "loudness_lufs"}). When the limiter took the level down by
+    more than ``LEVEL_TOLERANCE_DB`` (integrated LUFS of the body), the gain is raised by the
+    shortfall (never past the limiter's ``MAX_REDUCTION_DB`` budget) and the clip limited again."""
+    from emomusic.limiter import MAX_REDUCTION_DB, limit
+    from emomusic.session.levels import clip_loudness
+
+    if not limited or not np.any(stored):
+        return stored * np.float32(10 ** (gain_db / 20)), {"gain_db": gain_db, "limiter_db": 0.0, "loudness_lufs": None}
+    _, before = clip_loudness(stored, sample_rate, body_frames)
+    peak_db = 20 * math.log10(max(1e-12, float(np.max(np.abs(stored)))))
+    budget = CEILING_DBTP - peak_db + MAX_REDUCTION_DB + 1.0  # the most gain the limiter may be asked to take back
+    gain, out, red, level = gain_db, stored, 0.0, before + gain_db
+    for _ in range(2):
+        x = stored * np.float32(10 ** (gain / 20))
+        out, red = limit(x, sample_rate, CEILING_DBTP)
+        _, level = clip_loudness(out, sample_rate, body_frames)
+        short = (before + gain_db) - level
+        if not (math.isfinite(short) and short > LEVEL_TOLERANCE_DB) or gain + short > budget:
+            break
+        gain += short
+    return out, {"gain_db": round(gain, 3), "limiter_db": round(red, 2),
+                 "loudness_lufs": round(level, 3) if math.isfinite(level) else None}
 
 
 def stream_session(plan: "SessionPlan", work: Path, path: Path, sample_rate: int, gains: list[float],
-                   bridges: bool = True, peaks: list[float] | None = None) -> tuple[float, list[dict]]:
-    """Write session.wav to ``path`` clip by clip; return its true peak and the joins.
+                   bridges: bool = True, peaks: list[float] | None = None,
+                   clip_sink=None, limited: bool = True) -> tuple[float, list[dict], list[dict]]:
+    """Write session.wav to ``path`` clip by clip; return its true peak, the joins and, per
+    clip, what the limiter did (:func:`finish_clip`).
 
-    Each join is emomusic.audio.crossfade_concat of the previous clip's overhang (its last
-    ``fade`` frames) and the next clip, so the result equals crossfade_concat of all clips
-    (each opening level-bridged, see :func:`join_ramp`) while holding only one clip in memory.
+    Each clip is read once: at its gain, through the limiter (``limited``), handed to
+    ``clip_sink(i, audio)`` (the clip files) and joined: each join is
+    emomusic.audio.crossfade_concat of the previous clip's overhang (its last ``fade``
+    frames) and the next clip, so the result equals crossfade_concat of all clips (each
+    opening level-bridged, see :func:`join_ramp`) while holding only one clip in memory.
+    The opening (crossfade and bridge, plus a second for the limiter's release) goes through
+    the limiter again: the crossfade and the bridge may raise the peaks there; the rest of a
+    clip is the limited clip itself.
     The levels either side of a join are short-term loudness (``window_lufs`` of the 3 s
     before the previous clip's crossfade and of the next clip's first 3 s, gains applied,
     before the bridge); each join is reported as ``{"clip", "at_s", "closing_lufs",
     "opening_lufs", "bridge_db"}`` (``clip``: the clip that starts there).
 
-    ``peaks``: each stored clip's true peak (ClipResult.peak). The part of a clip after its
-    crossfade and level bridge is the stored audio times its gain, so its true peak is known
-    (at most ``peak * gain``) and only the opening (crossfade + bridge) is oversampled."""
+    ``peaks``: each stored clip's true peak (ClipResult.peak); used for the true peak of a
+    clip's part after its opening when nothing is limited."""
     import soundfile as sf
 
     from emomusic.audio import crossfade_concat, true_peak, window_lufs
+    from emomusic.limiter import MAX_REDUCTION_DB, limit
     from emomusic.session.clips import frame_bounds
 
     bounds = frame_bounds(plan, sample_rate)
     n = len(plan.clips)
     fade = int(round(plan.crossfade_s * sample_rate))
     win = int(round(JOIN_WINDOW_S * sample_rate))
+    ramp = int(round(JOIN_RAMP_S * sample_rate))
     total_frames = int(round(plan.total_seconds * sample_rate))
+    ceiling = 10 ** (CEILING_DBTP / 20)
     written, peak = 0, 0.0
     pending: np.ndarray | None = None
     closing_db: float | None = None
     joins: list[dict] = []
+    done: list[dict] = []
     with sf.SoundFile(str(path), "w", sample_rate, 2, subtype="PCM_16", format="WAV") as wav:
         for i in range(n):
-            audio = read_clip_audio(plan, work, i, sample_rate, bounds[i][1] + (fade if i < n - 1 else 0), gains[i])
+            stored = read_clip_audio(plan, work, i, sample_rate, bounds[i][1] + (fade if i < n - 1 else 0), 0.0)
+            audio, info = finish_clip(stored, gains[i], sample_rate, bounds[i][1], limited)
+            del stored
+            done.append(info)
+            if clip_sink is not None:
+                clip_sink(i, audio)
             if closing_db is not None:  # level bridge: the opening eases from the previous clip's closing level
                 opening_db = window_lufs(audio[:win], sample_rate)
                 env = join_ramp(closing_db, opening_db, audio.shape[0], sample_rate) if bridges else None
+                if env is not None and limited and env[0] > 1.0:
+                    # a boost: at most what the limiter may take back over the opening's headroom
+                    room = CEILING_DBTP - 20 * math.log10(max(1e-12, true_peak(audio[:env.shape[0]])))
+                    top = max(0.0, room) + MAX_REDUCTION_DB
+                    if 20 * math.log10(float(env[0])) > top:
+                        env = 10 ** (np.log10(env) * (top / (20 * math.log10(float(env[0]))))) if top > 0 else None
                 if env is not None:
                     audio = audio.copy()
                     audio[: env.shape[0]] *= env[:, None] if audio.ndim == 2 else env
@@ -189,19 +240,29 @@ def stream_session(plan: "SessionPlan", work: Path, path: Path, sample_rate: int
                 body, pending = seg[:-fade], seg[-fade:]
             else:
                 body, pending = seg, None
+            head = min(body.shape[0], (ramp if i > 0 else 0) + (fade if i > 0 else 0) + (sample_rate if i > 0 else 0))
+            if head > 0 and limited:
+                lim, red = limit(body[:head], sample_rate, CEILING_DBTP)
+                body = np.concatenate([lim, body[head:]])
+                info["opening_limiter_db"] = round(red, 2)
+                peak = max(peak, true_peak(lim))
+            elif head > 0:
+                peak = max(peak, true_peak(body[:head]))
+            if body.shape[0] > head:
+                if limited:  # the limited clip: at most the ceiling (its limiter aims a margin below it)
+                    rest = float(np.max(np.abs(body[head:])))
+                    peak = max(peak, min(ceiling, rest * 10 ** (0.5 / 20)) if rest > 0 else 0.0, rest)
+                elif peaks is not None:  # the stored clip at its gain
+                    rest = float(np.max(np.abs(body[head:])))
+                    peak = max(peak, min(peaks[i] * 10 ** (gains[i] / 20), 0.99) if rest > 0 else 0.0)
+                else:
+                    peak = max(peak, true_peak(body[head:]))
             body = soft_limit(body)
-            if peaks is None:
-                peak = max(peak, true_peak(body) if body.size else 0.0)
-            elif body.size:  # oversample the opening only; the rest is the stored clip at its gain
-                head = int(round(JOIN_RAMP_S * sample_rate)) + (fade if i > 0 else 0)
-                known = peaks[i] * 10 ** (gains[i] / 20)
-                rest = float(np.max(np.abs(body[head:]))) if body.shape[0] > head else 0.0
-                peak = max(peak, true_peak(body[:head]), min(known, 0.99) if rest > 0 else 0.0)
             wav.write(to_pcm16(body))
             written += body.shape[0]
     if written != total_frames:  # cannot happen with a valid plan: the frames are planned exactly
         raise EmomusicError(f"internal error: session.wav has {written} frames, expected {total_frames}")
-    return peak, joins
+    return peak, joins, done
 
 
 def _level(db: float) -> float | None:

@@ -155,29 +155,63 @@ def _build_locked(plan, out, s, engine, est_fn, est_name, recorded, resume, on_c
 
 
 def _make_clips(maker: ClipMaker, work: Path, resume: bool, on_clip: OnClip | None) -> tuple[list[ClipResult], int]:
-    """Stage 1: every clip made (or, resuming, read back) in order; (results, reused)."""
+    """Stage 1: every clip made (or, resuming, read back) in order; (results, reused).
+
+    Clips are chosen (generate, estimate, accept) on this thread, one after the other, and
+    each kept take is rendered and stored on one worker thread while the next clip is being
+    chosen: the SoundFont player, the reverb and numpy release the GIL, so on two cores
+    the rendering hides behind the generation. Results, ``on_clip`` calls and errors come in
+    clip order, exactly as without the worker."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     plan = maker.plan
     results: list[ClipResult] = []
     reused = 0
-    for i, w in enumerate(plan.clips):
-        cdir = clip_dir(work, w.index)
-        result = _finished(cdir) if resume else None
-        if result is not None:
-            reused += 1
-        else:
-            if cdir.exists():
-                shutil.rmtree(cdir)
+    pending: list[tuple[int, Future]] = []
+
+    def fail(i: int, exc: BaseException) -> EmomusicError:
+        w = plan.clips[i]
+        msg = f"{exc}" if isinstance(exc, EmomusicError) else f"{type(exc).__name__}: {exc}"
+        return EmomusicError(
+            f"clip {w.index} of {len(plan.clips)} failed ({msg}); {len(results)} finished clips are kept in "
+            f"{work}: run again with --resume to continue"
+        )
+
+    def collect(block: bool) -> None:
+        while pending and (block or pending[0][1].done()):
+            i, fut = pending.pop(0)
             try:
-                result = maker.make(i, cdir)
+                result = fut.result()
             except Exception as exc:
-                msg = f"{exc}" if isinstance(exc, EmomusicError) else f"{type(exc).__name__}: {exc}"
-                raise EmomusicError(
-                    f"clip {w.index} of {len(plan.clips)} failed ({msg}); {len(results)} finished clips are kept in "
-                    f"{work}: run again with --resume to continue"
-                ) from exc
-        results.append(result)
-        if on_clip is not None:
-            on_clip(len(results), len(plan.clips), result)
+                raise fail(i, exc) from exc
+            results.append(result)
+            if on_clip is not None:
+                on_clip(len(results), len(plan.clips), result)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="emomusic-render") as pool:
+        try:
+            for i, w in enumerate(plan.clips):
+                cdir = clip_dir(work, w.index)
+                result = _finished(cdir) if resume else None
+                fut: Future = Future()
+                if result is not None:
+                    reused += 1
+                    fut.set_result(result)
+                else:
+                    if cdir.exists():
+                        shutil.rmtree(cdir)
+                    try:
+                        take, attempts = maker.choose(i)
+                    except Exception as exc:
+                        collect(True)  # the clips before it are finished (or fail first)
+                        raise fail(i, exc) from exc
+                    fut = pool.submit(maker.finish, i, take, attempts, cdir)
+                pending.append((i, fut))
+                collect(False)
+            collect(True)
+        finally:
+            for _, fut in pending:
+                fut.cancel()
     return results, reused
 
 

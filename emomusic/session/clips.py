@@ -232,12 +232,12 @@ class ClipMaker:
             cand.info["silent"] = True
         else:
             audio = self.engine.render(cand, replace(take.request, seconds=seconds), self.sample_rate)
-        self._timed("render", t0)
         end_fade = min(END_FADE_SECONDS, w.duration_s / 4) if i == n - 1 else 0.0
         audio = fit_length(audio, self.frames(i), fade_seconds=end_fade, sample_rate=self.sample_rate)
         peak = true_peak(audio) if audio.size else 0.0
         if peak > 0:
-            audio = (audio * np.float32(STORE_PEAK / peak)).astype(np.float32)
+            audio *= np.float32(STORE_PEAK / peak)
+        self._timed("render", t0)
         return Rendered(audio, piece, float(beats), info)
 
     # -- store --------------------------------------------------------------------------
@@ -277,9 +277,13 @@ class ClipMaker:
         json_dump(clip_dir / "result.json", result.to_dict())  # last: marks the clip finished
         return result
 
+    def finish(self, i: int, take: Attempt, attempts: list[Attempt], clip_dir: Path) -> ClipResult:
+        """Render the kept take and store it (the part the builder runs on its worker thread)."""
+        return self.store(i, take, attempts, self.render(i, take), clip_dir)
+
     def make(self, i: int, clip_dir: Path) -> ClipResult:
         take, attempts = self.choose(i)
-        return self.store(i, take, attempts, self.render(i, take), clip_dir)
+        return self.finish(i, take, attempts, clip_dir)
 
 
 __all__ = ["ClipMaker", "ClipResult", "Rendered", "frame_bounds", "ramp_tempo"]

@@ -35,6 +35,7 @@ class Output:
     summary: dict
     timings: dict
     clip_files: list[dict] = field(default_factory=list)  # per clip: {"wav": ..., "midi": ...}
+    clip_wavs: dict = field(default_factory=dict)  # clip position -> its WAV in the folder (written with session.wav)
 
 
 @dataclass(frozen=True)
@@ -46,21 +47,34 @@ class Writer:
     timing: str = "files"
 
 
-def _write_clips(out: Output) -> bool:
-    """clips/: each clip at its planned level (WAV), and its MIDI and ABC where there is one."""
+def _clip_wav(out: Output, i: int, audio) -> None:
+    """clips/clip_NN.wav: the clip as session.wav holds it (its level, limited), without the
+    crossfade tail (a short fade-out instead); called by the session.wav writer."""
     from emomusic.audio import fit_length
 
-    (out.folder / "clips").mkdir()
+    (out.folder / "clips").mkdir(exist_ok=True)
     bounds = frame_bounds(out.plan, out.sample_rate)
-    n = len(out.plan.clips)
-    fade = int(round(out.plan.crossfade_s * out.sample_rate))
+    wav = f"clips/clip_{out.plan.clips[i].index:02d}.wav"
+    write_pcm16(out.folder / wav, fit_length(audio, bounds[i][1], fade_seconds=0.05, sample_rate=out.sample_rate),
+                out.sample_rate)
+    out.clip_wavs[i] = wav
+
+
+def _write_clips(out: Output) -> bool:
+    """clips/: each clip at its planned level (WAV, written with session.wav), and its MIDI
+    and ABC where there is one."""
+    (out.folder / "clips").mkdir(exist_ok=True)
     for i, w in enumerate(out.plan.clips):
         stem, src = f"clip_{w.index:02d}", clip_dir(out.work, w.index)
-        audio = read_clip_audio(out.plan, out.work, i, out.sample_rate, bounds[i][1] + (fade if i < n - 1 else 0),
-                                out.gains[i])
-        wav = f"clips/{stem}.wav"
-        write_pcm16(out.folder / wav, fit_length(audio, bounds[i][1], fade_seconds=0.05, sample_rate=out.sample_rate),
-                    out.sample_rate)
+        wav = out.clip_wavs.get(i)
+        if wav is None:  # session.wav was not written (a writer list without it)
+            audio = read_clip_audio(out.plan, out.work, i, out.sample_rate, _stored_frames(out, i), 0.0)
+            from emomusic.session.assemble import finish_clip
+
+            audio, _ = finish_clip(audio, out.gains[i], out.sample_rate, frame_bounds(out.plan, out.sample_rate)[i][1],
+                                   out.summary["loudness"]["target_lufs"] is not None)
+            _clip_wav(out, i, audio)
+            wav = out.clip_wavs[i]
         midi = None
         if (src / "clip.mid").is_file():
             midi = f"clips/{stem}.mid"
@@ -72,14 +86,42 @@ def _write_clips(out: Output) -> bool:
     return True
 
 
+def _stored_frames(out: Output, i: int) -> int:
+    fade = int(round(out.plan.crossfade_s * out.sample_rate))
+    return frame_bounds(out.plan, out.sample_rate)[i][1] + (fade if i < len(out.plan.clips) - 1 else 0)
+
+
 def _write_session_wav(out: Output) -> bool:
     levelled = out.summary["loudness"]["target_lufs"] is not None
-    peak, joins = stream_session(out.plan, out.work, out.folder / "session.wav", out.sample_rate, out.gains,
-                                 bridges=levelled, peaks=[r.peak for r in out.results])
+    peak, joins, done = stream_session(out.plan, out.work, out.folder / "session.wav", out.sample_rate, out.gains,
+                                       bridges=levelled, peaks=[r.peak for r in out.results],
+                                       clip_sink=lambda i, a: _clip_wav(out, i, a), limited=levelled)
     out.summary["session_peak"] = round(peak, 4)  # true peak (linear)
     out.summary["session_true_peak_dbtp"] = round(20 * math.log10(peak), 2) if peak > 0 else None
     out.summary["joins"] = joins
+    _record_limiter(out, done)
     return True
+
+
+def _record_limiter(out: Output, done: list[dict]) -> None:
+    """Per clip: the gain as applied, the limiter's largest reduction, the level reached; and
+    the session's limiter summary (a note when it worked more than limiter.NOTICE_DB)."""
+    from emomusic.limiter import NOTICE_DB
+
+    worst = 0.0
+    for c, r, d in zip(out.summary["clips"], out.results, done):
+        c["gain_db"] = round(float(d["gain_db"]), 3)
+        c["limiter_db"] = d["limiter_db"]
+        if d.get("opening_limiter_db") is not None:
+            c["opening_limiter_db"] = d["opening_limiter_db"]
+        if d["loudness_lufs"] is not None:
+            c["loudness_db"] = d["loudness_lufs"]
+        worst = max(worst, d["limiter_db"], d.get("opening_limiter_db", 0.0))
+    lim = {"max_gain_reduction_db": round(worst, 2), "ceiling_dbtp": out.summary["loudness"]["true_peak_ceiling_dbtp"]}
+    if worst > NOTICE_DB:
+        lim["note"] = (f"the true-peak limiter took up to {worst:.1f} dB off the loudest peaks "
+                       f"(more than {NOTICE_DB:g} dB) so that the clips reach their levels")
+    out.summary["loudness"]["limiter"] = lim
 
 
 def _write_session_mid(out: Output) -> bool:

@@ -190,6 +190,7 @@ def test_failure_during_write_leaves_no_file(tmp_path, midi, sine_sf2, monkeypat
         raise OSError("disk full")
 
     monkeypatch.setattr(soundfile, "write", boom)
+    monkeypatch.setattr(soundfile.SoundFile, "write", boom)  # the render is written block by block
     assert run_main(["render", midi, tmp_path / "out.wav", "-s", sine_sf2]) == 2
     assert _no_wav(tmp_path)
 
