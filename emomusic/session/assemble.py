@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 CEILING_DBTP = -1.0  # no clip is scaled above this true peak (= emomusic.audio.TRUE_PEAK_DBTP)
 PEAK_LIMIT = 10 ** (CEILING_DBTP / 20)  # the same ceiling, linear (0.891)
 MAX_SESSION_OFFSET_DB = -8.0  # the session is lowered at most this much to fit peaky clips
-LEVEL_TOLERANCE_DB = 0.2  # a clip the limiter left further than this under its level gets its gain again
+LEVEL_TOLERANCE_DB = 0.5  # a clip the limiter left further than this under its level gets its gain again
 LIMIT_KNEE = 0.95  # soft limiter: samples above this are bent toward 0.99 (crossfade overshoot)
 JOIN_WINDOW_S = 3.0  # level compared on each side of a join: the short-term loudness window (EBU Tech 3341)
 JOIN_RAMP_S = 6.0  # the next clip's opening moves from the previous clip's closing level to its own over this
@@ -145,7 +145,7 @@ def read_clip_audio(plan: "SessionPlan", work: Path, i: int, sample_rate: int, f
 
 
 def finish_clip(stored: np.ndarray, gain_db: float, sample_rate: int, body_frames: int,
-                limited: bool = True) -> tuple[np.ndarray, dict]:
+                limited: bool = True, before: float | None = None) -> tuple[np.ndarray, dict]:
     """A stored clip at its gain through the true-peak limiter (ceiling ``CEILING_DBTP``):
     (audio, {"gain_db", "limiter_db", "loudness_lufs"}). When the limiter took the level down by
     more than ``LEVEL_TOLERANCE_DB`` (integrated LUFS of the body), the gain is raised by the
@@ -155,7 +155,8 @@ def finish_clip(stored: np.ndarray, gain_db: float, sample_rate: int, body_frame
 
     if not limited or not np.any(stored):
         return stored * np.float32(10 ** (gain_db / 20)), {"gain_db": gain_db, "limiter_db": 0.0, "loudness_lufs": None}
-    _, before = clip_loudness(stored, sample_rate, body_frames)
+    if before is None:  # the body's loudness as stored (ClipResult.body_loudness_db)
+        _, before = clip_loudness(stored, sample_rate, body_frames)
     peak_db = 20 * math.log10(max(1e-12, float(np.max(np.abs(stored)))))
     budget = CEILING_DBTP - peak_db + MAX_REDUCTION_DB + 1.0  # the most gain the limiter may be asked to take back
     gain, out, red, level = gain_db, stored, 0.0, before + gain_db
@@ -173,7 +174,8 @@ def finish_clip(stored: np.ndarray, gain_db: float, sample_rate: int, body_frame
 
 def stream_session(plan: "SessionPlan", work: Path, path: Path, sample_rate: int, gains: list[float],
                    bridges: bool = True, peaks: list[float] | None = None,
-                   clip_sink=None, limited: bool = True) -> tuple[float, list[dict], list[dict]]:
+                   clip_sink=None, limited: bool = True,
+                   levels: list[float] | None = None) -> tuple[float, list[dict], list[dict]]:
     """Write session.wav to ``path`` clip by clip; return its true peak, the joins and, per
     clip, what the limiter did (:func:`finish_clip`).
 
@@ -213,7 +215,8 @@ def stream_session(plan: "SessionPlan", work: Path, path: Path, sample_rate: int
     with sf.SoundFile(str(path), "w", sample_rate, 2, subtype="PCM_16", format="WAV") as wav:
         for i in range(n):
             stored = read_clip_audio(plan, work, i, sample_rate, bounds[i][1] + (fade if i < n - 1 else 0), 0.0)
-            audio, info = finish_clip(stored, gains[i], sample_rate, bounds[i][1], limited)
+            audio, info = finish_clip(stored, gains[i], sample_rate, bounds[i][1], limited,
+                                      None if levels is None else levels[i])
             del stored
             done.append(info)
             if clip_sink is not None:

@@ -95,7 +95,8 @@ def _write_session_wav(out: Output) -> bool:
     levelled = out.summary["loudness"]["target_lufs"] is not None
     peak, joins, done = stream_session(out.plan, out.work, out.folder / "session.wav", out.sample_rate, out.gains,
                                        bridges=levelled, peaks=[r.peak for r in out.results],
-                                       clip_sink=lambda i, a: _clip_wav(out, i, a), limited=levelled)
+                                       clip_sink=lambda i, a: _clip_wav(out, i, a), limited=levelled,
+                                       levels=[r.body_loudness_db for r in out.results])
     out.summary["session_peak"] = round(peak, 4)  # true peak (linear)
     out.summary["session_true_peak_dbtp"] = round(20 * math.log10(peak), 2) if peak > 0 else None
     out.summary["joins"] = joins
