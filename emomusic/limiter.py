@@ -38,14 +38,24 @@ MAX_REDUCTION_DB = 6.0  # callers never ask the limiter for more gain reduction 
 NOTICE_DB = 3.0  # reduction above this is reported ("the limiter worked N dB")
 
 
+BLOCK = 32  # the gain is computed per block of this many frames and interpolated between blocks
+
+
 class Limiter:
     """Streaming true-peak limiter for ``channels`` channels at ``sample_rate``.
 
-    ``process(block)`` returns the limited audio delayed by :attr:`latency` frames (the
-    first call returns that many frames fewer than it was given); ``flush()`` returns the
+    ``process(block)`` returns the limited audio delayed by up to :attr:`latency` frames
+    (the first calls return fewer frames than they were given); ``flush()`` returns the
     rest. The concatenated outputs are exactly as long as the inputs, time-aligned with them
     (the delay is removed), and identical whatever the block sizes.
-    ``max_reduction_db`` is the largest gain reduction applied so far (dB, >= 0)."""
+
+    The needed gain is found per frame (true peak of every interval near a loud sample),
+    then reduced to one value per :data:`BLOCK` frames (the smallest), held, released and
+    averaged at that rate, and interpolated (in dB) back to the frames; the hold reaches one
+    block further either side, so the interpolated gain is still at most what every frame
+    needs. ``max_reduction_db``: the largest gain reduction so far (dB, >= 0);
+    ``peak_out``: the largest true peak of the output (linear; the interpolated peaks the
+    limiter measured, times the gain it applied, and the output's sample peak)."""
 
     def __init__(self, sample_rate: int, ceiling_dbtp: float = -1.0, channels: int = 2, *,
                  lookahead_s: float = LOOKAHEAD_S, release_db_s: float = RELEASE_DB_S, margin_db: float = MARGIN_DB):
@@ -54,22 +64,21 @@ class Limiter:
         self.sample_rate = int(sample_rate)
         self.channels = int(channels)
         self.ceiling = 10 ** ((ceiling_dbtp - margin_db) / 20)
-        self.look = max(1, int(round(lookahead_s * self.sample_rate)))
-        self.hold = self.look + 2 * TAPS_HALF  # the needed gain is held over the look-ahead and the filter's reach
-        self.release = release_db_s / self.sample_rate  # dB per frame
-        # input kept back: history (interpolation + hold) before the first frame not yet
-        # output, and the future those frames need
-        self.history = TAPS_HALF + self.hold + 1
-        self.future = self.hold + TAPS_HALF + 1
-        self._buf = np.zeros((self.history, self.channels), dtype=np.float32)  # silence before the start
-        self._g_last = 0.0  # released gain of the last frame output (dB)
-        self._box: np.ndarray | None = None  # the last look-1 released gains (dB), for the attack average
-        # (None at the start: nothing came before, so the first gain stands for the frames before it)
-        self.latency = self.future
+        b = BLOCK
+        self.look_b = max(1, int(round(lookahead_s * self.sample_rate / b)))  # attack, in blocks
+        self.hold_b = self.look_b + -(-(2 * TAPS_HALF + 2) // b) + 1  # look-ahead + the filter's reach + 1 block
+        self.release_b = release_db_s * b / self.sample_rate  # dB per block
+        self.ctx = TAPS_HALF + 1  # frames of context either side of the blocks (interpolation)
+        self.hist_b = self.hold_b  # blocks kept before the first block not yet output
+        self.fut_b = self.hold_b + 1  # blocks needed after the last block output (+1: the next block's gain)
+        self._buf = np.zeros((self.ctx + self.hist_b * b, self.channels), dtype=np.float32)  # silence before
+        self._g_last = 0.0  # released gain of the last block output (dB)
+        self._box: np.ndarray | None = None  # the last look_b-1 released block gains (None: nothing output yet)
+        self.latency = (self.fut_b + 1) * b + self.ctx
         self.frames_in = 0
         self.frames_out = 0
         self.max_reduction_db = 0.0
-        self.frames_reduced = 0  # frames with more than 1 dB of gain reduction
+        self.peak_out = 0.0
 
     def process(self, block: np.ndarray) -> np.ndarray:
         x = as_2d(block)
@@ -81,59 +90,74 @@ class Limiter:
 
     def flush(self) -> np.ndarray:
         """The frames still held back (the input's end, followed by silence)."""
-        pad = np.zeros((self.future, self.channels), dtype=np.float32)
+        pad = np.zeros((self.fut_b * BLOCK + self.ctx + BLOCK, self.channels), dtype=np.float32)
         self._buf = np.concatenate([self._buf, pad])
         out = self._run()
         return out[: self.frames_in - (self.frames_out - out.shape[0])]
 
     def _run(self) -> np.ndarray:
-        buf = self._buf
-        total = buf.shape[0]
-        first, stop = self.history, total - self.future  # frames [first, stop) are output now
+        b, buf, ctx = BLOCK, self._buf, self.ctx
+        avail = (buf.shape[0] - 2 * ctx) // b  # whole blocks with their context
+        first, stop = self.hist_b, avail - self.fut_b  # blocks [first, stop) are output now
         if stop <= first:
             return np.zeros((0, self.channels), dtype=np.float32)
-        n = stop - first
-        # 1. needed gain (dB, <= 0) of each interval [k, k+1) for k in [first - hold - 1, stop + hold)
-        lo, hi = first - self.hold - 1, stop + self.hold
-        seg = buf[lo - TAPS_HALF: hi + TAPS_HALF + 1]  # what the interpolation reads
-        level = frame_level(seg)
+        nb = stop - first
+        # 1. needed gain (dB, <= 0) of each interval [k, k+1) near a loud sample
+        level = frame_level(buf)
         pos = near_peaks(level, OVERSHOOT * self.ceiling)
-        pos = pos[(pos >= TAPS_HALF) & (pos < TAPS_HALF + (hi - lo))]
-        need = np.zeros(hi - lo)
+        pos = pos[(pos >= ctx - 1) & (pos < ctx + avail * b)]
+        need = np.zeros(buf.shape[0])
+        peaks = None
         if pos.size:
-            peaks = interpolated_peaks(seg, pos)
+            peaks = interpolated_peaks(buf, pos, dtype=np.float32)
             over = peaks > self.ceiling
-            need[pos[over] - TAPS_HALF] = 20 * np.log10(self.ceiling / peaks[over])
-        if not need.any() and self._g_last == 0.0 and (self._box is None or not self._box.any()):
-            out = buf[first:stop].copy()  # nothing to do: unity gain
+            need[pos[over]] = 20 * np.log10(self.ceiling / peaks[over])
+        idle = self._g_last == 0.0 and (self._box is None or not self._box.any())
+        lo_f, hi_f = ctx + (first - self.hold_b) * b, ctx + avail * b
+        f0, f1 = ctx + first * b, ctx + stop * b  # the frames output now
+        if idle and not need[lo_f - 1:hi_f].any():
+            out = buf[f0:f1].copy()  # nothing to do: unity gain
+            if self._box is not None or nb:
+                self._box = np.zeros(self.look_b - 1)
+            red, gain_f = 0.0, None
         else:
-            # an interval's peak is shaped by the gains of both its frames
-            need_f = np.minimum(need[1:], need[:-1])  # frames lo+1 .. hi-1
-            # 2. look-ahead and hold: min over [k - (hold - look), k + hold]
+            # a frame's gain shapes the intervals on both its sides: per frame the smaller need
+            nf = np.minimum(need[ctx: hi_f], need[ctx - 1: hi_f - 1])
+            need_b = nf.reshape(avail, b).min(axis=1)
+            # 2. look-ahead and hold, per block: min over [m - hold_b, m + hold_b]
             from scipy.ndimage import minimum_filter1d
 
-            held = minimum_filter1d(need_f, size=2 * self.hold + 1, mode="constant", cval=0.0)
-            held = held[first - (lo + 1): first - (lo + 1) + n]
-            # 3. release: g[k] = min(held[k], g[k-1] + r), i.e. r*k + cummin(held - r*k) from the carried state
-            ramp = self.release * np.arange(1, n + 1, dtype=np.float64)
-            g = np.minimum.accumulate(held - ramp)
-            g += ramp
-            np.minimum(g, self._g_last + ramp, out=g)
-            # 4. attack: moving average over the look-ahead
-            box = np.full(self.look - 1, g[0]) if self._box is None else self._box
+            held = minimum_filter1d(need_b, size=2 * self.hold_b + 1, mode="constant", cval=0.0)[first:stop + 1]
+            # 3. release: g[m] = min(held[m], g[m-1] + r), i.e. r*m + cummin(held - r*m), from the carried state
+            ramp = self.release_b * np.arange(1, nb + 2, dtype=np.float64)
+            g = np.minimum(np.minimum.accumulate(held - ramp) + ramp, self._g_last + ramp)
+            # 4. attack: moving average over look_b blocks
+            lb = self.look_b
+            box = np.full(lb - 1, g[0]) if self._box is None else self._box
             ext = np.concatenate([box, g])
-            c = np.cumsum(ext)
-            smooth = c[self.look - 1:].copy()
-            smooth[1:] -= c[: n - 1]
-            smooth /= self.look
-            self._g_last = float(g[-1])
-            self._box = ext[ext.shape[0] - (self.look - 1):]
-            red = -float(smooth.min())
-            self.max_reduction_db = max(self.max_reduction_db, red)
-            self.frames_reduced += int(np.count_nonzero(smooth < -1.0))
-            gain = np.exp(smooth.astype(np.float32) * np.float32(math.log(10) / 20))
-            out = buf[first:stop] * gain[:, None]
-        self._buf = buf[stop - self.history:]
+            c = np.concatenate([[0.0], np.cumsum(ext)])
+            smooth = (c[lb:] - c[:-lb]) / lb  # nb + 1 values: the blocks output and the next
+            self._g_last = float(g[nb - 1])
+            self._box = ext[nb: nb + lb - 1] if lb > 1 else np.zeros(0)
+            # 5. per frame: interpolated in dB between block starts
+            frac = np.arange(b, dtype=np.float32) / b
+            s0 = smooth[:-1].astype(np.float32)
+            step = (smooth[1:] - smooth[:-1]).astype(np.float32)
+            gain_db = (s0[:, None] + step[:, None] * frac[None, :]).ravel()
+            red = -float(min(0.0, smooth[:-1].min()))
+            gain_f = np.exp(gain_db * np.float32(math.log(10) / 20))
+            out = buf[f0:f1] * gain_f[:, None]
+        self.max_reduction_db = max(self.max_reduction_db, red)
+        if out.size:
+            self.peak_out = max(self.peak_out, float(np.max(frame_level(out))))
+        if peaks is not None:  # interpolated peaks of the frames output, at their gain
+            sel = (pos >= f0) & (pos < f1)
+            if sel.any():
+                g_at = 1.0 if gain_f is None else gain_f[pos[sel] - f0]
+                self.peak_out = max(self.peak_out, float(np.max(peaks[sel] * g_at)))
+        keep = ctx + self.hist_b * b
+        self._buf = buf[f1 - keep:]
+        n = f1 - f0
         self.frames_out += n
         return out
 
@@ -147,4 +171,13 @@ def limit(audio: np.ndarray, sample_rate: int, ceiling_dbtp: float = -1.0, **opt
     return out.reshape(np.shape(audio)) if np.ndim(audio) == 1 else out, lim.max_reduction_db
 
 
-__all__ = ["Limiter", "limit", "LOOKAHEAD_S", "MARGIN_DB", "MAX_REDUCTION_DB", "NOTICE_DB", "RELEASE_DB_S"]
+def limit_peak(audio: np.ndarray, sample_rate: int, ceiling_dbtp: float = -1.0, **options) -> tuple[np.ndarray, float, float]:
+    """:func:`limit`, also returning the output's true peak as the limiter measured it
+    (linear): (audio, largest gain reduction in dB, true peak)."""
+    a = as_2d(audio)
+    lim = Limiter(sample_rate, ceiling_dbtp, a.shape[1], **options)
+    out = np.concatenate([lim.process(a), lim.flush()])
+    return out, lim.max_reduction_db, lim.peak_out
+
+
+__all__ = ["BLOCK", "Limiter", "limit", "limit_peak", "LOOKAHEAD_S", "MARGIN_DB", "MAX_REDUCTION_DB", "NOTICE_DB", "RELEASE_DB_S"]

@@ -8,7 +8,7 @@ import pytest
 from scipy.signal import resample_poly
 
 from emomusic.audio import integrated_lufs
-from emomusic.limiter import LOOKAHEAD_S, RELEASE_DB_S, Limiter, limit
+from emomusic.limiter import BLOCK, LOOKAHEAD_S, RELEASE_DB_S, Limiter, limit, limit_peak
 
 SR = 44100
 
@@ -37,6 +37,8 @@ def test_limiter_holds_the_true_peak_ceiling_and_keeps_length():
     y, red = limit(x, SR, -1.0)
     assert y.shape == x.shape and y.dtype == np.float32
     assert full_true_peak_db(y) <= -1.0 + 1e-6
+    _, _, measured = limit_peak(x, SR, -1.0)  # the output true peak as the limiter measured it
+    assert 20 * math.log10(measured) == pytest.approx(full_true_peak_db(y), abs=0.01)
     assert red == pytest.approx(full_true_peak_db(x) + 1.1, abs=0.3)  # aimed 0.1 dB under the ceiling
     # a loud first sample is limited too (nothing before it to ramp over)
     y0, _ = limit(x[int(0.5 * SR):], SR, -1.0)
@@ -69,11 +71,13 @@ def test_attack_and_release_follow_their_settings():
     gain = np.abs(y[:, 0]) / np.maximum(np.abs(x[:, 0]), 1e-9)
     loud = np.abs(x[:, 0]) > 0.3
     g_db = 20 * np.log10(np.where(loud, gain, 1.0))
-    look = int(LOOKAHEAD_S * SR)
-    assert np.all(g_db[: mid - look - 30][loud[: mid - look - 30]] > -1e-3)  # untouched before the look-ahead
+    reach = (Limiter(SR).hold_b + 2) * BLOCK  # look-ahead (5 ms) + the filter's reach + a block each side
+    assert reach * 1000 / SR < 2 * LOOKAHEAD_S * 1000  # under 10 ms
+    assert np.all(g_db[: mid - reach][loud[: mid - reach]] > -1e-3)  # untouched before the look-ahead
+    assert g_db[mid - 5: mid + 441][loud[mid - 5: mid + 441]].min() < -1.0  # down when the burst comes
     assert red == pytest.approx(20 * math.log10(1.0 / 10 ** (-1.1 / 20)), abs=0.1)
     # release: 30 dB/s, so 100 ms after the burst the 1.1 dB reduction is gone, and not at once
-    end = mid + 441 + 2 * look + 2 * 10
+    end = mid + 441 + reach
     after = end + int(0.1 * SR)
     assert np.all(g_db[after:][loud[after:]] > -1e-3)
     k = end + int(0.02 * SR)  # 20 ms into the release: 0.6 dB back, 0.5 dB still down

@@ -1,9 +1,12 @@
 """Stage 2 of a build, the audio: clip gains, level bridges at the joins, and session.wav
 streamed clip by clip (equal-power crossfades), holding one clip in memory.
 
-Every clip gets the gain that puts it at its planned loudness (LUFS, at the session's stated level), less one
-session-wide offset when a peaky clip needs the headroom under the -1 dBTP ceiling (:func:`clip_gains`), so the planned loudness steps hold
-exactly. At each join the next clip's opening eases from the previous clip's closing level
+Every clip gets the gain that puts it at its planned loudness (LUFS, at the session's stated level); where its
+true peak would pass the -1 dBTP ceiling, a true-peak look-ahead limiter (:mod:`emomusic.limiter`) takes the
+excess, up to ``limiter.MAX_REDUCTION_DB``; only a clip that would need more lowers the whole session by one
+offset (:func:`clip_gains`), so the planned loudness steps hold exactly. Each clip is read once, limited
+(:func:`finish_clip`), written to clips/ and joined into session.wav; the openings (crossfade and level
+bridge) go through the limiter again. At each join the next clip's opening eases from the previous clip's closing level
 to its own (:func:`join_ramp`; session.wav only, the clip files keep their planned levels).
 """
 
@@ -150,26 +153,27 @@ def finish_clip(stored: np.ndarray, gain_db: float, sample_rate: int, body_frame
     (audio, {"gain_db", "limiter_db", "loudness_lufs"}). When the limiter took the level down by
     more than ``LEVEL_TOLERANCE_DB`` (integrated LUFS of the body), the gain is raised by the
     shortfall (never past the limiter's ``MAX_REDUCTION_DB`` budget) and the clip limited again."""
-    from emomusic.limiter import MAX_REDUCTION_DB, limit
+    from emomusic.limiter import MAX_REDUCTION_DB, limit_peak
     from emomusic.session.levels import clip_loudness
 
     if not limited or not np.any(stored):
-        return stored * np.float32(10 ** (gain_db / 20)), {"gain_db": gain_db, "limiter_db": 0.0, "loudness_lufs": None}
+        return stored * np.float32(10 ** (gain_db / 20)), {"gain_db": gain_db, "limiter_db": 0.0, "loudness_lufs": None,
+                                                          "true_peak": None}
     if before is None:  # the body's loudness as stored (ClipResult.body_loudness_db)
         _, before = clip_loudness(stored, sample_rate, body_frames)
     peak_db = 20 * math.log10(max(1e-12, float(np.max(np.abs(stored)))))
     budget = CEILING_DBTP - peak_db + MAX_REDUCTION_DB + 1.0  # the most gain the limiter may be asked to take back
-    gain, out, red, level = gain_db, stored, 0.0, before + gain_db
+    gain, out, red, level, tp = gain_db, stored, 0.0, before + gain_db, 0.0
     for _ in range(2):
         x = stored * np.float32(10 ** (gain / 20))
-        out, red = limit(x, sample_rate, CEILING_DBTP)
+        out, red, tp = limit_peak(x, sample_rate, CEILING_DBTP)
         _, level = clip_loudness(out, sample_rate, body_frames)
         short = (before + gain_db) - level
         if not (math.isfinite(short) and short > LEVEL_TOLERANCE_DB) or gain + short > budget:
             break
         gain += short
     return out, {"gain_db": round(gain, 3), "limiter_db": round(red, 2),
-                 "loudness_lufs": round(level, 3) if math.isfinite(level) else None}
+                 "loudness_lufs": round(level, 3) if math.isfinite(level) else None, "true_peak": tp}
 
 
 def stream_session(plan: "SessionPlan", work: Path, path: Path, sample_rate: int, gains: list[float],
@@ -197,7 +201,7 @@ def stream_session(plan: "SessionPlan", work: Path, path: Path, sample_rate: int
     import soundfile as sf
 
     from emomusic.audio import crossfade_concat, true_peak, window_lufs
-    from emomusic.limiter import MAX_REDUCTION_DB, limit
+    from emomusic.limiter import MAX_REDUCTION_DB, limit_peak
     from emomusic.session.clips import frame_bounds
 
     bounds = frame_bounds(plan, sample_rate)
@@ -206,7 +210,6 @@ def stream_session(plan: "SessionPlan", work: Path, path: Path, sample_rate: int
     win = int(round(JOIN_WINDOW_S * sample_rate))
     ramp = int(round(JOIN_RAMP_S * sample_rate))
     total_frames = int(round(plan.total_seconds * sample_rate))
-    ceiling = 10 ** (CEILING_DBTP / 20)
     written, peak = 0, 0.0
     pending: np.ndarray | None = None
     closing_db: float | None = None
@@ -226,7 +229,7 @@ def stream_session(plan: "SessionPlan", work: Path, path: Path, sample_rate: int
                 env = join_ramp(closing_db, opening_db, audio.shape[0], sample_rate) if bridges else None
                 if env is not None and limited and env[0] > 1.0:
                     # a boost: at most what the limiter may take back over the opening's headroom
-                    room = CEILING_DBTP - 20 * math.log10(max(1e-12, true_peak(audio[:env.shape[0]])))
+                    room = CEILING_DBTP - 20 * math.log10(max(1e-12, info["true_peak"] or true_peak(audio[:env.shape[0]])))
                     top = max(0.0, room) + MAX_REDUCTION_DB
                     if 20 * math.log10(float(env[0])) > top:
                         env = 10 ** (np.log10(env) * (top / (20 * math.log10(float(env[0]))))) if top > 0 else None
@@ -245,16 +248,15 @@ def stream_session(plan: "SessionPlan", work: Path, path: Path, sample_rate: int
                 body, pending = seg, None
             head = min(body.shape[0], (ramp if i > 0 else 0) + (fade if i > 0 else 0) + (sample_rate if i > 0 else 0))
             if head > 0 and limited:
-                lim, red = limit(body[:head], sample_rate, CEILING_DBTP)
+                lim, red, head_peak = limit_peak(body[:head], sample_rate, CEILING_DBTP)
                 body = np.concatenate([lim, body[head:]])
                 info["opening_limiter_db"] = round(red, 2)
-                peak = max(peak, true_peak(lim))
+                peak = max(peak, head_peak)
             elif head > 0:
                 peak = max(peak, true_peak(body[:head]))
             if body.shape[0] > head:
-                if limited:  # the limited clip: at most the ceiling (its limiter aims a margin below it)
-                    rest = float(np.max(np.abs(body[head:])))
-                    peak = max(peak, min(ceiling, rest * 10 ** (0.5 / 20)) if rest > 0 else 0.0, rest)
+                if limited and info["true_peak"] is not None:  # the limited clip itself: its true peak bounds it
+                    peak = max(peak, float(info["true_peak"]))
                 elif peaks is not None:  # the stored clip at its gain
                     rest = float(np.max(np.abs(body[head:])))
                     peak = max(peak, min(peaks[i] * 10 ** (gains[i] / 20), 0.99) if rest > 0 else 0.0)
