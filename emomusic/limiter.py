@@ -11,7 +11,7 @@ How it works (all numpy, streaming in blocks of any size; see :class:`Limiter`):
    plus the interpolation filter's reach either side, so the gain is already down when the
    peak arrives.
 3. **Release**: the gain recovers at a constant ``release_db_s`` (default 30 dB/s: a 6 dB
-   reduction is gone after 200 ms): ``g[n] = min(need[n], g[n-1] + r)``.
+   reduction is gone after 200 ms, the largest allowed, 8 dB, after 270 ms): ``g[n] = min(need[n], g[n-1] + r)``.
 4. **Attack**: a moving average over the look-ahead (in dB), which turns every step into a
    5 ms ramp; the average of values that are each at most the needed gain is at most the
    needed gain, so the ceiling holds.
@@ -34,7 +34,7 @@ from emomusic.audio import OVERSHOOT, TAPS_HALF, as_2d, frame_level, interpolate
 LOOKAHEAD_S = 0.005  # attack ramp and look-ahead
 RELEASE_DB_S = 30.0  # recovery speed
 MARGIN_DB = 0.1  # aimed this far under the ceiling (the gain varies inside the interpolation window)
-MAX_REDUCTION_DB = 6.0  # callers never ask the limiter for more gain reduction than this
+MAX_REDUCTION_DB = 8.0  # callers never ask the limiter for more gain reduction than this
 NOTICE_DB = 3.0  # reduction above this is reported ("the limiter worked N dB")
 
 

@@ -200,7 +200,7 @@ def stream_session(plan: "SessionPlan", work: Path, path: Path, sample_rate: int
     clip's part after its opening when nothing is limited."""
     import soundfile as sf
 
-    from emomusic.audio import crossfade_concat, true_peak, window_lufs
+    from emomusic.audio import true_peak, window_lufs
     from emomusic.limiter import MAX_REDUCTION_DB, limit_peak
     from emomusic.session.clips import frame_bounds
 
@@ -224,6 +224,7 @@ def stream_session(plan: "SessionPlan", work: Path, path: Path, sample_rate: int
             done.append(info)
             if clip_sink is not None:
                 clip_sink(i, audio)
+            env = None
             if closing_db is not None:  # level bridge: the opening eases from the previous clip's closing level
                 opening_db = window_lufs(audio[:win], sample_rate)
                 env = join_ramp(closing_db, opening_db, audio.shape[0], sample_rate) if bridges else None
@@ -233,41 +234,67 @@ def stream_session(plan: "SessionPlan", work: Path, path: Path, sample_rate: int
                     top = max(0.0, room) + MAX_REDUCTION_DB
                     if 20 * math.log10(float(env[0])) > top:
                         env = 10 ** (np.log10(env) * (top / (20 * math.log10(float(env[0]))))) if top > 0 else None
-                if env is not None:
-                    audio = audio.copy()
-                    audio[: env.shape[0]] *= env[:, None] if audio.ndim == 2 else env
                 joins.append({"clip": plan.clips[i].index, "at_s": round(plan.clips[i].start_s, 6),
                               "closing_lufs": _level(closing_db), "opening_lufs": _level(opening_db),
                               "bridge_db": 0.0 if env is None else round(float(20 * math.log10(env[0])), 3)})
+            clip = _Bridged(audio, env)  # the clip as session.wav holds it (opening bridged), read in slices
             body_end = bounds[i][1]
-            closing_db = window_lufs(audio[max(0, body_end - win):body_end], sample_rate)
-            seg = audio if pending is None else crossfade_concat([pending, audio], sample_rate, plan.crossfade_s)
-            if i < n - 1 and fade > 0:
-                body, pending = seg[:-fade], seg[-fade:]
-            else:
-                body, pending = seg, None
-            head = min(body.shape[0], (ramp if i > 0 else 0) + (fade if i > 0 else 0) + (sample_rate if i > 0 else 0))
+            closing_db = window_lufs(clip[max(0, body_end - win):body_end], sample_rate)
+            # this clip's part of session.wav: the crossfade with the previous clip's overhang, then the clip
+            # up to its body's end (= emomusic.audio.crossfade_concat of the two, held in slices)
+            f = 0 if pending is None else min(pending.shape[0], audio.shape[0])
+            boosted = env is not None and env[0] > 1.0
+            head = min(body_end, f + (sample_rate if i > 0 else 0) + (env.shape[0] if boosted else 0)) if i > 0 else 0
+            opening = clip.get(0, head, copy=True)  # written into below
+            if f > 0:
+                t = (np.arange(f, dtype=np.float32) + 0.5) / f
+                opening[:f] = pending[-f:] * np.cos(t * np.pi / 2)[:, None] + opening[:f] * np.sin(t * np.pi / 2)[:, None]
+            pending = clip[body_end:] if i < n - 1 and fade > 0 else None
             if head > 0 and limited:
-                lim, red, head_peak = limit_peak(body[:head], sample_rate, CEILING_DBTP)
-                body = np.concatenate([lim, body[head:]])
+                opening, red, head_peak = limit_peak(opening, sample_rate, CEILING_DBTP)
                 info["opening_limiter_db"] = round(red, 2)
                 peak = max(peak, head_peak)
             elif head > 0:
-                peak = max(peak, true_peak(body[:head]))
-            if body.shape[0] > head:
+                opening = soft_limit(opening)
+                peak = max(peak, true_peak(opening))
+            rest = clip[head:body_end]
+            if rest.shape[0]:
                 if limited and info["true_peak"] is not None:  # the limited clip itself: its true peak bounds it
                     peak = max(peak, float(info["true_peak"]))
                 elif peaks is not None:  # the stored clip at its gain
-                    rest = float(np.max(np.abs(body[head:])))
-                    peak = max(peak, min(peaks[i] * 10 ** (gains[i] / 20), 0.99) if rest > 0 else 0.0)
+                    peak = max(peak, min(peaks[i] * 10 ** (gains[i] / 20), 0.99) if np.any(rest) else 0.0)
                 else:
-                    peak = max(peak, true_peak(body[head:]))
-            body = soft_limit(body)
-            wav.write(to_pcm16(body))
-            written += body.shape[0]
+                    peak = max(peak, true_peak(rest))
+                if not limited:
+                    rest = soft_limit(rest)
+            for part in (opening, rest):
+                if part.shape[0]:
+                    wav.write(to_pcm16(part))
+                    written += part.shape[0]
     if written != total_frames:  # cannot happen with a valid plan: the frames are planned exactly
         raise EmomusicError(f"internal error: session.wav has {written} frames, expected {total_frames}")
     return peak, joins, done
+
+
+class _Bridged:
+    """A clip with its opening multiplied by the level bridge ``env`` (None: none), sliced
+    without copying the part the bridge does not reach."""
+
+    def __init__(self, audio: np.ndarray, env: np.ndarray | None):
+        self.audio, self.env = audio, env
+
+    def __getitem__(self, sl: slice) -> np.ndarray:
+        return self.get(sl.start or 0, self.audio.shape[0] if sl.stop is None else sl.stop)
+
+    def get(self, a: int, b: int, copy: bool = False) -> np.ndarray:
+        b = min(self.audio.shape[0], b)
+        part = self.audio[a:b]
+        if self.env is None or a >= self.env.shape[0] or b <= a:
+            return part.copy() if copy else part
+        part = part.copy()
+        e = self.env[a:min(b, self.env.shape[0])]
+        part[: e.shape[0]] *= e[:, None]
+        return part
 
 
 def _level(db: float) -> float | None:
