@@ -35,6 +35,7 @@ JOIN_RAMP_S = 6.0  # the next clip's opening moves from the previous clip's clos
 JOIN_MAX_DB = 9.0  # largest correction at a join
 JOIN_MIN_DB = 1.0  # smaller differences are left alone
 JOIN_FLOOR_DB = -70.0  # near-silence on either side: no correction
+AHEAD = 3  # clips finished (read, levelled, limited, written to clips/) ahead of the one being joined
 
 
 def soft_limit(audio: np.ndarray) -> np.ndarray:
@@ -178,8 +179,8 @@ def finish_clip(stored: np.ndarray, gain_db: float, sample_rate: int, body_frame
 
 def stream_session(plan: "SessionPlan", work: Path, path: Path, sample_rate: int, gains: list[float],
                    bridges: bool = True, peaks: list[float] | None = None,
-                   clip_sink=None, limited: bool = True,
-                   levels: list[float] | None = None) -> tuple[float, list[dict], list[dict]]:
+                   clip_sink=None, limited: bool = True, levels: list[float] | None = None,
+                   workers: int = 2) -> tuple[float, list[dict], list[dict]]:
     """Write session.wav to ``path`` clip by clip; return its true peak, the joins and, per
     clip, what the limiter did (:func:`finish_clip`).
 
@@ -215,15 +216,28 @@ def stream_session(plan: "SessionPlan", work: Path, path: Path, sample_rate: int
     closing_db: float | None = None
     joins: list[dict] = []
     done: list[dict] = []
-    with sf.SoundFile(str(path), "w", sample_rate, 2, subtype="PCM_16", format="WAV") as wav:
+
+    def finished(i: int) -> tuple[np.ndarray, dict]:
+        """Clip i read, at its gain, limited and handed to the clip sink (on a worker thread)."""
+        stored = read_clip_audio(plan, work, i, sample_rate, bounds[i][1] + (fade if i < n - 1 else 0), 0.0)
+        audio, info = finish_clip(stored, gains[i], sample_rate, bounds[i][1], limited,
+                                  None if levels is None else levels[i])
+        if clip_sink is not None:
+            clip_sink(i, audio)
+        return audio, info
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    # clips are finished AHEAD at a time on worker threads (numpy, the limiter and libsndfile
+    # release the GIL) while this thread joins them into session.wav in order
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="emomusic-assemble") as pool, \
+            sf.SoundFile(str(path), "w", sample_rate, 2, subtype="PCM_16", format="WAV") as wav:
+        jobs = {k: pool.submit(finished, k) for k in range(min(n, AHEAD))}
         for i in range(n):
-            stored = read_clip_audio(plan, work, i, sample_rate, bounds[i][1] + (fade if i < n - 1 else 0), 0.0)
-            audio, info = finish_clip(stored, gains[i], sample_rate, bounds[i][1], limited,
-                                      None if levels is None else levels[i])
-            del stored
+            if i + AHEAD < n:
+                jobs[i + AHEAD] = pool.submit(finished, i + AHEAD)
+            audio, info = jobs.pop(i).result()
             done.append(info)
-            if clip_sink is not None:
-                clip_sink(i, audio)
             env = None
             if closing_db is not None:  # level bridge: the opening eases from the previous clip's closing level
                 opening_db = window_lufs(audio[:win], sample_rate)

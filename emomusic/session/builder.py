@@ -43,6 +43,7 @@ from emomusic.session.settings import BuildSettings
 from emomusic.session.writers import Output, write_outputs
 
 WORK_VERSION = 2  # 2: phrased clips, LUFS levels
+RENDER_WORKERS = 2  # threads rendering and storing kept takes while the next clips are chosen
 OnClip = Callable[[int, int, ClipResult], None]
 Estimator = Callable[[Piece], Emotion]
 
@@ -158,8 +159,8 @@ def _make_clips(maker: ClipMaker, work: Path, resume: bool, on_clip: OnClip | No
     """Stage 1: every clip made (or, resuming, read back) in order; (results, reused).
 
     Clips are chosen (generate, estimate, accept) on this thread, one after the other, and
-    each kept take is rendered and stored on one worker thread while the next clip is being
-    chosen: the SoundFont player, the reverb and numpy release the GIL, so on two cores
+    each kept take is rendered and stored on a worker thread (``RENDER_WORKERS``) while the
+    next clips are being chosen: the SoundFont player, the reverb and numpy release the GIL, so on two cores
     the rendering hides behind the generation. Results, ``on_clip`` calls and errors come in
     clip order, exactly as without the worker."""
     from concurrent.futures import Future, ThreadPoolExecutor
@@ -188,7 +189,7 @@ def _make_clips(maker: ClipMaker, work: Path, resume: bool, on_clip: OnClip | No
             if on_clip is not None:
                 on_clip(len(results), len(plan.clips), result)
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="emomusic-render") as pool:
+    with ThreadPoolExecutor(max_workers=RENDER_WORKERS, thread_name_prefix="emomusic-render") as pool:
         try:
             for i, w in enumerate(plan.clips):
                 cdir = clip_dir(work, w.index)
