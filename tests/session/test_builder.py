@@ -638,3 +638,37 @@ def test_control_characters_in_plan_texts_are_refused(tmp_path, field, value):
     d["name"] = "x\ny"
     with pytest.raises(EmomusicError, match="control characters"):
         SessionPlan.from_dict(d)
+
+
+def test_worker_threads_do_not_change_the_output(tmp_path, monkeypatch):
+    """Rendering on worker threads (stage 1) and finishing clips ahead (stage 2) give the same
+    files, byte for byte, as one thread doing everything in order; the clip files are what
+    session.wav holds between the openings, at their levels, under the true-peak ceiling."""
+    import emomusic.session.assemble as assemble
+    import emomusic.session.builder as builder
+    from emomusic.audio import true_peak_db
+
+    plan = _plan(minutes=1, clip_seconds=20)
+    threaded = _build(plan, tmp_path / "a")
+    monkeypatch.setattr(builder, "RENDER_WORKERS", 1)
+    monkeypatch.setattr(assemble, "AHEAD", 1)
+    serial = _build(plan, tmp_path / "b")
+    assert (tmp_path / "a" / "session.wav").read_bytes() == (tmp_path / "b" / "session.wav").read_bytes()
+    for c in threaded["clips"]:
+        assert (tmp_path / "a" / c["files"]["wav"]).read_bytes() == (tmp_path / "b" / c["files"]["wav"]).read_bytes()
+    assert [c["gain_db"] for c in threaded["clips"]] == [c["gain_db"] for c in serial["clips"]]
+    session, sr = read_wav(tmp_path / "a" / "session.wav")
+    assert true_peak_db(session) <= -1.0 + 0.01
+    assert threaded["session_true_peak_dbtp"] == pytest.approx(true_peak_db(session), abs=0.05)
+    fade = int(round(plan.crossfade_s * sr))
+    checked = 0
+    for c, w in zip(threaded["clips"][1:-1], plan.clips[1:-1]):
+        clip, _ = read_wav(tmp_path / "a" / c["files"]["wav"])
+        a = int(round(w.start_s * sr)) + fade + sr + int(assemble.JOIN_RAMP_S * sr)  # past the opening
+        b = a + sr
+        k = a - int(round(w.start_s * sr))
+        if b - int(round(w.start_s * sr)) < clip.shape[0] - int(0.05 * sr):
+            assert np.abs(session[a:b] - clip[k:k + sr]).max() <= 1.5 / 32767
+            checked += 1
+    assert checked >= 1
+    assert threaded["loudness"]["limiter"]["ceiling_dbtp"] == -1.0
