@@ -24,7 +24,8 @@ that would break the tune:
   with a new chord is one of its chord tones.
 
 Then temperature, top-k and top-p (EMelodyGen's 1.2 / 8 / 0.8 by default) over the allowed
-tokens. Each tune has its own ``torch.Generator``, so a tune depends on its seed only.
+tokens. Each tune has its own random generator (numpy's, seeded from the tune's seed), so a tune
+depends on its seed only.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from emomusic.melody.notation import (
     CHORD_QUALITIES, DURATIONS, METERS, PITCH_MAX, PITCH_MIN, Chord, Key, chord_pitches,
@@ -95,9 +95,21 @@ class TuneSpec:
     def has_form(self) -> bool:
         return self.form is not None and not self.form.through_composed
 
+    def _memo(self, name: str, make):
+        """A value computed once per spec (the spec's fields are not changed while decoding)."""
+        d = self.__dict__
+        if name not in d:
+            d[name] = make()
+        return d[name]
+
     def cadence_at(self, bar_index: int) -> str | None:
         """The cadence ending in bar ``bar_index`` ("half" / "authentic"), or None. Without a form
-        only the last bar closes (on the tonic), as before form existed."""
+        only the last bar closes (on the tonic), as before form existed. Looked up in a table
+        made once per spec (the decoder asks at every step)."""
+        table = self._memo("_cadence_table", lambda: [self._cadence_at(i) for i in range(self.bars + 1)])
+        return table[bar_index] if 0 <= bar_index < len(table) else self._cadence_at(bar_index)
+
+    def _cadence_at(self, bar_index: int) -> str | None:
         if not self.has_form:
             return "authentic" if bar_index >= self.bars - 1 else None
         sec = self.form.sections[self.form.section_at_bar(bar_index)]
@@ -108,6 +120,9 @@ class TuneSpec:
     def cadence_pitch_classes(self, kind: str) -> set[int]:
         """Where a phrase may end: the tonic (authentic) or a tone of the dominant chord (half:
         degree 5, the leading tone, degree 2)."""
+        return self._memo("_cadence_pcs_" + kind, lambda: frozenset(self._cadence_pitch_classes(kind)))
+
+    def _cadence_pitch_classes(self, kind: str) -> set[int]:
         t = self.key.tonic
         if kind == "authentic":
             return {t}
@@ -199,6 +214,9 @@ class TuneSpec:
         return out
 
     def triad(self) -> set[int]:
+        return self._memo("_triad", lambda: frozenset(self._triad()))
+
+    def _triad(self) -> set[int]:
         pcs = self.key.pitch_classes()
         t = self.key.tonic
         third = next(((t + i) % 12 for i in (3, 4) if (t + i) % 12 in pcs), (t + 4) % 12)
@@ -225,7 +243,7 @@ class TuneSpec:
         """Logit bonus per pitch class steering the running, duration-weighted pitch-class
         histogram ``hist`` toward :meth:`target_profile`: under-used degrees are favoured,
         over-used ones held back (``tonal_bias`` * log ratio, clipped to +-2)."""
-        target = self.__dict__.get("_target") or self.__dict__.setdefault("_target", self.target_profile())
+        target = self._memo("_target", self.target_profile)
         total = sum(hist) + prior
         out = {}
         for pc, t in target.items():
@@ -234,6 +252,9 @@ class TuneSpec:
         return out
 
     def allowed_pitch_classes(self) -> set[int]:
+        return self._memo("_allowed_pcs", lambda: frozenset(self._allowed_pitch_classes()))
+
+    def _allowed_pitch_classes(self) -> set[int]:
         pcs = set(self.key.pitch_classes())
         if self.key.mode == "minor":
             pcs.add((self.key.tonic + 11) % 12)  # leading tone (harmonic minor)
@@ -260,6 +281,7 @@ class _State:
     bar_tokens: list = field(default_factory=list)  # the tokens of every finished bar (BAR included)
     planned: int = -1  # the bar whose plan (copy or sample) has been made
     forced: deque = field(default_factory=deque)  # tokens to write next without sampling (a copied bar)
+    next_allowed: tuple | None = None  # Grammar.allowed for the current state, when already asked
 
     def piece_hist(self) -> list[float]:
         """Sounding time per pitch class of the whole piece so far (melody + chord track), what
@@ -387,27 +409,25 @@ class Grammar:
                 st.hist[st.last_pitch % 12] += dur
 
 
-def _filter_sample(logits, allowed: list[int], s: Sampling, gen: torch.Generator,
+def _filter_sample(logits, allowed: list[int], s: Sampling, rng: np.random.Generator,
                    bias: list[float] | None = None) -> int:
-    """Sample one token from ``logits`` (V,) (numpy or torch) restricted to ``allowed`` (plus ``bias``)."""
+    """Sample one token from ``logits`` (V,) restricted to ``allowed`` (plus ``bias``): temperature,
+    then top-k, then top-p (the smallest head of the sorted distribution whose mass reaches
+    ``top_p``; the most likely token is always kept)."""
     if len(allowed) == 1:
         return allowed[0]
     lg = np.asarray(logits, dtype=np.float64)[allowed]
     if bias is not None:
-        lg = lg + np.asarray(bias, dtype=np.float64)
-    lg = lg / max(s.temperature, 1e-5)
-    k = min(s.top_k, lg.size) if s.top_k and s.top_k > 0 else lg.size
-    order = np.argsort(-lg, kind="stable")[:k]
-    vals = lg[order]
-    probs = np.exp(vals - vals[0])
-    probs /= probs.sum()
-    if 0 < s.top_p < 1:
-        cum = np.cumsum(probs)
-        probs = probs * ((cum - probs) < s.top_p)  # always keeps the first
-        probs /= probs.sum()
-    u = torch.rand((), generator=gen).item()
-    cum = np.cumsum(probs)
-    j = min(int(np.searchsorted(cum, u * cum[-1])), len(probs) - 1)
+        lg += bias
+    order = np.argsort(-lg, kind="stable")
+    if s.top_k and s.top_k > 0:
+        order = order[:s.top_k]
+    w = np.exp((lg[order] - lg[order[0]]) * (1.0 / max(s.temperature, 1e-5)))
+    cum = np.cumsum(w)
+    m = len(w)
+    if 0 < s.top_p < 1:  # keep token i while the mass before it is under top_p
+        m = max(1, int(np.searchsorted(cum - w, s.top_p * cum[-1], side="left")))
+    j = min(int(np.searchsorted(cum[:m], rng.random() * cum[m - 1], side="right")), m - 1)
     return allowed[int(order[j])]
 
 
@@ -423,21 +443,21 @@ def _plan_bar(st: _State, rng: random.Random) -> None:
         st.forced.extend(st.bar_tokens[src])
 
 
-@torch.no_grad()
 def sample_tunes(model, tok: Tokenizer, specs: list[TuneSpec], sampling: Sampling | None = None) -> list[list[int]]:
     """Token sequences (prefix included) for ``specs``, decoded together as one batch.
 
     Bars that the form repeats are copied from their first statement (their tokens still go
-    through the grammar and the model, so what follows continues from them); a lone tune
-    feeds a copied bar to the model in one step.
+    through the grammar and the model, so what follows continues from them). A lone tune
+    feeds every token it does not sample (a copied bar, a bar line, a token the grammar
+    leaves no choice for) to the model together with the token before it, in one step.
     """
     sampling = sampling or Sampling()
     model.eval()
     grammar = Grammar(tok)
     states = [_State(s) for s in specs]
-    gens = [torch.Generator().manual_seed(int(s.seed) & 0x7FFFFFFFFFFFFFFF) for s in specs]
+    gens = [np.random.default_rng(int(s.seed) & 0x7FFFFFFFFFFFFFFF) for s in specs]
     rngs = [random.Random(int(s.seed) ^ 0x5EED) for s in specs]
-    prefix = torch.tensor([tok.prefix(s.key, s.meter, s.controls) for s in specs], dtype=torch.long)
+    prefix = np.array([tok.prefix(s.key, s.meter, s.controls) for s in specs], dtype=np.int64)
     for st, row in zip(states, prefix.tolist()):
         st.tokens = list(row)
         st.bar_start = len(st.tokens)
@@ -445,7 +465,7 @@ def sample_tunes(model, tok: Tokenizer, specs: list[TuneSpec], sampling: Samplin
     from emomusic.melody.fastlm import numpy_twin
 
     lm = numpy_twin(model)  # the same maths as model.forward, less overhead per step
-    logits, cache = lm.forward(prefix.numpy(), np.arange(N_PREFIX), cache=None)
+    logits, cache = lm.forward(prefix, np.arange(N_PREFIX), cache=None)
     last = logits[:, -1, :]
     t = N_PREFIX
     drop_chunk = max(1, context // 4)
@@ -457,25 +477,22 @@ def sample_tunes(model, tok: Tokenizer, specs: list[TuneSpec], sampling: Samplin
             if st.done:
                 nxt.append([tok.pad])
                 continue
+            if single:
+                nxt.append(_lone_step(grammar, st, last[i], sampling, gens[i], rngs[i]))
+                continue
             _plan_bar(st, rngs[i])
             if st.forced:
-                run = list(st.forced) if single else [st.forced[0]]
-                for choice in run:
-                    st.forced.popleft()
-                    grammar.advance(st, choice)
-                nxt.append(run)
-                continue
-            a, bias = grammar.allowed(st)
-            choice = _filter_sample(last[i], a, sampling, gens[i], bias)
+                choice = st.forced.popleft()
+            else:
+                a, bias = grammar.allowed(st)
+                choice = _filter_sample(last[i], a, sampling, gens[i], bias)
             grammar.advance(st, choice)
             nxt.append([choice])
         if all(st.done for st in states):
             break
-        T = len(nxt[0])  # > 1 only for a lone tune writing a copied bar
-        if cache[0][0].shape[2] + T > context:  # slide the window, keep the control prefix
-            cut = N_PREFIX + max(drop_chunk, cache[0][0].shape[2] + T - context)
-            cache = [(np.concatenate([k[:, :, :N_PREFIX], k[:, :, cut:]], 2), np.concatenate([v[:, :, :N_PREFIX], v[:, :, cut:]], 2))
-                     for k, v in cache]
+        T = len(nxt[0])  # > 1 only for a lone tune
+        if cache.n + T > context:  # slide the window, keep the control prefix
+            cache = cache.slide(N_PREFIX, N_PREFIX + max(drop_chunk, cache.n + T - context))
         logits, cache = lm.forward(np.asarray(nxt, dtype=np.int64), np.arange(t, t + T), cache=cache)
         last = logits[:, -1, :]
         t += T
@@ -483,3 +500,29 @@ def sample_tunes(model, tok: Tokenizer, specs: list[TuneSpec], sampling: Samplin
         if not st.done:
             raise RuntimeError("decoder did not finish a tune (grammar bug)")
     return [st.tokens for st in states]
+
+
+def _lone_step(grammar: Grammar, st: _State, logits, sampling: Sampling, gen, rng) -> list[int]:
+    """One model step of a lone tune: the sampled token, then every token after it that needs no
+    sampling (copied bars, a bar line, a token the grammar leaves alone), up to the next token
+    that must be sampled (whose logits the model's step over these tokens gives) or the end."""
+    run: list[int] = []
+    first = True
+    while not st.done:
+        _plan_bar(st, rng)
+        if st.forced:
+            choice = st.forced.popleft()
+        else:
+            a, bias = st.next_allowed or grammar.allowed(st)
+            st.next_allowed = None
+            if len(a) == 1:
+                choice = a[0]
+            elif first:
+                choice = _filter_sample(logits, a, sampling, gen, bias)
+            else:
+                st.next_allowed = (a, bias)  # asked again after the model's step: same state
+                break
+        first = False
+        grammar.advance(st, choice)
+        run.append(choice)
+    return run

@@ -59,3 +59,41 @@ def test_twin_is_cached_and_rebuilt_when_weights_change(model):
     with torch.no_grad():
         ref, _ = model(idx)
     np.testing.assert_allclose(t2.forward(idx.numpy(), np.arange(3))[0], ref.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_one_token_steps_match_torch(model):
+    """A batch of one fed token by token (the decoder's usual step, a separate code path) gives
+    the torch model's logits at every position."""
+    idx = torch.randint(0, 50, (1, 12), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref, _ = model(idx)
+    lm = NumpyLM(model)
+    got, cache = lm.forward(idx[:, :3].numpy(), np.arange(3))
+    rows = [got[0, -1]]
+    for t in range(3, 11):
+        logits, cache = lm.forward(idx[:, t:t + 1].numpy(), np.arange(t, t + 1), cache=cache)
+        assert logits.shape == (1, 1, 50)
+        rows.append(logits[0, 0])
+    np.testing.assert_allclose(np.array(rows), ref[0, 2:11].numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_cache_grows_past_its_capacity_and_slides_keeping_the_prefix(model):
+    idx = torch.randint(0, 50, (2, 21), generator=torch.Generator().manual_seed(2))
+    lm = NumpyLM(model)
+    cache = lm.new_cache(2, 4)  # too small: the buffer must grow
+    _, cache = lm.forward(idx[:, :20].numpy(), np.arange(20), cache=cache)
+    assert cache.n == 20 and cache.k.shape[3] >= 20
+    cache = cache.slide(3, 10)  # keep positions 0-2 and 10-19
+    assert cache.n == 13 and cache[0][0].shape == (2, 3, 13, 8)
+    got, _ = lm.forward(idx[:, 20:21].numpy(), np.arange(20, 21), cache=cache)
+    keep = torch.tensor([0, 1, 2] + list(range(10, 20)))
+    with torch.no_grad():  # the torch model with its cache cut the same way (what decoding did before)
+        _, tc = model(idx[:, :20], torch.arange(20), cache=None)
+        tc = [(k[:, :, keep], v[:, :, keep]) for k, v in tc]
+        ref, _ = model(idx[:, 20:21], torch.arange(20, 21), cache=tc)
+    np.testing.assert_allclose(got[:, 0], ref[:, -1].numpy(), rtol=1e-4, atol=1e-4)
+    with torch.no_grad():
+        full, _ = model(idx)
+    assert np.abs(got[:, 0] - full[:, -1].numpy()).max() > 1e-3  # the dropped tokens mattered
+    with pytest.raises(ValueError):
+        cache.slide(5, 4)
