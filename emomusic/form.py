@@ -278,7 +278,11 @@ def default_form(bars: int, emotion: "Emotion | None" = None, kind: str = "piece
     (primes): real pieces come back changed, and an exact AABA repeats far more than real
     piano music does (``benchmarks/realism.py``: window recurrence 0.54 against EMOPIA's
     0.29; 0.41 with AA'BA'). ``--form AABA`` asks for exact returns. Tunes (``kind="tune"``)
-    follow folk practice: AB, AABB, and AABB CC ... for longer ones. A piece whose length
+    follow folk practice: from 32 bars on, 8-bar strains each played twice (AABB, AABBCC
+    ...); shorter tunes are their strains played once, each strain a parallel period of two
+    phrases, the second opening like the first and closing on the tonic (AA' for 8 bars,
+    AA'BB' for 16: in the held-out folk tunes a phrase's first two bars come back four bars
+    later in about half of the tunes, its last two bars in 12-19%). A piece whose length
     splits into no phrase of 2 or more bars is one section.
     """
     bars = _check_bars(bars)
@@ -299,11 +303,14 @@ def default_form(bars: int, emotion: "Emotion | None" = None, kind: str = "piece
     if phrase > MAX_PHRASE_BARS or bars % phrase:
         return through_composed(bars)
     if kind == "tune":
+        # 8-bar phrases are whole strains, each played twice (AABB); shorter phrases pair up into
+        # parallel periods, the second phrase of each part a varied repeat of the first (AA'BB')
+        second = "" if phrase >= 8 else "'"
         labels = []
         for i in range((k + 1) // 2):
-            letter = chr(ord("A") + i % 26) + "'" * (i // 26)
-            labels += [letter, letter]
-        labels = ["A", "B"] if k == 2 else labels[:k]  # an odd count: the last part is heard once
+            letter = chr(ord("A") + i % 26) + "'" * (2 * (i // 26))
+            labels += [letter, letter + second]
+        labels = ["A", "B"] if k == 2 and phrase >= 8 else labels[:k]  # an odd count: the last part is heard once
         return _plan(labels, phrase)
     lively = emotion is not None and emotion.arousal > 0.3
     base = {1: ["A"], 2: ["A", "A'"], 3: ["A", "B", "A'"]}.get(k, ["A", "B", "A'", "B'"] if lively else ["A", "A'", "B", "A'"])

@@ -99,13 +99,13 @@ def test_none_is_through_composed():
 
 
 @pytest.mark.parametrize("bars, piece, tune, phrase", [
-    (16, "AA'BA'", "AABB", 4),
+    (16, "AA'BA'", "AA'BB'", 4),
     (32, "AA'BA'", "AABB", 8),
-    (8, "AA'", "AB", 4),
-    (12, "ABA'", "AAB", 4),
-    (24, "AA'BA'CA'", "AABBCC", 4),
+    (8, "AA'", "AA'", 4),
+    (12, "ABA'", "AA'B", 4),
+    (24, "AA'BA'CA'", "AA'BB'CC'", 4),
     (64, "AA'BA'CA'DA'", "AABBCCDD", 8),
-    (6, "ABA'", "AAB", 2),
+    (6, "ABA'", "AA'B", 2),
     (3, "A", "A", 3),
 ])
 def test_default_forms_by_length(bars, piece, tune, phrase):
@@ -130,7 +130,7 @@ def test_long_default_forms_stay_valid_and_end_on_a():
 
 def test_resolve_form():
     assert resolve_form(None, 16).text == "AA'BA'"
-    assert resolve_form(None, 16, kind="tune").text == "AABB"
+    assert resolve_form(None, 16, kind="tune").text == "AA'BB'"
     assert resolve_form("none", 16).through_composed
     assert resolve_form("ABAB", 16).text == "ABAB"
     plan = parse_form("ABAB", 16)

@@ -152,17 +152,21 @@ class NumpyLM:
         shape = (len(self.blocks), batch, self.heads, max(1, capacity), self.head_dim)
         return KVCache(np.empty(shape, np.float32), np.empty(shape, np.float32), 0)
 
-    def _step(self, token: int, pos: int, cache: KVCache) -> np.ndarray:
+    def _step(self, token: int, pos: int, cache: KVCache, logits: bool = True) -> np.ndarray | None:
         """Logits (V,) of one token of a batch of one at ``pos``, written into ``cache`` at
         ``cache.n`` (the caller advances it): :meth:`forward` for B = T = 1 on 1-d arrays,
-        with fewer and cheaper array operations (the usual case while decoding one tune)."""
+        with fewer and cheaper array operations (the usual case while decoding one tune).
+        ``logits=False``: only the cache is written (a token whose prediction is not needed)."""
         H, D, C = self.heads, self.head_dim, self.width
         C2, inv_c = 2 * C, 1.0 / C
         n = cache.n
         S = n + 1
         x = self.embed[token].copy()
-        cos, sin = self._angles(np.array([pos]))
-        cos, sin = cos[0], sin[0]
+        if 0 <= pos < len(self._table[0]):
+            cos, sin = self._table[0][pos], self._table[1][pos]
+        else:
+            cos, sin = self._angles(np.array([pos]))
+            cos, sin = cos[0], sin[0]
         for i, ((wqkv, bqkv), (wp, bp), (w1, b1), (w2, b2)) in enumerate(self.blocks):
             h = x - np.add.reduce(x) * inv_c
             h *= 1.0 / math.sqrt(float(h @ h) * inv_c + LN_EPS)
@@ -190,15 +194,18 @@ class NumpyLM:
             g = g @ w2
             g += b2
             x += g
+        if not logits:
+            return None
         h = x - np.add.reduce(x) * inv_c
         h *= 1.0 / math.sqrt(float(h @ h) * inv_c + LN_EPS)
         logits = h @ self.head[0]
         logits += self.head[1]
         return logits
 
-    def forward(self, idx, pos, cache: KVCache | None = None):
+    def forward(self, idx, pos, cache: KVCache | None = None, last_only: bool = False):
         """Logits (B, T, V) for tokens ``idx`` (B, T) at positions ``pos`` (T,), and the extended
-        cache (a :class:`KVCache`; ``cache[i]`` is layer ``i``'s (k, v) of shape (B, H, S, D))."""
+        cache (a :class:`KVCache`; ``cache[i]`` is layer ``i``'s (k, v) of shape (B, H, S, D)).
+        ``last_only``: the logits of the last position only, (B, 1, V) (what decoding needs)."""
         idx = np.asarray(idx, dtype=np.int64)
         pos = np.asarray(pos)
         B, T = idx.shape
@@ -207,9 +214,11 @@ class NumpyLM:
             cache = self.new_cache(B, max(T, self.config.context))
         cache = cache.reserve(cache.n + T)
         n0, S = cache.n, cache.n + T
-        if B == 1 and T == 1:
-            logits = self._step(int(idx[0, 0]), int(pos[0]), cache)
-            return logits.reshape(1, 1, -1).astype(np.float32, copy=False), KVCache(cache.k, cache.v, S)
+        if B == 1 and (T == 1 or (T <= 3 and last_only)):  # one token at a time: the cheaper path
+            for j in range(T):
+                logits = self._step(int(idx[0, j]), int(pos[j]), cache, logits=j == T - 1)
+                cache = KVCache(cache.k, cache.v, cache.n + 1)
+            return logits.reshape(1, 1, -1).astype(np.float32, copy=False), cache
         x = self.embed[idx].reshape(B * T, C)
         cos, sin = self._angles(pos)
         C2 = 2 * C
@@ -242,6 +251,9 @@ class NumpyLM:
             g = g @ w2
             g += b2
             x += g
+        if last_only:
+            x = x.reshape(B, T, C)[:, -1]
+            T = 1
         logits = _normalise(x) @ self.head[0]
         logits += self.head[1]
         return logits.reshape(B, T, -1).astype(np.float32, copy=False), KVCache(cache.k, cache.v, S)

@@ -287,11 +287,12 @@ _ACC = {-2: "__", -1: "_", 0: "=", 1: "^", 2: "^^"}
 def repeat_layout(tune: CanonTune, form=None) -> list[tuple[int, str, str]]:
     """How the bars of ``tune`` are written: (bar index, mark before the bar, bar line after it).
 
-    Without a form (or a through-composed one) every bar is written once. With a form, a
-    section played twice in a row (A A, B B) is written once between repeat signs
-    ``|: ... :|``; when only its last bar differs the two closings become first and second
-    endings (``|1 ... :|2 ...``), as folk tunes are written. Sections that come back later or
-    varied (A', the last A of AABA) are written out."""
+    Without a form (or a through-composed one) every bar is written once. With a form, two
+    sections of the same letter played one after the other (A A, A A', B B') are written once
+    between repeat signs ``|: ... :|`` when they are the same; when they share their opening
+    and differ only in their closing bars (at most half of the phrase), the closings become
+    first and second endings (``|1 ... :|2 ...``), one or more bars long, as folk tunes are
+    written. Other sections are written out."""
     n = len(tune.bars)
     plain = [(i, "", "|") for i in range(n)]
     if form is None or getattr(form, "through_composed", True) or form.bars != n:
@@ -304,17 +305,21 @@ def repeat_layout(tune: CanonTune, form=None) -> list[tuple[int, str, str]]:
     while i < len(secs):
         a = secs[i]
         b = secs[i + 1] if i + 1 < len(secs) else None
-        same = (b is not None and b.letter == a.letter and b.bars == a.bars
-                and tune.bars[a.start_bar:a.end_bar - 1] == tune.bars[b.start_bar:b.end_bar - 1])
-        if same and a.bars >= 2:
-            body = list(range(a.start_bar, a.end_bar - 1))
-            if tune.bars[a.end_bar - 1] == tune.bars[b.end_bar - 1]:  # an exact repeat
-                out += [(k, "|:" if j == 0 else "", "|") for j, k in enumerate(body)]
-                out.append((a.end_bar - 1, "|:" if not body else "", ":|"))
-            else:  # first and second endings
-                out += [(k, "|:" if j == 0 else "", "|") for j, k in enumerate(body)]
-                out.append((a.end_bar - 1, "[1", ":|"))
-                out.append((b.end_bar - 1, "[2", "|"))
+        shared = 0  # bars both statements open with
+        if b is not None and b.letter == a.letter and b.bars == a.bars and a.bars >= 2:
+            while shared < a.bars and tune.bars[a.start_bar + shared] == tune.bars[b.start_bar + shared]:
+                shared += 1
+        if shared == a.bars:  # an exact repeat
+            body = list(range(a.start_bar, a.end_bar))
+            out += [(k, "|:" if j == 0 else "", ":|" if k == a.end_bar - 1 else "|") for j, k in enumerate(body)]
+            i += 2
+            continue
+        if b is not None and shared >= 1 and a.bars - shared <= a.bars // 2:  # first and second endings
+            out += [(k, "|:" if j == 0 else "", "|") for j, k in enumerate(range(a.start_bar, a.start_bar + shared))]
+            first = list(range(a.start_bar + shared, a.end_bar))
+            second = list(range(b.start_bar + shared, b.end_bar))
+            out += [(k, "[1" if j == 0 else "", ":|" if j == len(first) - 1 else "|") for j, k in enumerate(first)]
+            out += [(k, "[2" if j == 0 else "", "|") for j, k in enumerate(second)]
             i += 2
             continue
         out += [(k, "", "|") for k in range(a.start_bar, a.end_bar)]

@@ -97,3 +97,15 @@ def test_cache_grows_past_its_capacity_and_slides_keeping_the_prefix(model):
     assert np.abs(got[:, 0] - full[:, -1].numpy()).max() > 1e-3  # the dropped tokens mattered
     with pytest.raises(ValueError):
         cache.slide(5, 4)
+
+
+def test_last_only_gives_the_last_row_for_any_run_length(model):
+    idx = torch.randint(0, 50, (1, 14), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        ref, _ = model(idx)
+    lm = NumpyLM(model)
+    _, cache = lm.forward(idx[:, :6].numpy(), np.arange(6))
+    for a, b in ((6, 8), (8, 9), (9, 14)):  # 2 tokens (one-token path), 1, 5 (batched path)
+        got, cache = lm.forward(idx[:, a:b].numpy(), np.arange(a, b), cache=cache, last_only=True)
+        assert got.shape == (1, 1, 50) and cache.n == b
+        np.testing.assert_allclose(got[0, 0], ref[0, b - 1].numpy(), rtol=1e-4, atol=1e-4)

@@ -15,7 +15,7 @@ from emomusic.form import FormPlan, contrast, parse_form, section_similarities
 from emomusic.melody.decode import TuneSpec
 from emomusic.melody.notation import METERS, CanonTune, Key, repeat_layout, write_abc, written_counts
 from emomusic.melody.tokenizer import Controls
-from emomusic.melody.validate import check_music21
+from emomusic.melody.validate import check_abc2midi, check_music21
 from emomusic.paths import checkpoint_path
 
 SHIPPED = checkpoint_path("melody")
@@ -75,6 +75,33 @@ def test_spec_bar_plan_copies_repeats_and_varies_primes():
     assert [fresh.bar_plan(b, rng) for b in range(8)] == [None] * 4 + [0, None, None, None]
 
 
+def test_a_varied_repeat_keeps_a_run_of_opening_bars_drawn_per_tune():
+    """A' copies its first bar, then each further bar while the run holds (probability 1 -
+    variation), never a bar after a sampled one and never its closing bar; the run is drawn
+    from the tune's seed, so it differs between tunes and repeats for the same seed."""
+    runs = []
+    for seed in range(400):
+        spec = TuneSpec(Key(7, "major"), "4/4", 16, Controls(), seed=seed, form=parse_form("AA'BB'", 16), variation=0.5)
+        plan = [spec.bar_plan(b) for b in range(16)]
+        for start, src in ((4, 0), (12, 8)):
+            kept = [plan[start + o] for o in range(4)]
+            run = sum(1 for k in kept if k is not None)
+            assert kept == [src + o for o in range(run)] + [None] * (4 - run)  # a prefix, closing bar sampled
+            assert 1 <= run <= 3
+            runs.append(run)
+        assert plan == [spec.bar_plan(b) for b in range(16)]  # the same every time it is asked
+    share = {r: runs.count(r) / len(runs) for r in (1, 2, 3)}
+    assert abs(share[1] - 0.5) < 0.06 and abs(share[2] - 0.25) < 0.06 and abs(share[3] - 0.25) < 0.06
+
+
+def test_the_window_rises_in_the_second_part():
+    spec = TuneSpec(Key(7, "major"), "4/4", 16, Controls(), seed=0, form=parse_form("AA'BB'", 16),
+                    low=60, high=76, part_lift=3)
+    assert [spec.window_at(b) for b in (0, 7, 8, 15)] == [(60, 76), (60, 76), (63, 79), (63, 79)]
+    flat = TuneSpec(Key(7, "major"), "4/4", 16, Controls(), seed=0, low=60, high=76, part_lift=3)
+    assert flat.window_at(12) == (60, 76)  # no form, no parts
+
+
 # -- writing repeats --------------------------------------------------------------------------------
 
 def _canon(bars_pitches, meter="4/4") -> CanonTune:
@@ -122,18 +149,44 @@ def test_abc2midi_plays_the_repeats(tmp_path):
 
 # -- generated tunes --------------------------------------------------------------------------------
 
+@needs_abc2midi
+def test_repeat_layout_writes_endings_of_two_bars_and_writes_out_longer_differences():
+    a = [[60, 62, 64, 65], [67, 65, 64, 62], [64, 65, 67, 69], [67, 67, 67, 67]]
+    a2 = a[:2] + [[65, 64, 62, 60], [60, 60, 60, 60]]  # a consequent: same opening, last two bars new
+    b = [[69, 71, 72, 74], [72, 71, 69, 67], [65, 67, 69, 71], [72, 72, 72, 72]]
+    b2 = b[:1] + [[74, 72, 71, 69], [67, 65, 64, 62], [60, 60, 60, 60]]  # only one bar kept: written out
+    canon = _canon(a + a2 + b + b2)
+    plan = parse_form("AA'BB'", 16)
+    layout = repeat_layout(canon, plan)
+    assert [k for k, _, _ in layout] == [0, 1, 2, 3, 6, 7] + list(range(8, 16))
+    assert [m for _, m, _ in layout][:6] == ["|:", "", "[1", "", "[2", ""]
+    assert [e for _, _, e in layout][:6] == ["|", "|", "|", ":|", "|", "|"]
+    abc = write_abc(canon, form=plan)
+    assert written_counts(canon, plan) == (14, 56, 56.0)
+    assert check_music21(abc, n_bars=14, n_notes=56, quarters=56.0) is None
+    assert check_music21(abc, n_bars=16, n_notes=64, quarters=64.0, expand=True) is None
+    assert check_abc2midi(abc) is None
+
+
 @needs_model
-def test_default_tune_form_is_aabb_with_markers_and_repeats():
-    tune = _gen(seed=3)[0]
-    plan = _plan(tune)
-    assert plan.text == "AABB" and plan.phrase_bars == 4
-    beats = tune.canon.bar_units / 4
-    assert [(m.text, m.beat) for m in tune.piece.markers if m.text in ("A", "B")] == [
-        ("A", 0.0), ("A", 4 * beats), ("B", 8 * beats), ("B", 12 * beats)]
-    assert "|:" in tune.abc and ":|" in tune.abc
-    # the second A repeats bars 1-3 of the first exactly
-    assert tune.canon.bars[4:7] == tune.canon.bars[0:3]
-    assert tune.canon.bars[12:15] == tune.canon.bars[8:11]
+def test_default_tune_form_is_parallel_periods_with_markers_and_endings():
+    """16 bars: two strains, each a parallel period (AA'BB'): the second phrase of a strain opens
+    with the first one's opening bar(s), closes anew on the tonic, and where it only differs in
+    its closing bars the ABC writes them as first and second endings."""
+    endings = 0
+    for seed in range(4):
+        tune = _gen(seed=seed)[0]
+        plan = _plan(tune)
+        assert plan.text == "AA'BB'" and plan.phrase_bars == 4
+        beats = tune.canon.bar_units / 4
+        assert [(m.text, m.beat) for m in tune.piece.markers if m.text[0] in "AB"] == [
+            ("A", 0.0), ("A'", 4 * beats), ("B", 8 * beats), ("B'", 12 * beats)]
+        bars = tune.canon.bars
+        assert bars[4] == bars[0] and bars[12] == bars[8]  # the consequent opens like the antecedent
+        assert bars[7] != bars[3] and bars[15] != bars[11]  # and closes differently
+        assert [c for _, c in plan.cadences()] == ["half", "authentic", "half", "authentic"]
+        endings += "[1" in tune.abc and "[2" in tune.abc
+    assert endings >= 2  # most tunes are written with repeat signs and two endings
 
 
 @needs_model
@@ -146,14 +199,39 @@ def test_phrases_close_on_cadences_with_long_notes(meter):
         hold = _spec("AB", 4, meter).cadence_units()
         for bar, kind in plan.cadences():
             pitch, dur = _last_note(tune.canon.bars[bar])
-            if kind == "authentic":  # a full close lands on a long note (a half cadence may move on)
-                assert dur >= hold, (meter, seed, bar, tune.canon.bars[bar])
+            if kind == "authentic":  # on the tonic; the tune's last close lands on a long note
+                assert dur >= hold or bar < len(tune.canon.bars) - 1, (meter, seed, bar, tune.canon.bars[bar])
                 assert pitch % 12 == spec_key.tonic
             else:
                 assert (pitch - spec_key.tonic) % 12 in (7, 11, 10, 2)
             first_chord = next(c for c, _, _ in tune.canon.bars[bar] if c is not None)
             want_root = spec_key.tonic if kind == "authentic" else (spec_key.tonic + 7) % 12
             assert first_chord[0] == want_root
+
+
+@needs_model
+def test_hold_inner_makes_every_full_close_land_long():
+    """hold_inner=True holds every authentic cadence on a long note; by default only the tune's
+    last one is held and the model chooses elsewhere (real tunes land about half their phrases)."""
+    from emomusic.melody.api import load_melody_model
+    from emomusic.melody.decode import sample_tunes
+
+    model, tok, _ = load_melody_model()
+    for hold_inner in (True, False):
+        specs = [TuneSpec(Key(7, "major"), "6/8", 16, Controls(), seed=s, form=parse_form("AA'BB'", 16),
+                          hold_inner=hold_inner, min_duration=1) for s in range(8)]
+        inner, last = [], []
+        for spec, ids in zip(specs, sample_tunes(model, tok, specs)):
+            canon = tok.decode(ids)
+            for b, kind in spec.form.cadences():
+                if kind == "authentic":
+                    (last if b == 15 else inner).append(_last_note(canon.bars[b])[1])
+        hold = specs[0].cadence_units()
+        assert min(last) >= hold
+        if hold_inner:
+            assert min(inner) >= hold
+        else:
+            assert min(inner) < hold  # free to move on
 
 
 @needs_model

@@ -47,9 +47,10 @@ def test_random_model_always_valid(debug_checkpoint, meter, key):
         allowed = set(k.pitch_classes()) | ({(k.tonic + 11) % 12} if k.mode == "minor" else set())
         assert {p % 12 for p in t.canon.pitches()} <= allowed
         triad = TuneSpec(k, meter, 4, Controls(), 0).triad()
-        for bar in t.canon.bars:  # downbeats: the tonic triad, or with chords a tone of the bar's chord
-            tones = triad if bar[0][0] is None else {p % 12 for p in chord_pitches(bar[0][0])}
-            assert bar[0][2] is None or bar[0][2] % 12 in tones
+        assert t.canon.pitches()[0] % 12 in triad  # the tune opens on the tonic triad
+        for bar in t.canon.bars:  # with chords, a bar's first note is a tone of the bar's chord
+            if bar[0][0] is not None:
+                assert bar[0][2] is None or bar[0][2] % 12 in {p % 12 for p in chord_pitches(bar[0][0])}
 
 
 def test_chords_at_beats_and_in_piece(debug_checkpoint):
@@ -172,3 +173,20 @@ def test_profile_steering_favours_missing_degrees():
     hist[9] = 40.0  # only the tonic so far
     bias = spec.profile_bias(hist)
     assert bias[0] > 0 > bias[9]  # the minor third (C) is pushed up, the tonic held back
+
+
+def test_downbeat_triad_switch(debug_checkpoint):
+    """downbeat_triad=True puts every bar's first note on the tonic triad; the default leaves the
+    downbeats to the model (real tunes put about two thirds of them there)."""
+    from emomusic.melody.api import load_melody_model
+    from emomusic.melody.decode import sample_tunes
+
+    model, tok, _ = load_melody_model(debug_checkpoint)
+    key = parse_key("G")
+    outside = {}
+    for on in (True, False):
+        specs = [TuneSpec(key, "4/4", 8, Controls(), seed=s, downbeat_triad=on, low=55, high=79) for s in range(6)]
+        triad = specs[0].triad()
+        firsts = [b[0][2] for ids in sample_tunes(model, tok, specs) for b in tok.decode(ids).bars if b[0][2] is not None]
+        outside[on] = sum(p % 12 not in triad for p in firsts)
+    assert outside[True] == 0 and outside[False] > 0
