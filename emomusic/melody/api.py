@@ -27,6 +27,14 @@ MAX_ATTEMPTS = 8
 # folk tunes (benchmarks/realism.py), 0.2 matched their repeated 4-interval patterns (0.44 / 0.44;
 # 0.3: 0.39, 0.5: 0.28, exact AABB repeats: 0.64)
 VARIATION = 0.2
+# key steering (TuneSpec.tonal_bias): 0.6, plus up to 0.4 the sadder the tune, so the minor mode
+# stays audible where the valence asks for it (mode as asked 96.0% -> 98.0%, quadrant accuracy
+# 0.830 -> 0.845 on the melody benchmark's 200 tunes) while major tunes keep a real tune's key
+# strength (1.0 everywhere: 0.92 against the held-out tunes' 0.85)
+TONAL_BIAS, DARK_TONAL_BIAS = 0.6, 0.4
+# how far the second part's window rises (TuneSpec.part_lift), by arousal (spread) bin: in the
+# held-out tunes bars 9-16 lie 2.9 / 3.8 semitones above bars 1-8 in Q1 / Q2, 1.5 / 1.3 in Q3 / Q4
+PART_LIFTS = {0: 1, 1: 3, 2: 4}
 MELODY_PROGRAM = 0  # acoustic grand piano: every General MIDI SoundFont has it
 CHORD_PROGRAM = 0
 
@@ -245,10 +253,11 @@ def generate_melodies(emotion: Emotion, *, bars: int = 16, n: int = 1, seed: int
                             tpl.register_bin, tpl.spread_bin, tpl.density_bin, bool(chords))
         low, high = sampling_window(tpl.register_bin, tpl.spread_bin)
         min_dur, dur_bias = DENSITY_RULES[tpl.density_bin]
+        dark = max(0.0, min(1.0, -emotion.valence))
         return TuneSpec(k, m, bars, controls, seed=(seed * 1_000_003 + i * 7919 + attempt * 104_729),
                         low=low, high=high, max_leap=MAX_LEAPS[tpl.spread_bin], min_duration=min_dur,
-                        duration_bias=dur_bias, darkness=max(0.0, min(1.0, -emotion.valence)),
-                        form=plan, variation=float(variation))
+                        duration_bias=dur_bias, darkness=dark, tonal_bias=TONAL_BIAS + DARK_TONAL_BIAS * dark,
+                        part_lift=PART_LIFTS[tpl.spread_bin], form=plan, variation=float(variation))
 
     results: dict[int, Tune] = {}
     failures: list[str] = []

@@ -190,3 +190,23 @@ def test_downbeat_triad_switch(debug_checkpoint):
         firsts = [b[0][2] for ids in sample_tunes(model, tok, specs) for b in tok.decode(ids).bars if b[0][2] is not None]
         outside[on] = sum(p % 12 not in triad for p in firsts)
     assert outside[True] == 0 and outside[False] > 0
+
+
+def test_key_steering_grows_with_sadness_and_the_second_part_rises_with_arousal(debug_checkpoint, monkeypatch):
+    import emomusic.melody.decode as dec
+
+    seen = []
+    real = dec.sample_tunes
+
+    def spy(model, tok, specs, sampling=None):
+        seen.extend(specs)
+        return real(model, tok, specs, sampling)
+
+    monkeypatch.setattr(dec, "sample_tunes", spy)
+    got = {}
+    for emo in (Emotion(0.8, 0.8), Emotion(-0.8, 0.8), Emotion(-0.8, -0.8), Emotion(0.5, -0.8)):
+        seen.clear()
+        generate_melodies(emo, bars=8, checkpoint=debug_checkpoint)
+        got[(emo.valence, emo.arousal)] = (seen[0].tonal_bias, seen[0].part_lift)
+    assert got[(0.8, 0.8)] == (pytest.approx(0.6), 4) and got[(0.5, -0.8)] == (pytest.approx(0.6), 1)
+    assert got[(-0.8, 0.8)] == (pytest.approx(0.92), 4) and got[(-0.8, -0.8)] == (pytest.approx(0.92), 1)
