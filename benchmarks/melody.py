@@ -46,7 +46,7 @@ def main() -> None:
                     help="ABC corpus for novelty (default: Nottingham + music21 collections)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--form", default=None, help="form for every tune (default: by length, AABB for 16 bars; 'none')")
+    ap.add_argument("--form", default=None, help="form for every tune (default: by length, AA'BB' for 16 bars; 'none')")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.quick:
