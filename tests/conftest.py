@@ -4,12 +4,17 @@ sets are marked ``data`` and skip, with the reason, when ../shared/data is absen
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
 from emomusic.paths import data_dir
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# tests/helpers.py (load_file: benchmarks, scripts and test helper files by path) is imported as `helpers`
+if str(Path(__file__).parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from dataclasses import replace
@@ -215,10 +214,9 @@ def test_loading_errors(tmp_path):
 
 
 def _fit_module():
-    spec = importlib.util.spec_from_file_location("fit_estimator", REPO / "scripts" / "fit_estimator.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from helpers import load_script
+
+    return load_script("fit_estimator")
 
 
 def test_fit_logistic_and_song_folds():

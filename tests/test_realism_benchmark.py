@@ -16,18 +16,9 @@ from emomusic.piece import KeySignature, Note, Piece, Tempo, TimeSignature, Trac
 
 
 def _load_bench():
-    import importlib.util
-    import sys
+    from helpers import load_benchmark
 
-    from emomusic.paths import REPO_DIR
-
-    if "bench_realism" in sys.modules:
-        return sys.modules["bench_realism"]
-    spec = importlib.util.spec_from_file_location("bench_realism", REPO_DIR / "benchmarks" / "realism.py")
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules["bench_realism"] = bench  # dataclasses look their module up
-    spec.loader.exec_module(bench)
-    return bench
+    return load_benchmark("realism")
 
 
 def test_c2st_separates_different_sets_and_not_equal_ones():

@@ -150,12 +150,9 @@ def test_bad_emotion_and_paths(tmp_path, ckpt, capsys):
 
 
 def test_train_melody_smoke_and_resume(tmp_path):
-    import importlib.util
-    from pathlib import Path
+    from helpers import load_file
 
-    spec = importlib.util.spec_from_file_location("mc", Path(__file__).parents[1] / "melody" / "conftest.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_file("tests/melody/conftest.py")
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "tiny.abc").write_text(mod.TINY_CORPUS)

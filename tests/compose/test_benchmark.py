@@ -32,16 +32,9 @@ def trained(tmp_path_factory):
 
 
 def _load_bench():
-    import importlib.util
-    import sys
+    from helpers import load_benchmark
 
-    from emomusic.paths import REPO_DIR
-
-    spec = importlib.util.spec_from_file_location("bench_compose", REPO_DIR / "benchmarks" / "compose.py")
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules["bench_compose"] = bench  # dataclasses look their module up
-    spec.loader.exec_module(bench)
-    return bench
+    return load_benchmark("compose")
 
 
 def _need_estimator():
@@ -122,15 +115,9 @@ def test_compose_benchmark_quick_end_to_end(trained, tmp_path):
 def test_compose_benchmark_quick_with_debug_engine(tmp_path):
     """The same quick run on the engine's debug checkpoint (diffgan and random latents)."""
     _need_estimator()
-    import importlib.util
+    from helpers import load_file
 
-    from emomusic.paths import REPO_DIR
-
-    tiny = REPO_DIR / "tests" / "compose" / "tiny.py"
-    spec = importlib.util.spec_from_file_location("compose_tiny_for_bench", tiny)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    ckpt = mod.make_debug_checkpoint(tmp_path / "engine")
+    ckpt = load_file("tests/compose/tiny.py").make_debug_checkpoint(tmp_path / "engine")
     bench = _load_bench()
     root = _tiny_emopia(tmp_path / "emopia")
     res = bench.run(QUICK + ["--emopia", str(root), "--compose-checkpoint", str(ckpt),

@@ -202,11 +202,10 @@ def test_shipped_q1_pieces_are_fuller_and_inside_emopia_ranges():
 
 @pytest.mark.data
 def test_emopia_q1_ranges(shared_data):
-    import sys
-    from pathlib import Path
+    from helpers import load_benchmark
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    from texture import ranges, real_features
+    texture = load_benchmark("texture")
+    ranges, real_features = texture.ranges, texture.real_features
 
     rows = real_features(shared_data / "emopia", "train", quadrants=("Q1",))
     q1 = ranges({"Q1": rows["Q1"]})["Q1"]

@@ -63,13 +63,9 @@ def test_saved_tokenizer_matches_code(tmp_path):
 
 @pytest.fixture
 def tiny_text():
-    import importlib.util
-    from pathlib import Path
+    from helpers import load_file
 
-    spec = importlib.util.spec_from_file_location("melody_conftest", Path(__file__).with_name("conftest.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.TINY_CORPUS
+    return load_file("tests/melody/conftest.py").TINY_CORPUS
 
 
 def test_split_clean_parse(tiny_text):

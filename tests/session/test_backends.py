@@ -76,14 +76,9 @@ def test_real_symbolic_backend(tmp_path):
 def test_symbolic_backend_with_debug_checkpoint(tmp_path):
     """The symbolic adapter end to end on the compose engine's debug checkpoint (trained two
     steps in code by tests/compose/tiny.py): compose -> conform -> estimate -> render."""
-    import importlib.util
-    from pathlib import Path
+    from helpers import load_file
 
-    helper = Path(__file__).resolve().parents[1] / "compose" / "tiny.py"
-    spec = importlib.util.spec_from_file_location("compose_tiny_helper", helper)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    ckpt = mod.make_debug_checkpoint(tmp_path / "ckpt")
+    ckpt = load_file("tests/compose/tiny.py").make_debug_checkpoint(tmp_path / "ckpt")
     plan = _plan(minutes=0.4, clip_seconds=8)
     summary = build_session(plan, tmp_path / "s", backend="symbolic", model=ckpt, sample_rate=SR, max_retries=1)
     assert summary["backend"] == "symbolic"

@@ -8,7 +8,6 @@ broken shipped checkpoint fails, it is never skipped."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -34,11 +33,9 @@ def _symbolic(tmp: Path) -> dict:
     if checkpoint_path("compose").exists():
         SymbolicEngine().check()
         return {}
-    helper = Path(__file__).resolve().parents[1] / "compose" / "tiny.py"
-    spec = importlib.util.spec_from_file_location("compose_tiny_helper", helper)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return {"model": mod.make_debug_checkpoint(tmp / "compose")}
+    from helpers import load_file
+
+    return {"model": load_file("tests/compose/tiny.py").make_debug_checkpoint(tmp / "compose")}
 
 
 def _melody(tmp: Path) -> dict:
