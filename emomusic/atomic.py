@@ -42,10 +42,11 @@ def _swap_umask() -> int:
 _UMASK_AT_IMPORT = _swap_umask()  # read once, while the process has one thread
 
 
-def _umask() -> int:
+def current_umask() -> int:
     """The process umask, read without changing it (``os.umask`` can only be read by setting
     it, and a file another thread creates in between would be world-writable): Linux shows
-    it in /proc/self/status; elsewhere the value at import."""
+    it in /proc/self/status; elsewhere the value at import. For callers that give finished
+    files the permissions a normal write would (``0o666 & ~current_umask()``)."""
     try:
         with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
             for line in fh:
@@ -157,7 +158,7 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
         yield tmp_path
         # mkstemp makes 0600 files; give the output the permissions a plain open() would.
         if tmp_path.exists():
-            os.chmod(tmp_path, 0o666 & ~_umask())
+            os.chmod(tmp_path, 0o666 & ~current_umask())
         check_target(target)  # it may have appeared while we wrote
         os.replace(tmp_path, target)
     except BaseException as exc:
@@ -293,7 +294,7 @@ def atomic_dir(target: str | os.PathLike, merge: bool = False) -> Iterator[Path]
             raise EmomusicError(f"cannot write {target}: {exc.strerror or exc}") from None
         try:
             yield tmp_path
-            os.chmod(tmp_path, 0o777 & ~_umask())
+            os.chmod(tmp_path, 0o777 & ~current_umask())
             if merge and target.is_dir():
                 for entry in sorted(tmp_path.iterdir()):
                     dest = target / entry.name

@@ -231,7 +231,7 @@ def test_umask_is_read_without_changing_it(monkeypatch):
     try:
         calls = []
         monkeypatch.setattr(os, "umask", lambda m: calls.append(m) or 0o022)
-        assert atomic._umask() == 0o027
+        assert atomic.current_umask() == 0o027
         assert calls == []  # never set, not even for a moment
     finally:
         monkeypatch.undo()

@@ -305,9 +305,9 @@ def _clip_entry(w, r: ClipResult, level: float, gain: float, backend: str, polic
 def _public_permissions(folder: Path) -> None:
     """Temporary files are created private (0600/0700); give the finished folder the
     permissions a normal file written by this user would get (umask applies)."""
-    from emomusic.atomic import _umask
+    from emomusic.atomic import current_umask
 
-    mask = _umask()  # read without setting it: other threads may be creating files
+    mask = current_umask()  # read without setting it: other threads may be creating files
     for p in [folder, *folder.rglob("*")]:
         try:
             os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~mask)
