@@ -362,8 +362,9 @@ def reverb_processor(amount: float, room_size: float = 0.5):
 
 def room_reverb(audio: np.ndarray, sample_rate: int, amount: float = 0.2, room_size: float = 0.5,
                 tail_s: float = REVERB_TAIL_S) -> np.ndarray:
-    """A room reverb (pedalboard's Freeverb-style ``Reverb``) mixed in at ``amount``
-    (0 = dry, 1 = all wet): wet level ``amount``, dry level ``1 - amount / 2``. The output
+    """A room reverb (pedalboard's Freeverb-style ``Reverb``, damping 0.5, full stereo width)
+    mixed in at ``amount`` (0 = dry, 1 = all wet): wet level ``amount``, dry level
+    ``1 - amount / 2``. The output
     is ``tail_s`` longer than the input, so the reverb tail is not cut. Deterministic."""
     a = to_stereo(audio)
     if amount <= 0:

@@ -305,3 +305,96 @@ def test_tempo_changes_between_bars_are_read():
     back = abc_to_piece(text)
     assert [(t.beat, t.bpm) for t in back.tempos] == [(0.0, 120.0), (4.0, 60.0), (8.0, 50.0)]
     assert back.duration_seconds == pytest.approx(4 * 60 / 120 + 4 * 60 / 60 + 4 * 60 / 50)
+
+
+# -- the writer's documented rules, spelled out by hand ------------------------------------
+def test_writer_body_by_hand():
+    # D major (F#, C#). C natural gets "=", and once C had an accidental in the bar every C
+    # does (^C); the tie carries C# into bar 2, where the key's C# needs no mark. Dynamics
+    # mark each change of level: 30 pp, 100 f, 60 mp, 80 mf. C4 = "C", C5 = "c", C6 = "c'",
+    # C3 = "C,", C2 = "C,,"; L:1/16, so a quarter is 4 units; bars of 16 units.
+    notes = [Note(60, 0, 1, 30), Note(62, 1, 1, 100), Note(61, 2, 3, 60), Note(72, 5, 0.5), Note(84, 5.5, 0.5),
+             Note(48, 6, 0.25), Note(36, 6.25, 0.25)]
+    p = Piece(tracks=[Track("x", 0, False, notes)], tempos=[Tempo(99.6)], keys=[KeySignature(2, "major")])
+    assert piece_to_abc(p) == ("X:1\nT:Untitled\nM:4/4\nL:1/16\nQ:1/4=100\n%%MIDI program 0\nK:D\n"
+                               "!pp! =C4 !f! D4 !mp! ^C8- | C4 !mf! =c2 =c'2 =C, =C,, z6 |]\n")
+    # grid 0.5: L:1/8; the two lowest notes land on one eighth (6.25 / 0.5 rounds to 12) and
+    # become a chord; no dynamics asked for, none written; title and reference as given
+    assert piece_to_abc(p, dynamics=False, title='A "b"\nc ', reference=7, grid=0.5) == (
+        "X:7\nT:A 'b' c\nM:4/4\nL:1/8\nQ:1/4=100\n%%MIDI program 0\nK:D\n"
+        "=C2 D2 ^C4- | C2 =c =c' [=C,,=C,] z3 |]\n")
+
+
+def test_writer_voices_lines_and_restated_fields():
+    # two voices: clef from the median pitch (below G3 = 55: bass), the name, or "Part n";
+    # programs per voice, none in the header; a key and a metre change restated at voice 2's
+    # start; four bars to a line; the tempo change and the marker only in voice 1
+    high = Track("Fl\"ute", 73, False, [Note(72, float(b), 1.0) for b in range(20)])
+    low = Track("", 32, False, [Note(43, 0.0, 4.0), Note(50, 4.0, 4.0), Note(57, 8.0, 4.0)])
+    p = Piece(tracks=[high, low], tempos=[Tempo(80.0), Tempo(100.0, 16.0)],
+              keys=[KeySignature(0, "major"), KeySignature(7, "major", 8.0)],
+              time_signatures=[TimeSignature(4, 4), TimeSignature(2, 4, 16.0)], markers=[Marker("mark", 4.0)])
+    text = piece_to_abc(p, grid=1.0, dynamics=False)
+    head, v1, v2 = text.rstrip("\n").split("\nV:")
+    assert head == "X:1\nT:Untitled\nM:4/4\nL:1/4\nQ:1/4=80\nK:C"
+    # the clef boundary: a median of exactly G3 is treble
+    low55 = Track("Low", 32, False, [Note(43, 0.0, 4.0), Note(55, 4.0, 4.0), Note(57, 8.0, 4.0)])
+    assert 'V:2 name="Low" clef=treble' in piece_to_abc(Piece(tracks=[high, low55]))
+    assert v1.split("\n") == ["1 name=\"Fl'ute\" clef=treble", "%%MIDI program 73",
+                              'c c c c | "^mark" c c c c |', "K:G", "c c c c | c c c c |", "M:2/4", "Q:1/4=100",
+                              "c c | c c |]"]
+    assert v2.split("\n") == ['2 name="Part 2" clef=bass', "%%MIDI program 32", "K:C", "M:4/4",
+                              "G,,4 | D,4 |", "K:G", "A,4 | z4 |", "M:2/4", "z2 | z2 |]"]
+
+
+def test_writer_small_rules():
+    from emomusic.io.abc import _dynamic, _key_alters, _pitch_text, _split_units
+
+    # dynamics levels: below 40 pp, below 56 p, 72 mp, 88 mf, 104 f, else ff
+    assert [_dynamic(v) for v in (1, 39, 40, 55, 56, 71, 72, 87, 88, 103, 104, 127)] == [
+        "pp", "pp", "p", "p", "mp", "mp", "mf", "mf", "f", "f", "ff", "ff"]
+    # lengths: the largest plain or dotted power of two first (64, 48, 32, 24, 16, 12, 8, 6, 4, 3, 2, 1)
+    assert _split_units(1) == [1] and _split_units(5) == [4, 1] and _split_units(7) == [6, 1]
+    assert _split_units(64) == [64] and _split_units(100) == [64, 32, 4] and _split_units(0) == []
+    assert _split_units(47) == [32, 12, 3]
+    # octaves: C4 (MIDI 60) is C, B3 is B,; an accidental goes before the letter
+    assert [_pitch_text(p, "C", 0, "") for p in (36, 48, 60, 72, 84, 96)] == ["C,,", "C,", "C", "c", "c'", "c''"]
+    assert _pitch_text(59, "B", 0, "") == "B," and _pitch_text(71, "B", 0, "=") == "=B"
+    assert _pitch_text(60, "B", 1, "^") == "^B," and _pitch_text(71, "C", -1, "_") == "_c"  # B#3, Cb5
+    # key signatures: music21 lists the altered letters of each signature
+    import music21
+
+    for fifths in range(-7, 8):
+        altered = {p.step: int(p.alter) for p in music21.key.KeySignature(fifths).alteredPitches}
+        assert _key_alters(fifths) == {c: altered.get(c, 0) for c in "CDEFGAB"}, fifths
+
+
+@pytest.mark.parametrize("key", [KeySignature(0, "major"), KeySignature(7, "major"), KeySignature(5, "major"),
+                                 KeySignature(9, "minor"), KeySignature(2, "minor"), KeySignature(5, "minor"),
+                                 KeySignature(6, "major"), KeySignature(3, "minor"), None])
+def test_spelling_follows_the_key(key):
+    """Every pitch class is spelled with a letter and alteration that music21 agrees is that
+    pitch class; the key's own notes as in its signature; other notes as sharps in sharp keys
+    and flats in flat keys (C major: C# F# G# and Bb Eb), a minor key's leading note raised."""
+    import music21
+
+    from emomusic.io.abc import _key_alters, _key_fifths, _spelling_table
+
+    table = _spelling_table(key)
+    fifths = _key_fifths(key)
+    alters = _key_alters(fifths)
+    assert sorted(table) == list(range(12))
+    for pc, (letter, alter) in table.items():
+        assert music21.pitch.Pitch(letter + {1: "#", -1: "-", 0: ""}[alter]).pitchClass == pc
+        in_key = alter == alters[letter]
+        if not in_key and alter != 0:
+            leading = key is not None and key.mode == "minor" and pc == (key.tonic + 11) % 12
+            if fifths > 0 or leading:
+                assert alter == 1, (pc, letter, alter)
+            elif fifths < 0:
+                assert alter == -1, (pc, letter, alter)
+            else:
+                assert alter == (1 if pc in (1, 6, 8) else -1), (pc, letter, alter)
+    expected_key = music21.key.KeySignature(fifths).getScale("major").pitches if key is not None else []
+    for p in expected_key[:7]:
+        assert table[p.pitchClass] == (p.step, int(p.alter))

@@ -11,7 +11,7 @@ import pytest
 from emomusic.errors import PieceFormatError
 from emomusic.io import read_piece, write_piece
 from emomusic.io.midi import PPQ, key_to_mido, parse_key_name, read_midi, write_midi
-from emomusic.piece import KeySignature, Marker, Note, Piece, Tempo, TimeSignature, Track
+from emomusic.piece import KeySignature, Marker, Note, Pedal, Piece, PitchBend, Tempo, TimeSignature, Track
 
 
 @pytest.fixture
@@ -330,3 +330,118 @@ def test_pedal_held_to_the_end_is_released_there(tmp_path):
     path = tmp_path / "h.mid"
     mf.save(str(path))
     assert [(p.start, p.duration) for p in read_midi(path).tracks[0].pedals] == [(0.0, 2.0)]
+
+
+# -- the writer's documented details, read back with mido ----------------------------------
+def _timeline(path) -> list[list[tuple[int, mido.Message]]]:
+    """Every track of the file as (absolute tick, message), as mido reads it."""
+    out = []
+    for tr in mido.MidiFile(str(path)).tracks:
+        tick, rows = 0, []
+        for m in tr:
+            tick += m.time
+            rows.append((tick, m))
+        out.append(rows)
+    return out
+
+
+def test_channels_programs_and_names(tmp_path):
+    import pretty_midi
+
+    # a preferred channel is kept when it is free and not the drum channel; otherwise the
+    # lowest free one; drums always on 10 (index 9); 16 pitched parts cycle through the 15
+    tracks = [Track("", 5, False, [Note(60, 0, 1)], channel=3), Track("b", 6, False, [Note(62, 0, 1)], channel=3),
+              Track("c", 7, False, [Note(64, 0, 1)], channel=9), Track("Kit", 0, True, [Note(36, 0, 1)], channel=2),
+              Track("e", 8, False, [Note(65, 0, 1)])]
+    path = tmp_path / "c.mid"
+    write_midi(Piece(tracks=tracks, title=""), path)
+    tl = _timeline(path)
+    chans = [{m.channel for _, m in t if m.type == "note_on"} for t in tl[1:]]
+    assert chans == [{3}, {0}, {1}, {9}, {2}]
+    # the conductor is named after the title ("emomusic" when it has none); a part without a
+    # name gets its General MIDI instrument's (pretty_midi's table), the drum kit "Drums"
+    assert [m.name for _, m in tl[0] if m.type == "track_name"] == ["emomusic"]
+    names = [[m.name for _, m in t if m.type == "track_name"] for t in tl[1:]]
+    assert names == [[pretty_midi.program_to_instrument_name(5)], ["b"], ["c"], ["Kit"], ["e"]]
+    instruments = [[m.name for _, m in t if m.type == "instrument_name"] for t in tl[1:]]
+    assert instruments == [[pretty_midi.program_to_instrument_name(p)] for p in (5, 6, 7)] + [["Drums"]] + [
+        [pretty_midi.program_to_instrument_name(8)]]
+    programs = [[(m.program, m.channel) for _, m in t if m.type == "program_change"] for t in tl[1:]]
+    assert programs == [[(5, 3)], [(6, 0)], [(7, 1)], [], [(8, 2)]]
+    many = [Track(f"t{i}", i, False, [Note(60, 0, 1)]) for i in range(17)]
+    write_midi(Piece(tracks=many), path)
+    chans = [next(m.channel for _, m in t if m.type == "note_on") for t in _timeline(path)[1:]]
+    free = [c for c in range(16) if c != 9]
+    assert chans == free + [free[15 % 15], free[16 % 15]]  # 0..8, 10..15, then 0 and 1 again
+    from emomusic.io.midi import key_name
+
+    assert key_name(None) == "unknown" and key_name(KeySignature(9, "minor")) == "A minor"
+    assert key_name(KeySignature(1, "major")) == "C# major"
+
+
+def test_conductor_defaults_and_event_order(tmp_path):
+    path = tmp_path / "d.mid"
+    # no tempo and no metre given: 120 BPM and 4/4 are written
+    write_midi(Piece(tracks=[Track("x", 0, False, [Note(60, 0, 1)])], tempos=[], time_signatures=[], title="T"), path)
+    cond = _timeline(path)[0]
+    assert [(t, m.type) for t, m in cond] == [(0, "track_name"), (0, "time_signature"), (0, "set_tempo"),
+                                              (4 * PPQ, "end_of_track")]
+    assert cond[0][1].name == "T" and (cond[1][1].numerator, cond[1][1].denominator) == (4, 4)
+    assert cond[2][1].tempo == 500000  # 120 BPM in microseconds per beat
+    # at one tick the conductor orders name, metre, key, tempo, marker
+    p = Piece(tracks=[Track("x", 0, False, [Note(60, 0, 8)])], tempos=[Tempo(90.0, 2.0), Tempo(60.0)],
+              keys=[KeySignature(2, "major", 2.0)], time_signatures=[TimeSignature(3, 4, 2.0), TimeSignature(2, 4)],
+              markers=[Marker("m", 2.0)])
+    write_midi(p, path)
+    cond = [(t, m.type) for t, m in _timeline(path)[0]]
+    assert cond == [(0, "track_name"), (0, "time_signature"), (0, "set_tempo"), (960, "time_signature"),
+                    (960, "key_signature"), (960, "set_tempo"), (960, "marker"), (8 * PPQ, "end_of_track")]
+
+
+def test_note_ticks_rounding_and_clamping(tmp_path):
+    path = tmp_path / "r.mid"
+    notes = [Note(60, 0.0004, 0.0001, 80),  # under half a tick long: still one tick
+             Note(62, 1.0, 0.5, 70), Note(62, 1.0009, 0.25, 90),  # one tick: one note, the longer, the louder
+             Note(64, 2.0 + 1 / 960, 1.0, 60)]  # half a tick rounds to even (Python's round)
+    t = Track("x", 0, False, notes, bends=[PitchBend(9000, 3.0), PitchBend(-9000, 1.0)],
+              pedals=[Pedal(0.0, 0.0001), Pedal(1.0, 1.0), Pedal(2.0, 1.0), Pedal(4.0, 0.5)])
+    write_midi(Piece(tracks=[t]), path)
+    rows = _timeline(path)[1]
+    notes_on = [(tk, m.note, m.velocity) for tk, m in rows if m.type == "note_on"]
+    notes_off = [(tk, m.note) for tk, m in rows if m.type == "note_off"]
+    assert notes_on == [(0, 60, 80), (480, 62, 90), (960, 64, 60)]
+    assert notes_off == [(1, 60), (720, 62), (1440, 64)]
+    # bends sorted by beat and clamped to the 14-bit range
+    assert [(tk, m.pitch) for tk, m in rows if m.type == "pitchwheel"] == [(480, -8192), (1440, 8191)]
+    # a zero-length pedal is one tick; touching ones (1-2, 2-3) are one press
+    assert [(tk, m.value) for tk, m in rows if m.type == "control_change"] == [
+        (0, 127), (1, 0), (480, 127), (1440, 0), (1920, 127), (2160, 0)]
+    assert all(m.channel == 0 for _, m in rows if not m.is_meta)
+
+
+def test_merged_pedals_and_the_end_of_the_music(tmp_path):
+    from emomusic.io.midi import _merged_pedals, end_beat_bar_rounded
+
+    got = _merged_pedals([Pedal(3.0, 1.0), Pedal(0.0, 2.0), Pedal(1.0, 0.5), Pedal(2.0, 0.5), Pedal(5.0, 1.0)])
+    assert got == [Pedal(0.0, 2.5), Pedal(3.0, 1.0), Pedal(5.0, 1.0)]
+    assert _merged_pedals([]) == []
+    one = lambda end, sigs: end_beat_bar_rounded(Piece(time_signatures=sigs), end)  # noqa: E731
+    assert one(0.0, [TimeSignature(4, 4)]) == 4.0  # at least one bar
+    assert one(4.0, [TimeSignature(4, 4)]) == 4.0  # ending on a bar line: that bar
+    assert one(4.0000001, [TimeSignature(4, 4)]) == 4.0  # float noise is not a new bar
+    assert one(4.01, [TimeSignature(4, 4)]) == 8.0
+    assert one(3.5, [TimeSignature(6, 8)]) == 6.0  # 6/8: 3-beat bars
+    assert one(9.0, [TimeSignature(4, 4), TimeSignature(3, 4, 8.0)]) == 11.0  # bars counted from the change
+    assert one(9.0, [TimeSignature(3, 4, 8.0), TimeSignature(4, 4)]) == 11.0  # in any order
+    assert one(7.0, [TimeSignature(4, 4), TimeSignature(3, 4, 8.0)]) == 8.0  # the change comes later
+    assert one(5.0, []) == 8.0  # no metre: 4/4
+    # without an end: the last note, or a pedal held past it
+    p = Piece(tracks=[Track("x", 0, False, [Note(60, 0, 1)], pedals=[Pedal(0.0, 5.0)])])
+    assert end_beat_bar_rounded(p) == 8.0
+    p.tracks[0].pedals = []
+    assert end_beat_bar_rounded(p) == 4.0
+    # every track of the file ends there, the conductor too
+    p.tracks[0].pedals = [Pedal(0.0, 5.0)]
+    write_midi(p, tmp_path / "e.mid")
+    assert [t[-1] for t in ([(tk, m.type) for tk, m in tr] for tr in _timeline(tmp_path / "e.mid"))] == [
+        (8 * PPQ, "end_of_track")] * 2
