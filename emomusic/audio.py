@@ -138,8 +138,8 @@ def short_term_lufs(audio: np.ndarray, sample_rate: int, hop_s: float = 0.1) -> 
         return np.zeros(0)
     n = int(round(SHORT_TERM_S * sample_rate))
     k = np.square(k_weighted(a, sample_rate))
-    w = np.ones(k.shape[1])
-    w[3:5] = 1.41
+    w = np.zeros(k.shape[1])  # L, R, C, Ls, Rs as window_lufs; a sixth channel (LFE) and beyond are not measured
+    w[:5] = [1.0, 1.0, 1.0, 1.41, 1.41][: min(5, k.shape[1])]
     p = k @ w
     if p.shape[0] <= n:
         return np.array([_power_to_lufs(float(np.mean(p)))])

@@ -51,6 +51,9 @@ class Module:
         return not self.functions or any(fnmatch.fnmatch(key, p) for p in self.patterns())
 
 
+ABC_TESTS = ("tests/io/test_abc.py", "tests/io/test_properties.py", "-k",
+             "not abc2midi and not midi and not bytes and not nottingham")
+
 MODULES: dict[str, Module] = {
     "emotion": Module("emomusic/emotion.py", ("tests/test_emotion.py",)),
     "attributes": Module("emomusic/attributes.py", ("tests/test_attributes.py",)),
@@ -64,13 +67,15 @@ MODULES: dict[str, Module] = {
     "io_midi_reader": Module("emomusic/io/midi.py", ("tests/io/test_midi.py", "tests/io/test_properties.py", "-k",
                                                     "not abc and not music21"),
                              functions=("read_midi", "parse_key_name", "_text", "_midi_reason", "_pedal_event")),
-    # the ABC writer (the first half of abc.py; the reader half goes through music21). abc2midi's
-    # own tests are slow and check abc2midi; the writer's behaviour is in the rest
-    "io_abc": Module("emomusic/io/abc.py", ("tests/io/test_abc.py", "tests/io/test_properties.py", "-k",
-                                            "not abc2midi and not midi and not bytes and not nottingham"),
+    # the ABC writer (the first half of abc.py; the reader half goes through music21), in two
+    # parts: its spelling, length and dynamics rules, and the layout (headers, voices, bars; 513
+    # mutants). Each test reads the ABC back through music21, so on two shared cores the rules
+    # take about half an hour and the layout hours. abc2midi's own tests are slow and check
+    # abc2midi; the writer's behaviour is in the rest
+    "io_abc": Module("emomusic/io/abc.py", ABC_TESTS,
                      functions=("key_abc_name", "_key_fifths", "_key_alters", "_spelling_table", "_pitch_text",
-                                "_length_text", "_split_units", "_dynamic", "_escape", "piece_to_abc", "_voice_body",
-                                "write_abc")),
+                                "_length_text", "_split_units", "_dynamic", "_escape", "write_abc")),
+    "io_abc_layout": Module("emomusic/io/abc.py", ABC_TESTS, functions=("piece_to_abc", "_voice_body")),
     "melody_validate": Module("emomusic/melody/validate.py", (
         "tests/melody/test_validate.py", "tests/melody/test_generate.py::test_validators_reject_broken_abc")),
     # the planner's rules (StepRule, clip lengths, tempi) live in schedule.py since the session split

@@ -1,7 +1,9 @@
 import math
 
 import numpy as np
+import pyloudnorm  # noqa: F401  (imported here, not in each test: mutation runs fork after collection)
 import pytest
+import scipy.signal  # noqa: F401
 
 from emomusic.audio import (
     crossfade_concat,
@@ -300,9 +302,14 @@ def test_chroma_similarity_hand_computed():
     # a frame 40 dB down still counts (the skip is at -60 dB): A vs (A, A, quiet E) -> mean(1, 1, ~0)
     quiet = np.concatenate([a, 0.01 * seg(e_note)[:n]])
     assert chroma_similarity(np.concatenate([a, a[:n]]), quiet, sr) == pytest.approx(2 / 3, abs=0.02)
-    # ... a frame 80 dB down does not
+    assert chroma_similarity(quiet, np.concatenate([a, a[:n]]), sr) == pytest.approx(2 / 3, abs=0.02)
+    # ... a frame 80 dB down does not, on either side
     silentish = np.concatenate([a, 1e-4 * seg(e_note)[:n]])
     assert chroma_similarity(np.concatenate([a, a[:n]]), silentish, sr) == pytest.approx(1.0, abs=1e-9)
+    assert chroma_similarity(silentish, np.concatenate([a, a[:n]]), sr) == pytest.approx(1.0, abs=1e-9)
+    # the -60 dB is relative: very quiet audio compares like loud audio
+    assert chroma_similarity(1e-7 * a, 1e-7 * a, sr) == pytest.approx(1.0, abs=1e-9)
+    assert chroma_similarity(1e-7 * a, 1e-7 * seg(e_note), sr) < 0.05
     # only the frames both have are compared: extra frames of the longer one are ignored
     assert chroma_similarity(np.concatenate([a, seg(e_note)]), a, sr) == pytest.approx(1.0, abs=1e-12)
     assert chroma_similarity(a, np.concatenate([a, seg(e_note)]), sr) == pytest.approx(1.0, abs=1e-12)
@@ -327,6 +334,7 @@ def test_spectral_centroid_of_bin_centred_tones():
     # other FFT sizes: bins every 8 Hz at n_fft=1024
     assert spectral_centroid(np.sin(2 * np.pi * 504 * t), sr, n_fft=1024) == pytest.approx(504.0, abs=1e-6)
     assert spectral_centroid(np.zeros(3 * n), sr) == 0.0
+    assert spectral_centroid(1e-6 * np.sin(2 * np.pi * 500 * t), sr) == pytest.approx(500.0, abs=1e-6)  # quiet: the same
 
 
 # -- crossfades and lengths, from the documented rules --------------------------------------
@@ -379,25 +387,32 @@ def test_crossfade_edge_cases():
     np.testing.assert_array_equal(joined[:20], np.full((20, 3), 3.0))
     # the fade length rounds to the nearest frame (2.6 -> 3)
     assert crossfade_concat([a, a], sr, 0.0026).shape == (37, 1)
+    # a one-frame fade is a fade: both gains at the midpoint are sqrt(1/2)
+    one = crossfade_concat([a, b], sr, 0.001)
+    assert one.shape == (24, 1)
+    assert one[19, 0] == pytest.approx(math.sqrt(0.5) * (a[-1] + b[0]), rel=1e-6)
+    # three clips, no fade: all three
+    np.testing.assert_array_equal(crossfade_concat([a, b, a], sr, 0.0)[:, 0], np.concatenate([a, b, a]))
 
 
 def test_fit_length_fades_linearly_over_the_given_time():
     sr = 1000
-    a = np.ones((100, 2), dtype=np.float32)
+    a = np.full((100, 2), 0.5, dtype=np.float32)
     cut = fit_length(a, 60, fade_seconds=0.01, sample_rate=sr)  # a 10-frame fade-out
     assert cut.shape == (60, 2) and cut.dtype == np.float32
-    np.testing.assert_array_equal(cut[:50], 1.0)
-    np.testing.assert_allclose(cut[50:, 0], np.linspace(1.0, 0.0, 10), atol=1e-7)
+    np.testing.assert_array_equal(cut[:50], 0.5)
+    np.testing.assert_allclose(cut[50:, 0], 0.5 * np.linspace(1.0, 0.0, 10), atol=1e-7)
     np.testing.assert_array_equal(cut[:, 0], cut[:, 1])
-    np.testing.assert_array_equal(a, 1.0)  # the input is not changed
+    np.testing.assert_array_equal(a, 0.5)  # the input is not changed
     # exactly the length: still the fade; no fade time: untouched
-    np.testing.assert_allclose(fit_length(a, 100, 0.01, sr)[90:, 1], np.linspace(1.0, 0.0, 10), atol=1e-7)
+    np.testing.assert_allclose(fit_length(a, 100, 0.01, sr)[90:, 1], 0.5 * np.linspace(1.0, 0.0, 10), atol=1e-7)
     np.testing.assert_array_equal(fit_length(a, 60, 0.0, sr), a[:60])
     # a fade longer than what is kept covers all of it
-    np.testing.assert_allclose(fit_length(a, 5, 1.0, sr)[:, 0], np.linspace(1.0, 0.0, 5), atol=1e-7)
-    # padding: zeros after the original, no fade
+    np.testing.assert_allclose(fit_length(a, 5, 1.0, sr)[:, 0], 0.5 * np.linspace(1.0, 0.0, 5), atol=1e-7)
+    # padding: zeros after the original, no fade, still float32
     ramp = np.arange(1, 11, dtype=np.float32)
     padded = fit_length(ramp, 15, 0.01, sr)
+    assert padded.dtype == np.float32
     np.testing.assert_array_equal(padded[:, 0], np.concatenate([ramp, np.zeros(5)]))
     # the defaults: a 50 ms fade at 44.1 kHz is 2205 frames
     d = fit_length(np.ones(10000, dtype=np.float32), 5000)
@@ -406,16 +421,18 @@ def test_fit_length_fades_linearly_over_the_given_time():
 
 
 def test_shapes_and_stereo():
-    with pytest.raises(ValueError, match="shape"):
-        from emomusic.audio import as_2d
+    from emomusic.audio import as_2d
 
+    with pytest.raises(ValueError, match="shape"):
         as_2d(np.zeros((2, 3, 4)))
+    assert as_2d([0.5, 0.25]).dtype == np.float32 and as_2d(np.zeros((3, 2), dtype=np.float64)).dtype == np.float32
     three = np.arange(12, dtype=np.float32).reshape(4, 3)
     np.testing.assert_array_equal(to_stereo(three), three[:, :2])
     mono = np.arange(4, dtype=np.float32)
     np.testing.assert_array_equal(to_stereo(mono), np.stack([mono, mono], axis=1))
     np.testing.assert_array_equal(to_stereo(three[:, :2]), three[:, :2])
     assert rms_db(np.zeros((0, 2))) == -math.inf
+    assert rms_db(np.array([0.5])) == pytest.approx(20 * math.log10(0.5), abs=1e-9)  # one sample is audio too
     assert rms_db(np.full((10, 2), 0.25)) == pytest.approx(20 * math.log10(0.25), abs=1e-9)
     # stereo RMS is over both channels: 0.5 and 0 -> sqrt(0.125)
     assert rms_db(np.stack([np.full(10, 0.5), np.zeros(10)], axis=1)) == pytest.approx(10 * math.log10(0.125), abs=1e-9)
@@ -478,15 +495,24 @@ def test_five_channel_loudness_weights_as_bs1770():
     st = short_term_lufs(np.concatenate([x, x]), sr, hop_s=1.0)
     assert len(st) == 4
     assert st[0] == pytest.approx(ref, abs=0.02) and st[-1] == pytest.approx(ref, abs=0.02)
+    # three channels: L, R and C, all weight 1; one frame is audio too
+    three = x[:, :3]
+    assert window_lufs(three, sr) == pytest.approx(
+        pyloudnorm.Meter(sr, block_size=3.0).integrated_loudness(three.astype(np.float64)), abs=0.02)
+    assert window_lufs(three[:, [2, 0, 1]], sr) == pytest.approx(window_lufs(three, sr), abs=1e-9)
+    assert window_lufs(x[:1], sr) == pytest.approx(_pyloudnorm_window(x[:1], sr, 0, 1), abs=1e-9)
     # only the centre: weight 1; only a surround: +1.49 dB (10 log10 1.41)
     for ch, extra in ((2, 0.0), (3, 10 * math.log10(1.41)), (4, 10 * math.log10(1.41))):
         only = np.zeros_like(x)
         only[:, ch] = x[:, 0]
         assert window_lufs(only, sr) == pytest.approx(window_lufs(x[:, 0], sr) + extra, abs=1e-6)
         assert short_term_lufs(only, sr)[0] == pytest.approx(window_lufs(only, sr), abs=1e-6)
-    # a sixth channel (LFE) is not measured
-    six = np.concatenate([x, 0.5 * np.ones((len(x), 1), dtype=np.float32)], axis=1)
+    # a sixth channel (LFE) is not measured, in no measure
+    six = np.concatenate([x, _noise(sr, 3.0, [0.3], seed=8)], axis=1)
     assert integrated_lufs(six, sr) == pytest.approx(integrated_lufs(x, sr), abs=1e-9)
+    assert window_lufs(six, sr) == pytest.approx(window_lufs(x, sr), abs=1e-9)
+    assert short_term_lufs(six, sr)[0] == pytest.approx(window_lufs(x, sr), abs=1e-9)
+    assert short_term_lufs(np.concatenate([six, six]), sr, hop_s=1.0)[-1] == pytest.approx(ref, abs=0.02)
     assert integrated_lufs(x, sr) == pytest.approx(pyloudnorm.Meter(sr).integrated_loudness(x.astype(np.float64)), abs=1e-9)
     assert window_lufs(np.zeros((0, 2)), sr) == -math.inf
 
@@ -539,6 +565,8 @@ def test_integrated_lufs_of_short_audio_is_its_window_loudness():
     x[3000:] *= 4  # loud after 0.3 s: one block and the whole differ
     block = int(0.4 * sr)  # 4000 frames: still a single window
     assert integrated_lufs(x[:block], sr) == pytest.approx(window_lufs(x[:block], sr), abs=1e-9)
+    for n in (1, 100, block - 1):  # shorter than a block: no pyloudnorm (it refuses such audio)
+        assert integrated_lufs(x[:n], sr) == pytest.approx(window_lufs(x[:n], sr), abs=1e-9)
     # from one frame more, pyloudnorm's gated blocks
     longer = x[:block + 1].astype(np.float64)
     assert integrated_lufs(longer, sr) == pytest.approx(pyloudnorm.Meter(sr).integrated_loudness(longer), abs=1e-9)
@@ -573,12 +601,17 @@ def test_true_peak_without_oversampling_is_the_sample_peak():
     x = np.sin(np.pi / 2 * n + np.pi / 4).astype(np.float32)
     assert true_peak(x, oversample=1) == pytest.approx(np.max(np.abs(x)), abs=0)
     assert true_peak(x, oversample=2) > 0.99  # two times already finds the crest between samples
+    full_scale = x / np.max(np.abs(x))  # samples exactly at 1.0, the wave above them
+    assert np.max(np.abs(full_scale)) == 1.0 and true_peak(full_scale) == pytest.approx(math.sqrt(2), abs=0.03)
     assert true_peak(np.zeros((0, 2))) == 0.0
-    # stereo: the larger channel; a short peak in the quiet tail stretch is still found
+    # stereo: the larger channel; a short peak in the last frames is still found
+    from scipy.signal import resample_poly
+
     y = np.zeros((30000, 2), dtype=np.float32)
     y[29990:29998, 1] = x[:8]
     y[:100, 0] = 0.1
-    assert true_peak(y, block=8192) == pytest.approx(true_peak(x[:8]), abs=1e-6)
+    full = float(np.max(np.abs(resample_poly(y.astype(np.float64), 4, 1, axis=0))))
+    assert full > 0.9 and true_peak(y, block=8192) == pytest.approx(full, rel=1e-9)
 
 
 def test_k_weighting_is_bs1770s_at_low_mid_and_high_frequencies():
@@ -628,3 +661,7 @@ def test_room_reverb_is_pedalboards_reverb_with_the_documented_levels():
     dry[0, 0] = 5.0
     assert x[0, 0] != 5.0
     np.testing.assert_array_equal(room_reverb(x[:, 0], sr, -0.1), np.repeat(x[:, :1], 2, axis=1))
+    # the defaults: amount 0.2, room 0.5, a 2 s tail
+    padded = np.concatenate([x, np.zeros((2 * sr, 2), dtype=np.float32)])
+    ref = Reverb(room_size=0.5, damping=0.5, wet_level=0.2, dry_level=0.9, width=1.0)(np.ascontiguousarray(padded.T), float(sr)).T
+    np.testing.assert_allclose(room_reverb(x, sr), ref, atol=1e-6)

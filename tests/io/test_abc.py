@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 
+import music21  # noqa: F401  (imported here, not in each test: mutation runs fork after collection)
 import pytest
 
 from emomusic.errors import EmomusicError, PieceFormatError

@@ -6,6 +6,7 @@ import warnings
 
 import mido
 import numpy as np
+import pretty_midi  # noqa: F401  (imported here, not in each test: mutation runs fork after collection)
 import pytest
 
 from emomusic.errors import PieceFormatError
@@ -361,13 +362,13 @@ def test_channels_programs_and_names(tmp_path):
     # the conductor is named after the title ("emomusic" when it has none); a part without a
     # name gets its General MIDI instrument's (pretty_midi's table), the drum kit "Drums"
     assert [m.name for _, m in tl[0] if m.type == "track_name"] == ["emomusic"]
-    names = [[m.name for _, m in t if m.type == "track_name"] for t in tl[1:]]
-    assert names == [[pretty_midi.program_to_instrument_name(5)], ["b"], ["c"], ["Kit"], ["e"]]
-    instruments = [[m.name for _, m in t if m.type == "instrument_name"] for t in tl[1:]]
-    assert instruments == [[pretty_midi.program_to_instrument_name(p)] for p in (5, 6, 7)] + [["Drums"]] + [
-        [pretty_midi.program_to_instrument_name(8)]]
-    programs = [[(m.program, m.channel) for _, m in t if m.type == "program_change"] for t in tl[1:]]
-    assert programs == [[(5, 3)], [(6, 0)], [(7, 1)], [], [(8, 2)]]
+    names = [[(tk, m.name) for tk, m in t if m.type == "track_name"] for t in tl[1:]]
+    assert names == [[(0, pretty_midi.program_to_instrument_name(5))], [(0, "b")], [(0, "c")], [(0, "Kit")], [(0, "e")]]
+    instruments = [[(tk, m.name) for tk, m in t if m.type == "instrument_name"] for t in tl[1:]]
+    assert instruments == [[(0, pretty_midi.program_to_instrument_name(p))] for p in (5, 6, 7)] + [[(0, "Drums")]] + [
+        [(0, pretty_midi.program_to_instrument_name(8))]]
+    programs = [[(tk, m.program, m.channel) for tk, m in t if m.type == "program_change"] for t in tl[1:]]
+    assert programs == [[(0, 5, 3)], [(0, 6, 0)], [(0, 7, 1)], [], [(0, 8, 2)]]
     many = [Track(f"t{i}", i, False, [Note(60, 0, 1)]) for i in range(17)]
     write_midi(Piece(tracks=many), path)
     chans = [next(m.channel for _, m in t if m.type == "note_on") for t in _timeline(path)[1:]]
@@ -404,19 +405,20 @@ def test_note_ticks_rounding_and_clamping(tmp_path):
              Note(62, 1.0, 0.5, 70), Note(62, 1.0009, 0.25, 90),  # one tick: one note, the longer, the louder
              Note(64, 2.0 + 1 / 960, 1.0, 60)]  # half a tick rounds to even (Python's round)
     t = Track("x", 0, False, notes, bends=[PitchBend(9000, 3.0), PitchBend(-9000, 1.0)],
-              pedals=[Pedal(0.0, 0.0001), Pedal(1.0, 1.0), Pedal(2.0, 1.0), Pedal(4.0, 0.5)])
+              pedals=[Pedal(0.0, 0.0001), Pedal(1.0, 1.0), Pedal(2.0, 1.0), Pedal(4.0, 0.5)], channel=3)
     write_midi(Piece(tracks=[t]), path)
     rows = _timeline(path)[1]
     notes_on = [(tk, m.note, m.velocity) for tk, m in rows if m.type == "note_on"]
     notes_off = [(tk, m.note) for tk, m in rows if m.type == "note_off"]
     assert notes_on == [(0, 60, 80), (480, 62, 90), (960, 64, 60)]
     assert notes_off == [(1, 60), (720, 62), (1440, 64)]
+    assert {m.velocity for _, m in rows if m.type == "note_off"} == {0}
     # bends sorted by beat and clamped to the 14-bit range
     assert [(tk, m.pitch) for tk, m in rows if m.type == "pitchwheel"] == [(480, -8192), (1440, 8191)]
     # a zero-length pedal is one tick; touching ones (1-2, 2-3) are one press
     assert [(tk, m.value) for tk, m in rows if m.type == "control_change"] == [
         (0, 127), (1, 0), (480, 127), (1440, 0), (1920, 127), (2160, 0)]
-    assert all(m.channel == 0 for _, m in rows if not m.is_meta)
+    assert {m.channel for _, m in rows if not m.is_meta} == {3}  # notes, pedal and bends on the part's channel
 
 
 def test_merged_pedals_and_the_end_of_the_music(tmp_path):
@@ -434,6 +436,8 @@ def test_merged_pedals_and_the_end_of_the_music(tmp_path):
     assert one(9.0, [TimeSignature(4, 4), TimeSignature(3, 4, 8.0)]) == 11.0  # bars counted from the change
     assert one(9.0, [TimeSignature(3, 4, 8.0), TimeSignature(4, 4)]) == 11.0  # in any order
     assert one(7.0, [TimeSignature(4, 4), TimeSignature(3, 4, 8.0)]) == 8.0  # the change comes later
+    assert one(8.0, [TimeSignature(4, 4), TimeSignature(3, 4, 8.0)]) == 11.0  # ending where 3/4 begins: one 3/4 bar
+    assert one(5.0, [TimeSignature(3, 4, 8.0)]) == 11.0  # a first metre after the end: one bar of it
     assert one(5.0, []) == 8.0  # no metre: 4/4
     # without an end: the last note, or a pedal held past it
     p = Piece(tracks=[Track("x", 0, False, [Note(60, 0, 1)], pedals=[Pedal(0.0, 5.0)])])
@@ -442,6 +446,16 @@ def test_merged_pedals_and_the_end_of_the_music(tmp_path):
     assert end_beat_bar_rounded(p) == 4.0
     # every track of the file ends there, the conductor too
     p.tracks[0].pedals = [Pedal(0.0, 5.0)]
-    write_midi(p, tmp_path / "e.mid")
-    assert [t[-1] for t in ([(tk, m.type) for tk, m in tr] for tr in _timeline(tmp_path / "e.mid"))] == [
-        (8 * PPQ, "end_of_track")] * 2
+
+    def ends(piece):
+        write_midi(piece, tmp_path / "e.mid")
+        return [(tr[-1][0], tr[-1][1].type) for tr in _timeline(tmp_path / "e.mid")]
+
+    assert ends(p) == [(8 * PPQ, "end_of_track")] * 2
+    # a note ending on the bar line: the end comes with the note-off (no extra tick)
+    assert ends(Piece(tracks=[Track("x", 0, False, [Note(60, 0, 4)])])) == [(4 * PPQ, "end_of_track")] * 2
+    # a marker after the music: every track lasts to it
+    late = Piece(tracks=[Track("x", 0, False, [Note(60, 0, 1)])], markers=[Marker("late", 18.0)])
+    assert ends(late) == [(18 * PPQ, "end_of_track")] * 2
+    # no parts at all: a conductor one bar long
+    assert ends(Piece(tracks=[])) == [(4 * PPQ, "end_of_track")]
