@@ -68,11 +68,13 @@ MODULES: dict[str, Module] = {
                                                     "not abc and not music21"),
                              functions=("read_midi", "parse_key_name", "_text", "_midi_reason", "_pedal_event")),
     # the ABC writer (the first half of abc.py; the reader half goes through music21), in two
-    # parts: its spelling, length and dynamics rules, and the layout (headers, voices, bars; 513
-    # mutants). Each test reads the ABC back through music21, so on two shared cores the rules
-    # take about half an hour and the layout hours. abc2midi's own tests are slow and check
-    # abc2midi; the writer's behaviour is in the rest
-    "io_abc": Module("emomusic/io/abc.py", ABC_TESTS,
+    # parts: its spelling, length and dynamics rules, checked by the tests that compare written
+    # ABC with hand-written text and music21's key tables (no round trip: seconds a mutant), and
+    # the layout (headers, voices, bars; 513 mutants) with every writer test, most of which read
+    # the ABC back through music21 (hours on two shared cores). abc2midi's own tests are slow
+    # and check abc2midi; the writer's behaviour is in the rest
+    "io_abc": Module("emomusic/io/abc.py", ("tests/io/test_abc.py", "-k",
+                                            "writer or spelling or key_names or headers_and_voices or drums_are_left_out"),
                      functions=("key_abc_name", "_key_fifths", "_key_alters", "_spelling_table", "_pitch_text",
                                 "_length_text", "_split_units", "_dynamic", "_escape", "write_abc")),
     "io_abc_layout": Module("emomusic/io/abc.py", ABC_TESTS, functions=("piece_to_abc", "_voice_body")),

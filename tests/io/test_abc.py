@@ -399,3 +399,12 @@ def test_spelling_follows_the_key(key):
     expected_key = music21.key.KeySignature(fifths).getScale("major").pitches if key is not None else []
     for p in expected_key[:7]:
         assert table[p.pitchClass] == (p.step, int(p.alter))
+
+
+def test_writer_file_has_the_options_given(tmp_path):
+    p = Piece(tracks=[Track("x", 0, False, [Note(60, 0, 1, 30), Note(64, 1, 1, 100)])], title="Mine")
+    path = write_abc(p, tmp_path / "w.abc", title="Other", grid=0.5, reference=3, dynamics=False)
+    assert path == tmp_path / "w.abc" and path.read_text() == (
+        "X:3\nT:Other\nM:4/4\nL:1/8\nQ:1/4=120\n%%MIDI program 0\nK:C\nC2 E2 z4 |]\n")
+    assert write_abc(p, tmp_path / "d.abc").read_text().startswith("X:1\nT:Mine\nM:4/4\nL:1/16\n")
+    assert "!pp!" in (tmp_path / "d.abc").read_text()
