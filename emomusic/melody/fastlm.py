@@ -37,6 +37,19 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return xc
 
 
+def _feed_forward(h: np.ndarray, w1: np.ndarray, b1: np.ndarray, w2: np.ndarray, b2: np.ndarray) -> np.ndarray:
+    """A block's MLP on the normalised ``h``: exact GELU between the two layers, with the
+    GELU's 1/sqrt(2) folded into the weights at load (so gelu is h' (1 + erf(h')))."""
+    h = h @ w1
+    h += b1
+    g = erf(h)
+    g += 1.0
+    g *= h
+    g = g @ w2
+    g += b2
+    return g
+
+
 def _fold(ln, w, b):
     """The linear layer ``y = LN(x) @ w + b`` rewritten as ``normalise(x) @ w' + b'``."""
     g, beta = ln
@@ -186,14 +199,7 @@ class NumpyLM:
             x += y
             h = x - np.add.reduce(x) * inv_c
             h *= 1.0 / math.sqrt(float(h @ h) * inv_c + LN_EPS)
-            h = h @ w1
-            h += b1
-            g = erf(h)
-            g += 1.0
-            g *= h
-            g = g @ w2
-            g += b2
-            x += g
+            x += _feed_forward(h, w1, b1, w2, b2)
         if not logits:
             return None
         h = x - np.add.reduce(x) * inv_c
@@ -243,14 +249,7 @@ class NumpyLM:
             y = y @ wp
             y += bp
             x = x + y
-            h = _normalise(x) @ w1
-            h += b1
-            g = erf(h)
-            g += 1.0
-            g *= h
-            g = g @ w2
-            g += b2
-            x += g
+            x += _feed_forward(_normalise(x), w1, b1, w2, b2)
         if last_only:
             x = x.reshape(B, T, C)[:, -1]
             T = 1
