@@ -12,8 +12,10 @@ temporary folder and prints a Markdown table:
   vs 3 s after each join in session.wav, and before the level bridge from session.json);
 * phrasing: clips in whole phrases, where the final cadence falls before the join;
 * level: the stated level, session.wav's integrated loudness, offset and true peak;
-* speed: wall-clock and CPU seconds end to end, times faster than real time, where the time goes
-  (generate / estimate / render / write / session.wav / files), peak memory (RSS).
+* speed: wall-clock and CPU seconds (the process, all threads) end to end, the load average,
+  times faster than real time, where the time goes: CPU and wall seconds per stage (generate /
+  estimate / render / write / limit / clip files / session.wav / files; CPU per thread, so it is
+  honest on a shared machine), peak memory (RSS).
 
 Examples::
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import resource
 import sys
 import tempfile
@@ -79,9 +82,11 @@ def run_one(args, start, target, options, label: str) -> dict:
                              loudness=args.loudness, reverb=args.reverb)
     with tempfile.TemporaryDirectory(prefix="emomusic-session-bench-", dir=args.tmp) as tmp:
         out = Path(tmp) / "session"
+        load0 = os.getloadavg()[0]
         t0, c0 = time.perf_counter(), cpu_seconds()
         summary = build_session(plan, out, settings)
         wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+        load = max(load0, os.getloadavg()[0])
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # before the measurements below
         starts = [c.start_s for c in plan.clips]
         jumps = join_jumps(out / "session.wav", starts, args.join_window)
@@ -146,6 +151,7 @@ def run_one(args, start, target, options, label: str) -> dict:
         "max_tempo_nudge_pct": 100 * max((abs(p["tempo_nudge"] - 1) for p in phrased), default=0.0),
         "wall_s": wall,
         "cpu_s": cpu,
+        "load_average": load,
         "realtime_factor": plan.total_seconds / wall,
         "timings_s": summary["timings_s"],
         "peak_rss_mb": rss,
@@ -164,6 +170,21 @@ def fmt(x, nd=2) -> str:
     if isinstance(x, float):
         return f"{x:.{nd}f}"
     return str(x)
+
+
+# per-stage timers of session.json's timings_s (emomusic.session.timing): CPU seconds of the
+# threads that did the work, and their wall seconds (summed over worker threads)
+STAGES = [
+    ("generate", "stage 1, main thread"),
+    ("estimate", "stage 1, main thread"),
+    ("render", "stage 1, render workers"),
+    ("write", "stage 1, render workers"),
+    ("clips_total", "stage 1 wall; CPU of the main thread"),
+    ("limit", "stage 2, assemble workers"),
+    ("clip_wav", "stage 2, assemble workers"),
+    ("session_wav", "stage 2 wall; CPU of the main thread"),
+    ("files", "stage 2, main thread"),
+]
 
 
 def print_table(rows: list[dict]) -> None:
@@ -197,7 +218,8 @@ def print_table(rows: list[dict]) -> None:
         ("session level offset (dB, for the -1 dBTP ceiling)", "session_offset_db", 2),
         ("session.wav true peak (dBTP)", "session_true_peak_dbtp", 2),
         ("end to end (s)", "wall_s", 1),
-        ("CPU (s, this process)", "cpu_s", 1),
+        ("CPU (s, this process, all threads)", "cpu_s", 1),
+        ("load average (1 min, the larger of start and end)", "load_average", 1),
         ("x real time", "realtime_factor", 1),
         ("peak memory RSS (MB)", "peak_rss_mb", 0),
     ]
@@ -205,9 +227,10 @@ def print_table(rows: list[dict]) -> None:
     print("|---|" + "---|" * len(rows))
     for name, key, nd in metrics:
         print(f"| {name} | " + " | ".join(fmt(r[key], nd) if nd is not None else fmt(r[key]) for r in rows) + " |")
-    keys = ["generate", "estimate", "render", "write", "session_wav", "files"]
-    for k in keys:
-        print(f"| time: {k} (s) | " + " | ".join(fmt(r["timings_s"].get(k), 2) for r in rows) + " |")
+    for k, where in STAGES:
+        print(f"| {k}: CPU / wall (s; {where}) | "
+              + " | ".join(f"{fmt(r['timings_s'].get(k + '_cpu'), 2)} / {fmt(r['timings_s'].get(k), 2)}" for r in rows)
+              + " |")
     print()
     print(f"estimator: {rows[0]['estimator']}")
 

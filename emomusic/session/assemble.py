@@ -180,7 +180,7 @@ def finish_clip(stored: np.ndarray, gain_db: float, sample_rate: int, body_frame
 def stream_session(plan: "SessionPlan", work: Path, path: Path, sample_rate: int, gains: list[float],
                    bridges: bool = True, peaks: list[float] | None = None,
                    clip_sink=None, limited: bool = True, levels: list[float] | None = None,
-                   workers: int = 2) -> tuple[float, list[dict], list[dict]]:
+                   workers: int = 2, timings: dict | None = None) -> tuple[float, list[dict], list[dict]]:
     """Write session.wav to ``path`` clip by clip; return its true peak, the joins and, per
     clip, what the limiter did (:func:`finish_clip`).
 
@@ -198,7 +198,9 @@ def stream_session(plan: "SessionPlan", work: Path, path: Path, sample_rate: int
     "opening_lufs", "bridge_db"}`` (``clip``: the clip that starts there).
 
     ``peaks``: each stored clip's true peak (ClipResult.peak); used for the true peak of a
-    clip's part after its opening when nothing is limited."""
+    clip's part after its opening when nothing is limited. ``timings``: the worker threads'
+    wall and CPU seconds are added there (``limit``: reading and limiting the clips,
+    ``clip_wav``: the clip files; :mod:`emomusic.session.timing`)."""
     import soundfile as sf
 
     from emomusic.audio import true_peak, window_lufs
@@ -219,11 +221,15 @@ def stream_session(plan: "SessionPlan", work: Path, path: Path, sample_rate: int
 
     def finished(i: int) -> tuple[np.ndarray, dict]:
         """Clip i read, at its gain, limited and handed to the clip sink (on a worker thread)."""
-        stored = read_clip_audio(plan, work, i, sample_rate, bounds[i][1] + (fade if i < n - 1 else 0), 0.0)
-        audio, info = finish_clip(stored, gains[i], sample_rate, bounds[i][1], limited,
-                                  None if levels is None else levels[i])
+        from emomusic.session.timing import timed
+
+        with timed(timings, "limit"):
+            stored = read_clip_audio(plan, work, i, sample_rate, bounds[i][1] + (fade if i < n - 1 else 0), 0.0)
+            audio, info = finish_clip(stored, gains[i], sample_rate, bounds[i][1], limited,
+                                      None if levels is None else levels[i])
         if clip_sink is not None:
-            clip_sink(i, audio)
+            with timed(timings, "clip_wav"):
+                clip_sink(i, audio)
         return audio, info
 
     from concurrent.futures import ThreadPoolExecutor

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -137,11 +136,12 @@ def _build_locked(plan, out, s, engine, est_fn, est_name, recorded, resume, on_c
     """The build itself, while this thread holds the output folder's lock."""
     work = work_dir_for(out)
     _prepare_work(work, {"emomusic_session_work": WORK_VERSION, "plan": plan.to_dict(), "settings": recorded}, resume)
-    timings = {"generate": 0.0, "estimate": 0.0, "render": 0.0, "write": 0.0}
+    from emomusic.session.timing import Timings, timed
+
+    timings = Timings("generate", "estimate", "render", "write")
     maker = ClipMaker(plan, engine, est_fn, AcceptancePolicy.from_settings(s), s.sample_rate, timings)
-    t0 = time.perf_counter()
-    results, reused = _make_clips(maker, work, resume, on_clip)
-    timings["clips_total"] = time.perf_counter() - t0
+    with timed(timings, "clips_total"):  # stage 1, wall; its _cpu: this thread's part only
+        results, reused = _make_clips(maker, work, resume, on_clip)
 
     from emomusic.atomic import atomic_dir
 

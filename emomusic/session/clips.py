@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -148,8 +147,11 @@ class ClipMaker:
             self.fits = fit_phrases(plan, float(getattr(engine, "bar_beats", 4.0)), getattr(engine, "form_kind", "piece"))
         self.tempi = [f.tempo for f in self.fits] if self.fits else [w.tempo for w in plan.clips]
 
-    def _timed(self, key: str, t0: float) -> None:
-        self.timings[key] += time.perf_counter() - t0
+    def _timed(self, key: str):
+        """Wall and CPU seconds of the block to the build's timings (emomusic.session.timing)."""
+        from emomusic.session.timing import timed
+
+        return timed(self.timings, key)
 
     def seconds(self, i: int) -> float:
         """Audio a clip needs: its duration plus the crossfade tail (none for the last)."""
@@ -168,23 +170,21 @@ class ClipMaker:
         fit = self.fits[i] if self.fits else None
         req = ClipRequest(index=w.index, emotion=w.emotion, seconds=seconds, tempo=tempo, key=w.key, seed=seed,
                           bars_wanted=None if fit is None else fit.bars, form=None if fit is None else fit.form)
-        t0 = time.perf_counter()
-        cand = self.engine.generate(req)
-        if cand.piece is not None:
-            cand = replace(cand, piece=conform(cand.piece, tempo, w.key))
-        if cand.measure_piece is not None:
-            cand = replace(cand, measure_piece=conform(cand.measure_piece, tempo, w.key))
-        self._timed("generate", t0)
+        with self._timed("generate"):
+            cand = self.engine.generate(req)
+            if cand.piece is not None:
+                cand = replace(cand, piece=conform(cand.piece, tempo, w.key))
+            if cand.measure_piece is not None:
+                cand = replace(cand, measure_piece=conform(cand.measure_piece, tempo, w.key))
         target = cand.measured_piece
         a = Attempt(seed=seed, empty=target is not None and not target.notes, candidate=cand, request=req)
-        t0 = time.perf_counter()
-        if self.estimator is not None and target is not None and not a.empty:
-            try:
-                a.measured = self.estimator(target)
-                a.distance = a.measured.distance(w.emotion)
-            except EmomusicError:  # e.g. nothing pitched to measure: treat like an empty clip
-                a.measured, a.distance, a.empty = None, math.inf, True
-        self._timed("estimate", t0)
+        with self._timed("estimate"):
+            if self.estimator is not None and target is not None and not a.empty:
+                try:
+                    a.measured = self.estimator(target)
+                    a.distance = a.measured.distance(w.emotion)
+                except EmomusicError:  # e.g. nothing pitched to measure: treat like an empty clip
+                    a.measured, a.distance, a.empty = None, math.inf, True
         a.gap_s = 0.0 if a.empty or cand.piece is None else silent_gap(cand.piece, w.duration_s)
         a.score = self.policy.score(a)
         return a
@@ -225,19 +225,18 @@ class ClipMaker:
             cand = replace(cand, piece=trim(piece, piece.seconds_to_beat(seconds)), info=info)
         if fit is not None:
             info["phrasing"] = dict(fit.to_dict(), form_followed=bool(info.pop("form_followed", False)))
-        t0 = time.perf_counter()
-        if cand.piece is not None and not any(t.notes for t in cand.piece.tracks):
-            # every attempt came back empty: the clip is silence (recorded), not a failed build
-            audio = np.zeros((int(round(seconds * self.sample_rate)), 2), dtype=np.float32)
-            cand.info["silent"] = True
-        else:
-            audio = self.engine.render(cand, replace(take.request, seconds=seconds), self.sample_rate)
-        end_fade = min(END_FADE_SECONDS, w.duration_s / 4) if i == n - 1 else 0.0
-        audio = fit_length(audio, self.frames(i), fade_seconds=end_fade, sample_rate=self.sample_rate)
-        peak = true_peak(audio) if audio.size else 0.0
-        if peak > 0:
-            audio *= np.float32(STORE_PEAK / peak)
-        self._timed("render", t0)
+        with self._timed("render"):
+            if cand.piece is not None and not any(t.notes for t in cand.piece.tracks):
+                # every attempt came back empty: the clip is silence (recorded), not a failed build
+                audio = np.zeros((int(round(seconds * self.sample_rate)), 2), dtype=np.float32)
+                cand.info["silent"] = True
+            else:
+                audio = self.engine.render(cand, replace(take.request, seconds=seconds), self.sample_rate)
+            end_fade = min(END_FADE_SECONDS, w.duration_s / 4) if i == n - 1 else 0.0
+            audio = fit_length(audio, self.frames(i), fade_seconds=end_fade, sample_rate=self.sample_rate)
+            peak = true_peak(audio) if audio.size else 0.0
+            if peak > 0:
+                audio *= np.float32(STORE_PEAK / peak)
         return Rendered(audio, piece, float(beats), info)
 
     # -- store --------------------------------------------------------------------------
@@ -247,17 +246,16 @@ class ClipMaker:
         from emomusic.session.levels import clip_loudness
 
         w, sr = self.plan.clips[i], self.sample_rate
-        t0 = time.perf_counter()
-        peak = STORE_PEAK if r.audio.size and np.any(r.audio) else 0.0  # true peak, set by render()
-        level, body_level = clip_loudness(r.audio, sr, self.bounds[i][1])  # = audio.loudness_db of each, faster
-        clip_dir.mkdir(parents=True, exist_ok=True)
-        if r.piece is not None:
-            clip_piece = trim(r.piece, r.beats)
-            clip_piece.title = w.title
-            clip_piece.markers = [Marker(f"clip {w.index:02d} {w.phase} {w.emotion.marker_text()}", 0.0)]
-            write_piece(clip_piece, clip_dir / "clip.mid")
-        write_pcm16(clip_dir / "audio.wav", r.audio, sr)
-        self._timed("write", t0)
+        with self._timed("write"):
+            peak = STORE_PEAK if r.audio.size and np.any(r.audio) else 0.0  # true peak, set by render()
+            level, body_level = clip_loudness(r.audio, sr, self.bounds[i][1])  # = audio.loudness_db of each, faster
+            clip_dir.mkdir(parents=True, exist_ok=True)
+            if r.piece is not None:
+                clip_piece = trim(r.piece, r.beats)
+                clip_piece.title = w.title
+                clip_piece.markers = [Marker(f"clip {w.index:02d} {w.phase} {w.emotion.marker_text()}", 0.0)]
+                write_piece(clip_piece, clip_dir / "clip.mid")
+            write_pcm16(clip_dir / "audio.wav", r.audio, sr)
         result = ClipResult(
             index=w.index, seed=take.seed, retries=len(attempts) - 1, measured=take.measured,
             distance=None if take.measured is None else float(take.measured.distance(w.emotion)),

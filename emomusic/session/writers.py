@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 
 import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -96,7 +95,7 @@ def _write_session_wav(out: Output) -> bool:
     peak, joins, done = stream_session(out.plan, out.work, out.folder / "session.wav", out.sample_rate, out.gains,
                                        bridges=levelled, peaks=[r.peak for r in out.results],
                                        clip_sink=lambda i, a: _clip_wav(out, i, a), limited=levelled,
-                                       levels=[r.body_loudness_db for r in out.results])
+                                       levels=[r.body_loudness_db for r in out.results], timings=out.timings)
     out.summary["session_peak"] = round(peak, 4)  # true peak (linear)
     out.summary["session_true_peak_dbtp"] = round(20 * math.log10(peak), 2) if peak > 0 else None
     out.summary["joins"] = joins
@@ -205,13 +204,12 @@ def write_outputs(out: Output, writers: tuple[Writer, ...] = WRITERS) -> None:
     """Run the writers in order; ``summary["files"]`` maps each key to its name (None: not written)."""
     files = out.summary.setdefault("files", {})
     files.update({w.key: w.name for w in writers})
+    from emomusic.session.timing import timed
+
     for w in writers:
-        out.timings.setdefault(w.timing, 0.0)
-    for w in writers:
-        t0 = time.perf_counter()
-        if not w.write(out):
-            files[w.key] = None
-        out.timings[w.timing] += time.perf_counter() - t0
+        with timed(out.timings, w.timing):
+            if not w.write(out):
+                files[w.key] = None
 
 
 __all__ = ["WRITERS", "Output", "Writer", "file_names", "write_outputs"]
