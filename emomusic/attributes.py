@@ -22,6 +22,7 @@ Numpy only: no torch, no music21 (``emomusic analyze`` must stay fast and torch-
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Iterable, Sequence
@@ -199,19 +200,29 @@ def pitch_class_histogram(notes: Sequence[Note], weighted: bool = True) -> np.nd
     return h / s if s > 0 else h
 
 
-def key_correlations(histogram: np.ndarray) -> np.ndarray:
-    """Pearson r of ``histogram`` with the 24 rotated KK profiles: shape (2, 12), rows major/minor."""
-    h = np.asarray(histogram, dtype=float)
-    out = np.zeros((2, 12))
-    if h.std() == 0:
-        return out
-    hz = (h - h.mean()) / h.std()
+@functools.lru_cache(maxsize=1)
+def _kk_z() -> np.ndarray:
+    """The 24 rotated KK profiles, z-scored: shape (2, 12, 12), [mode, tonic] -> profile."""
+    out = np.zeros((2, 12, 12))
     for m, prof in enumerate((KK_MAJOR, KK_MINOR)):
         for tonic in range(12):
             p = np.roll(prof, tonic)
-            pz = (p - p.mean()) / p.std()
-            out[m, tonic] = float(np.mean(hz * pz))
+            out[m, tonic] = (p - p.mean()) / p.std()
+    out.flags.writeable = False
     return out
+
+
+def key_correlations(histogram: np.ndarray) -> np.ndarray:
+    """Pearson r of ``histogram`` with the 24 rotated KK profiles: shape (2, 12), rows major/minor.
+
+    Each r is the mean of the z-scored histogram times the z-scored profile (the profiles
+    z-scored once); one mean per row, the same sums as one profile at a time, so the
+    same values to the last bit (tests/test_attributes.py)."""
+    h = np.asarray(histogram, dtype=float)
+    if h.std() == 0:
+        return np.zeros((2, 12))
+    hz = (h - h.mean()) / h.std()
+    return np.mean(hz * _kk_z(), axis=-1)
 
 
 def estimate_key(notes: Sequence[Note]) -> tuple[int, str, float, float]:

@@ -797,3 +797,19 @@ def test_measured_mode_strength_and_neutral_template_shift():
     a = measure(Piece(tracks=[Track("x", 0, False, [Note(p, float(i), 1.0) for i, p in enumerate([60, 62, 64, 65, 67, 69, 71, 72])])]))
     assert a.mode_strength == pytest.approx(abs(2 * a.major_prob - 1)) and a.octave_shift == 0
     assert template(Emotion(0.0, 0.3)).octave_shift == 0 and template(Emotion(-0.01, 0.3)).octave_shift == -12
+
+
+def test_key_correlations_equal_one_profile_at_a_time():
+    """The profiles are z-scored once; the values stay those of the per-profile definition, to the bit."""
+    from emomusic.attributes import KK_MAJOR, KK_MINOR
+
+    rng = np.random.default_rng(5)
+    for h in [*rng.dirichlet(np.ones(12), 200), *rng.integers(0, 3, (50, 12)).astype(float), KK_MINOR]:
+        want = np.zeros((2, 12))
+        if h.std() > 0:
+            hz = (h - h.mean()) / h.std()
+            for m, prof in enumerate((KK_MAJOR, KK_MINOR)):
+                for tonic in range(12):
+                    p = np.roll(prof, tonic)
+                    want[m, tonic] = float(np.mean(hz * ((p - p.mean()) / p.std())))
+        assert np.array_equal(key_correlations(h), want)

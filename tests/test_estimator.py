@@ -369,3 +369,37 @@ def test_melody_line_cuts_each_top_note_at_the_next_onset():
     assert (line.tracks[0].name, line.tracks[0].program, line.tracks[0].is_drum) == ("Melody", 0, False)
     with pytest.raises(PieceFormatError, match="no pitched notes"):
         melody_line(Piece(tracks=[Track("d", 0, True, [Note(36, 0, 1.0)])]))
+
+
+def _dissonance_onset_by_onset(notes) -> float:
+    """The statistic counted one onset at a time (the definition _dissonance vectorises)."""
+    from emomusic.estimator import _DISSONANT_IC
+
+    starts = np.array([n.start for n in notes])
+    ends = np.array([n.end for n in notes])
+    pitches = np.array([n.pitch for n in notes])
+    total, bad = 0.0, 0.0
+    onsets = np.unique(np.round(starts, 3))
+    if len(onsets) > 400:
+        onsets = onsets[np.linspace(0, len(onsets) - 1, 400).astype(int)]
+    for t in onsets:
+        pcs = np.unique(pitches[(starts <= t + 1e-6) & (ends > t + 1e-6)] % 12)
+        if len(pcs) < 2:
+            continue
+        d = np.abs(pcs[:, None] - pcs[None, :])[np.triu_indices(len(pcs), 1)]
+        ic = np.minimum(d, 12 - d)
+        total += len(ic)
+        bad += _DISSONANT_IC[ic].sum()
+    return float(bad / total) if total else 0.0
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_dissonance_equals_counting_onset_by_onset(seed):
+    from emomusic.estimator import _dissonance
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 900))  # over 400 onsets: the subsampled path too
+    starts = np.round(rng.uniform(0, n / 3, n) * 4) / 4
+    notes = [Note(int(p), float(s), float(d), 80) for p, s, d in
+             zip(rng.integers(30, 90, n), starts, rng.choice([0.25, 0.5, 1.0, 2.0, 4.0], n))]
+    assert _dissonance(notes) == _dissonance_onset_by_onset(notes)
