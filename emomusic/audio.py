@@ -52,8 +52,15 @@ def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int, peak: float
 
 
 def to_pcm16(audio: np.ndarray) -> np.ndarray:
-    """16-bit samples of float audio (clipped to [-1, 1], rounded), converted in numpy."""
-    return np.round(np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16)
+    """16-bit samples of float audio (clipped to [-1, 1], scaled by 32767, rounded half to
+    even), converted in numpy: one temporary, scaled and rounded in place (the same values as
+    ``np.round(np.clip(audio, -1, 1) * 32767).astype(np.int16)``)."""
+    a = np.clip(audio, -1.0, 1.0)
+    if not (isinstance(a, np.ndarray) and a.dtype.kind == "f"):
+        return np.round(a * 32767.0).astype(np.int16)
+    a *= a.dtype.type(32767.0)
+    np.rint(a, out=a)
+    return a.astype(np.int16)
 
 
 def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
@@ -370,9 +377,11 @@ def room_reverb(audio: np.ndarray, sample_rate: int, amount: float = 0.2, room_s
     if amount <= 0:
         return a.copy()
     pad = np.zeros((int(round(tail_s * sample_rate)), 2), dtype=np.float32)
-    x = np.ascontiguousarray(np.concatenate([a, pad]).T)
+    x = np.concatenate([a, pad])
     fx = reverb_processor(amount, room_size)
-    return np.ascontiguousarray(fx(x, float(sample_rate)).T).astype(np.float32)
+    if x.shape[0] > 16:  # (frames, 2) as it is: pedalboard reads the longer axis as time (no transposed copies)
+        return np.asarray(fx(x, float(sample_rate)), dtype=np.float32)
+    return np.ascontiguousarray(fx(np.ascontiguousarray(x.T), float(sample_rate)).T).astype(np.float32)
 
 
 # -- spectral descriptors (used to compare renderers) -------------------------------------

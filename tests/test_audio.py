@@ -665,3 +665,31 @@ def test_room_reverb_is_pedalboards_reverb_with_the_documented_levels():
     padded = np.concatenate([x, np.zeros((2 * sr, 2), dtype=np.float32)])
     ref = Reverb(room_size=0.5, damping=0.5, wet_level=0.2, dry_level=0.9, width=1.0)(np.ascontiguousarray(padded.T), float(sr)).T
     np.testing.assert_allclose(room_reverb(x, sr), ref, atol=1e-6)
+
+
+@pytest.mark.parametrize("frames", [5, 30000])
+def test_room_reverb_is_the_processor_on_channel_major_audio(frames):
+    """room_reverb hands pedalboard (frames, 2) audio as it is; the samples are those of the
+    channel-major (2, frames) call, to the bit."""
+    from emomusic.audio import reverb_processor, room_reverb
+
+    rng = np.random.default_rng(frames)
+    a = (rng.standard_normal((frames, 2)) * 0.3).astype(np.float32)
+    pad = np.zeros((int(round(0.5 * 22050)), 2), dtype=np.float32)
+    want = reverb_processor(0.3)(np.ascontiguousarray(np.concatenate([a, pad]).T), 22050.0).T
+    got = room_reverb(a, 22050, 0.3, tail_s=0.5)
+    assert got.dtype == np.float32 and got.shape == (frames + pad.shape[0], 2)
+    assert np.array_equal(got, want)
+    short = room_reverb(a[:3], 22050, 0.3, tail_s=0.0)  # too short to tell the axes apart: the channel-major call
+    assert np.array_equal(short, reverb_processor(0.3)(np.ascontiguousarray(a[:3].T), 22050.0).T)
+
+
+def test_to_pcm16_rounds_half_to_even_and_clips():
+    from emomusic.audio import to_pcm16
+
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((4000, 2)) * 0.6).astype(np.float32)
+    x[:8, 0] = np.array([0.5, 1.5, 2.5, -0.5, -2.5, 32766.5, 1e9, -1e9], dtype=np.float32) / np.float32(32767)
+    for a in (x, x.astype(np.float64), x[:, 0]):
+        assert np.array_equal(to_pcm16(a), np.round(np.clip(a, -1.0, 1.0) * 32767.0).astype(np.int16))
+    assert to_pcm16(x).dtype == np.int16 and x[6, 0] > 1  # the input is left alone

@@ -321,8 +321,9 @@ def _to_track(events, end_tick: int | None = None):
     events.sort(key=lambda e: (e[0], e[1]))
     track = mido.MidiTrack()
     last = 0
-    for tick, _, msg in events:
-        track.append(msg.copy(time=tick - last))
+    for tick, _, msg in events:  # each message made for this track: its time is set in place (no checked copy)
+        msg.time = tick - last
+        track.append(msg)
         last = tick
     track.append(mido.MetaMessage("end_of_track", time=max(0, (end_tick or last) - last)))
     return track

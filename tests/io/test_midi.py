@@ -459,3 +459,24 @@ def test_merged_pedals_and_the_end_of_the_music(tmp_path):
     assert ends(late) == [(18 * PPQ, "end_of_track")] * 2
     # no parts at all: a conductor one bar long
     assert ends(Piece(tracks=[])) == [(4 * PPQ, "end_of_track")]
+
+
+def test_writing_twice_gives_the_same_bytes(tmp_path, piece):
+    """Messages get their delta time set in place: each is made for one track, so a second
+    write (or another track) is not affected by the first."""
+    a, b = tmp_path / "a.mid", tmp_path / "b.mid"
+    write_piece(piece, a)
+    write_piece(piece, b)
+    assert a.read_bytes() == b.read_bytes()
+    mf = mido.MidiFile(str(a))
+    ticks = sorted(t for tr in mf.tracks[1:] for t in _abs_note_on_ticks(tr))
+    want = sorted(int(round(n.start * mf.ticks_per_beat)) for t in piece.tracks for n in t.notes)
+    assert ticks == want
+
+
+def _abs_note_on_ticks(track):
+    now = 0
+    for msg in track:
+        now += msg.time
+        if msg.type == "note_on" and msg.velocity > 0:
+            yield now
