@@ -211,18 +211,26 @@ def interpolated_peaks(a: np.ndarray, positions: np.ndarray, oversample: int = 4
     channels and the phases 0..oversample-1) in the interval ``[n, n + 1)`` of each frame
     ``n`` in ``positions`` (one value per position; computed in ``dtype``: float64 is
     exactly resample_poly's, float32 agrees to ~1e-6 relative)."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
     h = interpolation_phases(oversample).T.astype(dtype)  # (taps, phases)
-    offs = TAPS_HALF - np.arange(h.shape[0])  # x[n + 10 - j]
+    taps = h.shape[0]
     n = a.shape[0]
+    positions = np.asarray(positions, dtype=np.int64)
     out = np.empty(positions.shape[0], dtype=np.float64)
     for s in range(0, positions.shape[0], chunk):
-        idx = positions[s:s + chunk, None] + offs[None, :]
-        win = a[np.clip(idx, 0, n - 1)].astype(dtype, copy=False)  # (k, taps, channels)
-        edge = (idx < 0) | (idx >= n)
-        if edge.any():  # zeros outside, as resample_poly pads
-            win = win.copy()
-            win[edge] = 0.0
-        y = np.matmul(win.transpose(0, 2, 1), h)  # (k, channels, phases)
+        p = positions[s:s + chunk]
+        if p.size == 0:
+            continue
+        # the frames the chunk's windows reach, zeros outside the signal (as resample_poly pads),
+        # reversed: the window of p, x[p + TAPS_HALF - j] for j = 0..taps-1, is then a
+        # contiguous run (channels, taps) of a sliding-window view, gathered in one copy
+        lo, hi = int(p.min()) - TAPS_HALF, int(p.max()) + TAPS_HALF + 1
+        seg = np.zeros((hi - lo, a.shape[1]), dtype=dtype)
+        seg[max(0, -lo): (hi - lo) - max(0, hi - n)] = a[max(0, lo): min(n, hi)]
+        rev = seg[::-1]  # rev[m] = x[hi - 1 - m]
+        win = sliding_window_view(rev, taps, axis=0)[hi - 1 - (p + TAPS_HALF)]  # (k, channels, taps)
+        y = np.matmul(win, h)  # (k, channels, phases)
         out[s:s + chunk] = np.abs(y).max(axis=(1, 2))
     return out
 
@@ -236,13 +244,16 @@ def frame_level(a: np.ndarray) -> np.ndarray:
     return level
 
 
+SPARSE_HOT = 2048  # near_peaks: up to this many loud frames, their neighbourhoods are listed; above, a mask is dilated
+
+
 def near_peaks(level: np.ndarray, threshold: float) -> np.ndarray:
     """Frames whose interpolation window (``TAPS_HALF`` either side) holds a sample of
     magnitude ``>= threshold``; ``level`` is the per-frame magnitude (max over channels)."""
     hot = np.flatnonzero(level >= threshold)
     if hot.size == 0:
         return hot
-    if hot.size * 8 < level.shape[0]:  # sparse: the neighbourhoods of the hot frames
+    if hot.size <= SPARSE_HOT:  # a few: the neighbourhoods of the hot frames (np.unique is slow on many)
         around = (hot[:, None] + np.arange(-TAPS_HALF, TAPS_HALF + 1)[None, :]).ravel()
         return np.unique(around[(around >= 0) & (around < level.shape[0])])
     from scipy.ndimage import maximum_filter1d

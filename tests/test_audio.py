@@ -693,3 +693,41 @@ def test_to_pcm16_rounds_half_to_even_and_clips():
     for a in (x, x.astype(np.float64), x[:, 0]):
         assert np.array_equal(to_pcm16(a), np.round(np.clip(a, -1.0, 1.0) * 32767.0).astype(np.int16))
     assert to_pcm16(x).dtype == np.int16 and x[6, 0] > 1  # the input is left alone
+
+
+@pytest.mark.parametrize("hot", [0, 3, 500, 2048, 2049, 30000, 200000])
+def test_near_peaks_is_every_frame_within_the_filter_reach_of_a_loud_one(hot):
+    """Both ways of finding them (listing the neighbourhoods of a few loud frames, dilating a
+    mask for many) give exactly the frames within TAPS_HALF of a frame at the threshold."""
+    from emomusic.audio import TAPS_HALF, near_peaks
+
+    rng = np.random.default_rng(hot)
+    n = 300_000
+    level = rng.uniform(0.0, 0.49, n).astype(np.float32)
+    loud = rng.choice(n, hot, replace=False)
+    level[loud] = 0.5
+    level[:1] = 0.5 if hot else level[:1]  # the edges too
+    level[-1:] = 0.5 if hot else level[-1:]
+    marks = np.zeros(n + 2 * TAPS_HALF, dtype=bool)
+    for k in np.flatnonzero(level >= 0.5):
+        marks[k: k + 2 * TAPS_HALF + 1] = True
+    want = np.flatnonzero(marks[TAPS_HALF: TAPS_HALF + n])
+    assert np.array_equal(near_peaks(level, 0.5), want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_interpolated_peaks_match_resample_poly_at_any_position(dtype):
+    """Unsorted positions, the first and last frames (zeros outside), chunks of any size: the
+    largest magnitude of resample_poly's 4x signal in [n, n + 1)."""
+    from scipy.signal import resample_poly
+
+    from emomusic.audio import interpolated_peaks
+
+    rng = np.random.default_rng(11)
+    a = (rng.standard_normal((5000, 2)) * 0.3).astype(np.float32)
+    up = resample_poly(a.astype(np.float64), 4, 1, axis=0)
+    pos = rng.permutation(np.unique(np.concatenate([rng.choice(5000, 700), [0, 1, 4998, 4999]])))
+    want = np.abs(up.reshape(5000, 4, 2)).max(axis=(1, 2))[pos]
+    for chunk in (1, 64, 1 << 15):
+        got = interpolated_peaks(a, pos, chunk=chunk, dtype=dtype)
+        assert np.allclose(got, want, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=0)
