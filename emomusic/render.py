@@ -168,11 +168,14 @@ def _to_seconds(x: np.ndarray, beats: np.ndarray, secs, bpms) -> np.ndarray:
 
 
 def render_piece(piece: Piece, soundfont: str | os.PathLike | None = None, sample_rate: int = 44100, *,
-                 synth: str = "auto", reverb: float = 0.0) -> np.ndarray:
+                 synth: str = "auto", reverb: float = 0.0, max_frames: int | None = None) -> np.ndarray:
     """Audio of ``piece``: float32 ``(frames, 2)``, peak at most 0.98.
 
     ``synth``: ``auto`` (FluidSynth when installed, else the numpy player), ``fluidsynth``
-    or ``numpy``; ``reverb``: room reverb amount 0..1 (0 = dry)."""
+    or ``numpy``; ``reverb``: room reverb amount 0..1 (0 = dry). ``max_frames``: only the
+    first frames are wanted (a session clip): FluidSynth and the reverb stop there, so the
+    samples are those of the whole render, cut, except that the peak limit (0.98) is then
+    measured on what is kept (the same unless the cut-off release tail was louder)."""
     from emomusic.sf2 import load_soundfont, synthesize
 
     sr = _check_sample_rate(sample_rate)
@@ -192,13 +195,19 @@ def render_piece(piece: Piece, soundfont: str | os.PathLike | None = None, sampl
             p = sf.preset_for(part.program, part.is_drum)
             return p.bank, p.program
 
-        audio = render_parts(parts(piece), sf_path, sr, preset)
+        audio = render_parts(parts(piece), sf_path, sr, preset, max_frames=max_frames)
     else:
         audio = synthesize(sf, note_events(piece), sr)
+    cut = max_frames is not None and audio.shape[0] >= int(max_frames)
+    if cut:
+        audio = audio[: int(max_frames)]
     if reverb > 0:
-        from emomusic.audio import room_reverb
+        from emomusic.audio import REVERB_TAIL_S, room_reverb
 
-        audio = room_reverb(audio, sr, reverb)
+        # cut: the reverb's tail would be cut too (the reverb is causal: the same samples)
+        audio = room_reverb(audio, sr, reverb, tail_s=0.0 if cut else REVERB_TAIL_S)
+        if max_frames is not None:
+            audio = audio[: int(max_frames)]
     audio *= np.float32(MASTER_GAIN)
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     if not np.isfinite(peak):

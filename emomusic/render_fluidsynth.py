@@ -59,14 +59,15 @@ def available() -> bool:
     return _module() is not None
 
 
-def render_parts(parts, soundfont: str | Path, sample_rate: int, presets) -> np.ndarray:
+def render_parts(parts, soundfont: str | Path, sample_rate: int, presets, max_frames: int | None = None) -> np.ndarray:
     """Stereo float32 audio of ``parts`` (see :func:`emomusic.render.parts`), all at once:
     :func:`iter_parts` concatenated."""
-    blocks = list(iter_parts(parts, soundfont, sample_rate, presets))
+    blocks = list(iter_parts(parts, soundfont, sample_rate, presets, max_frames=max_frames))
     return np.concatenate(blocks) if blocks else np.zeros((1, 2), dtype=np.float32)
 
 
-def iter_parts(parts, soundfont: str | Path, sample_rate: int, presets, block: int = 1 << 16):
+def iter_parts(parts, soundfont: str | Path, sample_rate: int, presets, block: int = 1 << 16,
+               max_frames: int | None = None):
     """Stereo float32 audio of ``parts`` in blocks of ``block`` frames (the last one shorter):
     the same samples as one long render (FluidSynth buffers its own 64-frame blocks, so
     where the writes are cut does not matter), holding one block at a time.
@@ -75,7 +76,8 @@ def iter_parts(parts, soundfont: str | Path, sample_rate: int, presets, block: i
     the same preset from the SoundFont. Every part gets a channel of its own (the synth has
     as many as needed; presets are selected explicitly, drums included), so parts never share
     a program, a pedal or a pitch wheel. The audio runs until every voice has finished
-    (at most ``TAIL_S`` after the last event).
+    (at most ``TAIL_S`` after the last event). ``max_frames``: stop there (the first
+    ``max_frames`` frames of the whole render, the same samples: nothing after them is rendered).
     """
     fs = _module()
     if fs is None:
@@ -126,7 +128,10 @@ def iter_parts(parts, soundfont: str | Path, sample_rate: int, presets, block: i
                     yield _block(left, right, block)
                     state["filled"] = 0
 
+        stop = cap if max_frames is None else min(cap, max(1, int(max_frames)))
         for frame, _, kind, ch, a, b in events:
+            if frame >= stop:  # only when max_frames cuts the music short
+                break
             yield from advance(frame)
             if kind == "on":
                 synth.noteon(ch, a, b)
@@ -137,8 +142,10 @@ def iter_parts(parts, soundfont: str | Path, sample_rate: int, presets, block: i
             else:
                 synth.pitch_bend(ch, a)
         tail = 4096  # the release tails: until every voice has finished (or TAIL_S)
-        while state["cursor"] < cap and synth.get_active_voice_count() > 0:
-            yield from advance(min(cap, state["cursor"] + tail))
+        if events and events[-1][0] >= stop:
+            yield from advance(stop)
+        while state["cursor"] < stop and synth.get_active_voice_count() > 0:
+            yield from advance(min(stop, state["cursor"] + tail))
         if state["cursor"] == 0:
             yield from advance(1)
         if state["filled"]:

@@ -520,3 +520,26 @@ def test_sparse_piano_reaches_the_stated_loudness_under_the_true_peak_ceiling(tm
     assert lufs == pytest.approx(-16.0, abs=1.0)
     assert done["loudness_lufs"] == pytest.approx(lufs, abs=0.05)  # the streamed meter agrees with pyloudnorm
     assert done["limiter_db"] > 0.5  # the limiter did the work plain gain could not
+
+
+@pytest.mark.parametrize("synth", ["fluidsynth", "numpy"])
+@pytest.mark.parametrize("cut_s", [0.3, 1.3, 2.9, 60.0])
+def test_max_frames_is_the_whole_render_cut(piano_piece, synth, cut_s):
+    """Rendering only the first frames (a session clip) gives the samples of the whole render
+    (FluidSynth and the room reverb are causal): cut inside the music, inside the release tail,
+    and past the end (the whole render). The peak limit is the same here: the piece's loudest
+    moment is kept."""
+    if synth == "fluidsynth" and not render_fluidsynth.available():
+        pytest.skip("FluidSynth not installed")
+    piece = Piece(tracks=[Track("m", 0, False, [n for n in piano_piece.tracks[0].notes if n.start < 4.0])],
+                  tempos=[Tempo(120.0)])
+    whole = render_piece(piece, sample_rate=SR, synth=synth, reverb=0.2)
+    n = int(cut_s * SR)
+    part = render_piece(piece, sample_rate=SR, synth=synth, reverb=0.2, max_frames=n)
+    assert part.shape[0] == min(n, whole.shape[0])
+    loudest = int(np.argmax(np.abs(whole).max(axis=1)))
+    if n > loudest:
+        assert np.array_equal(part, whole[: part.shape[0]])
+    else:  # the peak limit is measured on what is kept: the same samples up to one scale factor
+        kept = whole[: part.shape[0]]
+        assert np.allclose(part, kept * (np.abs(part).max() / np.abs(kept).max()), rtol=1e-5, atol=1e-7)

@@ -143,14 +143,17 @@ def check_soundfont(soundfont=None) -> None:
 
 
 def soundfont_render(piece: Piece, sample_rate: int, soundfont=None, reverb: float = 0.0,
-                     synth: str = "auto") -> np.ndarray:
+                     synth: str = "auto", seconds: float | None = None) -> np.ndarray:
     """The piece through the SoundFont player ``synth`` (emomusic.render: numpy, fluidsynth or
     auto), with ``reverb`` (0..1, emomusic.audio.room_reverb: its 2 s tail is cut by the
-    caller's fit_length) on the mix."""
+    caller's fit_length) on the mix. ``seconds``: the audio the caller keeps (the clip and its
+    crossfade tail, ClipRequest.seconds): nothing after it (+2 frames) is rendered."""
     try:
         from emomusic.render import render_piece
     except ImportError as exc:
         raise EmomusicError(f"SoundFont rendering is not available (emomusic.render: {exc})") from None
     from emomusic.audio import to_stereo
 
-    return to_stereo(render_piece(piece, soundfont=soundfont, sample_rate=sample_rate, reverb=float(reverb), synth=synth))
+    limit = None if seconds is None else int(math.ceil(float(seconds) * sample_rate)) + 2
+    return to_stereo(render_piece(piece, soundfont=soundfont, sample_rate=sample_rate, reverb=float(reverb), synth=synth,
+                                  max_frames=limit))

@@ -67,7 +67,8 @@ class SymbolicEngine:
         return Candidate(piece, info={"engine": "compose", "form_followed": followed})
 
     def render(self, candidate: Candidate, request: ClipRequest, sample_rate: int) -> np.ndarray:
-        return soundfont_render(candidate.piece, sample_rate, self.soundfont, self.reverb, self.player)
+        return soundfont_render(candidate.piece, sample_rate, self.soundfont, self.reverb, self.player,
+                                request.seconds)
 
 
 _METER_BEATS = {"4/4": 4.0, "2/4": 2.0, "3/4": 3.0, "2/2": 4.0, "6/8": 3.0, "3/8": 1.5, "9/8": 4.5, "12/8": 6.0}
@@ -137,7 +138,8 @@ class MelodyEngine:
         return Candidate(piece, info=dict(info, abc=abc))
 
     def render(self, candidate: Candidate, request: ClipRequest, sample_rate: int) -> np.ndarray:
-        return soundfont_render(candidate.piece, sample_rate, self.soundfont, self.reverb, self.player)
+        return soundfont_render(candidate.piece, sample_rate, self.soundfont, self.reverb, self.player,
+                                request.seconds)
 
 
 class MusicGenEngine:

@@ -168,5 +168,6 @@ class RulesEngine:
         if self.synth == "auto":
             self.check()
         if self.synth == "soundfont":
-            return soundfont_render(candidate.piece, sample_rate, self.soundfont, self.reverb, self.player)
+            return soundfont_render(candidate.piece, sample_rate, self.soundfont, self.reverb, self.player,
+                                request.seconds)
         return synth_render(candidate.piece, sample_rate)
