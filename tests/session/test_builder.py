@@ -672,3 +672,12 @@ def test_worker_threads_do_not_change_the_output(tmp_path, monkeypatch):
             checked += 1
     assert checked >= 1
     assert threaded["loudness"]["limiter"]["ceiling_dbtp"] == -1.0
+
+
+def test_timings_give_wall_and_cpu_seconds_per_stage(tmp_path):
+    summary = _build(_plan(), tmp_path / "session")
+    t = summary["timings_s"]
+    for stage in ("generate", "estimate", "render", "write", "clips_total", "limit", "clip_wav", "session_wav", "files"):
+        assert t[stage] >= 0 and t[f"{stage}_cpu"] >= 0, stage
+    assert t["render_cpu"] > 0 and t["limit_cpu"] > 0  # measured on the worker threads
+    assert t["clips_total_cpu"] <= t["clips_total"] + 0.05  # the main thread's CPU inside the stage's wall time
