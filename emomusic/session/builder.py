@@ -189,6 +189,7 @@ def _make_clips(maker: ClipMaker, work: Path, resume: bool, on_clip: OnClip | No
             if on_clip is not None:
                 on_clip(len(results), len(plan.clips), result)
 
+    _import_for_workers(maker.sample_rate)
     with ThreadPoolExecutor(max_workers=RENDER_WORKERS, thread_name_prefix="emomusic-render") as pool:
         try:
             for i, w in enumerate(plan.clips):
@@ -214,6 +215,19 @@ def _make_clips(maker: ClipMaker, work: Path, resume: bool, on_clip: OnClip | No
             for _, fut in pending:
                 fut.cancel()
     return results, reused
+
+
+def _import_for_workers(sample_rate: int) -> None:
+    """Import, on this thread, the lazily imported modules the worker threads use (scipy's
+    signal and ndimage, pyloudnorm, and the filters built from them): two threads importing
+    scipy's submodules at once can fail with a circular-import error."""
+    import scipy.ndimage  # noqa: F401  (near_peaks, the limiter)
+    import scipy.signal  # noqa: F401  (true peak filter, K-weighting)
+
+    from emomusic.audio import interpolation_phases, k_sos
+
+    interpolation_phases(4)
+    k_sos(int(sample_rate))
 
 
 def _finished(cdir: Path) -> ClipResult | None:
