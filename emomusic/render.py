@@ -167,6 +167,28 @@ def _to_seconds(x: np.ndarray, beats: np.ndarray, secs, bpms) -> np.ndarray:
     return np.asarray(secs)[i] + (x - beats[i]) * 60.0 / np.asarray(bpms)[i]
 
 
+def _prepare(piece: Piece, soundfont, synth: str, stacklevel: int):
+    """What both renderers check and load first: (synth name, SoundFont path, the loaded
+    SoundFont, ``preset(part) -> (bank, program)``); the synth's fallback note is a warning
+    at the caller's caller (``stacklevel``)."""
+    from emomusic.sf2 import load_soundfont
+
+    name, note = resolve_synth(synth)
+    if note:
+        warnings.warn(note, stacklevel=stacklevel)
+    piece.validate()
+    if piece.is_empty():
+        raise PieceFormatError("the piece has no notes to render")
+    sf_path = soundfont if soundfont is not None else default_soundfont()
+    sf = load_soundfont(sf_path)
+
+    def preset(part: Part) -> tuple[int, int]:
+        p = sf.preset_for(part.program, part.is_drum)
+        return p.bank, p.program
+
+    return name, sf_path, sf, preset
+
+
 def render_piece(piece: Piece, soundfont: str | os.PathLike | None = None, sample_rate: int = 44100, *,
                  synth: str = "auto", reverb: float = 0.0, max_frames: int | None = None) -> np.ndarray:
     """Audio of ``piece``: float32 ``(frames, 2)``, peak at most 0.98.
@@ -176,24 +198,13 @@ def render_piece(piece: Piece, soundfont: str | os.PathLike | None = None, sampl
     first frames are wanted (a session clip): FluidSynth and the reverb stop there, so the
     samples are those of the whole render, cut, except that the peak limit (0.98) is then
     measured on what is kept (the same unless the cut-off release tail was louder)."""
-    from emomusic.sf2 import load_soundfont, synthesize
+    from emomusic.sf2 import synthesize
 
     sr = _check_sample_rate(sample_rate)
     reverb = _check_reverb(reverb)
-    name, note = resolve_synth(synth)
-    if note:
-        warnings.warn(note, stacklevel=2)
-    piece.validate()
-    if piece.is_empty():
-        raise PieceFormatError("the piece has no notes to render")
-    sf_path = soundfont if soundfont is not None else default_soundfont()
-    sf = load_soundfont(sf_path)
+    name, sf_path, sf, preset = _prepare(piece, soundfont, synth, stacklevel=3)
     if name == "fluidsynth":
         from emomusic.render_fluidsynth import render_parts
-
-        def preset(part: Part) -> tuple[int, int]:
-            p = sf.preset_for(part.program, part.is_drum)
-            return p.bank, p.program
 
         audio = render_parts(parts(piece), sf_path, sr, preset, max_frames=max_frames)
     else:
@@ -295,23 +306,12 @@ def render_to_file(piece: Piece, path: str | os.PathLike, soundfont: str | os.Pa
 
 def _mix_blocks(piece: Piece, soundfont, sr: int, synth: str, reverb: float):
     """The mix as :func:`render_piece` makes it (before its peak scaling), in blocks."""
-    from emomusic.sf2 import load_soundfont, synthesize
+    from emomusic.sf2 import synthesize
 
     reverb = _check_reverb(reverb)
-    name, note = resolve_synth(synth)
-    if note:
-        warnings.warn(note, stacklevel=3)
-    piece.validate()
-    if piece.is_empty():
-        raise PieceFormatError("the piece has no notes to render")
-    sf_path = soundfont if soundfont is not None else default_soundfont()
-    sf = load_soundfont(sf_path)
+    name, sf_path, sf, preset = _prepare(piece, soundfont, synth, stacklevel=4)
     if name == "fluidsynth":
         from emomusic.render_fluidsynth import iter_parts
-
-        def preset(part: Part) -> tuple[int, int]:
-            p = sf.preset_for(part.program, part.is_drum)
-            return p.bank, p.program
 
         blocks = iter_parts(parts(piece), sf_path, sr, preset, BLOCK)
     else:
