@@ -440,8 +440,7 @@ def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: in
         from .texture import add_texture
 
         seg_beats = eng.segment_bars * 4.0
-        pieces = [add_texture(add_passing_tones(p, emos, seed=seed + i, segment_beats=seg_beats, form=plan), emos, form=plan,
-                              seed=seed + i, segment_beats=seg_beats)
-                  for i, p in enumerate(pieces)]
+        pieces = [add_passing_tones(p, emos, seed=seed + i, segment_beats=seg_beats, form=plan) for i, p in enumerate(pieces)]
+        pieces = [add_texture(p, emos, form=plan, seed=seed + i, segment_beats=seg_beats) for i, p in enumerate(pieces)]
     # the form's cadences (in the key the template left) and section markers come last
     return [with_form(p, plan) for p in pieces]
