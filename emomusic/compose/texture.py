@@ -10,8 +10,8 @@ adds what a pianist's hands would play around them:
    small Viterbi search (a chord tends to last a bar, V moves to I, IV and ii to V). A
    :class:`~emomusic.form.FormPlan` fixes its cadences: V in a half-cadence bar, V then I
    around an authentic cadence, and the piece ends on the tonic.
-2. **Left hand** - a pattern by arousal (:data:`PATTERNS`, one per phrase, the same for a
-   returning section): bass and fifth with broken chord tones on the beats when calm, bass and
+2. **Left hand** - a pattern by arousal (:data:`PATTERNS`, one per phrase, the same for an
+   exact return, another for a varied one): bass and fifth with broken chord tones on the beats when calm, bass and
    chord or flowing arpeggios in between, Alberti figures, octave bass with off-beat chords or
    driving eighths when excited. The bass takes the root with the smallest leap, lower when
    excited, a major third lower when the valence is negative (darker), and within reach of the
@@ -408,7 +408,8 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
     # one pattern per phrase (per section letter of the form, else per 4 bars), chosen by arousal and seeded
     if form is not None and not form.through_composed:
         phrase_starts = [sec.start_bar for sec in form.sections]
-        phrase_names = {sec.start_bar: sec.letter for sec in form.sections}  # a returning section keeps its pattern
+        # an exact return keeps its pattern; a varied one (A') takes its own, as a player varies the accompaniment
+        phrase_names = {sec.start_bar: sec.label for sec in form.sections}
     else:
         phrase_starts = list(range(0, n_bars, 4))
         phrase_names = {b: b for b in phrase_starts}

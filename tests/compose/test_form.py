@@ -144,12 +144,14 @@ def test_shipped_default_forms_variation_and_none():
     # exact returns when the plan asks for them
     (exact,) = compose(e, bars=32, seed=1, form="AABA")
     assert min(x for x in section_similarities(exact.notes, parse_form("AABA", 32)) if x is not None) > 0.6
-    # a variation: measurably nearer its first statement than the new section is
+    # a variation: its melody measurably nearer its first statement than the new section's is
+    # (the accompaniment of a varied return takes a pattern of its own, compose/texture.py)
     sims, cons = [], []
     for p in compose(e, bars=16, n=4, seed=1, form="AA'BA"):
-        sims.append(section_similarities(p.notes, parse_form("AA'BA", 16))[1])
-        cons.append(contrast(p.notes, parse_form("AA'BA", 16))[2])
-    assert np.mean(sims) > 0.25 and np.mean(sims) > np.mean(cons) + 0.15
+        melody = next(t for t in p.tracks if t.name == "Melody").notes
+        sims.append(section_similarities(melody, parse_form("AA'BA", 16))[1])
+        cons.append(contrast(melody, parse_form("AA'BA", 16))[2])
+    assert np.mean(sims) > 0.2 and np.mean(sims) > np.mean(cons) + 0.15
     # "none": the through-composed engine as it was (latents -> notes -> piece -> template;
     # without the piano texture, which is an addition of its own)
     from emomusic.compose.api import _apply_template, emotion_path

@@ -234,7 +234,7 @@ def test_cli_no_texture_flag(tmp_path):
     assert counts[False] > counts[True]
 
 
-def test_returning_sections_keep_their_pattern():
+def test_returning_sections_keep_their_pattern(monkeypatch):
     tune = [n for k in range(4) for n in _line([72, 76, 79, 76, 77, 81, 84, 81, 79, 83, 86, 83, 72, 76, 79, 72],
                                                   start=16.0 * k)]  # one 4-bar phrase, four times
     piece = _piece(tune)
@@ -251,6 +251,16 @@ def test_returning_sections_keep_their_pattern():
     notes = {sec: {(n.pitch, round(n.start - 16.0 * sec, 3)) for n in out.notes if 16.0 * sec <= n.start < 16.0 * sec + 12.0}
              for sec in range(4)}
     assert notes[0] == notes[1] == notes[3]
+    # a varied return (A') takes a pattern of its own; both A' sections share it (moderate arousal:
+    # its three patterns have three different rhythms)
+    varied = parse_form("AA'BA'", 16)
+    monkeypatch.setattr(T, "colour_chance", lambda emotion: 0.0)  # no half-bar-dependent colour onsets
+    for seed in range(4):
+        new = _added(piece, T.add_texture(piece, Emotion(0.5, 0.0), form=varied, seed=seed, fill=False))
+        cells = {sec: {(n.pitch, round(n.start - 16.0 * sec, 3)) for n in new if 16.0 * sec <= n.start < 16.0 * sec + 12.0}
+                 for sec in range(4)}
+        onsets = {sec: sorted({t for _, t in cells[sec] if t < 4.0}) for sec in range(4)}  # each section's first bar
+        assert onsets[1] == onsets[3] and onsets[1] != onsets[0], seed  # one pattern for both A', not A's
 
 
 def test_colour_tones_of_the_chords():
