@@ -419,7 +419,7 @@ def compare(real: PieceSet, other: PieceSet, seed: int, trees: int = TREES, cols
     return out
 
 
-def test_columns(engine: str) -> list[int]:
+def c2st_columns(engine: str) -> list[int]:
     """Feature columns of the C2ST for ``engine``: EMOPIA's bar lines are nominal (a fixed
     120 BPM grid, not the music's own bars), so the compose test leaves out the features that
     read the bar grid (:data:`emomusic.realism.GRID_FEATURES`); the tunes have real bars."""
@@ -537,7 +537,7 @@ def run_engine(engine: str, args, cache: Cache) -> tuple[list[str], dict]:
         g.name = label
         gens[label] = g
     log(f"features ({engine}) ...")
-    cols = test_columns(engine)
+    cols = c2st_columns(engine)
     rows = [(f"{label} vs {real.name}", compare(real, g, args.seed, args.trees, cols)) for label, g in gens.items()]
     rows.append((f"real vs real: {sanity.name} vs {real.name}", compare(real, sanity, args.seed, args.trees, cols)))
     js["c2st"] = {lb: r for lb, r in rows}

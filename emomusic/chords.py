@@ -65,11 +65,16 @@ VALENCE_CHORD_BIAS = 0.15  # score for a major (minus for a minor) chord per uni
 MINOR_V_PRIOR = 0.06  # in minor the major V (raised 7th) mostly comes at cadences
 
 
+def key_scale(key: KeySignature) -> tuple[int, ...]:
+    """Semitones above the tonic of ``key``'s scale: major, or natural minor."""
+    return MINOR_SCALE if key.mode == "minor" else MAJOR_SCALE
+
+
 def diatonic_chords(key: KeySignature) -> list[Chord]:
     """The candidate chords of ``key``: I ii iii IV V vi in major; i III iv V VI VII in minor
     (V is major in minor keys, from harmonic minor)."""
     minor = key.mode == "minor"
-    scale = MINOR_SCALE if minor else MAJOR_SCALE
+    scale = key_scale(key)
     out = []
     for name, deg in (_MINOR_DEGREES if minor else _MAJOR_DEGREES):
         pcs = _triad(key.tonic % 12, scale, deg, raise_seventh=minor and name == "V")
@@ -201,5 +206,5 @@ def estimate_chords(notes: Sequence[Note], key: KeySignature | Sequence[KeySigna
     return [cands[w][j] for w, j in enumerate(path)]
 
 
-__all__ = ["MAJOR_SCALE", "MINOR_SCALE", "STAY", "WINDOW_BEATS", "Chord", "cadence_constraints", "diatonic_chords",
+__all__ = ["MAJOR_SCALE", "MINOR_SCALE", "STAY", "WINDOW_BEATS", "Chord", "cadence_constraints", "diatonic_chords", "key_scale",
            "estimate_chords"]

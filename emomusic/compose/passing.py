@@ -34,9 +34,12 @@ import hashlib
 from dataclasses import replace
 from typing import TYPE_CHECKING, Sequence
 
-from emomusic.chords import MAJOR_SCALE, MINOR_SCALE
+from emomusic.chords import key_scale
 from emomusic.emotion import Emotion
 from emomusic.piece import KeySignature, Note, Piece
+
+from .cadence import key_at
+from .texture import _emotion_at
 
 if TYPE_CHECKING:  # pragma: no cover
     from emomusic.form import FormPlan
@@ -63,14 +66,14 @@ def _draw(seed: int, a: Note, b: Note, bar_beats: float, salt: int = 0) -> float
 def scale_step_between(low: int, high: int, key: KeySignature) -> int | None:
     """The one pitch strictly between ``low`` and ``high`` that lies in ``key``'s scale (major,
     or natural minor), or None when there is none or more than one."""
-    scale = MINOR_SCALE if key.mode == "minor" else MAJOR_SCALE
+    scale = key_scale(key)
     inside = [p for p in range(low + 1, high) if (p - key.tonic) % 12 in scale]
     return inside[0] if len(inside) == 1 else None
 
 
 def upper_neighbour(pitch: int, key: KeySignature) -> int:
     """The next note of ``key``'s scale above ``pitch`` (major; natural minor)."""
-    scale = MINOR_SCALE if key.mode == "minor" else MAJOR_SCALE
+    scale = key_scale(key)
     return next(p for p in range(pitch + 1, pitch + 13) if (p - key.tonic) % 12 in scale)
 
 
@@ -130,11 +133,6 @@ def add_passing_tones(piece: Piece, emotions: Sequence[Emotion], *, seed: int = 
     emotions = list(emotions)
     if not emotions:
         return piece
-    keys = sorted(piece.keys, key=lambda k: k.beat) or [KeySignature(0, "major", 0.0)]
-
-    def key_at(beat: float) -> KeySignature:
-        return next((k for k in reversed(keys) if k.beat <= beat + 1e-6), keys[0])
-
     def salt_at(beat: float) -> int:
         if form is None or form.through_composed:
             return 0
@@ -147,8 +145,8 @@ def add_passing_tones(piece: Piece, emotions: Sequence[Emotion], *, seed: int = 
         if "melody" not in t.name.lower() or t.is_drum or len(t.notes) < 2:
             tracks.append(t)
             continue
-        ch = [passing_chance(emotions[min(len(emotions) - 1, max(0, int(n.start // segment_beats)))]) for n in t.notes]
-        tracks.append(replace(t, notes=passing_tones(t.notes, [key_at(n.start) for n in t.notes], ch, seed=seed,
+        ch = [passing_chance(_emotion_at(emotions, n.start, segment_beats)) for n in t.notes]
+        tracks.append(replace(t, notes=passing_tones(t.notes, [key_at(piece, n.start) for n in t.notes], ch, seed=seed,
                                                      bar_beats=bar, salt=[salt_at(n.start) for n in t.notes])))
     return replace(piece, tracks=tracks)
 

@@ -305,8 +305,8 @@ def _fills(melody: Sequence[Note], chords: Sequence[Chord], snd: _Sounding, emot
     return out
 
 
-def _colour_notes(colours: Sequence[int | None], chords: Sequence[Chord], snd: _Sounding, win: float, total: float,
-                  velocity: float, lh_onsets: Sequence[float]) -> list[Note]:
+def _colour_notes(colours: Sequence[int | None], snd: _Sounding, win: float, total: float, velocity: float,
+                  lh_onsets: Sequence[float]) -> list[Note]:
     """The colour tone of each half bar that has one and does not sound in it yet, held from
     the half bar's first left-hand onset (its start when there is none) to its end, where it
     clashes a semitone with nothing (whatever the generated accompaniment plays: a pianist
@@ -405,7 +405,7 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
     mel_start = np.array([n.start for n in melody], dtype=float)
     default_vel = float(np.mean([n.velocity for n in all_notes]))
 
-    # one pattern per phrase (per section letter of the form, else per 4 bars), chosen by arousal and seeded
+    # one pattern per phrase (per section label of the form, else per 4 bars), chosen by arousal and seeded
     if form is not None and not form.through_composed:
         phrase_starts = [sec.start_bar for sec in form.sections]
         # an exact return keeps its pattern; a varied one (A') takes its own, as a player varies the accompaniment
@@ -491,7 +491,7 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
                 snd.add(nt)
                 new_notes.append(nt)
 
-    new_notes += _colour_notes(colours, chords, snd, win, total, default_vel * ACCOMP_VELOCITY,
+    new_notes += _colour_notes(colours, snd, win, total, default_vel * ACCOMP_VELOCITY,
                                [n.start for n in accomp if n.pitch < LEFT_HAND_SPLIT] + [n.start for n in new_notes])
     fills = _fills(melody, chords, snd, emotions, segment_beats, bar, win, total, rng) if fill else []
     if form is not None and not form.through_composed:
