@@ -268,7 +268,10 @@ def _letters(k: int, base: Sequence[str]) -> list[str]:
     return out
 
 
-def default_form(bars: int, emotion: "Emotion | None" = None, kind: str = "piece") -> FormPlan:
+SONG_FORMS = ("AA'BA'", "ABA'B'", "AA'BC", "ABCA'", "AABA", "ABCD")  # four-phrase pieces picked by seed
+
+
+def default_form(bars: int, emotion: "Emotion | None" = None, kind: str = "piece", seed: int | None = None) -> FormPlan:
     """The form used when none is asked for.
 
     Phrases of 8 bars from 32 bars on, of 4 bars when the length allows, else of 2.
@@ -277,7 +280,12 @@ def default_form(bars: int, emotion: "Emotion | None" = None, kind: str = "piece
     episodes that alternate with varied returns of A (C A' D A' ...). Returns are varied
     (primes): real pieces come back changed, and an exact AABA repeats far more than real
     piano music does (``benchmarks/realism.py``: window recurrence 0.54 against EMOPIA's
-    0.29; 0.41 with AA'BA'). ``--form AABA`` asks for exact returns. Tunes (``kind="tune"``)
+    0.29; 0.41 with AA'BA'). ``--form AABA`` asks for exact returns. With a ``seed`` (compose
+    gives each piece its own), a four-phrase piece takes one of :data:`SONG_FORMS` by a seeded
+    draw instead: real pieces differ in how much comes back (EMOPIA's 16-bar clips range from
+    none to whole repeated phrases: their share of repeated melodic patterns is 0 in a quarter of
+    them and above 0.57 in a tenth), so song form, alternation, a period with a new continuation,
+    a rounded form, exact returns and a through-composed chain of phrases all occur. Tunes (``kind="tune"``)
     follow folk practice: from 32 bars on, 8-bar strains each played twice (AABB, AABBCC
     ...); shorter tunes are their strains played once, each strain a parallel period of two
     phrases, the second opening like the first and closing on the tonic (AA' for 8 bars,
@@ -312,17 +320,21 @@ def default_form(bars: int, emotion: "Emotion | None" = None, kind: str = "piece
             labels += [letter, letter + second]
         labels = ["A", "B"] if k == 2 and phrase >= 8 else labels[:k]  # an odd count: the last part is heard once
         return _plan(labels, phrase)
+    if seed is not None and k == 4:
+        import random
+
+        return _plan(_tokens(random.Random(int(seed)).choice(SONG_FORMS)), phrase)
     lively = emotion is not None and emotion.arousal > 0.3
     base = {1: ["A"], 2: ["A", "A'"], 3: ["A", "B", "A'"]}.get(k, ["A", "B", "A'", "B'"] if lively else ["A", "A'", "B", "A'"])
     return _plan(_letters(k, base), phrase)
 
 
 def resolve_form(form: "str | FormPlan | None", bars: int, emotion: "Emotion | None" = None,
-                 kind: str = "piece") -> FormPlan:
+                 kind: str = "piece", seed: int | None = None) -> FormPlan:
     """The one entry point for a user's form: None -> :func:`default_form`, ``"none"`` ->
     through-composed, a string -> :func:`parse_form`, a plan -> checked against ``bars``."""
     if form is None:
-        return default_form(bars, emotion, kind)
+        return default_form(bars, emotion, kind, seed)
     if isinstance(form, FormPlan):
         if form.bars != _check_bars(bars):
             raise FormError(f"the form plan covers {form.bars} bars, the piece has {bars}")

@@ -104,7 +104,7 @@ def compose(valence, arousal, mood, to, to_valence, to_arousal, bars, form, n, s
     ksig = _parse_key(key)
     from emomusic.form import resolve_form
 
-    plan = resolve_form(form, bars, emotion)
+    resolve_form(form, bars, emotion)  # a bad --form fails before anything is built
     fmt = _format(output, n, fmt)
     from emomusic.atomic import check_writable_dir
     from emomusic.cli.common import output_paths
@@ -122,13 +122,15 @@ def compose(valence, arousal, mood, to, to_valence, to_arousal, bars, form, n, s
 
     from emomusic.compose import ComposeEngine
     from emomusic.compose import compose as run
+    from emomusic.compose.api import piece_forms
 
     t0 = time.time()
     ComposeEngine.load(checkpoint)  # checkpoint problems are reported before anything else
     pieces = run(emotion, to=target, bars=bars, n=n, seed=seed, steps=steps, guidance=guidance, tempo=tempo, key=ksig,
-                 apply_template=not no_template, checkpoint=checkpoint, progress=not as_json, form=plan,
+                 apply_template=not no_template, checkpoint=checkpoint, progress=not as_json, form=form,
                  texture=not no_texture)
     gen_s = time.time() - t0
+    plans = piece_forms(form, bars, emotion, n, seed)  # each piece's form, as compose chose it
     from emomusic.io import write_piece
 
     opts = {"soundfont": str(soundfont)} if (fmt == "wav" and soundfont) else {}
@@ -146,12 +148,17 @@ def compose(valence, arousal, mood, to, to_valence, to_arousal, bars, form, n, s
             "emotion": emotion.to_dict(),
             "to": target.to_dict() if target else None,
             "bars": bars, "n": n, "seed": seed, "steps": steps, "guidance": guidance, "format": fmt,
-            "template": not no_template, "texture": not no_texture, "form": plan.to_dict(), "seconds": round(gen_s, 3),
-            "files": [{"path": str(path), "bars": p.n_bars, "notes": len(p.notes), "tempo": round(p.tempo, 2),
+            "template": not no_template, "texture": not no_texture,
+            "form": plans[0].to_dict() if form is not None else None,  # the asked form (each file's: files[].form)
+            "seconds": round(gen_s, 3),
+            "files": [{"path": str(path), "form": plan.to_dict(), "bars": p.n_bars, "notes": len(p.notes), "tempo": round(p.tempo, 2),
                        "key": p.key.name if p.key else None, "tracks": [t.name for t in p.tracks],
-                       "markers": [{"beat": m.beat, "text": m.text} for m in p.markers]} for p, path in zip(pieces, paths)],
+                       "markers": [{"beat": m.beat, "text": m.text} for m in p.markers]}
+                      for p, path, plan in zip(pieces, paths, plans)],
         })
     else:
         where = paths[0] if n == 1 else f"{output}/ ({n} files)"
-        click.echo(f"composed {n} x {bars} bars ({'through-composed' if plan.through_composed else 'form ' + plan.text}) "
+        texts = list(dict.fromkeys(plan.text for plan in plans))
+        shape = "through-composed" if texts == ["none"] else ("form " if len(texts) == 1 else "forms ") + ", ".join(texts)
+        click.echo(f"composed {n} x {bars} bars ({shape}) "
                    f"for {emotion}{' -> ' + str(target) if target else ''} in {gen_s:.2f} s -> {where}")

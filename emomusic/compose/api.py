@@ -335,6 +335,31 @@ def with_form(piece: Piece, plan: FormPlan) -> Piece:
 MAX_RESAMPLES = 4  # extra draws for pieces that decode to fewer notes than bars
 
 
+def piece_forms(form: "str | FormPlan | None", bars: int, emotion: Emotion, n: int, seed: int) -> list[FormPlan]:
+    """The form plan of each of the ``n`` pieces :func:`compose` makes with ``seed``: the
+    asked ``form`` for all of them, or (``form`` None) each piece its own default, drawn with
+    its seed (``seed + i``, :func:`emomusic.form.default_form`)."""
+    if form is not None:
+        return [resolve_form(form, bars, emotion)] * n
+    return [resolve_form(None, bars, emotion, seed=seed + i) for i in range(n)]
+
+
+def _generate(eng: "ComposeEngine", conds: np.ndarray, plans: list[FormPlan], seed: int, **kw) -> np.ndarray:
+    """Latents for ``conds`` (n, S, 2), piece i following ``plans[i]``: pieces that share a plan
+    are generated together, each group with ``seed`` plus its first piece's index (one plan for
+    all: :func:`~emomusic.compose.repeats.generate_with_form` with ``seed``)."""
+    groups: dict[FormPlan, list[int]] = {}
+    for i, plan in enumerate(plans):
+        groups.setdefault(plan, []).append(i)
+    out = None
+    for plan, idx in groups.items():
+        lat = generate_with_form(eng, conds[idx], plan, seed=seed + idx[0], **kw)
+        if out is None:
+            out = np.zeros((len(plans),) + lat.shape[1:], dtype=lat.dtype)
+        out[idx] = lat
+    return out
+
+
 def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: int = 16, n: int = 1, seed: int = 0,
             steps: int = 4, guidance: float | None = None, tempo: float | None = None, key: KeySignature | None = None,
             apply_template: bool = True, checkpoint: str | Path | None = None, progress: bool = False,
@@ -350,9 +375,9 @@ def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: in
     ``key`` as given).
     ``threshold``: onset probability threshold of the VAE decoder (default: the checkpoint's,
     raised for calm emotions when ``texture`` is on, see ``texture.calm_threshold``).
-    ``form``: the musical form (:func:`emomusic.form.resolve_form`): None picks one by length
-    and emotion (16 bars: AABA), ``"none"`` is through-composed (no repeats, no planned
-    cadences), else a string such as ``"AABA"`` / ``"AA'BA"`` or a :class:`FormPlan`. Repeated
+    ``form``: the musical form (:func:`emomusic.form.resolve_form`): None picks one for each
+    piece by length and its seed (:func:`piece_forms`), ``"none"`` is through-composed (no
+    repeats, no planned cadences), else a string such as ``"AABA"`` / ``"AA'BA"`` or a :class:`FormPlan`. Repeated
     sections reuse their first statement's latents (:mod:`emomusic.compose.repeats`), phrases
     end on the plan's cadences (:mod:`emomusic.compose.cadence`), and the sections are marked
     (markers ``A``, ``A'``, ``B`` ... beside the emotion markers).
@@ -384,14 +409,14 @@ def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: in
             raise EmomusicError(f"tempo must be between 20 and 300 BPM, got {tempo}")
     if key is not None and not isinstance(key, KeySignature):
         raise EmomusicError(f"key must be a KeySignature, got {type(key).__name__}")
-    plan = resolve_form(form, bars, emotion)
+    plans = piece_forms(form, bars, emotion, n, seed)
     eng = ComposeEngine.load(checkpoint)
     if steps > eng.model.cfg.timesteps:
         raise EmomusicError(f"this model was trained with {eng.model.cfg.timesteps} denoising steps; use steps 1..{eng.model.cfg.timesteps}")
     S = int(math.ceil(bars / eng.segment_bars))
     emos = emotion_path(emotion, target, S)
     conds = np.array([[e.as_tuple() for e in emos]] * n, dtype=np.float32)
-    lat = generate_with_form(eng, conds, plan, seed=seed, steps=steps, guidance=guidance, progress=progress)
+    lat = _generate(eng, conds, plans, seed, steps=steps, guidance=guidance, progress=progress)
     pieces = []
     moving = target is not None and target.as_tuple() != emotion.as_tuple()
     label = f"{emotion}" + (f" -> {target}" if moving else "")
@@ -399,7 +424,7 @@ def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: in
         from .texture import calm_threshold
 
         threshold = calm_threshold(eng.vae.cfg.decode_threshold, _mean(emos))
-    all_notes = [note_repeats(nt, plan, eng.segment_bars) for nt in eng.decode(lat, threshold=threshold)]
+    all_notes = [note_repeats(nt, plan, eng.segment_bars) for nt, plan in zip(eng.decode(lat, threshold=threshold), plans)]
     best = np.array(lat, copy=True)
     # A sample can decode to (almost) nothing; redraw those with derived seeds so no one gets
     # an empty file. Deterministic: the same seed gives the same redraws.
@@ -407,9 +432,9 @@ def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: in
         sparse = [i for i, nt in enumerate(all_notes) if len(nt) < bars]
         if not sparse:
             break
-        lat2 = generate_with_form(eng, conds[sparse], plan, seed=seed + 7919 * attempt, steps=steps, guidance=guidance)
+        lat2 = _generate(eng, conds[sparse], [plans[i] for i in sparse], seed + 7919 * attempt, steps=steps, guidance=guidance)
         for j, (i, nt) in enumerate(zip(sparse, eng.decode(lat2, threshold=threshold))):
-            nt = note_repeats(nt, plan, eng.segment_bars)
+            nt = note_repeats(nt, plans[i], eng.segment_bars)
             if len(nt) > len(all_notes[i]):
                 all_notes[i] = nt
                 best[i] = lat2[j]
@@ -420,7 +445,7 @@ def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: in
         base = eng.vae.cfg.decode_threshold if threshold is None else float(threshold)
         for i, roll in zip(sparse, eng.decode_rolls(best[sparse])):
             onset = np.sort(roll[:, 0].ravel())
-            all_notes[i] = note_repeats(segments_to_notes(roll, eng.vae.cfg, min(base, float(onset[-bars]))), plan,
+            all_notes[i] = note_repeats(segments_to_notes(roll, eng.vae.cfg, min(base, float(onset[-bars]))), plans[i],
                                         eng.segment_bars)
     for i, notes in enumerate(all_notes):
         if apply_template and key is not None:
@@ -440,7 +465,7 @@ def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: in
         from .texture import add_texture
 
         seg_beats = eng.segment_bars * 4.0
-        pieces = [add_passing_tones(p, emos, seed=seed + i, segment_beats=seg_beats, form=plan) for i, p in enumerate(pieces)]
-        pieces = [add_texture(p, emos, form=plan, seed=seed + i, segment_beats=seg_beats) for i, p in enumerate(pieces)]
+        pieces = [add_passing_tones(p, emos, seed=seed + i, segment_beats=seg_beats, form=plans[i]) for i, p in enumerate(pieces)]
+        pieces = [add_texture(p, emos, form=plans[i], seed=seed + i, segment_beats=seg_beats) for i, p in enumerate(pieces)]
     # the form's cadences (in the key the template left) and section markers come last
-    return [with_form(p, plan) for p in pieces]
+    return [with_form(p, plan) for p, plan in zip(pieces, plans)]

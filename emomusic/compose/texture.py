@@ -17,7 +17,8 @@ adds what a pianist's hands would play around them:
    excited, a major third lower when the valence is negative (darker), and within reach of the
    melody (a narrower span when calm); chord tones stay under the melody.
 3. **Right hand** - a chord tone a third to a sixth under melody notes on strong beats, more
-   often the higher the arousal.
+   often the higher the arousal, and the chord's inner voices (with its seventh or ninth)
+   struck with each half bar's first melody note and held (:func:`_inner_voices`).
 4. **Pedal** - every note rings to the next chord change (and bar line, except when calm; each
    half bar when very excited); calm parts are legato.
 
@@ -47,11 +48,11 @@ from emomusic.chords import STAY, Chord, cadence_constraints, diatonic_chords, e
 from emomusic.emotion import Emotion
 from emomusic.piece import KeySignature, Note, Piece, Track
 
+from .texture_measure import LEFT_HAND_SPLIT, LOW_PITCH, TEXTURE_FEATURES, texture_features
+
 if TYPE_CHECKING:  # pragma: no cover
     from emomusic.form import FormPlan
 
-LOW_PITCH = 48  # "low register": below C3
-LEFT_HAND_SPLIT = 60  # notes below middle C count as left hand in the texture features
 BASS_CENTRE = 40  # lowest bass note (E2) at arousal 0, valence >= 0 ...
 BASS_PER_AROUSAL = 5.0  # ... lower when excited, higher when calm
 BASS_NEGATIVE_VALENCE = 4  # ... and lower by a major third for a negative valence (darker) ...
@@ -74,6 +75,10 @@ FILL_CENTRE = 0.75  # chance of a right-hand chord tone under a strong-beat melo
 FILL_PER_AROUSAL = 0.3  # ... higher when excited (fuller chords), lower when calm
 COLOUR_CENTRE = 0.55  # chance of a seventh / ninth in a half bar's chord at arousal 0 ...
 COLOUR_PER_AROUSAL = 0.35  # ... more when calm, fewer when excited
+INNER_VOICES = 2  # right-hand chord tones (or the chord's seventh / ninth) held under each half bar's first melody note ...
+INNER_REACH = 1.0  # ... when that note starts within this many beats of the half bar's start ...
+INNER_FLOOR = 55  # ... at or above G3 ...
+INNER_VELOCITY = 0.75  # ... this much softer than the melody note
 
 
 # --------------------------------------------------------------------------------------
@@ -305,6 +310,43 @@ def _fills(melody: Sequence[Note], chords: Sequence[Chord], snd: _Sounding, emot
     return out
 
 
+def _inner_voices(melody: Sequence[Note], chords: Sequence[Chord], snd: _Sounding, win: float, total: float,
+                  wpb: int) -> list[Note]:
+    """Right hand: the inner voices of each half bar's chord. Under the first melody note struck
+    within :data:`INNER_REACH` beats of the half bar's start, up to :data:`INNER_VOICES` notes
+    of the chord (its triad, or its :func:`colour_tone`: a pianist voices the right hand with
+    sevenths and ninths) from a minor third under the lowest melody note sounding with it down
+    to an octave under it (not under :data:`INNER_FLOOR`), each struck with the melody note and held to the half bar's end,
+    where they clash a semitone with nothing. EMOPIA's piano clips sound 3-4 notes at once above
+    middle C (melody and chord); the VAE's melody alone about 2. The last bar's chord is a plain
+    triad (the final tonic; ``wpb`` half bars per bar)."""
+    out: list[Note] = []
+    starts = np.array([n.start for n in melody], dtype=float)
+    order = np.argsort(starts, kind="stable")
+    for w, chord in enumerate(chords):
+        t0, t1 = w * win, min((w + 1) * win, total)
+        if t1 <= t0:
+            continue
+        here = [melody[i] for i in order if t0 - 1e-6 <= starts[i] < min(t0 + INNER_REACH, t1) - 1e-6]
+        if not here:
+            continue
+        lead = here[0]
+        low = min([n.pitch for n in melody if n.start < t1 - 1e-6 and n.end > lead.start + 1e-6] + [lead.pitch])
+        colour = colour_tone(chord) if w < len(chords) - wpb else None
+        pcs = set(chord.pcs) | ({colour} if colour is not None else set())
+        got = 0
+        for p in range(low - 3, max(INNER_FLOOR, low - 12) - 1, -1):  # within the octave under the melody
+            if p % 12 not in pcs or snd.clashes(p, lead.start, t1):
+                continue
+            nt = Note(int(p), lead.start, t1 - lead.start, int(max(1, min(127, round(lead.velocity * INNER_VELOCITY)))))
+            snd.add(nt)
+            out.append(nt)
+            got += 1
+            if got >= INNER_VOICES:
+                break
+    return out
+
+
 def _colour_notes(colours: Sequence[int | None], snd: _Sounding, win: float, total: float, velocity: float,
                   lh_onsets: Sequence[float]) -> list[Note]:
     """The colour tone of each half bar that has one and does not sound in it yet, held from
@@ -494,6 +536,8 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
     new_notes += _colour_notes(colours, snd, win, total, default_vel * ACCOMP_VELOCITY,
                                [n.start for n in accomp if n.pitch < LEFT_HAND_SPLIT] + [n.start for n in new_notes])
     fills = _fills(melody, chords, snd, emotions, segment_beats, bar, win, total, rng) if fill else []
+    if fill:
+        fills += _inner_voices(melody, chords, snd, win, total, wpb)
     if form is not None and not form.through_composed:
         new_notes = _repeat_sections(new_notes, melody + accomp, form, bar)
         fills = _repeat_sections(fills, melody + accomp, form, bar)
@@ -540,53 +584,6 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
         tracks = [Track("Melody", prog, False, sorted([mel_map[n] for n in melody] + fills, key=lambda n: (n.start, n.pitch))),
                   Track(acc_name, prog, False, sorted([acc_map[n] for n in accomp] + new_notes, key=lambda n: (n.start, n.pitch)))]
     return replace(piece, tracks=tracks)
-
-
-# --------------------------------------------------------------------------------------
-# Measuring texture
-# --------------------------------------------------------------------------------------
-
-TEXTURE_FEATURES = ("polyphony", "notes_per_beat", "notes_per_second", "pitch_spread", "pitch_range_10_90",
-                    "low_share", "lh_onsets_per_beat", "lh_notes_per_onset")
-
-
-def texture_features(piece: Piece) -> dict[str, float]:
-    """Texture descriptors of a piece (pitched notes).
-
-    ``polyphony``: mean sounding notes over the time when something sounds (event-based, as
-    :func:`emomusic.attributes.measure`; ``realism.polyphony`` counts distinct pitches on a
-    grid); ``notes_per_beat`` (from the first onset to the last release), ``pitch_spread``
-    (standard deviation) and ``low_share`` (notes below MIDI 48) are :mod:`emomusic.realism`'s;
-    ``notes_per_second`` is notes per beat through the tempo map; ``pitch_range_10_90`` the
-    10th-90th percentile range (semitones); ``lh_onsets_per_beat`` / ``lh_notes_per_onset``:
-    onsets (chords within 0.05 beat count once) of the notes below middle C per beat, and notes
-    per such onset.
-    """
-    from emomusic import realism
-    from emomusic.attributes import _polyphony, group_onsets
-    from emomusic.errors import PieceFormatError
-
-    notes = piece.notes
-    if not notes:
-        raise PieceFormatError("the piece has no pitched notes to measure")
-    pitch = np.array([n.pitch for n in notes], dtype=float)
-    first = min(n.start for n in notes)
-    last = max(n.end for n in notes)
-    span = max(last - first, 1e-6)
-    secs = max(piece.beat_to_seconds(last) - piece.beat_to_seconds(first), 1e-6)
-    lh = [n for n in notes if n.pitch < LEFT_HAND_SPLIT]
-    lh_onsets = int(group_onsets(np.array([n.start for n in lh])).max()) + 1 if lh else 0
-    p10, p90 = np.percentile(pitch, [10, 90])
-    return {
-        "polyphony": _polyphony(notes),
-        "notes_per_beat": realism.notes_per_beat(piece),
-        "notes_per_second": len(notes) / secs,
-        "pitch_spread": realism.pitch_spread(piece),
-        "pitch_range_10_90": float(p90 - p10),
-        "low_share": realism.low_register_share(piece, LOW_PITCH),
-        "lh_onsets_per_beat": lh_onsets / span,
-        "lh_notes_per_onset": len(lh) / lh_onsets if lh_onsets else 0.0,
-    }
 
 
 __all__ = ["Chord", "PATTERNS", "TEXTURE_FEATURES", "add_texture", "bass_floor", "calm_threshold", "cadence_constraints",

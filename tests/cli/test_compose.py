@@ -172,13 +172,21 @@ def test_form_markers_json_and_defaults(tmp_path):
     back = read_piece(out)  # the section markers survive the MIDI file
     assert form_from_markers(back.markers, back.n_bars).labels == ["A", "A'", "B", "A"]
     assert sum(m.text.startswith("emotion ") for m in back.markers) == 4  # beside the emotion markers
-    # defaults by length: 16 bars -> 4 phrases of 4 bars, 32 -> phrases of 8
+    assert info["files"][0]["form"] == info["form"]
+    # defaults by length: 16 bars -> 4 phrases of 4 bars, 32 -> phrases of 8; each file in its own
+    # form (drawn with its seed), reported per file and written as its markers
     for bars, phrase in ((16, 4), (32, 8)):
-        res = _run(["compose", "--mood", "happy", "--bars", str(bars), "--json", "-o", str(tmp_path / f"d{bars}.mid")])
+        res = _run(["compose", "--mood", "happy", "--bars", str(bars), "--n", "3", "--seed", "4", "--json",
+                    "-o", str(tmp_path / f"d{bars}")])
         assert res.exit_code == 0, res.output
-        form = json.loads(res.output)["form"]
-        assert form["phrase_bars"] == phrase and len(form["sections"]) == 4
-        assert [s["start_bar"] for s in form["sections"]] == [0, phrase, 2 * phrase, 3 * phrase]
+        info = json.loads(res.output)
+        assert info["form"] is None
+        for f in info["files"]:
+            form = f["form"]
+            assert form["phrase_bars"] == phrase and len(form["sections"]) == 4
+            assert [s["start_bar"] for s in form["sections"]] == [0, phrase, 2 * phrase, 3 * phrase]
+            back = read_piece(f["path"])
+            assert form_from_markers(back.markers, bars).text == form["form"]
 
 
 def test_form_none_and_musicxml_rehearsal_marks(tmp_path):

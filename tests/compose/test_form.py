@@ -131,16 +131,24 @@ def test_shipped_aaba_repeats_contrasts_and_cadences():
 
 @shipped
 def test_shipped_default_forms_variation_and_none():
+    from emomusic.form import SONG_FORMS, default_form
+
     e = Emotion(-0.5, -0.4)
-    (p16,) = compose(e, bars=16, seed=1)
-    # default: 4 phrases of 4 bars, the returns varied
-    assert form_from_markers(p16.markers, 16).labels == ["A", "A'", "B", "A'"]
-    (p32,) = compose(e, bars=32, seed=1)
+    # default: 4 phrases of 4 bars, each piece of a batch in a form drawn with its own seed
+    pieces = compose(e, bars=16, n=6, seed=1)
+    got = [form_from_markers(p.markers, 16) for p in pieces]
+    assert [g.text for g in got] == [default_form(16, e, seed=1 + i).text for i in range(6)]
+    assert all(g.text in SONG_FORMS and g.phrase_bars == 4 for g in got) and len({g.text for g in got}) >= 2
+    (p16,) = compose(e, bars=16, seed=4)  # piece i of --seed s is in the form of --seed s+i
+    assert form_from_markers(p16.markers, 16).text == got[3].text
+    seed32 = next(s for s in range(50) if default_form(32, e, seed=s).text == "AA'BA'")
+    (p32,) = compose(e, bars=32, seed=seed32)
     plan32 = form_from_markers(p32.markers, 32)
     assert plan32.phrase_bars == 8 and plan32.labels == ["A", "A'", "B", "A'"]
     _cadence_checks(p32, parse_form("AA'BA'", 32))
-    sims = section_similarities(p32.notes, plan32)
-    assert min(sims[1], sims[3]) > 0.25 and min(sims[1], sims[3]) > contrast(p32.notes, plan32)[2] + 0.1
+    melody32 = next(t for t in p32.tracks if t.name == "Melody").notes  # the tune (the accompaniment follows the chords)
+    sims = section_similarities(melody32, plan32)
+    assert min(sims[1], sims[3]) > 0.25 and min(sims[1], sims[3]) > contrast(melody32, plan32)[2] + 0.1
     # exact returns when the plan asks for them
     (exact,) = compose(e, bars=32, seed=1, form="AABA")
     assert min(x for x in section_similarities(exact.notes, parse_form("AABA", 32)) if x is not None) > 0.6

@@ -140,9 +140,49 @@ def test_right_hand_fill_under_strong_beats():
     melody = out.tracks[0].notes
     fills = [n for n in melody if (n.pitch, n.start) not in {(m.pitch, m.start) for m in tune}]
     assert fills
-    for f in fills:
-        top = next(m for m in tune if m.start == f.start)
-        assert 3 <= top.pitch - f.pitch <= 9 and f.velocity < top.velocity
+    for f in fills:  # a fill a third to a sixth under its note, an inner voice within the octave
+        top = next(m for m in tune if m.start == f.start)  # under the lowest melody note sounding with it
+        low = min(m.pitch for m in tune if m.start < f.end - 1e-6 and f.start < m.end - 1e-6)
+        assert 3 <= low - f.pitch <= 12 and f.velocity < top.velocity
+
+
+def test_inner_voices_hold_the_chord_under_each_half_bars_first_melody_note(monkeypatch):
+    monkeypatch.setattr(T, "_fills", lambda *a, **k: [])  # only the inner voices in the right hand
+    # one melody note per half bar, some off the half bar's start, over I | IV | V | I (two bars each)
+    starts = [0.0, 3.25, 4.0, 6.0, 8.0, 10.0, 13.5, 14.0, 16.0, 18.0, 20.0, 22.0, 24.0, 26.0, 28.0, 30.0]
+    pitches = [79, 76, 79, 84, 81, 77, 81, 84, 79, 83, 86, 83, 84, 79, 76, 72]
+    tune = [Note(p, s, 0.5 if s % 2 else 1.5, 90) for p, s in zip(pitches, starts)]
+    chord_pcs = [{0, 4, 7}] * 4 + [{5, 9, 0}] * 4 + [{7, 11, 2}] * 4 + [{0, 4, 7}] * 4
+    roots = [36] * 4 + [41] * 4 + [43] * 4 + [36] * 4  # a left hand that states the chords (root, fifth, tenth)
+    left = [Note(r + d, 2.0 * w, 2.0, 60) for w, r in enumerate(roots) for d in (0, 7, 16)]
+    piece = _piece(tune, accomp=left)
+    out = T.add_texture(piece, Emotion(0.5, 0.0), seed=0, pedal=False)
+    colour = [2] * 4 + [7] * 4 + [5] * 4 + [2] * 4  # add9 over I and IV, the seventh over V
+    inner = [n for n in out.tracks[0].notes if (n.pitch, n.start) not in {(m.pitch, m.start) for m in tune}]
+    by_start: dict = {}
+    for n in inner:
+        by_start.setdefault(n.start, []).append(n)
+    # struck with the melody note that opens a half bar within a beat (3.25 and 13.5 come too late)
+    assert sorted(by_start) == [s for s in starts if s % 2 == 0]
+    for s, notes in by_start.items():
+        w = int(s // 2)
+        lead = next(m for m in tune if m.start == s)
+        assert len(notes) == 2  # T.INNER_VOICES
+        for n in notes:
+            assert 3 <= lead.pitch - n.pitch <= 12 and n.pitch >= 55
+            allowed = chord_pcs[w] | ({colour[w]} if w < 14 else set())  # the last bar: a plain tonic triad
+            assert n.pitch % 12 in allowed, (s, n)
+            assert n.end == pytest.approx(2.0 * (w + 1))  # held to the half bar's end
+            assert n.velocity == round(90 * 0.75)
+            for m in out.notes:  # no semitone against anything sounding with it
+                if m is not n and m.start < n.end - 1e-6 and n.start < m.end - 1e-6:
+                    assert abs(m.pitch - n.pitch) % 12 not in (1, 11), (n, m)
+        # the closest chord tones under the melody: nothing allowed was skipped between them
+        lowest = min(n.pitch for n in notes)
+        skipped = [p for p in range(lowest + 1, lead.pitch - 2) if p % 12 in chord_pcs[w] | {colour[w]}
+                   and p not in {n.pitch for n in notes}]
+        assert all(any(abs(m.pitch - p) % 12 in (0, 1, 11) for m in out.notes if m.start < s + 2 and m.end > s)
+                   for p in skipped), (s, skipped)
 
 
 def test_sustain_pedal_and_legato_stop_at_seconds():
