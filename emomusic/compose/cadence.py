@@ -32,6 +32,8 @@ MIN_HELD_BEATS = 2.0  # the cadence note lasts at least this long (half a 4/4 ba
 MIN_FINAL_PHRASE_BARS = 4  # a final phrase this long or longer closes on a whole bar (shorter: like the others)
 LOWEST, HIGHEST = 21, 108  # the piano
 DEFAULT_BASS = 43  # G2: where a bass is added when the accompaniment has none near the cadence
+BASS_CEILING = 60  # a cadence bass lies at or under middle C ...
+BASS_UNDER_MELODY = 12  # ... and at least an octave under the cadence's melody note
 DEFAULT_MELODY = 72
 
 
@@ -49,6 +51,7 @@ def nearest_pitch(pitch: int, pitch_classes: Sequence[int], prefer_down: bool = 
     """The pitch nearest to ``pitch`` whose pitch class is in ``pitch_classes`` (on the piano);
     ties go down (cadences fall) unless ``prefer_down`` is False."""
     pcs = {p % 12 for p in pitch_classes}
+    pitch = min(max(int(pitch), LOWEST), HIGHEST)  # a reference off the piano searches from its edge
     for d in range(12):
         for cand in ((pitch - d, pitch + d) if prefer_down else (pitch + d, pitch - d)):
             if LOWEST <= cand <= HIGHEST and cand % 12 in pcs:
@@ -137,16 +140,22 @@ def _cadence(tracks: list[Track], mel: int | None, bar0: float, end: float, cade
         return
     vels = [n.velocity for _, n in sounding] or [n.velocity for i in acc for n in tracks[i].notes] or [70]
     vel = sorted(vels)[len(vels) // 2]
-    # the bass: the lowest note sounding at t0 is the chord's root, held to the end
+    # the bass: the lowest note sounding at t0 is the chord's root, held to the end (under
+    # middle C and an octave under the melody's note: the accompaniment may sound only high notes)
     host = acc[-1] if not sounding else min(sounding, key=lambda x: x[1].pitch)[0]
     low = min(sounding, key=lambda x: x[1].pitch)[1] if sounding else None
+    ceiling = min(BASS_CEILING, top - BASS_UNDER_MELODY) if top is not None else BASS_CEILING
+
+    def bass_pitch(ref: int) -> int:
+        return pitch_below(min(ref, max(ceiling, LOWEST + 11)), root % 12)
+
     if low is not None and low.start >= t0 - 1e-6:
-        bass = replace(low, pitch=pitch_below(low.pitch, root % 12), duration=end - t0)
+        bass = replace(low, pitch=bass_pitch(low.pitch), duration=end - t0)
         tracks[host] = replace(tracks[host], notes=_dedupe([bass if n is low else n for n in tracks[host].notes]))
     else:
         near = [n.pitch for i in acc for n in tracks[i].notes if bar0 - 4 <= n.start < end]
         ref = min(near) if near else (low.pitch if low is not None else DEFAULT_BASS)
-        bass = Note(pitch_below(ref, root % 12), t0, end - t0, vel)
+        bass = Note(bass_pitch(ref), t0, end - t0, vel)
         if low is not None and low.pitch % 12 != root % 12:  # a held note below would still be the bass
             tracks[host] = replace(tracks[host], notes=[replace(n, duration=t0 - n.start) if n is low else n
                                                         for n in tracks[host].notes])

@@ -110,9 +110,15 @@ def melody_template(emotion: Emotion) -> MelodyTemplate:
     )
 
 
-def octave_shift_for(pitches: list[int], target: float, low: int = 36, high: int = 100) -> int:
+MELODY_FLOOR = 48  # no tune note under C3 after the octave shift
+
+
+def octave_shift_for(pitches: list[int], target: float, low: int = MELODY_FLOOR, high: int = 100) -> int:
     """The whole-octave shift (semitones) bringing the mean pitch nearest ``target`` while
-    keeping every note inside [low, high] (ABC writes that range without trouble)."""
+    keeping every note inside [low, high]. The floor is C3 (:data:`MELODY_FLOOR`): the held-out
+    folk tunes never go under it (a sung or fiddled line), while the low template register of
+    sad tunes shifted about 5 % of them down to A2-B2 (``benchmarks/realism.py``: a share of
+    0.005 of generated notes, 0 for real tunes); such a tune stays an octave higher."""
     if not pitches:
         return 0
     mean = sum(pitches) / len(pitches)

@@ -93,6 +93,31 @@ def test_helpers():
     assert nearest_pitch(61, [0]) == 60 and nearest_pitch(66, [0]) == 60 and nearest_pitch(66, [0], prefer_down=False) == 72
     assert nearest_pitch(107, [11]) == 107 and nearest_pitch(21, [0]) == 24
     assert pitch_below(50, 7) == 43 and pitch_below(23, 0) == 24
+    # a reference off the piano searches from its edge (it raised "no pitch class given" before)
+    assert nearest_pitch(109, [1], prefer_down=False) == 97 and nearest_pitch(125, [0]) == 108
+    assert nearest_pitch(5, [2]) == 26
+    with pytest.raises(ValueError):
+        nearest_pitch(60, [])
+
+
+def test_cadence_bass_goes_under_the_melody_when_the_accompaniment_plays_only_high_notes():
+    # found in compose output (seed 300, Q2, n=25): at a half cadence in B minor the accompaniment
+    # sounded only notes above the melody; the bass went to 102 and the chord search off the piano
+    key = KeySignature(11, "minor")
+    mel = [Note(74, b * 4.0 + i, 1.0, 90) for b in range(4) for i in range(4)]
+    acc = [Note(95, b * 4.0, 4.0, 60) for b in range(4)]  # B6 held in every bar, over the melody
+    src = Piece(tracks=[Track("Melody", 0, False, mel), Track("Accompaniment", 0, False, acc)], keys=[key])
+    out = apply_cadences(src, parse_form("AB", 4))  # a half cadence (bar 2) and an authentic one (bar 4)
+    out.validate()
+    for end, cadence in ((8.0, "half"), (16.0, "authentic")):
+        last = _last_melody_note(out, end)
+        under = [n for n in _sounding(out, last.start) if n.pitch < last.pitch]
+        bass = min(under, key=lambda n: n.pitch)
+        assert bass.pitch <= min(60, last.pitch - 12)  # under middle C, an octave under the melody
+        assert bass.pitch % 12 == (key.tonic + (7 if cadence == "half" else 0)) % 12
+        assert bass.end == pytest.approx(end)
+        chord = {(key.tonic + d) % 12 for d in chord_degrees(cadence, "minor")}
+        assert {n.pitch % 12 for n in under + [last]} == chord  # the full chord from the bass to the melody
     assert chord_degrees("half", "minor") == (7, 10, 2) and chord_degrees("half", "major") == (7, 11, 2) and chord_degrees("authentic", "minor") == (0, 3, 7)
 
 

@@ -106,6 +106,21 @@ def test_template_controls_applied(debug_checkpoint):
         assert abs(mean - tpl.register) <= 6.5  # octave shift lands within half an octave
 
 
+def test_octave_shift_keeps_the_tune_above_c3():
+    from emomusic.melody.template import MELODY_FLOOR, octave_shift_for
+
+    assert MELODY_FLOOR == 48
+    tune = [62, 64, 66, 67, 69, 71, 74, 76]  # D4..E5, mean 68.6
+    assert octave_shift_for(tune, 57.0) == -12  # down to D3..E4: every note at C3 or above
+    assert octave_shift_for(tune, 80.0) == 12 and octave_shift_for(tune, 66.0) == 0
+    low = [57, 60, 64, 67, 69, 72]  # A3..C5: an octave down would reach A2
+    assert octave_shift_for(low, 50.0) == 0  # stays where it is (nearest allowed)
+    assert octave_shift_for([48, 60], 30.0) == 0 and octave_shift_for([59, 60], 30.0) == 0
+    assert octave_shift_for([60, 61], 30.0) == -12  # C3 itself is allowed
+    assert octave_shift_for([95, 99], 120.0) == 0  # the ceiling (MIDI 100) holds too
+    assert octave_shift_for([], 40.0) == 0
+
+
 def _bar_first_note_indices(canon):
     out, k = [], 0
     for bar in canon.bars:
