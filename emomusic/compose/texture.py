@@ -212,8 +212,10 @@ class _Sounding:
         self.pitch = np.array([n.pitch for n in notes], dtype=int)
         self._new: list[tuple[float, float, int]] = []
 
-    def add(self, nt: Note) -> None:
+    def add(self, nt: Note) -> int:
+        """Add ``nt``; its index among the added notes (for :meth:`set_end`)."""
         self._new.append((nt.start, nt.end, nt.pitch))
+        return len(self._new) - 1
 
     def set_end(self, i: int, end: float) -> None:
         s, _, p = self._new[i]
@@ -311,7 +313,7 @@ def _fills(melody: Sequence[Note], chords: Sequence[Chord], snd: _Sounding, emot
 
 
 def _inner_voices(melody: Sequence[Note], chords: Sequence[Chord], snd: _Sounding, win: float, total: float,
-                  wpb: int) -> list[Note]:
+                  wpb: int, arousal: Sequence[float] | None = None) -> list[Note]:
     """Right hand: the inner voices of each half bar's chord. Under the first melody note struck
     within :data:`INNER_REACH` beats of the half bar's start, up to :data:`INNER_VOICES` notes
     of the chord (its triad, or its :func:`colour_tone`: a pianist voices the right hand with
@@ -319,14 +321,31 @@ def _inner_voices(melody: Sequence[Note], chords: Sequence[Chord], snd: _Soundin
     to an octave under it (not under :data:`INNER_FLOOR`), each struck with the melody note and held to the half bar's end,
     where they clash a semitone with nothing. EMOPIA's piano clips sound 3-4 notes at once above
     middle C (melody and chord); the VAE's melody alone about 2. The last bar's chord is a plain
-    triad (the final tonic; ``wpb`` half bars per bar)."""
+    triad (the final tonic; ``wpb`` half bars per bar). ``arousal`` (one value per half bar):
+    in a calm half bar (:data:`LEGATO_AROUSAL` or less) whose chord goes on from the one before,
+    the inner voices already held ring on to its end instead of being struck again (calm music
+    keeps the sound, not the pulse)."""
     out: list[Note] = []
     starts = np.array([n.start for n in melody], dtype=float)
     order = np.argsort(starts, kind="stable")
+    held: list[tuple[int, int]] = []  # the last half bar's inner voices: (index in out, index in snd)
     for w, chord in enumerate(chords):
         t0, t1 = w * win, min((w + 1) * win, total)
         if t1 <= t0:
             continue
+        a = arousal[w] if arousal is not None else 0.5
+        if a <= LEGATO_AROUSAL and w > 0 and chord == chords[w - 1] and held:
+            kept = []
+            for k, j in held:
+                nt = out[k]
+                if abs(nt.end - t0) < 1e-6 and not snd.clashes(nt.pitch, t0, t1):
+                    out[k] = replace(nt, duration=t1 - nt.start)
+                    snd.set_end(j, t1)
+                    kept.append((k, j))
+            if kept:
+                held = kept
+                continue
+        held = []
         here = [melody[i] for i in order if t0 - 1e-6 <= starts[i] < min(t0 + INNER_REACH, t1) - 1e-6]
         if not here:
             continue
@@ -339,7 +358,7 @@ def _inner_voices(melody: Sequence[Note], chords: Sequence[Chord], snd: _Soundin
             if p % 12 not in pcs or snd.clashes(p, lead.start, t1):
                 continue
             nt = Note(int(p), lead.start, t1 - lead.start, int(max(1, min(127, round(lead.velocity * INNER_VELOCITY)))))
-            snd.add(nt)
+            held.append((len(out), snd.add(nt)))
             out.append(nt)
             got += 1
             if got >= INNER_VOICES:
@@ -537,7 +556,8 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
                                [n.start for n in accomp if n.pitch < LEFT_HAND_SPLIT] + [n.start for n in new_notes])
     fills = _fills(melody, chords, snd, emotions, segment_beats, bar, win, total, rng) if fill else []
     if fill:
-        fills += _inner_voices(melody, chords, snd, win, total, wpb)
+        fills += _inner_voices(melody, chords, snd, win, total, wpb,
+                               [_emotion_at(emotions, w * win, segment_beats).arousal for w in range(n_win)])
     if form is not None and not form.through_composed:
         new_notes = _repeat_sections(new_notes, melody + accomp, form, bar)
         fills = _repeat_sections(fills, melody + accomp, form, bar)

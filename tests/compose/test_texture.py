@@ -156,7 +156,7 @@ def test_inner_voices_hold_the_chord_under_each_half_bars_first_melody_note(monk
     roots = [36] * 4 + [41] * 4 + [43] * 4 + [36] * 4  # a left hand that states the chords (root, fifth, tenth)
     left = [Note(r + d, 2.0 * w, 2.0, 60) for w, r in enumerate(roots) for d in (0, 7, 16)]
     piece = _piece(tune, accomp=left)
-    out = T.add_texture(piece, Emotion(0.5, 0.0), seed=0, pedal=False)
+    out = T.add_texture(piece, Emotion(0.5, 0.3), seed=0, pedal=False)  # not calm: struck every half bar
     colour = [2] * 4 + [7] * 4 + [5] * 4 + [2] * 4  # add9 over I and IV, the seventh over V
     inner = [n for n in out.tracks[0].notes if (n.pitch, n.start) not in {(m.pitch, m.start) for m in tune}]
     by_start: dict = {}
@@ -183,6 +183,40 @@ def test_inner_voices_hold_the_chord_under_each_half_bars_first_melody_note(monk
                    and p not in {n.pitch for n in notes}]
         assert all(any(abs(m.pitch - p) % 12 in (0, 1, 11) for m in out.notes if m.start < s + 2 and m.end > s)
                    for p in skipped), (s, skipped)
+
+
+def test_calm_inner_voices_ring_on_while_the_chord_lasts(monkeypatch):
+    monkeypatch.setattr(T, "_fills", lambda *a, **k: [])
+    # the given left hand is all there is (no pattern, no colour tone): nothing else takes the keys
+    monkeypatch.setattr(T, "BUSY_ONSETS_PER_BEAT", 0.25)
+    monkeypatch.setattr(T, "colour_chance", lambda emotion: 0.0)
+    tune = [Note(76, 2.0 * w, 1.5, 80) for w in range(16)]  # E5 on every half bar over I | IV | V | I
+    roots = [36] * 4 + [41] * 4 + [43] * 4 + [36] * 4
+    left = [Note(r + d, 2.0 * w, 2.0, 60) for w, r in enumerate(roots) for d in (0, 7, 16)]
+    piece = _piece(tune, accomp=left)
+
+    def inner(emotion):
+        out = T.add_texture(piece, emotion, seed=0, pedal=False)
+        return sorted([n for n in out.tracks[0].notes if n.pitch != 76], key=lambda n: (n.start, n.pitch))
+
+    lively, calm = inner(Emotion(0.5, 0.3)), inner(Emotion(0.5, -0.6))
+    assert sorted({n.start for n in lively}) == [2.0 * w for w in range(16)]  # struck on every half bar
+    # calm: struck where the chord changes (at 0, 8, 16 and 24 at least), then held while it lasts:
+    # the same pitches sound over the same time as the lively version, with far fewer onsets
+    onsets = sorted({n.start for n in calm})
+    assert {0.0, 8.0, 16.0, 24.0} <= set(onsets) and len(onsets) <= 8
+    assert all(n.duration >= 2.0 for n in calm) and max(n.duration for n in calm) == 8.0
+
+    def sounding(notes, t):
+        return sorted(n.pitch for n in notes if n.start <= t < n.end)
+
+    assert all(sounding(calm, t + 0.5) == sounding(lively, t + 0.5) for t in range(32))
+    # a key the other hand strikes is not held through: the inner voice is struck again after it
+    g4 = Note(67, 5.0, 0.5, 60)  # the left hand's G4 in the second half of bar 1 (I: G is a chord tone)
+    piece = _piece(tune, accomp=left + [g4])
+    out = T.add_texture(piece, Emotion(0.5, -0.6), seed=0, pedal=False)
+    g = sorted((n.start, n.end) for n in out.tracks[0].notes if n.pitch == 67)
+    assert g and all(e <= 5.0 or s >= 5.5 for s, e in g)  # never sounding with the left hand's G4
 
 
 def test_sustain_pedal_and_legato_stop_at_seconds():
