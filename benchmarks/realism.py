@@ -68,6 +68,7 @@ DOC_BEGIN = "<!-- realism:begin -->"
 DOC_END = "<!-- realism:end -->"
 FOLDS = 5
 TREES = 200
+REPEAT_SEED_STEP = 10007  # --repeats: the r-th extra generated set uses seed + r * this
 
 
 def log(msg: str) -> None:
@@ -541,6 +542,26 @@ def run_engine(engine: str, args, cache: Cache) -> tuple[list[str], dict]:
     rows = [(f"{label} vs {real.name}", compare(real, g, args.seed, args.trees, cols)) for label, g in gens.items()]
     rows.append((f"real vs real: {sanity.name} vs {real.name}", compare(real, sanity, args.seed, args.trees, cols)))
     js["c2st"] = {lb: r for lb, r in rows}
+    if args.repeats > 1:  # more generated sets (other seeds, other folds): how much one run's number moves
+        reps = {}
+        for form in forms_for(fn):
+            label = f"{engine}, {form_label(form, supported)}"
+            accs = [rows[[lb for lb, _ in rows].index(f"{label} vs {real.name}")][1]["all"]["accuracy"]]
+            for r in range(1, args.repeats):
+                log(f"generating {label}, repeat {r} ...")
+                g = generate(engine, args.n, args.bars, args.seed + REPEAT_SEED_STEP * r, form,
+                             args.compose_checkpoint if engine == "compose" else args.melody_checkpoint, cache)
+                a, b = real.X[:, cols], g.X[:, cols]
+                accs.append(c2st(a, b, seed=args.seed + r, trees=args.trees)["accuracy"])
+            reps[label] = {"accuracy": accs, "mean": float(np.mean(accs)), "sd": float(np.std(accs))}
+        js["repeats"] = reps
+        lines_rep = [f"C2ST over {args.repeats} generated sets (seeds {args.seed}, {args.seed} + {REPEAT_SEED_STEP}, ...; "
+                     "each with its own folds), pooled over the quadrants:", "",
+                     "| set | mean +- SD | each |", "|---|---|---|"]
+        lines_rep += [f"| {lb} | **{f3(v['mean'])}** +- {f3(v['sd'])} | {', '.join(f3(x) for x in v['accuracy'])} |"
+                      for lb, v in reps.items()]
+    else:
+        lines_rep = []
     js["features"] = [R.FEATURES[j] for j in cols]
     left_out = [f for j, f in enumerate(R.FEATURES) if j not in cols]
     if left_out:
@@ -548,6 +569,8 @@ def run_engine(engine: str, args, cache: Cache) -> tuple[list[str], dict]:
                  "are nominal (a fixed 120 BPM grid, not the music's bars); `recurrence` measures repetition "
                  "and return at any offset instead")
     lines += [f"#### {engine}", "", what + ".", "", *c2st_table(rows), ""]
+    if lines_rep:
+        lines += [*lines_rep, ""]
     sets = [real, sanity, *gens.values()]
     lines += [f"Per-feature means ({engine}; d = Cohen's d against {real.name}):", "", *means_table(sets, real, cols), ""]
     js["means"] = {s.name: {f: nanmean(s.X[:, j]) for j, f in enumerate(R.FEATURES)} for s in sets}
@@ -592,6 +615,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="ABC corpus of the melody model (repeatable; 'music21' = its bundled collections; "
                          "default: Nottingham ABC_cleaned + music21)")
     ap.add_argument("--real-n", type=int, default=None, help="quick runs: at most this many EMOPIA val clips per quadrant, 4x as many held-out tunes in all")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="generated sets per engine and form (seed, seed + %d, ...): the C2ST's mean and SD over them" % REPEAT_SEED_STEP)
     ap.add_argument("--trees", type=int, default=TREES, help=f"trees of the random forest (default {TREES})")
     ap.add_argument("--compose-checkpoint", default=None)
     ap.add_argument("--melody-checkpoint", default=None)
@@ -603,8 +628,8 @@ def main(argv: list[str] | None = None) -> int:
     bad = [e for e in engines if e not in ("compose", "melody")]
     if bad or not engines:
         ap.error(f"unknown engine {bad[0] if bad else '(none)'}; use compose and/or melody")
-    if args.n < 4 or args.bars < 1 or args.trees < 1:
-        ap.error("--n must be at least 4, --bars and --trees at least 1")
+    if args.n < 4 or args.bars < 1 or args.trees < 1 or not 1 <= args.repeats <= 20:
+        ap.error("--n must be at least 4, --bars and --trees at least 1, --repeats 1..20")
     if args.abc is None:
         args.abc = [str(data_dir() / "nottingham" / "ABC_cleaned"), "music21"]
     import torch
@@ -616,7 +641,8 @@ def main(argv: list[str] | None = None) -> int:
              f"Random forest: scikit-learn, {args.trees} trees, stratified 5-fold CV; accuracy +- SD over the folds; "
              "0.5 = indistinguishable. Sets are cut to equal size and to the same number of bars.", "",
              f"Run: `python benchmarks/realism.py --n {args.n} --bars {args.bars} --seed {args.seed} --engines {','.join(engines)}"
-             + (f" --real-n {args.real_n}" if args.real_n else "") + (f" --trees {args.trees}" if args.trees != TREES else "") + f"` ({_dt.date.today().isoformat()}).", ""]
+             + (f" --real-n {args.real_n}" if args.real_n else "") + (f" --trees {args.trees}" if args.trees != TREES else "")
+             + (f" --repeats {args.repeats}" if args.repeats > 1 else "") + f"` ({_dt.date.today().isoformat()}).", ""]
     js: dict = {"args": {k: v for k, v in vars(args).items()}}
     try:
         for engine in engines:

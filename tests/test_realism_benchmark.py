@@ -147,7 +147,7 @@ def test_realism_benchmark_end_to_end(tmp_path, capsys):
     doc.write_text("# Benchmarks\n")
     cache = tmp_path / "cache"
     args = ["--n", "20", "--bars", "8", "--trees", "16", "--emopia", str(emopia), "--abc", str(abc), "--cache", str(cache),
-            "--json", str(tmp_path / "r.json"), "--write-docs", str(doc)]
+            "--json", str(tmp_path / "r.json"), "--write-docs", str(doc), "--repeats", "2"]
     assert bench.main(args) == 0
     out = capsys.readouterr().out
     res = json.loads((tmp_path / "r.json").read_text())
@@ -160,6 +160,13 @@ def test_realism_benchmark_end_to_end(tmp_path, capsys):
             assert 0.0 <= r["all"]["accuracy"] <= 1.0 and r["all"]["n"] >= 5
             assert set(r) == {"all", "Q1", "Q2", "Q3", "Q4"}
         assert set(res[engine]["arousal"][gen[0].split(" vs ")[0]]) == {"all", "Q1", "Q2", "Q3", "Q4"}
+        # --repeats 2: the first set's pooled accuracy and one more generated set, averaged
+        reps = res[engine]["repeats"]
+        assert set(reps) == {k.split(" vs ")[0] for k in gen}
+        for label, v in reps.items():
+            assert len(v["accuracy"]) == 2 and v["accuracy"][0] == rows[f"{label} vs {gen[0].split(' vs ')[1]}"]["all"]["accuracy"]
+            assert v["mean"] == pytest.approx(np.mean(v["accuracy"])) and v["sd"] == pytest.approx(np.std(v["accuracy"]))
+    assert "C2ST over 2 generated sets" in out
     tex = res["compose"]["texture"]
     assert set(tex) == {"Q1", "Q2", "Q3", "Q4"}
     lo, hi = tex["Q1"]["ranges"]["notes_per_beat"]
