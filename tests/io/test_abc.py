@@ -408,3 +408,81 @@ def test_writer_file_has_the_options_given(tmp_path):
         "X:3\nT:Other\nM:4/4\nL:1/8\nQ:1/4=120\n%%MIDI program 0\nK:C\nC2 E2 z4 |]\n")
     assert write_abc(p, tmp_path / "d.abc").read_text().startswith("X:1\nT:Mine\nM:4/4\nL:1/16\n")
     assert "!pp!" in (tmp_path / "d.abc").read_text()
+
+
+def test_writer_fine_grids_and_refusals():
+    # grid 1/8 beat: L:1/32, a 4/4 bar is 32 units; grid 1/16 beat: L:1/64, 64 units (one
+    # whole-bar rest "z64"). C4 an eighth of a beat long is 1 unit, D4 three eighths 3 units.
+    p = Piece(tracks=[Track("x", 0, False, [Note(60, 0.0, 0.125), Note(62, 0.125, 0.375)])])
+    assert piece_to_abc(p, grid=0.125, dynamics=False).split("K:C\n")[1] == "C D3 z24 z4 |]\n"
+    assert piece_to_abc(p, grid=0.0625, dynamics=False).split("\n")[3] == "L:1/64"
+    assert piece_to_abc(p, grid=0.0625, dynamics=False).split("K:C\n")[1] == "C2 D6 z48 z8 |]\n"
+    for bad in (0.3, 1.125, 1.0625, 2.0):
+        with pytest.raises(EmomusicError) as exc:
+            piece_to_abc(p, grid=bad)
+        assert str(exc.value) == f"ABC grid must be 1, 0.5, 0.25, 0.125 or 0.0625 beats, got {bad}"
+    silent = Piece(tracks=[Track("Kit", 0, True, [Note(36, 0, 1)]), Track("empty", 0, False, [])])
+    with pytest.raises(PieceFormatError) as exc:
+        piece_to_abc(silent)
+    assert str(exc.value) == "nothing to write as ABC: the piece has no pitched notes"
+
+
+def test_writer_one_beat_bars_keys_and_three_metres():
+    # 1/4 at grid 1: every bar is one unit (C | D | F). No tempo given: Q:1/4=120. The key
+    # changes to G at beat 1, the second bar: K:G stands before it and F# needs no mark there.
+    p = Piece(tracks=[Track("x", 0, False, [Note(60, 0, 1), Note(62, 1, 1), Note(66, 2, 1)])], tempos=[],
+              keys=[KeySignature(0, "major"), KeySignature(7, "major", 1.0)], time_signatures=[TimeSignature(1, 4)])
+    assert piece_to_abc(p, grid=1.0, dynamics=False) == (
+        "X:1\nT:Untitled\nM:1/4\nL:1/4\nQ:1/4=120\n%%MIDI program 0\nK:C\nC |\nK:G\nD | F |]\n")
+    # three metres, each from its own beat: 4/4 (beats 0-3), 3/4 (4-6), 2/4 (7-8)
+    p = Piece(tracks=[Track("x", 0, False, [Note(60, float(b), 1) for b in range(9)])],
+              time_signatures=[TimeSignature(4, 4), TimeSignature(3, 4, 4.0), TimeSignature(2, 4, 7.0)])
+    assert piece_to_abc(p, grid=1.0, dynamics=False).split("K:C\n")[1] == "C C C C |\nM:3/4\nC C C |\nM:2/4\nC C |]\n"
+
+
+def test_writer_two_voices_one_key_and_metre_restate_nothing():
+    # voice 1's median pitch (sorted E2 A2 D3 C4 Bb4 G#5: the 4th, C4) is above G3: treble;
+    # voice 2's (C3) below: bass. One key (C, at beat 0) and one metre: voice 2 starts without
+    # K: or M:.
+    # Octave marks: E2 "E,,", D3 "D,", C4 "C"; C major spells 70 Bb and 80 G#.
+    a = Track("A", 0, False, [Note(p, float(i), 1) for i, p in enumerate([40, 45, 50, 60, 70, 80])])
+    b = Track("B", 33, False, [Note(48, 0, 2)])
+    assert piece_to_abc(Piece(tracks=[a, b], keys=[KeySignature(0, "major")]), grid=1.0, dynamics=False) == (
+        'X:1\nT:Untitled\nM:4/4\nL:1/4\nQ:1/4=120\nK:C\nV:1 name="A" clef=treble\n%%MIDI program 0\n'
+        'E,, A,, D, C | _B ^g z2 |]\nV:2 name="B" clef=bass\n%%MIDI program 33\nC,2 z2 | z4 |]\n')
+    # a metre change (4/4 -> 6/8 at beat 4) restates the opening 4/4 (not 4/8) at voice 2's start
+    p = Piece(tracks=[a, b], time_signatures=[TimeSignature(4, 4), TimeSignature(6, 8, 4.0)])
+    assert piece_to_abc(p, grid=1.0, dynamics=False).split("V:2")[1].split("\n")[1:4] == [
+        "%%MIDI program 33", "M:4/4", "C,2 z2 |"]
+
+
+def test_writer_same_pitch_struck_twice_at_once():
+    # two C4s at beat 0 (1 and 2 beats) are one note, the later (longer) entry; C4 again at 3
+    p = Piece(tracks=[Track("x", 0, False, [Note(60, 0, 1), Note(60, 0, 2), Note(60, 3, 1)])])
+    assert piece_to_abc(p, grid=1.0, dynamics=False).split("K:C\n")[1] == "C2 z C |]\n"
+
+
+def test_writer_markers_past_the_end_chord_order_and_respelling():
+    def body(*notes, **kw):
+        p = Piece(tracks=[Track("x", 0, False, list(notes))], **kw)
+        return piece_to_abc(p, grid=1.0, dynamics=False).split("\nK:C\n")[1]
+
+    # a marker at or after the end goes on the last unit of the last bar
+    assert body(Note(60, 0, 1), Note(62, 1, 1), markers=[Marker("end", 10.0)]) == 'C D z "^end" z |]\n'
+    # chord notes in order of onset, then pitch (not of length or loudness): C4 (2 beats, loud)
+    # and G4 (1 beat, soft) together are [C-G]; G4 held from beat 0 stays first when C4 joins it
+    assert body(Note(60, 0, 2, 100), Note(67, 0, 1, 50)) == "[C-G] C z2 |]\n"
+    assert body(Note(67, 0, 2), Note(60, 1, 1)) == "G- [GC] z2 |]\n"
+    # after a change to Ab major (Bb Eb Ab Db), MIDI 61 is the key's Db: a plain D
+    assert body(Note(60, 0, 1), Note(61, 1, 1), keys=[KeySignature(0, "major"), KeySignature(8, "major", 1.0)],
+                time_signatures=[TimeSignature(1, 4)]) == "C |\nK:Ab\nD |]\n"
+
+
+@pytest.mark.parametrize("bars,want", [
+    (4, "C4 | C4 | C4 | C4 |]\n"),
+    (5, "C4 | C4 | C4 | C4 |\nC4 |]\n"),
+    (8, "C4 | C4 | C4 | C4 |\nC4 | C4 | C4 | C4 |]\n"),
+])
+def test_writer_four_bars_a_line_and_the_final_bar_line(bars, want):
+    p = Piece(tracks=[Track("x", 0, False, [Note(60, 4.0 * b, 4) for b in range(bars)])])
+    assert piece_to_abc(p, grid=1.0, dynamics=False).split("\nK:C\n")[1] == want
