@@ -693,11 +693,12 @@ def test_to_pcm16_rounds_half_to_even_and_clips():
     for a in (x, x.astype(np.float64), x[:, 0]):
         assert np.array_equal(to_pcm16(a), np.round(np.clip(a, -1.0, 1.0) * 32767.0).astype(np.int16))
     assert to_pcm16(x).dtype == np.int16 and x[6, 0] > 1  # the input is left alone
-    # not a float array (integer samples, a scalar): the same rule, by hand: 1 -> 32767, 3 clips,
-    # 0.5 * 32767 = 16383.5 rounds to the even 16384
+    # integer samples and plain numbers (not arrays: the other path), the same rule by hand:
+    # 1 -> 32767, 3 clips, 0.5 * 32767 = 16383.5 rounds to the even 16384, -0.25 -> -8191.75
     ints = to_pcm16(np.array([1, 0, -1, 3]))
     assert ints.dtype == np.int16 and ints.tolist() == [32767, 0, -32767, 32767]
-    assert to_pcm16(0.5) == 16384 and to_pcm16(-0.25) == -8192  # -8191.75
+    scalars = [to_pcm16(v) for v in (1.0, 2.0, 0.5, -0.25, -1.0)]
+    assert all(s.dtype == np.int16 for s in scalars) and [int(s) for s in scalars] == [32767, 32767, 16384, -8192, -32767]
 
 
 @pytest.mark.parametrize("hot", [0, 3, 500, 2048, 2049, 30000, 200000])
