@@ -48,7 +48,8 @@ def _parse_key(text: str | None):
 @click.option("--bars", type=int, default=16, show_default=True, help="Bars per piece (4/4).")
 @click.option("--form", "form", type=str, default=None,
               help="Musical form: letters for equal phrases, ' for a varied repeat (AABA, AA'BA, ABAB), or 'none' "
-                   "(through-composed). Default: by length and emotion (16 bars: AABA).")
+                   "(through-composed). Default: by length, each piece drawing a song form with its seed "
+                   "(16 bars: AA'BA', ABA'B', AA'BC, ABCA', AABA or ABCD).")
 @click.option("--n", "n", type=int, default=1, show_default=True, help="How many pieces (-o is then a folder).")
 @seed_option
 @click.option("--steps", type=int, default=4, show_default=True, help="Denoising steps (1..the trained number, 4).")
