@@ -285,8 +285,8 @@ def default_form(bars: int, emotion: "Emotion | None" = None, kind: str = "piece
     draw instead: real pieces differ in how much comes back (EMOPIA's 16-bar clips range from
     none to whole repeated phrases: their share of repeated melodic patterns is 0 in a quarter of
     them and above 0.57 in a tenth), so song form, alternation, a period with a new continuation,
-    a rounded form, exact returns and a through-composed chain of phrases all occur. Tunes (``kind="tune"``)
-    follow folk practice: from 32 bars on, 8-bar strains each played twice (AABB, AABBCC
+    a rounded form, exact returns and a through-composed chain of phrases all occur. Tunes
+    (``kind="tune"``, any seed) follow folk practice: from 32 bars on, 8-bar strains each played twice (AABB, AABBCC
     ...); shorter tunes are their strains played once, each strain a parallel period of two
     phrases, the second opening like the first and closing on the tonic (AA' for 8 bars,
     AA'BB' for 16: in the held-out folk tunes a phrase's first two bars come back four bars

@@ -121,6 +121,25 @@ def test_default_form_depends_on_arousal():
     assert default_form(16, Emotion(0.5, 0.3)).text == "AA'BA'"  # the threshold is exclusive
 
 
+def test_seeded_default_forms_are_drawn_from_the_song_forms():
+    from emomusic.form import SONG_FORMS
+
+    drawn = [default_form(16, Emotion(0.5, 0.8), seed=s) for s in range(40)]
+    assert all(p.text in SONG_FORMS and p.phrase_bars == 4 for p in drawn)
+    assert {p.text for p in drawn} == set(SONG_FORMS)  # every one of them occurs
+    assert [p.text for p in drawn] == [default_form(16, seed=s).text for s in range(40)]  # the seed decides, not the emotion
+    assert [c.cadence for c in drawn[0].sections] == ["half", "authentic", "half", "authentic"]
+    assert {default_form(32, seed=s).text for s in range(40)} == set(SONG_FORMS)  # 8-bar phrases
+    assert default_form(32, seed=3).phrase_bars == 8
+    # other lengths and tunes keep their one default whatever the seed
+    for s in range(5):
+        assert default_form(8, seed=s).text == "AA'" and default_form(12, seed=s).text == "ABA'"
+        assert default_form(16, kind="tune", seed=s).text == default_form(16, kind="tune").text
+        assert default_form(24, seed=s).text == default_form(24).text
+    assert resolve_form(None, 16, seed=7).text == default_form(16, seed=7).text
+    assert resolve_form("AABA", 16, seed=7).text == "AABA"  # an asked form is never drawn
+
+
 def test_long_default_forms_stay_valid_and_end_on_a():
     for bars in (96, 128, 256, 512):
         p = default_form(bars)
