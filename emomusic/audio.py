@@ -112,14 +112,19 @@ def k_sos(sample_rate: int) -> np.ndarray:
     return np.vstack(rows)
 
 
-def k_weighted(audio: np.ndarray, sample_rate: int, dtype=np.float64) -> np.ndarray:
+def k_weighted(audio: np.ndarray, sample_rate: int, dtype=np.float64, channels_first: bool = False) -> np.ndarray:
     """The K-weighted signal (same shape as ``as_2d(audio)``), filtered in ``dtype``:
     float64 by default; float32 is about four times faster and agrees with it to well
-    under 0.001 LU on music (tests/test_audio.py)."""
+    under 0.001 LU on music (tests/test_audio.py). ``channels_first``: the same values as
+    a ``(channels, frames)`` array, each channel contiguous (sosfilt then runs along
+    contiguous rows: about 40 % faster on a stereo clip)."""
     from scipy.signal import sosfilt
 
+    sos = k_sos(int(sample_rate)).astype(dtype)
+    if channels_first:
+        return sosfilt(sos, np.ascontiguousarray(as_2d(audio).T, dtype=dtype), axis=-1)
     x = as_2d(audio).astype(dtype, copy=False)
-    return sosfilt(k_sos(int(sample_rate)).astype(dtype), x, axis=0)
+    return sosfilt(sos, x, axis=0)
 
 
 def _power_to_lufs(power: float) -> float:
@@ -230,8 +235,15 @@ def interpolated_peaks(a: np.ndarray, positions: np.ndarray, oversample: int = 4
         seg[max(0, -lo): (hi - lo) - max(0, hi - n)] = a[max(0, lo): min(n, hi)]
         rev = seg[::-1]  # rev[m] = x[hi - 1 - m]
         win = sliding_window_view(rev, taps, axis=0)[hi - 1 - (p + TAPS_HALF)]  # (k, channels, taps)
-        y = np.matmul(win, h)  # (k, channels, phases)
-        out[s:s + chunk] = np.abs(y).max(axis=(1, 2))
+        # one matrix product (k * channels, taps) x (taps, phases), the same values as the stacked
+        # (k, channels, taps) x (taps, phases); its k rows of channels * phases values reduced
+        # column by column (numpy reduces a short last axis slowly)
+        y = np.matmul(win.reshape(-1, taps), h).reshape(p.shape[0], -1)
+        np.abs(y, out=y)
+        m = y[:, 0].copy()
+        for j in range(1, y.shape[1]):
+            np.maximum(m, y[:, j], out=m)
+        out[s:s + chunk] = m
     return out
 
 
@@ -244,23 +256,26 @@ def frame_level(a: np.ndarray) -> np.ndarray:
     return level
 
 
-SPARSE_HOT = 2048  # near_peaks: up to this many loud frames, their neighbourhoods are listed; above, a mask is dilated
-
-
 def near_peaks(level: np.ndarray, threshold: float) -> np.ndarray:
     """Frames whose interpolation window (``TAPS_HALF`` either side) holds a sample of
-    magnitude ``>= threshold``; ``level`` is the per-frame magnitude (max over channels)."""
+    magnitude ``>= threshold``; ``level`` is the per-frame magnitude (max over channels).
+
+    The union of the loud frames' neighbourhoods, built from their merged runs: time in the
+    number of frames found, not in the length of ``level`` (scipy's ``maximum_filter1d`` of
+    a mask took 20-25 ms per 35-s clip, ``np.unique`` of the neighbourhoods as long)."""
     hot = np.flatnonzero(level >= threshold)
     if hot.size == 0:
         return hot
-    if hot.size <= SPARSE_HOT:  # a few: the neighbourhoods of the hot frames (np.unique is slow on many)
-        around = (hot[:, None] + np.arange(-TAPS_HALF, TAPS_HALF + 1)[None, :]).ravel()
-        return np.unique(around[(around >= 0) & (around < level.shape[0])])
-    from scipy.ndimage import maximum_filter1d
-
-    mask = np.zeros(level.shape[0], dtype=np.uint8)
-    mask[hot] = 1
-    return np.flatnonzero(maximum_filter1d(mask, 2 * TAPS_HALF + 1))
+    lo = np.maximum(hot - TAPS_HALF, 0)  # each loud frame's neighbourhood [lo, hi), in the signal
+    hi = np.minimum(hot + TAPS_HALF + 1, level.shape[0])
+    new = np.empty(hot.size, dtype=bool)  # a neighbourhood that does not reach the one before starts a run
+    new[0] = True
+    np.greater(lo[1:], hi[:-1], out=new[1:])
+    starts = lo[new]
+    ends = np.append(hi[:-1][new[1:]], hi[-1])  # a run ends where the next one starts (or at the last)
+    lengths = ends - starts
+    before = np.cumsum(lengths) - lengths  # frames listed before each run
+    return np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(starts - before, lengths)
 
 
 def true_peak(audio: np.ndarray, oversample: int = 4) -> float:

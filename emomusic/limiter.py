@@ -102,28 +102,32 @@ class Limiter:
         if stop <= first:
             return np.zeros((0, self.channels), dtype=np.float32)
         nb = stop - first
-        # 1. needed gain (dB, <= 0) of each interval [k, k+1) near a loud sample
+        # 1. needed gain (dB, < 0) of each interval [k, k+1) near a loud sample that needs one:
+        #    at the frames `at`, 0 dB elsewhere
         level = frame_level(buf)
         pos = near_peaks(level, OVERSHOOT * self.ceiling)
         pos = pos[(pos >= ctx - 1) & (pos < ctx + avail * b)]
-        need = np.zeros(buf.shape[0])
         peaks = None
+        at, need = pos[:0], np.zeros(0)
         if pos.size:
             peaks = interpolated_peaks(buf, pos, dtype=np.float32)
             over = peaks > self.ceiling
-            need[pos[over]] = 20 * np.log10(self.ceiling / peaks[over])
+            at, need = pos[over], 20 * np.log10(self.ceiling / peaks[over])
         idle = self._g_last == 0.0 and (self._box is None or not self._box.any())
         lo_f, hi_f = ctx + (first - self.hold_b) * b, ctx + avail * b
         f0, f1 = ctx + first * b, ctx + stop * b  # the frames output now
-        if idle and not need[lo_f - 1:hi_f].any():
+        if idle and not np.any((at >= lo_f - 1) & (at < hi_f)):
             out = buf[f0:f1].copy()  # nothing to do: unity gain
             if self._box is not None or nb:
                 self._box = np.zeros(self.look_b - 1)
             red, gain_f = 0.0, None
         else:
-            # a frame's gain shapes the intervals on both its sides: per frame the smaller need
-            nf = np.minimum(need[ctx: hi_f], need[ctx - 1: hi_f - 1])
-            need_b = nf.reshape(avail, b).min(axis=1)
+            # a frame's gain shapes the intervals on both its sides: per frame k the smaller need of
+            # [k-1, k) and [k, k+1), per block the smallest of its frames (only the frames that need one)
+            need_b = np.zeros(avail)
+            for k in (at, at + 1):
+                inside = (k >= ctx) & (k < hi_f)
+                np.minimum.at(need_b, (k[inside] - ctx) // b, need[inside])
             # 2. look-ahead and hold, per block: min over [m - hold_b, m + hold_b]
             from scipy.ndimage import minimum_filter1d
 
@@ -139,13 +143,16 @@ class Limiter:
             smooth = (c[lb:] - c[:-lb]) / lb  # nb + 1 values: the blocks output and the next
             self._g_last = float(g[nb - 1])
             self._box = ext[nb: nb + lb - 1] if lb > 1 else np.zeros(0)
-            # 5. per frame: interpolated in dB between block starts
+            # 5. per frame: interpolated in dB between block starts; exactly 1 in the blocks whose
+            #    gain is 0 dB at both ends (most of them), computed only where it is not
             frac = np.arange(b, dtype=np.float32) / b
             s0 = smooth[:-1].astype(np.float32)
             step = (smooth[1:] - smooth[:-1]).astype(np.float32)
-            gain_db = (s0[:, None] + step[:, None] * frac[None, :]).ravel()
+            busy = np.flatnonzero((s0 != 0) | (step != 0))
             red = -float(min(0.0, smooth[:-1].min()))
-            gain_f = np.exp(gain_db * np.float32(math.log(10) / 20))
+            gain_f = np.ones((nb, b), dtype=np.float32)
+            gain_f[busy] = np.exp((s0[busy, None] + step[busy, None] * frac[None, :]) * np.float32(math.log(10) / 20))
+            gain_f = gain_f.ravel()
             out = buf[f0:f1] * gain_f[:, None]
         self.max_reduction_db = max(self.max_reduction_db, red)
         if out.size:

@@ -632,6 +632,20 @@ def test_k_weighting_is_bs1770s_at_low_mid_and_high_frequencies():
     assert short_term_lufs(np.zeros(100), sr)[0] == -math.inf
 
 
+def test_k_weighting_channels_first_is_the_same_signal():
+    """channels_first gives the very same samples, one contiguous row per channel (mono,
+    stereo and five channels; float32 and float64)."""
+    from emomusic.audio import k_weighted
+
+    rng = np.random.default_rng(4)
+    for shape in [(3000,), (3000, 2), (2000, 5)]:
+        x = (0.3 * rng.standard_normal(shape)).astype(np.float32)
+        for dtype in (np.float32, np.float64):
+            rows = k_weighted(x, 44100, dtype=dtype, channels_first=True)
+            assert rows.flags.c_contiguous and rows.dtype == dtype
+            assert np.array_equal(rows, k_weighted(x, 44100, dtype=dtype).T)
+
+
 def test_audio_below_the_absolute_gate_is_minus_infinity():
     sr = 8000
     faint = _noise(sr, 2.0, [1e-5, 1e-5])  # about -100 LUFS: every block is under the -70 LUFS gate
@@ -703,8 +717,8 @@ def test_to_pcm16_rounds_half_to_even_and_clips():
 
 @pytest.mark.parametrize("hot", [0, 3, 500, 2048, 2049, 30000, 200000])
 def test_near_peaks_is_every_frame_within_the_filter_reach_of_a_loud_one(hot):
-    """Both ways of finding them (listing the neighbourhoods of a few loud frames, dilating a
-    mask for many) give exactly the frames within TAPS_HALF of a frame at the threshold."""
+    """Few loud frames or many (neighbourhoods apart, touching, overlapping, at the edges):
+    exactly the frames within TAPS_HALF of a frame at the threshold, in order, once each."""
     from emomusic.audio import TAPS_HALF, near_peaks
 
     rng = np.random.default_rng(hot)
@@ -719,6 +733,29 @@ def test_near_peaks_is_every_frame_within_the_filter_reach_of_a_loud_one(hot):
         marks[k: k + 2 * TAPS_HALF + 1] = True
     want = np.flatnonzero(marks[TAPS_HALF: TAPS_HALF + n])
     assert np.array_equal(near_peaks(level, 0.5), want)
+
+
+def test_near_peaks_on_short_signals_with_runs_that_touch():
+    """Loud frames 2 * TAPS_HALF + 1 and + 2 apart (neighbourhoods touching / one frame
+    apart), signals shorter than one neighbourhood: the same frames as a dilated mask."""
+    from emomusic.audio import TAPS_HALF, near_peaks
+
+    rng = np.random.default_rng(5)
+    w = 2 * TAPS_HALF + 1
+    for n in [1, 2, TAPS_HALF, w, w + 1, 3 * w, 200]:
+        for _ in range(40):
+            level = np.zeros(n, dtype=np.float32)
+            k = int(rng.integers(0, n))
+            level[k] = 1.0
+            for step in (w, w + 1, int(rng.integers(1, w + 3))):
+                if k + step < n:
+                    level[k + step] = 1.0
+            marks = np.zeros(n + 2 * TAPS_HALF, dtype=bool)
+            for j in np.flatnonzero(level >= 1.0):
+                marks[j: j + w] = True
+            want = np.flatnonzero(marks[TAPS_HALF: TAPS_HALF + n])
+            got = near_peaks(level, 1.0)
+            assert got.dtype == np.int64 and np.array_equal(got, want)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
