@@ -51,6 +51,16 @@ def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int, peak: float
     return Path(path)
 
 
+def sample_peak(audio: np.ndarray) -> float:
+    """The largest magnitude of the samples (0.0 when empty; NaN when there is one):
+    ``np.max(np.abs(audio))`` from the largest and the smallest value, without a copy."""
+    a = np.asarray(audio)
+    if a.size == 0:
+        return 0.0
+    hi, lo = float(np.max(a)), float(np.min(a))
+    return hi if math.isnan(hi) else max(hi, -lo)
+
+
 def to_pcm16(audio: np.ndarray) -> np.ndarray:
     """16-bit samples of float audio (clipped to [-1, 1], scaled by 32767, rounded half to
     even), converted in numpy: one temporary, scaled and rounded in place (the same values as

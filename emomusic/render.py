@@ -198,6 +198,7 @@ def render_piece(piece: Piece, soundfont: str | os.PathLike | None = None, sampl
     first frames are wanted (a session clip): FluidSynth and the reverb stop there, so the
     samples are those of the whole render, cut, except that the peak limit (0.98) is then
     measured on what is kept (the same unless the cut-off release tail was louder)."""
+    from emomusic.audio import sample_peak
     from emomusic.sf2 import synthesize
 
     sr = _check_sample_rate(sample_rate)
@@ -220,7 +221,7 @@ def render_piece(piece: Piece, soundfont: str | os.PathLike | None = None, sampl
         if max_frames is not None:
             audio = audio[: int(max_frames)]
     audio *= np.float32(MASTER_GAIN)
-    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    peak = sample_peak(audio)
     if not np.isfinite(peak):
         raise EmomusicError("rendering produced invalid samples")
     if peak > PEAK:

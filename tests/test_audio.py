@@ -632,6 +632,20 @@ def test_k_weighting_is_bs1770s_at_low_mid_and_high_frequencies():
     assert short_term_lufs(np.zeros(100), sr)[0] == -math.inf
 
 
+def test_sample_peak_is_the_largest_magnitude():
+    from emomusic.audio import sample_peak
+
+    rng = np.random.default_rng(2)
+    for shape in [(1,), (7, 2), (1000, 2), (3, 5)]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        assert sample_peak(x) == float(np.max(np.abs(x)))
+        assert sample_peak(-np.abs(x)) == float(np.max(np.abs(x)))  # the peak is a negative sample
+    assert sample_peak(np.zeros((0, 2), dtype=np.float32)) == 0.0
+    y = np.ones((4, 2), dtype=np.float32)
+    y[2, 1] = np.nan
+    assert math.isnan(sample_peak(y))
+
+
 def test_k_weighting_channels_first_is_the_same_signal():
     """channels_first gives the very same samples, one contiguous row per channel (mono,
     stereo and five channels; float32 and float64)."""

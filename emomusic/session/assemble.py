@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from emomusic.audio import to_pcm16
+from emomusic.audio import sample_peak, to_pcm16
 from emomusic.errors import EmomusicError
 
 if TYPE_CHECKING:
@@ -162,7 +162,7 @@ def finish_clip(stored: np.ndarray, gain_db: float, sample_rate: int, body_frame
                                                           "true_peak": None}
     if before is None:  # the body's loudness as stored (ClipResult.body_loudness_db)
         _, before = clip_loudness(stored, sample_rate, body_frames)
-    peak_db = 20 * math.log10(max(1e-12, float(np.max(np.abs(stored)))))
+    peak_db = 20 * math.log10(max(1e-12, sample_peak(stored)))
     budget = CEILING_DBTP - peak_db + MAX_REDUCTION_DB + 1.0  # the most gain the limiter may be asked to take back
     gain, out, red, level, tp = gain_db, stored, 0.0, before + gain_db, 0.0
     for _ in range(2):

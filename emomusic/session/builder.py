@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -147,6 +148,7 @@ def _build_locked(plan, out, s, engine, est_fn, est_name, recorded, resume, on_c
 
     summary, gains = _summary(plan, results, dict(recorded, resumed_clips=reused), est_name,
                               getattr(engine, "measured_on", "piece"), s)
+    _import_for_workers(s.sample_rate)  # done by a render worker, unless every clip was resumed
     with atomic_dir(out) as tmp:
         write_outputs(Output(plan, results, work, tmp, s.sample_rate, gains, summary, timings))
         _public_permissions(tmp)
@@ -189,7 +191,6 @@ def _make_clips(maker: ClipMaker, work: Path, resume: bool, on_clip: OnClip | No
             if on_clip is not None:
                 on_clip(len(results), len(plan.clips), result)
 
-    _import_for_workers(maker.sample_rate)
     with ThreadPoolExecutor(max_workers=RENDER_WORKERS, thread_name_prefix="emomusic-render") as pool:
         try:
             for i, w in enumerate(plan.clips):
@@ -207,7 +208,7 @@ def _make_clips(maker: ClipMaker, work: Path, resume: bool, on_clip: OnClip | No
                     except Exception as exc:
                         collect(True)  # the clips before it are finished (or fail first)
                         raise fail(i, exc) from exc
-                    fut = pool.submit(maker.finish, i, take, attempts, cdir)
+                    fut = pool.submit(_finish, maker, i, take, attempts, cdir)
                 pending.append((i, fut))
                 collect(False)
             collect(True)
@@ -217,17 +218,33 @@ def _make_clips(maker: ClipMaker, work: Path, resume: bool, on_clip: OnClip | No
     return results, reused
 
 
+_WORKER_IMPORTS = threading.Lock()
+_WORKERS_READY: set[int] = set()  # sample rates whose filters are built
+
+
+def _finish(maker: ClipMaker, i: int, take, attempts, cdir: Path) -> ClipResult:
+    """A worker thread's job: the modules it needs, then the clip rendered and stored."""
+    _import_for_workers(maker.sample_rate)
+    return maker.finish(i, take, attempts, cdir)
+
+
 def _import_for_workers(sample_rate: int) -> None:
-    """Import, on this thread, the lazily imported modules the worker threads use (scipy's
-    signal and ndimage, pyloudnorm, and the filters built from them): two threads importing
-    scipy's submodules at once can fail with a circular-import error."""
-    import scipy.ndimage  # noqa: F401  (near_peaks, the limiter)
-    import scipy.signal  # noqa: F401  (true peak filter, K-weighting)
+    """Import the lazily imported modules the worker threads use (scipy's signal and ndimage,
+    and the filters built from them), once, by one thread at a time: two threads importing
+    scipy's submodules at once can fail with a circular-import error. The first render
+    worker does it (about 1.2 s of CPU) while this build's main thread already composes the
+    next clips (it imports no scipy); the others wait for it here."""
+    with _WORKER_IMPORTS:
+        if int(sample_rate) in _WORKERS_READY:
+            return
+        import scipy.ndimage  # noqa: F401  (the limiter)
+        import scipy.signal  # noqa: F401  (true peak filter, K-weighting)
 
-    from emomusic.audio import interpolation_phases, k_sos
+        from emomusic.audio import interpolation_phases, k_sos
 
-    interpolation_phases(4)
-    k_sos(int(sample_rate))
+        interpolation_phases(4)
+        k_sos(int(sample_rate))
+        _WORKERS_READY.add(int(sample_rate))
 
 
 def _finished(cdir: Path) -> ClipResult | None:

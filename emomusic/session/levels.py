@@ -38,6 +38,20 @@ def gated_lufs(power: np.ndarray, sample_rate: int) -> float:
     """Integrated loudness (LUFS) of the frames whose weighted power is ``power``: pyloudnorm's
     blocks (400 ms, 75 % overlap, its rounding of the block count and bounds) and gates
     (-70 LUFS absolute, -10 LU relative); -inf for silence."""
+    return _gated(power, _cumulative(power), sample_rate)
+
+
+def _cumulative(power: np.ndarray) -> np.ndarray:
+    """``c[k]`` = the sum of ``power[:k]`` (``c[0]`` = 0), in one buffer; the first ``m + 1``
+    values are the same for ``power[:m]`` (a running sum), so a prefix shares it."""
+    c = np.empty(power.shape[0] + 1)
+    c[0] = 0.0
+    np.cumsum(power, out=c[1:])
+    return c
+
+
+def _gated(power: np.ndarray, c: np.ndarray, sample_rate: int) -> float:
+    """:func:`gated_lufs` of ``power`` with its running sum ``c`` (at least ``len(power) + 1`` values)."""
     n = power.shape[0]
     if n == 0:
         return -math.inf
@@ -50,7 +64,6 @@ def gated_lufs(power: np.ndarray, sample_rate: int) -> float:
     lo = (BLOCK_S * (j * STEP) * sr).astype(np.int64)
     hi = np.minimum((BLOCK_S * (j * STEP + 1) * sr).astype(np.int64), n)
     lo = np.minimum(lo, n)
-    c = np.concatenate([[0.0], np.cumsum(power)])
     z = (c[hi] - c[lo]) / (BLOCK_S * sr)
     z = np.maximum(z, 0.0)  # cumulative-sum rounding
     with np.errstate(divide="ignore"):
@@ -68,11 +81,14 @@ def gated_lufs(power: np.ndarray, sample_rate: int) -> float:
 
 def clip_loudness(audio: np.ndarray, sample_rate: int, body_frames: int) -> tuple[float, float]:
     """(integrated LUFS of the whole clip, of its first ``body_frames`` frames), one K-weighting
-    pass (the filters are causal, so the body's weighted signal is a prefix of the whole's)."""
+    pass and one running sum (the filters are causal, so the body's weighted signal is a
+    prefix of the whole's, and so is its running sum)."""
     p = weighted_power(audio, sample_rate)
     if not np.any(p):
         return -math.inf, -math.inf
-    return gated_lufs(p, sample_rate), gated_lufs(p[: int(body_frames)], sample_rate)
+    c = _cumulative(p)
+    body = p[: int(body_frames)]
+    return _gated(p, c, sample_rate), _gated(body, c, sample_rate)
 
 
 __all__ = ["clip_loudness", "gated_lufs", "weighted_power"]

@@ -44,6 +44,7 @@ class Writer:
     write: Callable[[Output], bool]  # False: not written (the summary then records None)
     describe: Callable[[Output], str]  # its line in the README's file list
     timing: str = "files"
+    early: bool = False  # reads only the plan and the clips' scores and results: written beside session.wav
 
 
 def _clip_wav(out: Output, i: int, audio) -> None:
@@ -180,7 +181,8 @@ WRITERS: tuple[Writer, ...] = (
            timing="session_wav"),
     Writer("session_mid", "session.mid", _write_session_mid,
            lambda o: "- `session.mid`: the same music as one MIDI file for a DAW, with a marker at the start of each clip."
-           if o.summary["files"].get("session_mid") else "- (no `session.mid`: this backend makes audio only)"),
+           if o.summary["files"].get("session_mid") else "- (no `session.mid`: this backend makes audio only)",
+           early=True),
     Writer("clips", "clips/", _write_clips,
            lambda o: "- `clips/`: each clip as WAV (and MIDI where there is one)."),
     Writer("playlist", "playlist.m3u8", _write_playlist,
@@ -188,7 +190,8 @@ WRITERS: tuple[Writer, ...] = (
     Writer("plan", "plan.json", _write_plan,
            lambda o: "- `plan.json`: the editable plan (waypoints, tempi, keys, loudness, seeds)."),
     Writer("trajectory", "trajectory.png", _write_trajectory,
-           lambda o: "- `trajectory.png`: planned (blue) and measured (red) emotion of each clip on the valence-arousal circle."),
+           lambda o: "- `trajectory.png`: planned (blue) and measured (red) emotion of each clip on the valence-arousal circle.",
+           early=True),
     Writer("readme", "README.md", _write_readme, lambda o: ""),
     Writer("session_json", "session.json", _write_summary,
            lambda o: "- `session.json`: the plan and, per clip, target and measured emotion, distance, tempo, key, seed, retries."),
@@ -201,15 +204,38 @@ def file_names() -> list[str]:
 
 
 def write_outputs(out: Output, writers: tuple[Writer, ...] = WRITERS) -> None:
-    """Run the writers in order; ``summary["files"]`` maps each key to its name (None: not written)."""
-    files = out.summary.setdefault("files", {})
-    files.update({w.key: w.name for w in writers})
+    """Run the writers in order; ``summary["files"]`` maps each key to its name (None: not written).
+
+    The ``early`` writers (session.mid, trajectory.png: they read only the plan, the clips'
+    MIDI and their results) run one after the other on a helper thread from the start,
+    beside session.wav, whose streaming leaves a core partly idle (its clips wait on the
+    assemble workers); each is waited for at its own turn, so the files, the summary and any
+    error are those of running them in order. Nothing is left running when this returns or
+    raises."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from emomusic.session.timing import timed
 
-    for w in writers:
+    files = out.summary.setdefault("files", {})
+    files.update({w.key: w.name for w in writers})
+
+    def run(w: Writer) -> bool:
         with timed(out.timings, w.timing):
-            if not w.write(out):
-                files[w.key] = None
+            return w.write(out)
+
+    started = {}
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="emomusic-writer") as pool:
+        try:
+            for w in writers:
+                if w.early:
+                    started[w.key] = pool.submit(run, w)
+            for w in writers:
+                done = started[w.key].result() if w.key in started else run(w)
+                if not done:
+                    files[w.key] = None
+        finally:
+            for fut in started.values():  # after an error: the ones not begun are dropped, a running one finishes
+                fut.cancel()
 
 
 __all__ = ["WRITERS", "Output", "Writer", "file_names", "write_outputs"]

@@ -681,3 +681,31 @@ def test_timings_give_wall_and_cpu_seconds_per_stage(tmp_path):
         assert t[stage] >= 0 and t[f"{stage}_cpu"] >= 0, stage
     assert t["render_cpu"] > 0 and t["limit_cpu"] > 0  # measured on the worker threads
     assert t["clips_total_cpu"] <= t["clips_total"] + 0.05  # the main thread's CPU inside the stage's wall time
+
+
+
+def test_scipy_is_imported_by_one_render_worker_not_the_main_thread(tmp_path):
+    """The render workers' scipy (about 1.2 s of imports) is imported by the first worker while
+    the main thread goes on choosing clips, and by that one thread only (two threads importing
+    scipy at once can fail). A fresh interpreter, so that nothing imported scipy before."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import importlib.abc, sys, threading
+        seen = []
+        class Spy(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if name.split(".")[0] == "scipy":
+                    seen.append(threading.current_thread().name)
+        sys.meta_path.insert(0, Spy())
+        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        from test_builder import TinyEngine, _build, _plan
+        _build(_plan(minutes=0.5), {str(tmp_path / "s")!r}, engine=TinyEngine())
+        print(sorted(set(seen)))
+    """)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == ["['emomusic-render_0']"], run.stdout
