@@ -245,10 +245,10 @@ def interpolated_peaks(a: np.ndarray, positions: np.ndarray, oversample: int = 4
         seg[max(0, -lo): (hi - lo) - max(0, hi - n)] = a[max(0, lo): min(n, hi)]
         rev = seg[::-1]  # rev[m] = x[hi - 1 - m]
         win = sliding_window_view(rev, taps, axis=0)[hi - 1 - (p + TAPS_HALF)]  # (k, channels, taps)
-        # one matrix product (k * channels, taps) x (taps, phases), the same values as the stacked
-        # (k, channels, taps) x (taps, phases); its k rows of channels * phases values reduced
-        # column by column (numpy reduces a short last axis slowly)
-        y = np.matmul(win.reshape(-1, taps), h).reshape(p.shape[0], -1)
+        # stacked small products (one 2-D product of (k * channels, taps) gives the same values,
+        # but OpenBLAS runs it on threads that then spin: twice the process CPU); the k rows of
+        # channels * phases values reduced column by column (numpy reduces a short axis slowly)
+        y = np.matmul(win, h).reshape(p.shape[0], -1)
         np.abs(y, out=y)
         m = y[:, 0].copy()
         for j in range(1, y.shape[1]):

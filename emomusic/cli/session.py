@@ -182,14 +182,13 @@ def _build(plan, output, settings: BuildSettings, resume: bool, threads: int, pr
     """build_session with torch's threads set here (the library leaves them alone) and a tqdm
     bar fed by on_clip."""
     from emomusic.session import build_session
-    from emomusic.session.runtime import frozen_heap, keep_freed_memory, torch_threads
+    from emomusic.session.runtime import frozen_heap, torch_threads
 
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=len(plan.clips), desc="session clips", unit="clip", leave=False)
-    keep_freed_memory()  # this process builds one session and exits
     try:
         with torch_threads(threads, settings.backend), frozen_heap():
             return build_session(plan, output, settings, resume=resume,
