@@ -48,6 +48,11 @@ def _load():
             fn.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
                            ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
             fn.restype = ctypes.c_int
+            # the first synth fills libfluidsynth's shared tables (default modulators, DSP and
+            # conversion tables) without a lock: two threads creating their first synths at once
+            # gave one of them broken default modulators (a warning, and other samples). One
+            # synth made and deleted here, under the import lock, does it once.
+            fluidsynth.Synth(samplerate=44100.0).delete()
             _STATE["mod"] = fluidsynth
         except (ImportError, OSError, AttributeError):
             _STATE["mod"] = None

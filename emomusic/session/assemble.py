@@ -42,9 +42,9 @@ def soft_limit(audio: np.ndarray) -> np.ndarray:
     """Leave |x| <= 0.95 untouched; bend larger peaks smoothly below 0.99 (tanh knee).
     Only an equal-power crossfade of two correlated loud passages can reach this."""
     a = np.asarray(audio, dtype=np.float32)
-    over = np.abs(a) > LIMIT_KNEE
-    if not over.any():
+    if not sample_peak(a) > LIMIT_KNEE:  # the usual case, checked without an abs copy
         return a
+    over = np.abs(a) > LIMIT_KNEE
     a = a.copy()
     x = a[over]
     span = 0.99 - LIMIT_KNEE
