@@ -183,7 +183,7 @@ STAGES = [
     ("limit", "stage 2, assemble workers"),
     ("clip_wav", "stage 2, assemble workers"),
     ("session_wav", "stage 2 wall; CPU of the main thread"),
-    ("files", "stage 2, main thread"),
+    ("files", "stage 2, main thread; session.mid and the plot on a helper thread"),
 ]
 
 
