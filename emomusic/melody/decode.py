@@ -33,8 +33,10 @@ from __future__ import annotations
 
 import math
 import random
+from bisect import bisect_left, bisect_right
 from collections import deque
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -454,22 +456,29 @@ def _filter_sample(logits, allowed: list[int], s: Sampling, rng: np.random.Gener
                    bias: list[float] | None = None) -> int:
     """Sample one token from ``logits`` (V,) restricted to ``allowed`` (plus ``bias``): temperature,
     then top-k, then top-p (the smallest head of the sorted distribution whose mass reaches
-    ``top_p``; the most likely token is always kept)."""
+    ``top_p``; the most likely token is always kept).
+
+    In plain Python floats (doubles, as numpy's float64), not numpy: a few dozen allowed
+    tokens cost less as a list than the dozen numpy calls on tiny arrays did, and the sums,
+    sorts and searches are the same (a stable sort, running sums left to right, binary
+    searches), so the same tokens come out."""
     if len(allowed) == 1:
         return allowed[0]
-    lg = np.asarray(logits, dtype=np.float64)[allowed]
+    row = logits.tolist() if isinstance(logits, np.ndarray) else list(logits)
+    lg = [row[i] for i in allowed]
     if bias is not None:
-        lg += bias
-    order = np.argsort(-lg, kind="stable")
+        lg = [a + b for a, b in zip(lg, bias)]
+    order = sorted(range(len(lg)), key=lg.__getitem__, reverse=True)  # stable: ties keep their order
     if s.top_k and s.top_k > 0:
         order = order[:s.top_k]
-    w = np.exp((lg[order] - lg[order[0]]) * (1.0 / max(s.temperature, 1e-5)))
-    cum = np.cumsum(w)
+    top, inv_t = lg[order[0]], 1.0 / max(s.temperature, 1e-5)
+    w = [math.exp((lg[i] - top) * inv_t) for i in order]
+    cum = list(accumulate(w))
     m = len(w)
     if 0 < s.top_p < 1:  # keep token i while the mass before it is under top_p
-        m = max(1, int(np.searchsorted(cum - w, s.top_p * cum[-1], side="left")))
-    j = min(int(np.searchsorted(cum[:m], rng.random() * cum[m - 1], side="right")), m - 1)
-    return allowed[int(order[j])]
+        m = max(1, bisect_left([c - x for c, x in zip(cum, w)], s.top_p * cum[-1]))
+    j = min(bisect_right(cum, rng.random() * cum[m - 1], 0, m), m - 1)
+    return allowed[order[j]]
 
 
 def _plan_bar(st: _State, rng: random.Random) -> None:
@@ -534,8 +543,12 @@ def sample_tunes(model, tok: Tokenizer, specs: list[TuneSpec], sampling: Samplin
         T = len(nxt[0])  # > 1 only for a lone tune
         if cache.n + T > context:  # slide the window, keep the control prefix
             cache = cache.slide(N_PREFIX, N_PREFIX + max(drop_chunk, cache.n + T - context))
-        logits, cache = lm.forward(np.asarray(nxt, dtype=np.int64), np.arange(t, t + T), cache=cache, last_only=True)
-        last = logits[:, -1, :]
+        if single:  # a lone tune's run of tokens (NumpyLM.feed picks the cheaper path for its length)
+            logits, cache = lm.feed(nxt[0], t, cache)
+            last = logits[None]
+        else:
+            logits, cache = lm.forward(np.asarray(nxt, dtype=np.int64), np.arange(t, t + T), cache=cache, last_only=True)
+            last = logits[:, -1, :]
         t += T
     for st in states:
         if not st.done:

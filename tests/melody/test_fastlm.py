@@ -109,3 +109,47 @@ def test_last_only_gives_the_last_row_for_any_run_length(model):
         got, cache = lm.forward(idx[:, a:b].numpy(), np.arange(a, b), cache=cache, last_only=True)
         assert got.shape == (1, 1, 50) and cache.n == b
         np.testing.assert_allclose(got[0, 0], ref[0, b - 1].numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_runs_fed_at_once_match_torch_on_both_paths(model):
+    """feed() sends short runs token by token and longer ones (a copied bar) through the
+    many-row path; both give the torch model's logits for the run's last token, and the
+    values cache keeps its shape (B, H, n, D) for readers."""
+    idx = torch.randint(0, 50, (1, 20), generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        ref, _ = model(idx)
+    lm = NumpyLM(model)
+    _, cache = lm.forward(idx[:, :5].numpy(), np.arange(5))
+    toks = idx[0].tolist()
+    for a, b in ((5, 7), (7, 7 + NumpyLM.STEP_RUN + 4), (7 + NumpyLM.STEP_RUN + 4, 20)):
+        got, cache = lm.feed(toks[a:b], a, cache)
+        assert got.shape == (50,) and cache.n == b
+        np.testing.assert_allclose(got, ref[0, b - 1].numpy(), rtol=1e-4, atol=1e-4)
+    assert cache[1][1].shape == (1, 3, 20, 8)
+
+
+def test_a_softmax_that_would_overflow_is_recomputed_shifted():
+    """Scores far above exp's float32 range (88): the unshifted softmax overflows, feed()
+    and forward() notice the logits are not finite and compute again with the scores
+    shifted by their maximum, as torch does; the answer matches torch."""
+    torch.manual_seed(8)
+    m = MelodyLM(MelodyLMConfig(vocab_size=30, d_model=16, n_layers=2, n_heads=2, d_ff=32, context=32, dropout=0.0))
+    with torch.no_grad():
+        for blk in m.blocks:
+            blk.qkv.weight[:32].mul_(300.0)  # queries and keys: scores in the thousands
+    m.eval()
+    idx = torch.randint(0, 30, (1, 9), generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        ref, _ = m(idx)
+    lm = NumpyLM(m)
+    _, cache = lm.forward(idx[:, :4].numpy(), np.arange(4))
+    with np.errstate(over="ignore", invalid="ignore"):  # the unshifted softmax alone really overflows
+        assert not np.isfinite(lm._step(int(idx[0, 4]), 4, cache.reserve(5))).all()
+    rows = []
+    for t in range(4, 9):
+        got, cache = lm.feed([int(idx[0, t])], t, cache)
+        rows.append(got)
+    assert np.isfinite(np.array(rows)).all()
+    np.testing.assert_allclose(np.array(rows), ref[0, 4:9].numpy(), rtol=1e-3, atol=1e-3)
+    whole, _ = lm.forward(idx.numpy(), np.arange(9))
+    np.testing.assert_allclose(whole[0], ref[0].numpy(), rtol=1e-3, atol=1e-3)
