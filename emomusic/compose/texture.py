@@ -334,7 +334,9 @@ def _inner_voices(melody: Sequence[Note], chords: Sequence[Chord], snd: _Soundin
         if t1 <= t0:
             continue
         a = arousal[w] if arousal is not None else 0.5
-        if a <= LEGATO_AROUSAL and w > 0 and chord == chords[w - 1] and held:
+        final = w >= len(chords) - wpb  # the last bar: a plain triad ...
+        enters_final = w == len(chords) - wpb  # ... struck anew (no seventh or ninth held into it)
+        if a <= LEGATO_AROUSAL and w > 0 and chord == chords[w - 1] and held and not enters_final:
             kept = []
             for k, j in held:
                 nt = out[k]
@@ -351,7 +353,7 @@ def _inner_voices(melody: Sequence[Note], chords: Sequence[Chord], snd: _Soundin
             continue
         lead = here[0]
         low = min([n.pitch for n in melody if n.start < t1 - 1e-6 and n.end > lead.start + 1e-6] + [lead.pitch])
-        colour = colour_tone(chord) if w < len(chords) - wpb else None
+        colour = colour_tone(chord) if not final else None
         pcs = set(chord.pcs) | ({colour} if colour is not None else set())
         got = 0
         for p in range(low - 3, max(INNER_FLOOR, low - 12) - 1, -1):  # within the octave under the melody

@@ -219,6 +219,19 @@ def test_calm_inner_voices_ring_on_while_the_chord_lasts(monkeypatch):
     assert g and all(e <= 5.0 or s >= 5.5 for s, e in g)  # never sounding with the left hand's G4
 
 
+def test_calm_inner_voices_do_not_carry_a_ninth_into_the_final_bar():
+    tonic = T.diatonic_chords(C_MAJOR)[0]
+    assert tonic.degree == "I"
+    melody = [Note(79, 2.0 * w, 1.5, 80) for w in range(4)]  # G5 over I for two bars (half bars 0-3)
+    out = T._inner_voices(melody, [tonic] * 4, T._Sounding(melody), 2.0, 8.0, 2, [-0.6] * 4)
+    first = sorted((n.pitch, n.start, n.end) for n in out if n.start < 4.0)
+    assert first == [(74, 0.0, 4.0), (76, 0.0, 4.0)]  # E and the ninth D, held over the first bar
+    last = sorted((n.pitch, n.start, n.end) for n in out if n.start >= 4.0)
+    assert last == [(72, 4.0, 8.0), (76, 4.0, 8.0)]  # struck anew as a plain triad, then held through
+    lively = T._inner_voices(melody, [tonic] * 4, T._Sounding(melody), 2.0, 8.0, 2, [0.5] * 4)
+    assert sorted({n.start for n in lively}) == [0.0, 2.0, 4.0, 6.0]
+
+
 def test_sustain_pedal_and_legato_stop_at_seconds():
     notes = [Note(60, 0.0, 0.5), Note(64, 0.5, 0.5), Note(61, 1.0, 0.5), Note(67, 2.5, 0.5)]
     held = T.sustain_pedal(notes, changes=[0.0, 2.0], until=4.0)
