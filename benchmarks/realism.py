@@ -546,7 +546,7 @@ def run_engine(engine: str, args, cache: Cache) -> tuple[list[str], dict]:
         reps = {}
         for form in forms_for(fn):
             label = f"{engine}, {form_label(form, supported)}"
-            accs = [rows[[lb for lb, _ in rows].index(f"{label} vs {real.name}")][1]["all"]["accuracy"]]
+            accs = [js["c2st"][f"{label} vs {real.name}"]["all"]["accuracy"]]
             for r in range(1, args.repeats):
                 log(f"generating {label}, repeat {r} ...")
                 g = generate(engine, args.n, args.bars, args.seed + REPEAT_SEED_STEP * r, form,

@@ -342,6 +342,16 @@ def resolve_form(form: "str | FormPlan | None", bars: int, emotion: "Emotion | N
     return parse_form(form, bars)
 
 
+def piece_forms(form: "str | FormPlan | None", bars: int, emotion: "Emotion | None", n: int,
+                seed: int) -> list[FormPlan]:
+    """The form plan of each of the ``n`` pieces a compose call makes with ``seed``: the asked
+    ``form`` for all of them, or (``form`` None) each piece its own default, drawn with its
+    seed (``seed + i``, :func:`default_form`)."""
+    if form is not None:
+        return [resolve_form(form, bars, emotion)] * n
+    return [resolve_form(None, bars, emotion, seed=seed + i) for i in range(n)]
+
+
 def form_from_markers(markers: Iterable["Marker"], bars: int, bar_beats: float = 4.0) -> FormPlan | None:
     """Read a plan back from section markers (as :meth:`FormPlan.markers` writes them); None
     when the markers hold no section labels. Cadences are not recorded in markers: each

@@ -103,9 +103,9 @@ def compose(valence, arousal, mood, to, to_valence, to_arousal, bars, form, n, s
     if tempo is not None and (math.isnan(tempo) or not 20 <= tempo <= 300):
         raise EmomusicError(f"--tempo must be between 20 and 300 BPM, got {tempo}")
     ksig = _parse_key(key)
-    from emomusic.form import resolve_form
+    from emomusic.form import piece_forms
 
-    resolve_form(form, bars, emotion)  # a bad --form fails before anything is built
+    plans = piece_forms(form, bars, emotion, n, seed)  # each piece's form, as compose makes it (a bad --form fails here)
     fmt = _format(output, n, fmt)
     from emomusic.atomic import check_writable_dir
     from emomusic.cli.common import output_paths
@@ -123,7 +123,6 @@ def compose(valence, arousal, mood, to, to_valence, to_arousal, bars, form, n, s
 
     from emomusic.compose import ComposeEngine
     from emomusic.compose import compose as run
-    from emomusic.compose.api import piece_forms
 
     t0 = time.time()
     ComposeEngine.load(checkpoint)  # checkpoint problems are reported before anything else
@@ -131,7 +130,6 @@ def compose(valence, arousal, mood, to, to_valence, to_arousal, bars, form, n, s
                  apply_template=not no_template, checkpoint=checkpoint, progress=not as_json, form=form,
                  texture=not no_texture)
     gen_s = time.time() - t0
-    plans = piece_forms(form, bars, emotion, n, seed)  # each piece's form, as compose chose it
     from emomusic.io import write_piece
 
     opts = {"soundfont": str(soundfont)} if (fmt == "wav" and soundfont) else {}

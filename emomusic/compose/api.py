@@ -18,7 +18,7 @@ import numpy as np
 
 from emomusic.emotion import Emotion, parse_emotion
 from emomusic.errors import CheckpointError, EmomusicError
-from emomusic.form import FormPlan, resolve_form
+from emomusic.form import FormPlan, piece_forms
 from emomusic.piece import KeySignature, Marker, Note, Piece, Tempo, TimeSignature, Track, without_overlaps
 
 from .repeats import generate_with_form, note_repeats
@@ -335,15 +335,6 @@ def with_form(piece: Piece, plan: FormPlan) -> Piece:
 MAX_RESAMPLES = 4  # extra draws for pieces that decode to fewer notes than bars
 
 
-def piece_forms(form: "str | FormPlan | None", bars: int, emotion: Emotion, n: int, seed: int) -> list[FormPlan]:
-    """The form plan of each of the ``n`` pieces :func:`compose` makes with ``seed``: the
-    asked ``form`` for all of them, or (``form`` None) each piece its own default, drawn with
-    its seed (``seed + i``, :func:`emomusic.form.default_form`)."""
-    if form is not None:
-        return [resolve_form(form, bars, emotion)] * n
-    return [resolve_form(None, bars, emotion, seed=seed + i) for i in range(n)]
-
-
 def _generate(eng: "ComposeEngine", conds: np.ndarray, plans: list[FormPlan], seed: int, **kw) -> np.ndarray:
     """Latents for ``conds`` (n, S, 2), piece i following ``plans[i]``: pieces that share a plan
     are generated together, each group with ``seed`` plus its first piece's index (one plan for
@@ -376,7 +367,7 @@ def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: in
     ``threshold``: onset probability threshold of the VAE decoder (default: the checkpoint's,
     raised for calm emotions when ``texture`` is on, see ``texture.calm_threshold``).
     ``form``: the musical form (:func:`emomusic.form.resolve_form`): None picks one for each
-    piece by length and its seed (:func:`piece_forms`), ``"none"`` is through-composed (no
+    piece by length and its seed (:func:`emomusic.form.piece_forms`), ``"none"`` is through-composed (no
     repeats, no planned cadences), else a string such as ``"AABA"`` / ``"AA'BA"`` or a :class:`FormPlan`. Repeated
     sections reuse their first statement's latents (:mod:`emomusic.compose.repeats`), phrases
     end on the plan's cadences (:mod:`emomusic.compose.cadence`), and the sections are marked

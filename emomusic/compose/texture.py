@@ -313,7 +313,7 @@ def _fills(melody: Sequence[Note], chords: Sequence[Chord], snd: _Sounding, emot
 
 
 def _inner_voices(melody: Sequence[Note], chords: Sequence[Chord], snd: _Sounding, win: float, total: float,
-                  wpb: int, arousal: Sequence[float] | None = None) -> list[Note]:
+                  wpb: int, arousal: Sequence[float]) -> list[Note]:
     """Right hand: the inner voices of each half bar's chord. Under the first melody note struck
     within :data:`INNER_REACH` beats of the half bar's start, up to :data:`INNER_VOICES` notes
     of the chord (its triad, or its :func:`colour_tone`: a pianist voices the right hand with
@@ -333,10 +333,9 @@ def _inner_voices(melody: Sequence[Note], chords: Sequence[Chord], snd: _Soundin
         t0, t1 = w * win, min((w + 1) * win, total)
         if t1 <= t0:
             continue
-        a = arousal[w] if arousal is not None else 0.5
         final = w >= len(chords) - wpb  # the last bar: a plain triad ...
         enters_final = w == len(chords) - wpb  # ... struck anew (no seventh or ninth held into it)
-        if a <= LEGATO_AROUSAL and w > 0 and chord == chords[w - 1] and held and not enters_final:
+        if arousal[w] <= LEGATO_AROUSAL and w > 0 and chord == chords[w - 1] and held and not enters_final:
             kept = []
             for k, j in held:
                 nt = out[k]
