@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -104,6 +104,8 @@ class ComposeEngine:
         ``S`` may exceed the trained sequence length: windows of ``seq_len`` segments are
         generated one after another, each keeping the previous window's last ``overlap``
         latents fixed (re-noised at every step, inpainting-style) so the texture continues.
+        ``seed``: one seed for the batch, or a list with one per sequence (each sequence then
+        draws the noise it would draw alone with its seed).
         """
         import torch
 
@@ -117,7 +119,11 @@ class ComposeEngine:
         overlap = L // 2 if overlap is None else int(overlap)
         if not 0 <= overlap < L:
             raise EmomusicError(f"overlap must be in 0..{L - 1}")
-        g = torch.Generator(device=self.device).manual_seed(int(seed))
+        from .diffgan import generators
+
+        if isinstance(seed, (list, tuple)) and len(seed) != conds.shape[0]:
+            raise EmomusicError(f"{len(seed)} seeds for {conds.shape[0]} sequences")
+        g = generators(seed, self.device)
         D = self.model.cfg.latent_dim
         out = torch.zeros(n, S, D)
         c = torch.from_numpy(conds).to(self.device)
@@ -376,6 +382,105 @@ def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: in
     tones under the melody, the plan's cadence chords; :func:`emomusic.compose.texture.add_texture`)
     to the generated notes.
     """
+    job = _prepare(emotion, to=to, bars=bars, n=n, seed=seed, steps=steps, guidance=guidance, tempo=tempo, key=key,
+                   apply_template=apply_template, checkpoint=checkpoint, threshold=threshold, form=form, texture=texture)
+    lat = _generate(job.eng, job.conds, job.plans, job.seed, steps=job.steps, guidance=job.guidance, progress=progress)
+    return _finish(job, lat)
+
+
+def compose_many(calls: Sequence[dict]) -> list[list[Piece]]:
+    """``[compose(**call) for call in calls]`` with the diffusion model run once for every
+    group of pieces that can share a batch (one piece each, the same form plan, length,
+    steps, guidance and checkpoint; :func:`draft_many`): the per-call cost of the small
+    transformer is paid once per group. Each call keeps its own emotion, form plan and seed:
+    its noise is what ``compose(**call)`` draws; only the model's float arithmetic differs in
+    a batch (last bits, about 1e-6 in the latents), so the notes are the same unless an onset
+    probability lies that close to the threshold."""
+    return [d.finish() for d in draft_many(calls)]
+
+
+class Draft:
+    """A :func:`compose` call whose latents are sampled (:func:`draft_many`); :meth:`finish`
+    decodes them into what the call returns."""
+
+    def __init__(self, job: "_Job", latents: np.ndarray):
+        self.job = job
+        self.latents = latents
+
+    def finish(self) -> list[Piece]:
+        return _finish(self.job, self.latents)
+
+
+def draft_many(calls: Sequence[dict]) -> list[Draft]:
+    """The checked calls (each a dict of :func:`compose`'s arguments, ``emotion`` included)
+    with their latents, sampled in batches (:func:`compose_many`). Bad arguments fail here,
+    before any sampling, with compose's messages."""
+    import inspect
+
+    sig = inspect.signature(compose)
+    jobs = []
+    for call in calls:
+        try:
+            bound = sig.bind(**call)
+        except TypeError as exc:
+            raise EmomusicError(f"bad compose arguments: {exc}") from None
+        bound.apply_defaults()
+        args = dict(bound.arguments)
+        args.pop("progress")
+        jobs.append(_prepare(**args))
+    return [Draft(job, lat) for job, lat in zip(jobs, _sample_jobs(jobs))]
+
+
+def _sample_jobs(jobs: list["_Job"]) -> list[np.ndarray]:
+    """Latents of each job, as :func:`compose` samples them; single-piece jobs that share a
+    form plan (and length, steps, guidance, checkpoint and the plan's repeat choices) in one
+    batch, each row with its own seed's generator."""
+    from .repeats import generate_with_form, return_choices
+
+    out: list = [None] * len(jobs)
+    groups: dict[tuple, list[int]] = {}
+    for i, job in enumerate(jobs):
+        if job.n != 1:  # compose's own grouping of n pieces (one generator per plan group)
+            out[i] = _generate(job.eng, job.conds, job.plans, job.seed, steps=job.steps, guidance=job.guidance)
+            continue
+        plan = job.plans[0]
+        key = (id(job.eng), plan, job.conds.shape[1], job.steps, job.guidance,
+               return_choices(job.conds[0], plan, job.eng.segment_bars))
+        groups.setdefault(key, []).append(i)
+    for (_, plan, _, steps, guidance, _), idx in groups.items():
+        eng = jobs[idx[0]].eng
+        conds = np.concatenate([jobs[i].conds for i in idx])
+        lat = generate_with_form(eng, conds, plan, seed=[jobs[i].seed for i in idx], steps=steps, guidance=guidance)
+        for row, i in enumerate(idx):
+            out[i] = lat[row:row + 1]
+    return out
+
+
+@dataclass
+class _Job:
+    """One :func:`compose` call, checked (what :func:`_finish` needs besides the latents)."""
+
+    emotion: Emotion
+    target: Emotion | None
+    bars: int
+    n: int
+    seed: int
+    steps: int
+    guidance: float | None
+    tempo: float | None
+    key: KeySignature | None
+    apply_template: bool
+    threshold: float | None
+    texture: bool
+    plans: list
+    eng: "ComposeEngine"
+    emos: list
+    conds: np.ndarray
+
+
+def _prepare(emotion, *, to, bars, n, seed, steps, guidance, tempo, key, apply_template, checkpoint, threshold, form,
+             texture) -> "_Job":
+    """compose's arguments checked, the engine loaded, the forms and conditions chosen."""
     emotion = parse_emotion(emotion)
     target = parse_emotion(to) if to is not None else None
     bars = _check_int("bars", bars, 1, MAX_BARS)
@@ -407,7 +512,16 @@ def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: in
     S = int(math.ceil(bars / eng.segment_bars))
     emos = emotion_path(emotion, target, S)
     conds = np.array([[e.as_tuple() for e in emos]] * n, dtype=np.float32)
-    lat = _generate(eng, conds, plans, seed, steps=steps, guidance=guidance, progress=progress)
+    return _Job(emotion, target, bars, n, seed, steps, guidance, tempo, key, apply_template, threshold, texture, plans, eng,
+                emos, conds)
+
+
+def _finish(job: "_Job", lat: np.ndarray) -> list[Piece]:
+    """The pieces of ``job`` from its sampled latents ``lat`` (n, S, D): decode (redrawing
+    samples that decode to too few notes), template, texture, the form's cadences."""
+    emotion, target, bars, seed, steps, guidance = job.emotion, job.target, job.bars, job.seed, job.steps, job.guidance
+    tempo, key, apply_template, threshold, texture = job.tempo, job.key, job.apply_template, job.threshold, job.texture
+    plans, eng, emos, conds = job.plans, job.eng, job.emos, job.conds
     pieces = []
     moving = target is not None and target.as_tuple() != emotion.as_tuple()
     label = f"{emotion}" + (f" -> {target}" if moving else "")

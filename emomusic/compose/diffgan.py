@@ -41,6 +41,26 @@ from .config import DiffGANConfig
 from .denoiser import Discriminator, Generator
 
 
+def randn(shape, generator=None, device=None) -> torch.Tensor:
+    """``torch.randn(shape, generator=generator)``; ``generator`` may also be a list with one
+    generator per batch row (``shape[0]``): row ``i`` is then what ``torch.randn((1, *shape[1:]),
+    generator=generator[i])`` gives, so a row of a batch draws exactly what it would alone."""
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != shape[0]:
+            raise EmomusicError(f"{len(generator)} generators for a batch of {shape[0]}")
+        rest = tuple(shape[1:])
+        return torch.cat([torch.randn((1, *rest), generator=g, device=device) for g in generator])
+    return torch.randn(shape, generator=generator, device=device)
+
+
+def generators(seed, device="cpu"):
+    """A seeded ``torch.Generator`` for an int ``seed``; for a list of seeds, one per batch row
+    (see :func:`randn`)."""
+    if isinstance(seed, (list, tuple)):
+        return [torch.Generator(device=device).manual_seed(int(s)) for s in seed]
+    return torch.Generator(device=device).manual_seed(int(seed))
+
+
 def _math_attention(enabled: bool):
     import contextlib
 
@@ -209,7 +229,7 @@ class DiffusionGAN(nn.Module):
         if L > cfg.seq_len:
             raise EmomusicError(f"at most {cfg.seq_len} segments per window, got {L}")
         ks = Schedule(cfg.timesteps, cfg.beta_min, cfg.beta_max).set_timesteps(steps)
-        x = torch.randn(b, L, cfg.latent_dim, generator=generator, device=dev)
+        x = randn((b, L, cfg.latent_dim), generator, dev)
         if init is not None:
             if start is None or not 1 <= int(start) <= cfg.timesteps:
                 raise EmomusicError(f"start must be a timestep in 1..{cfg.timesteps}, got {start!r}")
@@ -219,12 +239,12 @@ class DiffusionGAN(nn.Module):
         for i, k in enumerate(ks):
             if known is not None:
                 kt = torch.full((b,), k, dtype=torch.long, device=dev)
-                noisy = self.schedule.q_sample(known, kt, torch.randn(x.shape, generator=generator, device=dev))
+                noisy = self.schedule.q_sample(known, kt, randn(x.shape, generator, dev))
                 x = torch.where(known_mask[..., None], noisy, x)
-            z = torch.randn(b, cfg.z_dim, generator=generator, device=dev)
+            z = randn((b, cfg.z_dim), generator, dev)
             x0 = self._predict_x0(x, z, k, cond, guidance, vg)
             k_prev = ks[i + 1] if i + 1 < len(ks) else 0
-            x = self.schedule.step(x0, x, k, k_prev, torch.randn(x.shape, generator=generator, device=dev))
+            x = self.schedule.step(x0, x, k, k_prev, randn(x.shape, generator, dev))
         if known is not None:
             x = torch.where(known_mask[..., None], known, x)
         return x

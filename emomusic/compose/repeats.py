@@ -57,6 +57,27 @@ def segment_spans(plan: FormPlan, segment_bars: int, segments: int) -> list[tupl
     return spans
 
 
+def return_choices(conds, plan: FormPlan, segment_bars: int) -> tuple[bool, ...]:
+    """For one sequence's conditions ``conds`` (S, 2): per return of a section (a section with a
+    first statement), whether its emotion stayed within :data:`REPEAT_TOLERANCE` of the first
+    statement's (the choice :func:`generate_with_form` makes for a batch as a whole: sequences
+    batched together must agree). Empty when the plan is followed at the note level."""
+    conds = np.asarray(conds, dtype=np.float32)
+    S = conds.shape[0]
+    spans = None if plan.through_composed else segment_spans(plan, segment_bars, S)
+    if spans is None or len(plan) == 1:
+        return ()
+    out = []
+    for i in range(len(plan)):
+        j = plan.first_statement(i)
+        if j is None:
+            continue
+        (a, b), (fa, fb) = spans[i], spans[j]
+        m = min(b - a, fb - fa)
+        out.append(bool(np.abs(conds[a:a + m] - conds[fa:fa + m]).max(initial=0.0) <= REPEAT_TOLERANCE))
+    return tuple(out)
+
+
 def generate_with_form(eng: "ComposeEngine", conds, plan: FormPlan, *, seed: int = 0, steps: int | None = None,
                        guidance: float | None = None, progress: bool = False,
                        variation_start: int = VARIATION_START) -> np.ndarray:
@@ -64,7 +85,10 @@ def generate_with_form(eng: "ComposeEngine", conds, plan: FormPlan, *, seed: int
     follow ``plan``: repeats reuse their first statement's latents (see the module doc).
 
     A through-composed plan, or one whose sections do not fall on segment boundaries, is
-    :meth:`ComposeEngine.generate` itself (same seed, same latents)."""
+    :meth:`ComposeEngine.generate` itself (same seed, same latents). ``seed``: one for the
+    batch, or a list with one per sequence (as :meth:`ComposeEngine.generate`); a return's
+    choice between an exact copy and a re-conditioned one (:func:`return_choices`) is made
+    for the whole batch, so batch only sequences whose choices agree."""
     conds = np.asarray(conds, dtype=np.float32)
     S = conds.shape[1] if conds.ndim == 3 else 0
     spans = None if plan.through_composed else segment_spans(plan, eng.segment_bars, S)
@@ -75,7 +99,9 @@ def generate_with_form(eng: "ComposeEngine", conds, plan: FormPlan, *, seed: int
     model = eng.model
     L, D = eng.seq_len, model.cfg.latent_dim
     n = conds.shape[0]
-    g = torch.Generator(device=eng.device).manual_seed(int(seed))
+    from .diffgan import generators
+
+    g = generators(seed, eng.device)
     c = torch.from_numpy(conds).to(eng.device)
     out = torch.zeros(n, S, D, device=eng.device)  # normalised latents
 

@@ -118,6 +118,14 @@ def ramp_tempo(piece: Piece, tempo: float, before: float | None, after: float | 
     return replace(piece, tempos=tempos)
 
 
+def prefetch_chunk(i: int, n: int) -> range:
+    """The clips whose first takes are prefetched together with clip ``i``'s (of ``n``):
+    chunks doubling in length (1, 2, 4, 8, ...), so the first clip is ready soon (its render
+    starts while the next clips are made) and later clips share larger batches."""
+    start = (1 << (i + 1).bit_length() - 1) - 1
+    return range(start, min(n, 2 * start + 1))
+
+
 def json_dump(path: Path, obj) -> None:
     from emomusic.atomic import write_text_atomic
 
@@ -146,6 +154,7 @@ class ClipMaker:
         if getattr(engine, "phrased", False):
             self.fits = fit_phrases(plan, float(getattr(engine, "bar_beats", 4.0)), getattr(engine, "form_kind", "piece"))
         self.tempi = [f.tempo for f in self.fits] if self.fits else [w.tempo for w in plan.clips]
+        self._prefetched: set[int] = set()  # first clips of the prefetch chunks asked for (choose)
 
     def _timed(self, key: str):
         """Wall and CPU seconds of the block to the build's timings (emomusic.session.timing)."""
@@ -163,13 +172,19 @@ class ClipMaker:
         return self.bounds[i][1] + fade
 
     # -- generate and accept ------------------------------------------------------------
+    def request(self, i: int, seed: int) -> ClipRequest:
+        """What the engine is asked for clip ``i`` (0-based) at ``seed``."""
+        w = self.plan.clips[i]
+        fit = self.fits[i] if self.fits else None
+        return ClipRequest(index=w.index, emotion=w.emotion, seconds=self.seconds(i), tempo=self.tempi[i], key=w.key,
+                           seed=seed, bars_wanted=None if fit is None else fit.bars,
+                           form=None if fit is None else fit.form)
+
     def attempt(self, w: Waypoint, seed: int, seconds: float) -> Attempt:
         """Generate one candidate at ``seed``, conform it, measure it and score it."""
         i = w.index - 1
         tempo = self.tempi[i]
-        fit = self.fits[i] if self.fits else None
-        req = ClipRequest(index=w.index, emotion=w.emotion, seconds=seconds, tempo=tempo, key=w.key, seed=seed,
-                          bars_wanted=None if fit is None else fit.bars, form=None if fit is None else fit.form)
+        req = replace(self.request(i, seed), seconds=seconds)
         with self._timed("generate"):
             cand = self.engine.generate(req)
             if cand.piece is not None:
@@ -190,17 +205,37 @@ class ClipMaker:
         return a
 
     def choose(self, i: int) -> tuple[Attempt, list[Attempt]]:
-        """Try seeds until the policy accepts a take; the best take and every attempt."""
+        """Try seeds until the policy accepts a take; the best take and every attempt.
+
+        An engine with ``prefetch`` (the symbolic one: its diffusion model is cheaper per
+        piece in a batch) is first asked for the first takes of this clip's prefetch chunk
+        (:func:`prefetch_chunk`, fixed by clip index, so a resumed build batches the same
+        requests), and, when the first take is not accepted, for all the retry seeds at once."""
         w = self.plan.clips[i]
+        prefetch = getattr(self.engine, "prefetch", None)
+        forget = getattr(self.engine, "forget", lambda requests: None)
+        seeds = list(self.policy.seeds(w.seed))
+        chunk = prefetch_chunk(i, len(self.plan.clips))
+        if prefetch is not None and chunk.start not in self._prefetched:
+            self._prefetched.add(chunk.start)
+            firsts = [self.request(j, self.plan.clips[j].seed) for j in chunk]
+            with self._timed("generate"):
+                prefetch(firsts)
+            forget(firsts[:i - chunk.start])  # finished clips of a resumed build
         attempts: list[Attempt] = []
         best = None
-        for seed in self.policy.seeds(w.seed):
+        for k, seed in enumerate(seeds):
+            if k == 1 and prefetch is not None:
+                with self._timed("generate"):
+                    prefetch([self.request(i, s) for s in seeds[1:]])
             a = self.attempt(w, seed, self.seconds(i))
             attempts.append(a)
             if self.policy.better(a, best):
                 best = a
             if self.policy.accept(a):
                 break
+        if prefetch is not None:  # retry seeds prefetched but not needed
+            forget([self.request(i, s) for s in seeds[len(attempts):]])
         assert best is not None
         return best, attempts
 
@@ -284,4 +319,4 @@ class ClipMaker:
         return self.finish(i, take, attempts, clip_dir)
 
 
-__all__ = ["ClipMaker", "ClipResult", "Rendered", "frame_bounds", "ramp_tempo"]
+__all__ = ["ClipMaker", "ClipResult", "Rendered", "frame_bounds", "prefetch_chunk", "ramp_tempo"]

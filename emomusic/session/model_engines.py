@@ -39,6 +39,7 @@ class SymbolicEngine:
         self.reverb = 0.0  # room reverb amount on the render (engine_for sets BuildSettings.reverb)
         self.player = "auto"  # the SoundFont player (engine_for sets BuildSettings.synth)
         self.steps = steps
+        self._drafts: dict = {}  # ClipRequest -> sampled latents (prefetch), used by generate
 
     def check(self) -> None:
         mod = _import("emomusic.compose", "symbolic engine (emomusic.compose)")
@@ -54,7 +55,8 @@ class SymbolicEngine:
             raise CheckpointError(f"{exc} (train it with 'emomusic train vae' and 'emomusic train diffgan', "
                                   "or use --backend rules)") from None
 
-    def generate(self, request: ClipRequest) -> Candidate:
+    def _call(self, request: ClipRequest) -> tuple[dict, bool]:
+        """compose's arguments for ``request``, and whether they include its form plan."""
         from emomusic.compose import compose
 
         kwargs = dict(bars=request.bars(), n=1, seed=request.seed, tempo=request.tempo, key=request.key)
@@ -63,7 +65,31 @@ class SymbolicEngine:
         if self.steps is not None:
             kwargs["steps"] = self.steps
         followed = with_form(compose, kwargs, request.form)
-        piece = compose(request.emotion, **kwargs)[0]
+        return kwargs, followed
+
+    def prefetch(self, requests: list[ClipRequest]) -> None:
+        """Sample the diffusion model's latents for these requests at once
+        (:func:`emomusic.compose.api.draft_many`: one batch per shared form plan, each request
+        with its own seed's noise); :meth:`generate` of one of them then only decodes and
+        finishes it. Requests never generated are dropped by the next :meth:`prefetch` call's
+        caller (:meth:`forget`)."""
+        from emomusic.compose.api import draft_many
+
+        todo = [r for r in dict.fromkeys(requests) if r not in self._drafts]
+        calls = [dict(self._call(r)[0], emotion=r.emotion) for r in todo]
+        self._drafts.update(zip(todo, draft_many(calls)))
+
+    def forget(self, requests) -> None:
+        """Drop prefetched latents of requests that will not be generated."""
+        for r in requests:
+            self._drafts.pop(r, None)
+
+    def generate(self, request: ClipRequest) -> Candidate:
+        from emomusic.compose import compose
+
+        kwargs, followed = self._call(request)
+        draft = self._drafts.pop(request, None)
+        piece = draft.finish()[0] if draft is not None else compose(request.emotion, **kwargs)[0]
         return Candidate(piece, info={"engine": "compose", "form_followed": followed})
 
     def render(self, candidate: Candidate, request: ClipRequest, sample_rate: int) -> np.ndarray:

@@ -100,3 +100,32 @@ def test_real_melody_backend(tmp_path):
     assert audio.shape[0] == 12 * sr
     assert all(c["measured"] is not None for c in summary["clips"])
     assert all((tmp_path / "s" / "clips" / f"clip_{c.index:02d}.abc").is_file() for c in plan.clips)
+
+
+def test_symbolic_prefetch_uses_the_batched_latents(tmp_path):
+    """SymbolicEngine.prefetch samples the requests' latents at once (compose.draft_many);
+    generate then finishes the prefetched draft. A request prefetched alone gives compose's
+    piece to the bit; forget drops the drafts not used."""
+    from helpers import load_file
+
+    from emomusic.emotion import Emotion
+    from emomusic.form import resolve_form
+    from emomusic.piece import KeySignature
+    from emomusic.session.engines import ClipRequest, SymbolicEngine
+
+    ckpt = load_file("tests/compose/tiny.py").make_debug_checkpoint(tmp_path / "ckpt")
+    form = resolve_form("ABAB", 8)
+    reqs = [ClipRequest(index=i + 1, emotion=Emotion(0.5 - 0.3 * i, 0.4), seconds=12.0, tempo=80.0,
+                        key=KeySignature(2, "major"), seed=100 + i, bars_wanted=8, form=form) for i in range(3)]
+    plain = SymbolicEngine(model=ckpt)
+    want = [plain.generate(r) for r in reqs]
+    eng = SymbolicEngine(model=ckpt)
+    eng.prefetch(reqs[:1])
+    assert eng.generate(reqs[0]).piece.notes == want[0].piece.notes
+    eng.prefetch(reqs)
+    assert set(eng._drafts) == set(reqs)
+    got = eng.generate(reqs[1])
+    assert got.info == want[1].info == {"engine": "compose", "form_followed": True}
+    assert got.piece.n_bars == 8 and got.piece.notes
+    eng.forget(reqs)
+    assert eng._drafts == {}
