@@ -182,7 +182,7 @@ def _build(plan, output, settings: BuildSettings, resume: bool, threads: int, pr
     """build_session with torch's threads set here (the library leaves them alone) and a tqdm
     bar fed by on_clip."""
     from emomusic.session import build_session
-    from emomusic.session.runtime import frozen_heap, torch_threads
+    from emomusic.session.runtime import frozen_heap, retained_heap, torch_threads
 
     bar = None
     if progress:
@@ -190,7 +190,7 @@ def _build(plan, output, settings: BuildSettings, resume: bool, threads: int, pr
 
         bar = tqdm(total=len(plan.clips), desc="session clips", unit="clip", leave=False)
     try:
-        with torch_threads(threads, settings.backend), frozen_heap():
+        with torch_threads(threads, settings.backend), frozen_heap(), retained_heap():
             return build_session(plan, output, settings, resume=resume,
                                  on_clip=None if bar is None else (lambda done, total, result: bar.update(1)))
     finally:
