@@ -98,13 +98,8 @@ def session(from_, to, via, backend, model, adapter, soundfont, preset, list_pre
     settings = BuildSettings(backend=backend or _BUILD.backend, model=model, adapter=adapter, soundfont=soundfont,
                              max_retries=max_retries, tolerance=tolerance, sample_rate=sample_rate,
                              loudness=loudness, reverb=reverb, synth=synth).validate()
-    if backend is None:
-        from emomusic.session import with_fallback
-
-        settings, warning = with_fallback(settings)
-        if warning:
-            click.echo(f"warning: {warning}", err=True)
-    summary = _build(plan, output, settings, resume, threads, progress=not as_json and sys.stderr.isatty())
+    summary = _build(plan, output, settings, resume, threads, progress=not as_json and sys.stderr.isatty(),
+                     fallback=backend is None)
     if as_json:
         echo_json(summary)
         return
@@ -178,21 +173,32 @@ def _print_plan(plan, plan_out, as_json: bool) -> None:
         click.echo(f"wrote the plan ({len(plan.clips)} clips, {plan.minutes:g} min) to {plan_out}")
 
 
-def _build(plan, output, settings: BuildSettings, resume: bool, threads: int, progress: bool) -> dict:
-    """build_session with torch's threads set here (the library leaves them alone) and a tqdm
-    bar fed by on_clip."""
+def _build(plan, output, settings: BuildSettings, resume: bool, threads: int, progress: bool,
+           fallback: bool = False) -> dict:
+    """build_session with torch's threads set here (the library leaves them alone), glibc's
+    malloc keeping freed memory (runtime.retained_heap) and a tqdm bar fed by on_clip.
+    ``fallback``: no --backend given, so an unusable default backend falls back to rules
+    (with a warning); that check loads the model, so it runs with the build's torch threads
+    too (torch's default two threads made the load about 0.8 s slower)."""
     from emomusic.session import build_session
     from emomusic.session.runtime import frozen_heap, retained_heap, torch_threads
 
     bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(plan.clips), desc="session clips", unit="clip", leave=False)
     try:
-        with torch_threads(threads, settings.backend), frozen_heap(), retained_heap():
-            return build_session(plan, output, settings, resume=resume,
-                                 on_clip=None if bar is None else (lambda done, total, result: bar.update(1)))
+        with torch_threads(threads, settings.backend), retained_heap():
+            if fallback:
+                from emomusic.session import with_fallback
+
+                settings, warning = with_fallback(settings)
+                if warning:
+                    click.echo(f"warning: {warning}", err=True)
+            if progress:
+                from tqdm import tqdm
+
+                bar = tqdm(total=len(plan.clips), desc="session clips", unit="clip", leave=False)
+            with frozen_heap():
+                return build_session(plan, output, settings, resume=resume,
+                                     on_clip=None if bar is None else (lambda done, total, result: bar.update(1)))
     finally:
         if bar is not None:
             bar.close()
