@@ -240,3 +240,27 @@ def test_loudness_and_reverb_options(tmp_path):
     assert summary["loudness"]["target_lufs"] is None
     assert all(c["gain_db"] == 0.0 for c in summary["clips"])  # clips as rendered
     assert all(j["bridge_db"] == 0.0 for j in summary["joins"])
+
+
+def test_default_backend_check_runs_with_the_build_threads(tmp_path, capsys, monkeypatch):
+    """Without --backend the default backend is checked (its model loaded) before the build,
+    with torch's threads already set to --threads (torch's default made the load slower)."""
+    import torch
+
+    import emomusic.session as session_pkg
+    from emomusic.errors import EmomusicError
+
+    seen = []
+
+    def check(settings):
+        seen.append(torch.get_num_threads())
+        raise EmomusicError("stop after the check")
+
+    monkeypatch.setattr(session_pkg, "with_fallback", check)
+    before = torch.get_num_threads()
+    for threads in ("1", "2"):
+        code = _exit_code(["session", "--from", "anxious", "--to", "calm", "--threads", threads,
+                           "-o", str(tmp_path / "out")])
+        assert code == 2 and "stop after the check" in capsys.readouterr().err
+    assert seen == [1, 2]
+    assert torch.get_num_threads() == before  # set back after the build
