@@ -192,6 +192,9 @@ def _make_clips(maker: ClipMaker, work: Path, resume: bool, on_clip: OnClip | No
                 on_clip(len(results), len(plan.clips), result)
 
     with ThreadPoolExecutor(max_workers=RENDER_WORKERS, thread_name_prefix="emomusic-render") as pool:
+        # the workers' imports (scipy, ~1.2 s) start now on the first worker, beside the first
+        # clip's composing, not after it (a failure there shows again in the first _finish)
+        pool.submit(_import_for_workers, maker.sample_rate)
         try:
             for i, w in enumerate(plan.clips):
                 cdir = clip_dir(work, w.index)
@@ -232,8 +235,8 @@ def _import_for_workers(sample_rate: int) -> None:
     """Import the lazily imported modules the worker threads use (scipy's signal and ndimage,
     and the filters built from them), once, by one thread at a time: two threads importing
     scipy's submodules at once can fail with a circular-import error. The first render
-    worker does it (about 1.2 s of CPU) while this build's main thread already composes the
-    next clips (it imports no scipy); the others wait for it here."""
+    worker does it (about 1.2 s of CPU), submitted as the pool starts, while this build's main
+    thread composes the first clips (it imports no scipy); the others wait for it here."""
     with _WORKER_IMPORTS:
         if int(sample_rate) in _WORKERS_READY:
             return
