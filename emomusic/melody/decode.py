@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from emomusic.melody.contour import CLASS_INDEX, interval_class
 from emomusic.melody.notation import (
     CHORD_QUALITIES, DURATIONS, METERS, PITCH_MAX, PITCH_MIN, Chord, Key, chord_pitches,
 )
@@ -48,6 +49,7 @@ from emomusic.melody.tokenizer import N_PREFIX, Controls, Tokenizer
 
 if TYPE_CHECKING:  # pragma: no cover
     from emomusic.form import FormPlan
+    from emomusic.melody.contour import ContourPrior
 
 # Krumhansl & Kessler (1982) probe-tone profiles, tonic first
 KK_MAJOR = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
@@ -101,6 +103,12 @@ class TuneSpec:
     # authentic cadences inside the tune land on a long note too (the tune's last one always does):
     # off, the model chooses; forcing every one landed 71% of the phrases long, real tunes 54%
     hold_inner: bool = False
+    # interval-class transitions of the training tunes (emomusic.melody.contour), weighted: a logit
+    # bonus per candidate pitch that keeps the line's contour like the corpus's (None: off)
+    contour: "ContourPrior | None" = None
+    # the key steering's target: 12 shares of sounding time, tonic first (the training tunes' profile
+    # in this mode, emomusic.melody.profiles); None: the Krumhansl-Kessler profile
+    profile: tuple | None = None
     hold_half: bool = False  # half cadences land on a long note too (authentic ones always do); off: in
     # the held-out folk tunes about half of the phrase ends land long, and forcing every one made the
     # generated tunes easier to tell from real ones (benchmarks/realism.py)
@@ -267,13 +275,18 @@ class TuneSpec:
         return next(((t + i) % 12 for i in (3, 4) if (t + i) % 12 in pcs), (t + 4) % 12)
 
     def target_profile(self) -> dict[int, float]:
-        """Pitch class -> target share of sounding time: the Krumhansl-Kessler profile of the
-        requested key (major profile for major-like modes, minor for minor-like) over the
-        allowed pitch classes, lifted off its floor so its shape dominates, normalised."""
-        prof = KK_MAJOR if self.key.is_major else KK_MINOR
+        """Pitch class -> target share of sounding time over the allowed pitch classes, normalised:
+        ``profile`` (the training tunes' shares in this mode, each at least 1%) when set, else the
+        Krumhansl-Kessler profile of the requested key (major profile for major-like modes, minor
+        for minor-like), lifted off its floor so its shape dominates."""
         allowed = self.allowed_pitch_classes()
-        raw = {(self.key.tonic + i) % 12: max(prof[i] - 2.0, 0.1) for i in range(12)
-               if (self.key.tonic + i) % 12 in allowed}
+        if self.profile is not None:
+            raw = {(self.key.tonic + i) % 12: max(float(self.profile[i]), 0.01) for i in range(12)
+                   if (self.key.tonic + i) % 12 in allowed}
+        else:
+            prof = KK_MAJOR if self.key.is_major else KK_MINOR
+            raw = {(self.key.tonic + i) % 12: max(prof[i] - 2.0, 0.1) for i in range(12)
+                   if (self.key.tonic + i) % 12 in allowed}
         total = sum(raw.values())
         return {pc: v / total for pc, v in raw.items()}
 
@@ -310,6 +323,8 @@ class _State:
     sounding: Chord | None = None  # the chord sounding now (the chord track holds it until the next)
     last_pitch: int | None = None
     prev_pitch: int | None = None
+    last_move: int = 0  # class of the last moving interval of the line (contour.interval_class; 0: none yet)
+    repeated: bool = False  # a repeated note came after that move
     hist: list = field(default_factory=lambda: [0.0] * 12)  # sounding time per pitch class (melody)
     chord_hist: list = field(default_factory=lambda: [0.0] * 12)  # the same for the chord track's notes
     notes: int = 0
@@ -362,7 +377,8 @@ class Grammar:
                 out = [tok.pitch_ids[p] for p in range(max(PITCH_MIN, low), min(PITCH_MAX, high) + 1)
                        if p % 12 == spec.key.tonic]
             bias = None
-            if spec.tonal_bias or spec.repeat_penalty:
+            shape = spec.contour is not None and st.last_pitch is not None
+            if spec.tonal_bias or spec.repeat_penalty or shape:
                 prof = spec.profile_bias(st.piece_hist()) if spec.tonal_bias else {}
                 bias = []
                 for i in out:
@@ -371,6 +387,10 @@ class Grammar:
                     if spec.repeat_penalty and p == st.last_pitch == st.prev_pitch:
                         b -= spec.repeat_penalty
                     bias.append(b)
+                if shape:  # the contour prior: the bonus of each candidate's interval class
+                    crow, off = spec.contour.row(st.last_move, st.repeated), 127 - st.last_pitch
+                    id_to_pitch = tok.id_to_pitch
+                    bias = [b + crow[CLASS_INDEX[id_to_pitch[i] + off]] for b, i in zip(bias, out)]
             if not final and st.notes > 0:
                 out.append(tok.rest)
                 if bias is not None:
@@ -448,7 +468,14 @@ class Grammar:
                 for p in chord_pitches(st.sounding):
                     st.chord_hist[p % 12] += dur
             if t != tok.rest:
-                st.prev_pitch, st.last_pitch = st.last_pitch, tok.id_to_pitch[t]
+                p = tok.id_to_pitch[t]
+                if st.last_pitch is not None:
+                    c = interval_class(p - st.last_pitch)
+                    if c:
+                        st.last_move, st.repeated = c, False
+                    else:
+                        st.repeated = True
+                st.prev_pitch, st.last_pitch = st.last_pitch, p
                 st.hist[st.last_pitch % 12] += dur
 
 

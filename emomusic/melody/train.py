@@ -46,7 +46,10 @@ def _is_val(t, fraction: float) -> bool:
 
 
 def prepare(paths, tok: Tokenizer, opts: TrainOptions, progress: bool = False):
-    """(train sequences, validation sequences, stats, summary)."""
+    """(train sequences, validation sequences, stats, summary). ``stats`` also holds the training
+    tunes' contour transitions (``stats["contour"]``, :func:`emomusic.melody.contour.corpus_entry`)
+    and pitch-class profiles per mode (``stats["profiles"]``, :func:`emomusic.melody.profiles.mode_profiles`),
+    which the decoder's priors read (saved as the config's ``contour`` and ``profiles`` entries)."""
     tunes = build_corpus(paths, progress=progress)
     if len(tunes) < 2:
         raise EmomusicError(f"the corpus gave only {len(tunes)} usable tunes; need at least 2")
@@ -57,6 +60,11 @@ def prepare(paths, tok: Tokenizer, opts: TrainOptions, progress: bool = False):
         train, val = tunes, []
     if not val:
         val = train[:1]
+    from emomusic.melody.contour import corpus_entry
+
+    from emomusic.melody.profiles import mode_profiles
+
+    stats = dict(stats, contour=corpus_entry(train), profiles=mode_profiles(train))
     rng = random.Random(opts.seed)
     aug = augment(train, max_per_tune=opts.max_per_tune, seed=opts.seed)
     train_seqs = []
@@ -165,7 +173,9 @@ def train_melody_model(paths, out_dir: str | Path, opts: TrainOptions, resume: b
         return opts.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, prog))))
 
     def extra(step, last_loss):
-        return {"tokens": tok.vocab, "stats": stats, "corpus": summary, "preset": opts.preset,
+        bins = {k: v for k, v in stats.items() if k not in ("contour", "profiles")}
+        return {"tokens": tok.vocab, "stats": bins, "contour": stats["contour"], "profiles": stats["profiles"],
+                "corpus": summary, "preset": opts.preset,
                 "train": {"step": step, "steps": opts.steps, "batch_size": opts.batch_size, "lr": opts.lr,
                           "loss": last_loss, "history": history}}
 

@@ -167,6 +167,10 @@ def test_train_melody_smoke_and_resume(tmp_path):
         assert res.exit_code == 0, res.output
         cfg = json.loads((out / "config.json").read_text())
         assert cfg["train"]["step"] == 2 and cfg["preset"] == "debug" and len(cfg["train"]["history"]) == 2
+        # the training tunes' contour transitions are recorded (the bonus table is fitted afterwards by
+        # scripts/melody_contour.py); the control-bin statistics stay as they were
+        assert sum(map(sum, cfg["contour"]["counts"])) > 20 and "bonus" not in cfg["contour"]
+        assert "contour" not in cfg["stats"] and "profiles" not in cfg["stats"] and isinstance(cfg["profiles"], dict)
         assert (out / "model.safetensors").exists() and (out / "optimizer.safetensors").exists()
         assert not list(out.glob("*.pt")) and not list(out.glob("*.bin"))
         res = run(env_args[:7] + ["3"] + env_args[8:] + ["--resume"])

@@ -25,6 +25,19 @@ def test_card_config_and_tokenizer():
     assert not (SHIPPED / "optimizer.safetensors").exists()
 
 
+def test_shipped_contour_prior():
+    """The shipped config holds the training tunes' contour transitions and the decoder's fitted
+    bonus table (scripts/melody_contour.py), and the fit brought the decoder closer to the corpus."""
+    from emomusic.melody.contour import N_CLASSES, N_STATES, ContourPrior
+
+    entry = json.loads((SHIPPED / "config.json").read_text())["contour"]
+    assert entry["tunes"] > 1000 and sum(map(sum, entry["counts"])) > 100_000
+    assert len(entry["bonus"]) == N_STATES and {len(r) for r in entry["bonus"]} == {N_CLASSES}
+    dist = entry["fit"]["distance"]
+    assert dist[-1] < dist[0] / 2
+    assert ContourPrior.from_config({"contour": entry}) is not None
+
+
 @pytest.mark.skipif(shutil.which("abc2midi") is None, reason="abc2midi (Debian package abcmidi) is not installed")
 def test_done_when(tmp_path):
     from emomusic.cli import main
