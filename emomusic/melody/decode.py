@@ -12,7 +12,9 @@ that would break the tune:
   ``downbeat_triad`` every bar's first note on the tonic triad: off by default); the window
   rises by ``part_lift`` in the tune's second part (:meth:`TuneSpec.window_at`); a logit bonus steers the running pitch-class histogram of
   the whole piece (melody + chord track) toward the requested key's Krumhansl-Kessler
-  profile (keeps the mode audible) and a penalty discourages a third repeated note;
+  profile or, in major-like modes, the training tunes' profile (keeps the mode audible), a
+  penalty discourages a third repeated note, and the contour prior (:mod:`.contour`) a
+  bonus per interval class that keeps the line's turns like the corpus's;
 * durations shorter than the density allows are masked, and a logit bonus steers density;
 * chord symbols (with ``chords``) only at beat starts, required at each bar start, and
   mode-aware (:meth:`TuneSpec.chord_palette`): the tonic chord opens the first bar and is
