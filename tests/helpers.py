@@ -46,3 +46,15 @@ def load_benchmark(stem: str) -> ModuleType:
 def load_script(stem: str) -> ModuleType:
     """``scripts/<stem>.py`` as a module."""
     return load_file(f"scripts/{stem}.py")
+
+
+def checkpoint_with(checkpoint, folder, **entries):
+    """A copy of ``checkpoint`` in ``folder`` whose config.json has ``entries`` set."""
+    import json
+    import shutil
+
+    shutil.copytree(checkpoint, folder)
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg.update(entries)
+    (folder / "config.json").write_text(json.dumps(cfg))
+    return folder

@@ -21,7 +21,7 @@ from emomusic.errors import CheckpointError, EmomusicError
 from emomusic.form import FormPlan, piece_forms
 from emomusic.piece import KeySignature, Marker, Note, Piece, Tempo, TimeSignature, Track, without_overlaps
 
-from .repeats import generate_with_form, note_repeats
+from .repeats import generate_with_form, note_repeats, restore_repeats
 from .representation import notes_to_segments, segments_to_notes
 
 SECTION_BARS = 4  # a marker (and, when the emotion moves, a template section) every 4 bars
@@ -172,11 +172,13 @@ class ComposeEngine:
         rolls = np.concatenate(outs) if outs else np.zeros((0, 3, self.vae.cfg.n_steps, self.vae.cfg.n_pitches), np.float32)
         return rolls.reshape(n, S, *rolls.shape[1:])
 
-    def decode(self, latents, threshold: float | None = None) -> list[list[Note]]:
+    def decode(self, latents, threshold: float | None = None, melody: tuple[int, float] | None = None) -> list[list[Note]]:
         """Latents (n, S, D) -> one note list per sequence (beats from 0); ``threshold`` on the
-        onset probability (default: the VAE config's ``decode_threshold``)."""
+        onset probability (default: the VAE config's ``decode_threshold``); ``melody`` =
+        (lowest pitch, threshold): a lower threshold for the top note of a step where nothing
+        in the melody's register reaches ``threshold`` (:func:`segments_to_notes`)."""
         threshold = self.vae.cfg.decode_threshold if threshold is None else float(threshold)
-        return [segments_to_notes(r, self.vae.cfg, threshold) for r in self.decode_rolls(latents)]
+        return [segments_to_notes(r, self.vae.cfg, threshold, melody=melody) for r in self.decode_rolls(latents)]
 
     def encode(self, items) -> np.ndarray:
         """Pieces (or note lists) -> posterior means (n, S, D); rolls (B, 3, T, P) -> (B, D)."""
@@ -525,11 +527,12 @@ def _finish(job: "_Job", lat: np.ndarray) -> list[Piece]:
     pieces = []
     moving = target is not None and target.as_tuple() != emotion.as_tuple()
     label = f"{emotion}" + (f" -> {target}" if moving else "")
-    if texture and threshold is None:  # calm pieces decode sparser; the texture fills them in
-        from .texture import calm_threshold
+    melody = None
+    if texture and threshold is None:  # calm pieces decode sparser (the texture fills them in), the melody line less sparse
+        from .texture import decode_thresholds
 
-        threshold = calm_threshold(eng.vae.cfg.decode_threshold, _mean(emos))
-    all_notes = [note_repeats(nt, plan, eng.segment_bars) for nt, plan in zip(eng.decode(lat, threshold=threshold), plans)]
+        threshold, melody = decode_thresholds(eng.vae.cfg.decode_threshold, _mean(emos))
+    all_notes = [note_repeats(nt, plan, eng.segment_bars) for nt, plan in zip(eng.decode(lat, threshold=threshold, melody=melody), plans)]
     best = np.array(lat, copy=True)
     # A sample can decode to (almost) nothing; redraw those with derived seeds so no one gets
     # an empty file. Deterministic: the same seed gives the same redraws.
@@ -538,7 +541,7 @@ def _finish(job: "_Job", lat: np.ndarray) -> list[Piece]:
         if not sparse:
             break
         lat2 = _generate(eng, conds[sparse], [plans[i] for i in sparse], seed + 7919 * attempt, steps=steps, guidance=guidance)
-        for j, (i, nt) in enumerate(zip(sparse, eng.decode(lat2, threshold=threshold))):
+        for j, (i, nt) in enumerate(zip(sparse, eng.decode(lat2, threshold=threshold, melody=melody))):
             nt = note_repeats(nt, plans[i], eng.segment_bars)
             if len(nt) > len(all_notes[i]):
                 all_notes[i] = nt
@@ -561,8 +564,10 @@ def _finish(job: "_Job", lat: np.ndarray) -> list[Piece]:
             p = _apply_template(p, emos, moving, eng.segment_bars * 4.0, mode=key is None)
             if tempo:
                 p.tempos = [Tempo(float(tempo), 0.0)]
-        for t in p.tracks:  # one voice per key, as a MIDI file holds it (so counts agree with the file)
-            t.notes = without_overlaps(t.notes)
+        for t in p.tracks:  # one voice per key, as a MIDI file holds it (so counts agree with the file);
+            # an exact return stays exact after the template's global mode step (a morph's returns
+            # were re-conditioned on their own emotion: they keep their notes)
+            t.notes = without_overlaps(restore_repeats(t.notes, plans[i]) if apply_template and not moving else t.notes)
         pieces.append(p)
     if texture:  # passing notes in the melody's thirds, then the piano texture around the generated
         # notes, on the plan's chords at its cadences

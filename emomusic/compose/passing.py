@@ -39,7 +39,7 @@ from emomusic.emotion import Emotion
 from emomusic.piece import KeySignature, Note, Piece
 
 from .cadence import key_at
-from .texture import _emotion_at
+from .sounding import emotion_at as _emotion_at
 
 if TYPE_CHECKING:  # pragma: no cover
     from emomusic.form import FormPlan

@@ -218,3 +218,26 @@ def copy_sections(notes: Sequence[Note], plan: FormPlan, bar_beats: float = 4.0)
         clipped.append(replace(nt, duration=max(0.125, min(nt.duration, end - nt.start))) if nt.end > end + 1e-6 else nt)
     clipped.sort(key=lambda x: (x.start, x.pitch))
     return clipped
+
+
+def restore_repeats(notes: Sequence[Note], plan: FormPlan, bar_beats: float = 4.0) -> list[Note]:
+    """``notes`` with every exact ``repeat`` section made its first statement's notes again
+    (shifted to its bars, cut at its end); other sections as they are. The latents of a
+    repeat are its first statement's, but the template's mode step is global (it moves the
+    longest chromatic notes of the piece, one statement's and not the other's): this keeps
+    an exact return exact after it."""
+    if plan.through_composed:
+        return list(notes)
+    out: list[Note] = []
+    for i, s in enumerate(plan.sections):
+        lo, hi = s.start_bar * bar_beats, s.end_bar * bar_beats
+        j = plan.first_statement(i)
+        if j is None or plan.role(i) != "repeat" or plan.sections[j].bars != s.bars:
+            out += [nt for nt in notes if lo - 1e-6 <= nt.start < hi - 1e-6]
+            continue
+        f = plan.sections[j]
+        shift = lo - f.start_bar * bar_beats
+        src = [nt for nt in notes if f.start_bar * bar_beats - 1e-6 <= nt.start < f.end_bar * bar_beats - 1e-6]
+        out += [replace(nt, start=nt.start + shift, duration=min(nt.duration, hi - nt.start - shift)) for nt in src]
+    out += [nt for nt in notes if nt.start >= plan.bars * bar_beats - 1e-6]
+    return sorted(out, key=lambda n: (n.start, n.pitch))

@@ -51,12 +51,26 @@ def notes_to_segments(notes, cfg, min_notes: int = 4) -> tuple[np.ndarray, np.nd
     return segs, counts >= min_notes
 
 
-def segments_to_notes(segs: np.ndarray, cfg, threshold: float = 0.5, offset_beats: float = 0.0) -> list[Note]:
-    """(S, 3, T, P) rolls (onset channel as probabilities or 0/1) -> notes, segment after segment."""
+def segments_to_notes(segs: np.ndarray, cfg, threshold: float = 0.5, offset_beats: float = 0.0,
+                      melody: tuple[int, float] | None = None) -> list[Note]:
+    """(S, 3, T, P) rolls (onset channel as probabilities or 0/1) -> notes, segment after segment.
+
+    ``threshold``: the onset probability kept. ``melody`` = (lowest MIDI pitch, threshold): at a
+    step where nothing from that pitch up reaches ``threshold``, the highest cell there that
+    reaches the melody's (lower) threshold is kept too: one more melody note, never a chord."""
     T, spb = cfg.n_steps, cfg.steps_per_beat
     out: list[Note] = []
     for si, seg in enumerate(segs):
-        ts, ps = np.nonzero(seg[ONSET] >= threshold)
+        keep = seg[ONSET] >= threshold
+        if melody is not None:
+            lo = max(0, int(melody[0]) - cfg.pitch_low)
+            upper = seg[ONSET][:, lo:]
+            maybe = upper >= float(melody[1])
+            steps = np.nonzero(maybe.any(axis=1) & ~keep[:, lo:].any(axis=1))[0]
+            if steps.size:
+                top = maybe.shape[1] - 1 - np.argmax(maybe[steps, ::-1], axis=1)
+                keep[steps, lo + top] = True
+        ts, ps = np.nonzero(keep)
         for t, p in zip(ts.tolist(), ps.tolist()):
             d = int(round(float(seg[DURATION, t, p]) * T))
             d = max(1, min(d, T - t))

@@ -18,7 +18,9 @@ adds what a pianist's hands would play around them:
    melody (a narrower span when calm); chord tones stay under the melody.
 3. **Right hand** - a chord tone a third to a sixth under melody notes on strong beats, more
    often the higher the arousal, and the chord's inner voices (with its seventh or ninth)
-   struck with each half bar's first melody note and held (:func:`_inner_voices`).
+   struck with each half bar's first melody note and held (:func:`_inner_voices`); in some
+   pieces (drawn with the seed, none when calm: :func:`octave_share`) the melody in octaves
+   (:func:`octave_doubling`).
 4. **Pedal** - every note rings to the next chord change (and bar line, except when calm; each
    half bar when very excited); calm parts are legato.
 
@@ -28,7 +30,9 @@ semitone away starts. Where the generated accompaniment already plays an onset p
 half bar the pattern gives way, new onsets stop at a density budget that grows with arousal
 (it complements, it does not replace), and generated accompaniment notes that clash a
 semitone with the melody and are not chord tones are thinned out. With the texture,
-:func:`calm_threshold` makes the decoder sparser for calm emotions. Everything is seeded and
+:func:`decode_thresholds` makes the decoder sparser for calm emotions and keeps more of the
+melody register's onsets otherwise. An exact return of a section keeps its first
+statement's chords (except where a cadence fixes them). Everything is seeded and
 deterministic.
 
 :func:`texture_features` measures the texture (sounding notes at once, notes per beat,
@@ -48,6 +52,11 @@ from emomusic.chords import STAY, Chord, cadence_constraints, diatonic_chords, e
 from emomusic.emotion import Emotion
 from emomusic.piece import KeySignature, Note, Piece, Track
 
+from .right_hand import LEGATO_AROUSAL, colour_tone, octave_doubling, octave_share
+from .right_hand import fills as _fills
+from .right_hand import inner_voices as _inner_voices
+from .sounding import Sounding as _Sounding
+from .sounding import emotion_at as _emotion_at
 from .texture_measure import LEFT_HAND_SPLIT, LOW_PITCH, TEXTURE_FEATURES, texture_features
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -62,7 +71,6 @@ BASS_SPAN = 12  # the bass moves within an octave above its lowest note
 LEFT_HAND_TOP = 67  # left-hand chord tones stay at or below G4 ...
 MELODY_GAP = 3  # ... and at least this many semitones under the lowest melody note sounding
 ACCOMP_VELOCITY = 0.78  # accompaniment velocity / melody velocity
-FILL_VELOCITY = 0.85  # right-hand fill velocity / melody velocity
 CALM_STAY = 0.3  # chord-keeping score added per unit of negative arousal (calm music changes chords less often)
 CALM_THRESHOLD = 0.6  # decoder onset threshold raised by this per unit of negative arousal
 BUDGET_CENTRE = 3.0  # onsets per beat (melody and accompaniment) the left hand fills up to at arousal 0 ...
@@ -70,15 +78,10 @@ BUDGET_PER_AROUSAL = 1.5  # ... more when excited, fewer when calm
 BUSY_ONSETS_PER_BEAT = 1.0  # a half bar whose generated left hand plays this many onsets per beat gets no pattern
 PEDAL_AROUSAL = 0.8  # the sustain pedal changes with the chord and at each bar line (each half bar above this arousal)
 BAR_PEDAL_AROUSAL = -0.3  # ... at bar lines only above this arousal (calmer music holds it while the chord lasts)
-LEGATO_AROUSAL = 0.0  # up to this arousal each part is played legato
-FILL_CENTRE = 0.75  # chance of a right-hand chord tone under a strong-beat melody note at arousal 0 ...
-FILL_PER_AROUSAL = 0.3  # ... higher when excited (fuller chords), lower when calm
 COLOUR_CENTRE = 0.55  # chance of a seventh / ninth in a half bar's chord at arousal 0 ...
 COLOUR_PER_AROUSAL = 0.35  # ... more when calm, fewer when excited
-INNER_VOICES = 2  # right-hand chord tones (or the chord's seventh / ninth) held under each half bar's first melody note ...
-INNER_REACH = 1.0  # ... when that note starts within this many beats of the half bar's start ...
-INNER_FLOOR = 55  # ... at or above G3 ...
-INNER_VELOCITY = 0.75  # ... this much softer than the melody note
+MELODY_REGISTER = 60  # decoder onsets at or above C4 (the right hand's register) ...
+MELODY_THRESHOLD_DROP = 0.3  # ... are kept at an onset threshold this much lower than the rest's
 
 
 # --------------------------------------------------------------------------------------
@@ -130,21 +133,26 @@ def calm_threshold(base: float, emotion: Emotion) -> float:
     return float(min(0.95, base + CALM_THRESHOLD * max(0.0, -emotion.arousal)))
 
 
+def decode_thresholds(base: float, emotion: Emotion) -> tuple[float, tuple[int, float] | None]:
+    """The VAE decoder's onset thresholds for ``emotion`` with the texture on: (threshold,
+    melody) for :meth:`~emomusic.compose.api.ComposeEngine.decode`. ``threshold`` is
+    :func:`calm_threshold`; ``melody`` = (:data:`MELODY_REGISTER`, a threshold lower by
+    :data:`MELODY_THRESHOLD_DROP` at arousal 0 and above, less when calmer), or None from arousal
+    -0.5 down (a calm melody stays sparse: with the drop there, a quarter of the Q3 pieces read
+    as excited without their velocities). At a step where nothing from the melody's register up
+    reaches ``threshold``, the highest cell that reaches the melody's threshold is kept: the
+    decoder is less sure of the melody's onsets than of the bass's; at one threshold the right
+    hand fell silent while the left hand's pattern went on, and the line on top kept dropping
+    to it (top-voice leaps 0.67 against EMOPIA's 0.59; docs/compose.md)."""
+    th = calm_threshold(base, emotion)
+    drop = MELODY_THRESHOLD_DROP * min(1.0, max(0.0, 1.0 + 2.0 * emotion.arousal))
+    return th, ((MELODY_REGISTER, max(0.05, th - drop)) if drop > 0 else None)
+
+
 def bass_floor(emotion: Emotion) -> int:
     """Lowest bass note: lower when excited (EMOPIA's excited clips have the most notes below
     C3) and a little lower (darker) when the valence is negative."""
     return int(round(BASS_CENTRE - BASS_PER_AROUSAL * emotion.arousal - (BASS_NEGATIVE_VALENCE if emotion.valence < 0 else 0)))
-
-
-def colour_tone(chord: Chord) -> int | None:
-    """The pitch class a pianist adds to ``chord``'s triad: the minor seventh over the dominant
-    (V7) and over minor chords (ii7, vi7, i7 ...), the ninth over the other major chords (add9:
-    a major seventh would rub a semitone against the root); None for a diminished chord."""
-    if chord.quality == "diminished":
-        return None
-    if chord.quality == "minor" or chord.degree == "V":
-        return (chord.root + 10) % 12
-    return (chord.root + 2) % 12
 
 
 def colour_chance(emotion: Emotion) -> float:
@@ -199,52 +207,6 @@ def _melody_and_accomp(piece: Piece) -> tuple[list[int], list[int]]:
     return mel, acc
 
 
-def _emotion_at(emotions: Sequence[Emotion], beat: float, segment_beats: float) -> Emotion:
-    return emotions[min(len(emotions) - 1, max(0, int(beat // segment_beats)))]
-
-
-class _Sounding:
-    """Notes in time, to ask what sounds over an interval (numpy, so a piece stays fast)."""
-
-    def __init__(self, notes: Sequence[Note]):
-        self.start = np.array([n.start for n in notes], dtype=float)
-        self.end = np.array([n.end for n in notes], dtype=float)
-        self.pitch = np.array([n.pitch for n in notes], dtype=int)
-        self._new: list[tuple[float, float, int]] = []
-
-    def add(self, nt: Note) -> int:
-        """Add ``nt``; its index among the added notes (for :meth:`set_end`)."""
-        self._new.append((nt.start, nt.end, nt.pitch))
-        return len(self._new) - 1
-
-    def set_end(self, i: int, end: float) -> None:
-        s, _, p = self._new[i]
-        self._new[i] = (s, end, p)
-
-    def restrike(self, pitch: int, at: float) -> int | None:
-        """Index (in the order added) of an added note of ``pitch`` still ringing at ``at``,
-        now ended there so the key can be struck again; None when there is none."""
-        for i in range(len(self._new) - 1, -1, -1):
-            s, e, p = self._new[i]
-            if p == pitch and s < at - 1e-6 < e:
-                self._new[i] = (s, at, p)
-                return i
-        return None
-
-    def pitches(self, t0: float, t1: float) -> np.ndarray:
-        m = (self.start < t1 - 1e-6) & (self.end > t0 + 1e-6)
-        extra = [p for s, e, p in self._new if s < t1 - 1e-6 and e > t0 + 1e-6]
-        return np.concatenate([self.pitch[m], np.array(extra, dtype=int)])
-
-    def clashes(self, pitch: int, t0: float, t1: float) -> bool:
-        """A semitone (interval class 1) or the same pitch against anything sounding in [t0, t1)."""
-        ps = self.pitches(t0, t1)
-        if ps.size == 0:
-            return False
-        d = np.abs(ps - pitch)
-        return bool(np.any((d % 12 == 1) | (d % 12 == 11) | (d == 0)))
-
-
 def sustain_pedal(notes: Sequence[Note], changes: Sequence[float], until: float,
                   min_end: Sequence[float] | None = None) -> list[Note]:
     """Notes as a sustain pedal holds them: each rings on to the next pedal change (``changes``,
@@ -288,85 +250,6 @@ def legato_ends(notes: Sequence[Note], max_gap: float = 2.0) -> list[float]:
     return out
 
 
-def _fills(melody: Sequence[Note], chords: Sequence[Chord], snd: _Sounding, emotions: Sequence[Emotion],
-           segment_beats: float, bar: float, win: float, total: float, rng: np.random.Generator) -> list[Note]:
-    """Right hand: the closest chord tone a third to a sixth under melody notes on strong beats
-    (every beat when excited, beats 1 and 3 otherwise), more often the higher the arousal."""
-    out: list[Note] = []
-    for nt in melody:
-        em = _emotion_at(emotions, nt.start, segment_beats)
-        pos = nt.start % bar
-        on_beat = abs(pos - round(pos)) < 1e-3
-        strong = on_beat and (em.arousal > 0.3 or round(pos) % 2 == 0)
-        if not strong or nt.duration < 0.45 or nt.start >= total:
-            continue
-        if rng.random() > min(1.0, max(0.0, FILL_CENTRE + FILL_PER_AROUSAL * em.arousal)):
-            continue
-        w = min(len(chords) - 1, int(nt.start // win))
-        for p in (nt.pitch - d for d in range(3, 10) if (nt.pitch - d) % 12 in chords[w].pcs):
-            if not snd.clashes(p, nt.start, nt.start + nt.duration):
-                f = Note(int(p), nt.start, nt.duration, int(max(1, min(127, round(nt.velocity * FILL_VELOCITY)))))
-                snd.add(f)
-                out.append(f)
-                break
-    return out
-
-
-def _inner_voices(melody: Sequence[Note], chords: Sequence[Chord], snd: _Sounding, win: float, total: float,
-                  wpb: int, arousal: Sequence[float]) -> list[Note]:
-    """Right hand: the inner voices of each half bar's chord. Under the first melody note struck
-    within :data:`INNER_REACH` beats of the half bar's start, up to :data:`INNER_VOICES` notes
-    of the chord (its triad, or its :func:`colour_tone`: a pianist voices the right hand with
-    sevenths and ninths) from a minor third under the lowest melody note sounding with it down
-    to an octave under it (not under :data:`INNER_FLOOR`), each struck with the melody note and held to the half bar's end,
-    where they clash a semitone with nothing. EMOPIA's piano clips sound 3-4 notes at once above
-    middle C (melody and chord); the VAE's melody alone about 2. The last bar's chord is a plain
-    triad (the final tonic; ``wpb`` half bars per bar). ``arousal`` (one value per half bar):
-    in a calm half bar (:data:`LEGATO_AROUSAL` or less) whose chord goes on from the one before,
-    the inner voices already held ring on to its end instead of being struck again (calm music
-    keeps the sound, not the pulse)."""
-    out: list[Note] = []
-    starts = np.array([n.start for n in melody], dtype=float)
-    order = np.argsort(starts, kind="stable")
-    held: list[tuple[int, int]] = []  # the last half bar's inner voices: (index in out, index in snd)
-    for w, chord in enumerate(chords):
-        t0, t1 = w * win, min((w + 1) * win, total)
-        if t1 <= t0:
-            continue
-        final = w >= len(chords) - wpb  # the last bar: a plain triad ...
-        enters_final = w == len(chords) - wpb  # ... struck anew (no seventh or ninth held into it)
-        if arousal[w] <= LEGATO_AROUSAL and w > 0 and chord == chords[w - 1] and held and not enters_final:
-            kept = []
-            for k, j in held:
-                nt = out[k]
-                if abs(nt.end - t0) < 1e-6 and not snd.clashes(nt.pitch, t0, t1):
-                    out[k] = replace(nt, duration=t1 - nt.start)
-                    snd.set_end(j, t1)
-                    kept.append((k, j))
-            if kept:
-                held = kept
-                continue
-        held = []
-        here = [melody[i] for i in order if t0 - 1e-6 <= starts[i] < min(t0 + INNER_REACH, t1) - 1e-6]
-        if not here:
-            continue
-        lead = here[0]
-        low = min([n.pitch for n in melody if n.start < t1 - 1e-6 and n.end > lead.start + 1e-6] + [lead.pitch])
-        colour = colour_tone(chord) if not final else None
-        pcs = set(chord.pcs) | ({colour} if colour is not None else set())
-        got = 0
-        for p in range(low - 3, max(INNER_FLOOR, low - 12) - 1, -1):  # within the octave under the melody
-            if p % 12 not in pcs or snd.clashes(p, lead.start, t1):
-                continue
-            nt = Note(int(p), lead.start, t1 - lead.start, int(max(1, min(127, round(lead.velocity * INNER_VELOCITY)))))
-            held.append((len(out), snd.add(nt)))
-            out.append(nt)
-            got += 1
-            if got >= INNER_VOICES:
-                break
-    return out
-
-
 def _colour_notes(colours: Sequence[int | None], snd: _Sounding, win: float, total: float, velocity: float,
                   lh_onsets: Sequence[float]) -> list[Note]:
     """The colour tone of each half bar that has one and does not sound in it yet, held from
@@ -389,6 +272,30 @@ def _colour_notes(colours: Sequence[int | None], snd: _Sounding, win: float, tot
         snd.add(nt)
         out.append(nt)
     return out
+
+
+def _repeat_chords(chords: list, form: "FormPlan", n_win: int, wpb: int, notes: Sequence[Note] = (),
+                   bar: float = 4.0) -> list:
+    """An exact return (``repeat``) whose notes are its first statement's keeps that statement's
+    chords, except where the plan's cadences fix them: the joint search reads each statement
+    in its own context (the bars after it differ), which could re-harmonise the same notes. A
+    return with other notes (a ``--to`` morph re-conditions it) keeps its own chords."""
+    def rel(lo: float, hi: float) -> set:
+        return {(n.pitch, round(n.start - lo, 3)) for n in notes if lo - 1e-6 <= n.start < hi - 1e-6}
+
+    fixed = cadence_constraints(form, n_win, wpb)
+    for i, sec in enumerate(form.sections):
+        j = form.first_statement(i)
+        if j is None or form.role(i) != "repeat":
+            continue
+        src_bar, span = form.sections[j].start_bar, min(sec.bars, form.sections[j].bars)
+        if rel(src_bar * bar, (src_bar + span - 1) * bar) != rel(sec.start_bar * bar, (sec.start_bar + span - 1) * bar):
+            continue
+        src, dst = src_bar * wpb, sec.start_bar * wpb
+        for k in range(span * wpb):
+            if dst + k < n_win and src + k < n_win and dst + k not in fixed:
+                chords[dst + k] = chords[src + k]
+    return chords
 
 
 def _repeat_sections(added: list[Note], generated: Sequence[Note], form: "FormPlan", bar: float) -> list[Note]:
@@ -447,6 +354,8 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
                              valence=[_emotion_at(emotions, w * win, segment_beats).valence for w in range(n_win)],
                              stay=[STAY + CALM_STAY * max(0.0, -_emotion_at(emotions, w * win, segment_beats).arousal)
                                    for w in range(n_win)])
+    if form is not None and not form.through_composed:
+        chords = _repeat_chords(list(chords), form, n_win, wpb, all_notes, bar)
     rng = np.random.default_rng(seed)
 
     # thin generated accompaniment notes that clash a semitone with the melody and are no chord tone
@@ -584,6 +493,9 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
         mel_map = dict(zip(melody, held[:i0]))
         acc_map = dict(zip(accomp, held[i1:i2]))
         fills, new_notes = held[i0:i1], held[i2:]
+    if fill and np.random.default_rng([seed, 11]).random() < octave_share(emotions):  # this piece's melody in octaves
+        fills = fills + octave_doubling([mel_map.get(n, n) for n in melody],
+                                        fills + [acc_map.get(n, n) for n in accomp] + new_notes)
 
     tracks = []
     if mel_idx:
@@ -608,4 +520,5 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
 
 
 __all__ = ["Chord", "PATTERNS", "TEXTURE_FEATURES", "add_texture", "bass_floor", "calm_threshold", "cadence_constraints",
-           "diatonic_chords", "estimate_chords", "legato_ends", "patterns_for", "sustain_pedal", "texture_features"]
+           "decode_thresholds", "diatonic_chords", "estimate_chords", "legato_ends", "octave_doubling", "octave_share", "patterns_for",
+           "sustain_pedal", "texture_features"]

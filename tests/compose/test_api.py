@@ -140,6 +140,22 @@ def test_compose_bad_arguments(debug_ckpt, kw, match):
         compose(Emotion(0, 0), checkpoint=debug_ckpt, **kw)
 
 
+def test_decode_melody_threshold_adds_top_notes_only(debug_ckpt):
+    eng = ComposeEngine.load(debug_ckpt)
+    cfg = eng.vae.cfg
+    lat = eng.random_latents(2, 2, seed=3)
+    rolls = eng.decode_rolls(lat)
+    cut = float(np.quantile(rolls[:, :, 0], 0.98))
+    low = float(np.quantile(rolls[:, :, 0], 0.9))
+    mid = cfg.pitch_low + cfg.n_pitches // 2
+    for plain, more in zip(eng.decode(lat, cut), eng.decode(lat, cut, (mid, low))):
+        assert set(plain) <= set(more)
+        added = sorted(set(more) - set(plain), key=lambda n: n.start)
+        assert added and all(n.pitch >= mid for n in added)
+        assert len({n.start for n in added}) == len(added)  # one note a step: a line, not chords
+        assert not {n.start for n in added} & {n.start for n in plain if n.pitch >= mid}
+
+
 def test_compose_guidance_changes_output(debug_ckpt):
     eng = ComposeEngine.load(debug_ckpt)
     conds = np.full((1, 4, 2), 0.6, np.float32)
@@ -204,7 +220,7 @@ def _c_major_notes(bars: int = 4) -> list[Note]:
 def test_compose_template_sets_the_mode(debug_ckpt, monkeypatch):
     from emomusic.attributes import measure
 
-    monkeypatch.setattr(ComposeEngine, "decode", lambda self, lat, threshold=None: [_c_major_notes(16) for _ in lat])
+    monkeypatch.setattr(ComposeEngine, "decode", lambda self, lat, threshold=None, melody=None: [_c_major_notes(16) for _ in lat])
     sad, happy = Emotion(-0.6, 0.4), Emotion(0.6, 0.4)
     (raw,) = compose(sad, bars=4, apply_template=False, checkpoint=debug_ckpt)
     assert (measure(raw).key_tonic, measure(raw).mode) == (0, "major")
@@ -227,7 +243,7 @@ def test_sparse_samples_are_resampled_deterministically(debug_ckpt, monkeypatch)
     calls = []
     good = _c_major_notes(4)
 
-    def fake_decode(self, lat, threshold=None):
+    def fake_decode(self, lat, threshold=None, melody=None):
         calls.append(len(lat))
         # first call: sample 1 of 3 is empty; the redraw (1 sequence) is fine
         return [good, [], good] if len(calls) == 1 else [good for _ in lat]
@@ -238,7 +254,7 @@ def test_sparse_samples_are_resampled_deterministically(debug_ckpt, monkeypatch)
     assert all(len(p.notes) >= 4 for p in pieces)
 
     # a model that never passes the threshold: the most likely onsets are kept instead
-    monkeypatch.setattr(ComposeEngine, "decode", lambda self, lat, threshold=None: [[] for _ in lat])
+    monkeypatch.setattr(ComposeEngine, "decode", lambda self, lat, threshold=None, melody=None: [[] for _ in lat])
     pieces = compose(Emotion(0.5, 0.5), bars=4, n=2, seed=1, checkpoint=debug_ckpt)
     assert all(len(p.notes) >= 4 for p in pieces)
     again = compose(Emotion(0.5, 0.5), bars=4, n=2, seed=1, checkpoint=debug_ckpt)

@@ -51,6 +51,20 @@ def test_roll_round_trip_keeps_notes():
     assert ok.tolist() == [True, True]
     up = transpose_segments(segs, 2)
     assert [(n.pitch) for n in segments_to_notes(up, cfg)] == [62, 66, 69, 74]
+    # the melody's lower threshold: the top cell of a step where nothing from its lowest pitch up
+    # is sure enough, never a chord, nothing where a surer onset sounds in the register
+    roll = np.zeros((1, 3, cfg.n_steps, cfg.n_pitches), np.float32)
+    roll[0, 1] = 1.0
+    roll[0, 2] = 0.5
+    at = lambda t, p, v: roll.__setitem__((0, 0, t, p - cfg.pitch_low), v)  # noqa: E731
+    at(0, 72, 0.5), at(0, 67, 0.5), at(0, 48, 0.5)  # step 0: two melody candidates and a low one
+    at(4, 76, 0.9), at(4, 79, 0.5)  # step 4: a sure onset, and a weaker one above it
+    at(8, 62, 0.2)  # step 8: too unsure even for the melody
+    plain = [(n.pitch, n.start) for n in segments_to_notes(roll, cfg, 0.6)]
+    assert plain == [(76, 1.0)]
+    got = [(n.pitch, n.start) for n in segments_to_notes(roll, cfg, 0.6, melody=(60, 0.4))]
+    assert got == [(72, 0.0), (76, 1.0)]
+    assert [(n.pitch, n.start) for n in segments_to_notes(roll, cfg, 0.6, melody=(49, 0.1))] == [(72, 0.0), (76, 1.0), (62, 2.0)]
 
 
 def test_store_rolls_match_direct_segments():

@@ -20,6 +20,22 @@ def debug_checkpoint(tmp_path_factory):
     return path
 
 
+@pytest.fixture
+def sampled_specs(monkeypatch):
+    """The tune specs ``decode.sample_tunes`` gets (filled as tunes are sampled; sampling unchanged)."""
+    import emomusic.melody.decode as dec
+
+    seen = []
+    real = dec.sample_tunes
+
+    def spy(model, tok, specs, sampling=None):
+        seen.extend(specs)
+        return real(model, tok, specs, sampling)
+
+    monkeypatch.setattr(dec, "sample_tunes", spy)
+    return seen
+
+
 TINY_CORPUS = """\
 % a tiny multi-tune file built for the tests
 X: 1

@@ -171,31 +171,19 @@ def test_the_prior_steers_the_decoded_contour(debug_checkpoint):
     assert run(counts(False)) > plain + 0.15
 
 
-def test_generate_melodies_uses_the_checkpoints_fitted_table(debug_checkpoint, tmp_path, monkeypatch):
+def test_generate_melodies_uses_the_checkpoints_fitted_table(debug_checkpoint, tmp_path, sampled_specs):
     """The config's ``contour.bonus`` table reaches every tune's spec (scaled by CONTOUR_WEIGHT); a
     checkpoint without one decodes with no prior; an explicit prior wins; a wrong type is refused."""
-    import json
-    import shutil
+    from helpers import checkpoint_with
 
     import emomusic.melody.api as api
-    import emomusic.melody.decode as dec
     from emomusic.emotion import Emotion
     from emomusic.errors import EmomusicError
 
-    seen = []
-    real = dec.sample_tunes
-
-    def spy(model, tok, specs, sampling=None):
-        seen.extend(specs)
-        return real(model, tok, specs, sampling)
-
-    monkeypatch.setattr(dec, "sample_tunes", spy)
-    ckpt = tmp_path / "with_contour"
-    shutil.copytree(debug_checkpoint, ckpt)
-    cfg = json.loads((ckpt / "config.json").read_text())
+    seen = sampled_specs
     table = [[0.1 * (k - 4)] * N_CLASSES for k in range(N_STATES)]
-    cfg["contour"] = {"counts": [[1] * N_CLASSES] * N_STATES, "bonus": table}
-    (ckpt / "config.json").write_text(json.dumps(cfg))
+    ckpt = checkpoint_with(debug_checkpoint, tmp_path / "with_contour",
+                           contour={"counts": [[1] * N_CLASSES] * N_STATES, "bonus": table})
 
     api.generate_melodies(Emotion(0.5, 0.5), bars=4, n=2, checkpoint=ckpt)
     assert len(seen) == 2 and all(s.contour.rows == ContourPrior(table, api.CONTOUR_WEIGHT).rows for s in seen)

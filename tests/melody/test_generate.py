@@ -207,17 +207,8 @@ def test_downbeat_triad_switch(debug_checkpoint):
     assert outside[True] == 0 and outside[False] > 0
 
 
-def test_key_steering_grows_with_sadness_and_the_second_part_rises_with_arousal(debug_checkpoint, monkeypatch):
-    import emomusic.melody.decode as dec
-
-    seen = []
-    real = dec.sample_tunes
-
-    def spy(model, tok, specs, sampling=None):
-        seen.extend(specs)
-        return real(model, tok, specs, sampling)
-
-    monkeypatch.setattr(dec, "sample_tunes", spy)
+def test_key_steering_grows_with_sadness_and_the_second_part_rises_with_arousal(debug_checkpoint, sampled_specs):
+    seen = sampled_specs
     got = {}
     for emo in (Emotion(0.8, 0.8), Emotion(-0.8, 0.8), Emotion(-0.8, -0.8), Emotion(0.5, -0.8)):
         seen.clear()

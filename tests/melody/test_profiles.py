@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-
 import pytest
 
 from emomusic.melody.decode import TuneSpec
@@ -41,27 +38,18 @@ def test_spec_target_profile_from_the_corpus_or_krumhansl():
     assert mine != kk
 
 
-def test_generate_melodies_steers_toward_the_configs_profile(debug_checkpoint, tmp_path, monkeypatch):
+def test_generate_melodies_steers_toward_the_configs_profile(debug_checkpoint, tmp_path, sampled_specs):
+    from helpers import checkpoint_with
+
     import emomusic.melody.api as api
-    import emomusic.melody.decode as dec
     from emomusic.emotion import Emotion
 
-    seen = []
-    real = dec.sample_tunes
-
-    def spy(model, tok, specs, sampling=None):
-        seen.extend(specs)
-        return real(model, tok, specs, sampling)
-
-    monkeypatch.setattr(dec, "sample_tunes", spy)
-    ckpt = tmp_path / "with_profiles"
-    shutil.copytree(debug_checkpoint, ckpt)
-    cfg = json.loads((ckpt / "config.json").read_text())
+    seen = sampled_specs
     major = [0.25, 0, 0.15, 0, 0.15, 0.1, 0, 0.2, 0, 0.1, 0, 0.05]
     minor = [0.25, 0, 0.15, 0.15, 0, 0.1, 0, 0.2, 0.02, 0, 0.12, 0.01]
-    cfg["profiles"] = {"major": {"tunes": 100, "profile": major}, "minor": {"tunes": 100, "profile": minor},
-                       "mixolydian": {"tunes": 60, "profile": major[:10] + [0.05, 0]}}
-    (ckpt / "config.json").write_text(json.dumps(cfg))
+    ckpt = checkpoint_with(debug_checkpoint, tmp_path / "with_profiles",
+                           profiles={"major": {"tunes": 100, "profile": major}, "minor": {"tunes": 100, "profile": minor},
+                                     "mixolydian": {"tunes": 60, "profile": major[:10] + [0.05, 0]}})
     api.generate_melodies(Emotion(0.6, 0.6), bars=4, key="D", checkpoint=ckpt)
     api.generate_melodies(Emotion(0.6, 0.6), bars=4, key="Dmix", checkpoint=ckpt)
     api.generate_melodies(Emotion(0.6, 0.6), bars=4, key="Dm", checkpoint=ckpt)  # minor: Krumhansl, always
