@@ -180,6 +180,13 @@ def generate_with_form(eng: "ComposeEngine", conds, plan: FormPlan, *, seed: int
     return model.denormalise(out).cpu().numpy()
 
 
+def _statement(notes: Sequence[Note], plan: FormPlan, j: int, at_bar: int, bars: int, bar_beats: float) -> list[Note]:
+    """The notes starting in the first ``bars`` bars of section ``j``, moved to start at bar ``at_bar``."""
+    lo = plan.sections[j].start_bar * bar_beats
+    shift = at_bar * bar_beats - lo
+    return [replace(nt, start=nt.start + shift) for nt in notes if lo - 1e-6 <= nt.start < lo + bars * bar_beats - 1e-6]
+
+
 def note_repeats(notes: Sequence[Note], plan: FormPlan, segment_bars: int) -> list[Note]:
     """Decoded ``notes`` with the plan's repeats made at the note level when the latents could
     not carry them (:func:`copy_sections` when a section boundary falls inside a segment;
@@ -204,13 +211,9 @@ def copy_sections(notes: Sequence[Note], plan: FormPlan, bar_beats: float = 4.0)
         if j is None:
             out += own
             continue
-        f = plan.sections[j]
-        copied_bars = min(s.bars, f.bars) - (1 if plan.role(i) == "variation" else 0)
-        cut = lo + copied_bars * bar_beats
-        shift = lo - f.start_bar * bar_beats
-        src = [nt for nt in notes if f.start_bar * bar_beats - 1e-6 <= nt.start < f.start_bar * bar_beats + copied_bars * bar_beats - 1e-6]
-        out += [replace(nt, start=nt.start + shift) for nt in src]
-        out += [nt for nt in own if nt.start >= cut - 1e-6]
+        copied_bars = min(s.bars, plan.sections[j].bars) - (1 if plan.role(i) == "variation" else 0)
+        out += _statement(notes, plan, j, s.start_bar, copied_bars, bar_beats)
+        out += [nt for nt in own if nt.start >= lo + copied_bars * bar_beats - 1e-6]
     ends = [s.end_bar * bar_beats for s in plan.sections]
     clipped = []
     for nt in out:
@@ -235,9 +238,7 @@ def restore_repeats(notes: Sequence[Note], plan: FormPlan, bar_beats: float = 4.
         if j is None or plan.role(i) != "repeat" or plan.sections[j].bars != s.bars:
             out += [nt for nt in notes if lo - 1e-6 <= nt.start < hi - 1e-6]
             continue
-        f = plan.sections[j]
-        shift = lo - f.start_bar * bar_beats
-        src = [nt for nt in notes if f.start_bar * bar_beats - 1e-6 <= nt.start < f.end_bar * bar_beats - 1e-6]
-        out += [replace(nt, start=nt.start + shift, duration=min(nt.duration, hi - nt.start - shift)) for nt in src]
+        copied = _statement(notes, plan, j, s.start_bar, s.bars, bar_beats)
+        out += [replace(nt, duration=min(nt.duration, hi - nt.start)) for nt in copied]
     out += [nt for nt in notes if nt.start >= plan.bars * bar_beats - 1e-6]
     return sorted(out, key=lambda n: (n.start, n.pitch))

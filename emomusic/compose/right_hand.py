@@ -125,12 +125,19 @@ def inner_voices(melody: Sequence[Note], chords: Sequence[Chord], snd: Sounding,
     return out
 
 
+def calm_fade(arousal: float) -> float:
+    """1 at arousal 0 and above, falling linearly to 0 at arousal -0.5 and below: how much of a
+    fuller right hand a piece gets (more notes made the calm pieces read as excited without
+    their velocities)."""
+    return min(1.0, max(0.0, 1.0 + 2.0 * float(arousal)))
+
+
 def octave_share(emotions: Sequence[Emotion]) -> float:
     """The chance that a piece's right hand doubles its melody in octaves (:func:`octave_doubling`):
     :data:`OCTAVE_SHARE` at a mean arousal of 0 and above, less when calmer, never from -0.5
     down (the extra notes made a fifth of the Q3 pieces read as excited without their velocities)."""
     a = float(np.mean([e.arousal for e in emotions])) if emotions else 0.0
-    return OCTAVE_SHARE * min(1.0, max(0.0, 1.0 + 2.0 * a))
+    return OCTAVE_SHARE * calm_fade(a)
 
 
 def octave_doubling(melody: Sequence[Note], others: Sequence[Note]) -> list[Note]:
@@ -151,4 +158,4 @@ def octave_doubling(melody: Sequence[Note], others: Sequence[Note]) -> list[Note
     return out
 
 
-__all__ = ["colour_tone", "fills", "inner_voices", "octave_doubling", "octave_share"]
+__all__ = ["calm_fade", "colour_tone", "fills", "inner_voices", "octave_doubling", "octave_share"]

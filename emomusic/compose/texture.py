@@ -52,7 +52,7 @@ from emomusic.chords import STAY, Chord, cadence_constraints, diatonic_chords, e
 from emomusic.emotion import Emotion
 from emomusic.piece import KeySignature, Note, Piece, Track
 
-from .right_hand import LEGATO_AROUSAL, colour_tone, octave_doubling, octave_share
+from .right_hand import LEGATO_AROUSAL, calm_fade, colour_tone, octave_doubling, octave_share
 from .right_hand import fills as _fills
 from .right_hand import inner_voices as _inner_voices
 from .sounding import Sounding as _Sounding
@@ -145,7 +145,7 @@ def decode_thresholds(base: float, emotion: Emotion) -> tuple[float, tuple[int, 
     hand fell silent while the left hand's pattern went on, and the line on top kept dropping
     to it (top-voice leaps 0.67 against EMOPIA's 0.59; docs/compose.md)."""
     th = calm_threshold(base, emotion)
-    drop = MELODY_THRESHOLD_DROP * min(1.0, max(0.0, 1.0 + 2.0 * emotion.arousal))
+    drop = MELODY_THRESHOLD_DROP * calm_fade(emotion.arousal)
     return th, ((MELODY_REGISTER, max(0.05, th - drop)) if drop > 0 else None)
 
 
@@ -274,46 +274,49 @@ def _colour_notes(colours: Sequence[int | None], snd: _Sounding, win: float, tot
     return out
 
 
-def _repeat_chords(chords: list, form: "FormPlan", n_win: int, wpb: int, notes: Sequence[Note] = (),
-                   bar: float = 4.0) -> list:
-    """An exact return (``repeat``) whose notes are its first statement's keeps that statement's
-    chords, except where the plan's cadences fix them: the joint search reads each statement
-    in its own context (the bars after it differ), which could re-harmonise the same notes. A
-    return with other notes (a ``--to`` morph re-conditions it) keeps its own chords."""
-    def rel(lo: float, hi: float) -> set:
+def _exact_returns(form: "FormPlan", notes: Sequence[Note], bar: float):
+    """``(section, first statement)`` of each exact return (``repeat``) whose ``notes`` (pitch
+    and place in the section) are its first statement's in every bar but its last: the bars a
+    return shares with its first statement (a ``--to`` morph re-conditions its returns, which
+    then have notes of their own)."""
+    def cells(lo: float, hi: float) -> set:
         return {(n.pitch, round(n.start - lo, 3)) for n in notes if lo - 1e-6 <= n.start < hi - 1e-6}
 
-    fixed = cadence_constraints(form, n_win, wpb)
-    for i, sec in enumerate(form.sections):
-        j = form.first_statement(i)
-        if j is None or form.role(i) != "repeat":
-            continue
-        src_bar, span = form.sections[j].start_bar, min(sec.bars, form.sections[j].bars)
-        if rel(src_bar * bar, (src_bar + span - 1) * bar) != rel(sec.start_bar * bar, (sec.start_bar + span - 1) * bar):
-            continue
-        src, dst = src_bar * wpb, sec.start_bar * wpb
-        for k in range(span * wpb):
-            if dst + k < n_win and src + k < n_win and dst + k not in fixed:
-                chords[dst + k] = chords[src + k]
-    return chords
-
-
-def _repeat_sections(added: list[Note], generated: Sequence[Note], form: "FormPlan", bar: float) -> list[Note]:
-    """A repeated section (same label as its first statement) gets the first statement's added
-    notes in every bar but its last (the cadence), where its generated notes are the same, so a
-    repeat sounds as a repeat; variations and new sections keep their own."""
-    def rel(notes: Sequence[Note], lo: float, hi: float) -> set:
-        return {(n.pitch, round(n.start - lo, 3)) for n in notes if lo - 1e-6 <= n.start < hi - 1e-6}
-
-    out = list(added)
     for i, sec in enumerate(form.sections):
         j = form.first_statement(i)
         if j is None or form.role(i) != "repeat":
             continue
         src = form.sections[j]
         span = (min(sec.bars, src.bars) - 1) * bar
+        if cells(src.start_bar * bar, src.start_bar * bar + span) == cells(sec.start_bar * bar, sec.start_bar * bar + span):
+            yield sec, src
+
+
+def _repeat_chords(chords: list, form: "FormPlan", wpb: int, notes: Sequence[Note], bar: float,
+                   fixed: dict[int, str]) -> list:
+    """An exact return whose notes are its first statement's (:func:`_exact_returns`) keeps that
+    statement's chords, except in the half bars the plan's cadences fix (``fixed``,
+    :func:`cadence_constraints`): the joint search reads each statement in its own context (the
+    bars after it differ), which could re-harmonise the same notes."""
+    n_win = len(chords)
+    for sec, src in _exact_returns(form, notes, bar):
+        a, b = src.start_bar * wpb, sec.start_bar * wpb
+        for k in range(min(sec.bars, src.bars) * wpb):
+            if b + k < n_win and a + k < n_win and b + k not in fixed:
+                chords[b + k] = chords[a + k]
+    return chords
+
+
+def _repeat_sections(added: list[Note], generated: Sequence[Note], form: "FormPlan", bar: float) -> list[Note]:
+    """A repeated section (same label as its first statement) gets the first statement's added
+    notes in every bar but its last (the cadence), where its generated notes are the same
+    (:func:`_exact_returns`), so a repeat sounds as a repeat; variations and new sections keep
+    their own."""
+    out = list(added)
+    for sec, src in _exact_returns(form, generated, bar):
+        span = (min(sec.bars, src.bars) - 1) * bar
         lo_src, lo = src.start_bar * bar, sec.start_bar * bar
-        if span <= 0 or rel(generated, lo_src, lo_src + span) != rel(generated, lo, lo + span):
+        if span <= 0:
             continue
         out = [n for n in out if not lo - 1e-6 <= n.start < lo + span - 1e-6]
         out += [replace(n, start=n.start - lo_src + lo) for n in added if lo_src - 1e-6 <= n.start < lo_src + span - 1e-6]
@@ -349,13 +352,14 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
         accomp0 = [n for i in acc_idx for n in piece.tracks[i].notes]
         acc_name = piece.tracks[acc_idx[0]].name if acc_idx else "Accompaniment"
     all_notes = sorted(melody + accomp0, key=lambda n: (n.start, n.pitch))
+    fixed = cadence_constraints(form, n_win, wpb)
     chords = estimate_chords(all_notes, keys, n_win, win, windows_per_bar=wpb,
-                             constraints=cadence_constraints(form, n_win, wpb),
+                             constraints=fixed,
                              valence=[_emotion_at(emotions, w * win, segment_beats).valence for w in range(n_win)],
                              stay=[STAY + CALM_STAY * max(0.0, -_emotion_at(emotions, w * win, segment_beats).arousal)
                                    for w in range(n_win)])
     if form is not None and not form.through_composed:
-        chords = _repeat_chords(list(chords), form, n_win, wpb, all_notes, bar)
+        chords = _repeat_chords(list(chords), form, wpb, all_notes, bar, fixed)
     rng = np.random.default_rng(seed)
 
     # thin generated accompaniment notes that clash a semitone with the melody and are no chord tone

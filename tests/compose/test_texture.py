@@ -393,15 +393,16 @@ def test_repeat_chords_copies_a_return_but_not_its_fixed_cadence():
     b = _line([62, 65, 69, 71] * 3, beat=1.0)
     at = lambda notes, beats, k=0: [replace(n, start=n.start + beats, pitch=n.pitch + k) for n in notes]  # noqa: E731
     notes = a + at(a, 16.0) + at(b, 32.0) + at(a, 48.0)
-    out = T._repeat_chords(list(got), plan, n_win, wpb, notes, 4.0)
     fixed = T.cadence_constraints(plan, n_win, wpb)
+    out = T._repeat_chords(list(got), plan, wpb, notes, 4.0, fixed)
     for w in range(n_win):
         if 8 <= w < 16 or 24 <= w < 32:  # the returns of A (bars 4-7, 12-15)
             assert out[w] == (got[w] if w in fixed else got[w % 8])
         else:
             assert out[w] == got[w]
-    assert T._repeat_chords(list(got), parse_form("ABCD", 16), n_win, wpb, notes, 4.0) == got
+    abcd = parse_form("ABCD", 16)
+    assert T._repeat_chords(list(got), abcd, wpb, notes, 4.0, T.cadence_constraints(abcd, n_win, wpb)) == got
     # a return with other notes (a morph re-conditioned it) keeps its own chords
     moved = a + at(a, 16.0) + at(b, 32.0) + at(a, 48.0, -1)
-    out = T._repeat_chords(list(got), plan, n_win, wpb, moved, 4.0)
+    out = T._repeat_chords(list(got), plan, wpb, moved, 4.0, fixed)
     assert out[24:32] == got[24:32] and out[8:16] != got[8:16]
