@@ -17,6 +17,7 @@ import random
 import statistics
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -46,7 +47,7 @@ def main() -> None:
                     help="ABC corpus for novelty (default: Nottingham + music21 collections)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--form", default=None, help="form for every tune (default: by length, AA'BB' for 16 bars; 'none')")
+    ap.add_argument("--form", default=None, help="form for every tune (default: by length, AA'BB' or AA'BA' (by seed) for 16 bars; 'none')")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.quick:
@@ -204,7 +205,9 @@ def main() -> None:
            f"{row['all']:.1%}; " + ", ".join(f"{q} {row[q]:.0%}" for q in ("Q1", "Q2", "Q3", "Q4")))
           for ch, row in per_q_chords.items()],
         ("4-bar phrases copied from corpus", "n/a" if copied is None else f"{copied:.2%} (of {len(gen)} vs {len(ref)})"),
-        ("form", f"{args.form or 'default by length'} ({tunes[0][1].attributes['form']['form']} for {args.bars} bars)"),
+        ("form", f"{args.form or 'default by length'} "
+                 f"({', '.join(f'{k} {v}' for k, v in sorted(Counter(t.attributes['form']['form'] for _, t in tunes).items()))}"
+                 f" of {len(tunes)} tunes of {args.bars} bars)"),
         ("phrase ends on the planned cadence tone", f"{cad_ok / cad_n:.1%} of {cad_n}" if cad_n else "n/a"),
         ("tunes / second (grammar check, model load excluded)", f"{total / gen_seconds:.2f}"),
         ("one 16-bar tune, warm (median of 20)", f"{statistics.median(single) * 1000:.0f} ms"),

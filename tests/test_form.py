@@ -131,11 +131,25 @@ def test_seeded_default_forms_are_drawn_from_the_song_forms():
     assert [c.cadence for c in drawn[0].sections] == ["half", "authentic", "half", "authentic"]
     assert {default_form(32, seed=s).text for s in range(40)} == set(SONG_FORMS)  # 8-bar phrases
     assert default_form(32, seed=3).phrase_bars == 8
-    # other lengths and tunes keep their one default whatever the seed
+    # other lengths keep their one default whatever the seed
     for s in range(5):
         assert default_form(8, seed=s).text == "AA'" and default_form(12, seed=s).text == "ABA'"
-        assert default_form(16, kind="tune", seed=s).text == default_form(16, kind="tune").text
         assert default_form(24, seed=s).text == default_form(24).text
+        assert default_form(32, kind="tune", seed=s).text == default_form(32, kind="tune").text == "AABB"
+        assert default_form(8, kind="tune", seed=s).text == "AA'"
+
+
+def test_seeded_16_bar_tunes_are_periods_or_rounded():
+    from emomusic.form import TUNE_FORMS, piece_forms
+
+    assert default_form(16, kind="tune").text == "AA'BB'"  # without a seed: two parallel periods
+    drawn = [default_form(16, Emotion(-0.5, 0.5), kind="tune", seed=s).text for s in range(40)]
+    assert set(drawn) == set(TUNE_FORMS) == {"AA'BB'", "AA'BA'"}
+    assert drawn == [default_form(16, kind="tune", seed=s).text for s in range(40)]  # the seed decides
+    # piece_forms: each tune its own (seed + i); an asked form for all; pieces draw from SONG_FORMS
+    assert [p.text for p in piece_forms(None, 16, None, 5, 10, kind="tune")] == drawn[10:15]
+    assert {p.text for p in piece_forms("AABB", 16, None, 3, 10, kind="tune")} == {"AABB"}
+    assert [p.text for p in piece_forms(None, 16, None, 3, 10)] == [default_form(16, seed=s).text for s in (10, 11, 12)]
     assert resolve_form(None, 16, seed=7).text == default_form(16, seed=7).text
     assert resolve_form("AABA", 16, seed=7).text == "AABA"  # an asked form is never drawn
 

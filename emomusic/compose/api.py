@@ -571,11 +571,15 @@ def _finish(job: "_Job", lat: np.ndarray) -> list[Piece]:
         pieces.append(p)
     if texture:  # passing notes in the melody's thirds, then the piano texture around the generated
         # notes, on the plan's chords at its cadences
+        from .articulation import articulate
         from .passing import add_passing_tones
         from .texture import add_texture
 
         seg_beats = eng.segment_bars * 4.0
         pieces = [add_passing_tones(p, emos, seed=seed + i, segment_beats=seg_beats, form=plans[i]) for i, p in enumerate(pieces)]
         pieces = [add_texture(p, emos, form=plans[i], seed=seed + i, segment_beats=seg_beats) for i, p in enumerate(pieces)]
+        # each piece holds its notes as one real player would: how many notes sound at once drawn
+        # from real music's range at the emotion (articulation.py)
+        pieces = [articulate(p, emos, seed=seed + i) for i, p in enumerate(pieces)]
     # the form's cadences (in the key the template left) and section markers come last
     return [with_form(p, plan) for p, plan in zip(pieces, plans)]

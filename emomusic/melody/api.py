@@ -225,8 +225,8 @@ def generate_melodies(emotion: Emotion, *, bars: int = 16, n: int = 1, seed: int
     ``key`` is a name (``"Dm"``, ``"Ador"``, ``"Gmix"``), a :class:`Key` or a
     :class:`~emomusic.piece.KeySignature`; its mode overrides the template's. ``meter`` is
     one of 2/4 3/4 4/4 2/2 3/8 6/8 9/8 12/8. ``tempo`` (BPM) overrides the template tempo.
-    ``form``: None (folk-tune default by length: AA'BB' for 16 bars, see
-    :func:`emomusic.form.default_form`), ``"none"`` (through-composed, no planned repeats), a
+    ``form``: None (folk-tune default by length, each tune its own: AA'BB' or AA'BA' for 16
+    bars, drawn with the tune's seed ``seed + i``, see :func:`emomusic.form.default_form`), ``"none"`` (through-composed, no planned repeats), a
     string such as ``"AABA"`` / ``"AA'BB"`` or a :class:`~emomusic.form.FormPlan`. Repeated
     sections are copied bar for bar (and written once between ``|: :|``, with first and second
     endings where only the closing bars differ); a varied repeat (``A'``) opens like its first
@@ -258,9 +258,9 @@ def generate_melodies(emotion: Emotion, *, bars: int = 16, n: int = 1, seed: int
 
     if contour is not None and not isinstance(contour, ContourPrior):
         raise EmomusicError(f"contour must be a ContourPrior or None, got {type(contour).__name__}")
-    from emomusic.form import resolve_form
+    from emomusic.form import piece_forms
 
-    plan = resolve_form(form, bars, emotion, kind="tune")
+    plans = piece_forms(form, bars, emotion, n, seed, kind="tune")  # each tune its own default form
     model, tok, cfg = load_melody_model(checkpoint)
 
     from emomusic.melody.decode import Sampling, TuneSpec, sample_tunes
@@ -285,7 +285,7 @@ def generate_melodies(emotion: Emotion, *, bars: int = 16, n: int = 1, seed: int
         return TuneSpec(k, m, bars, controls, seed=(seed * 1_000_003 + i * 7919 + attempt * 104_729),
                         low=low, high=high, max_leap=MAX_LEAPS[tpl.spread_bin], min_duration=min_dur,
                         duration_bias=dur_bias, darkness=dark, tonal_bias=TONAL_BIAS + DARK_TONAL_BIAS * dark,
-                        part_lift=PART_LIFTS[tpl.spread_bin], form=plan, variation=float(variation),
+                        part_lift=PART_LIFTS[tpl.spread_bin], form=plans[i], variation=float(variation),
                         contour=contour, profile=_profile(profiles, k))
 
     results: dict[int, Tune] = {}
@@ -311,7 +311,7 @@ def generate_melodies(emotion: Emotion, *, bars: int = 16, n: int = 1, seed: int
                     canon = replace(canon, bars=[[(c, d, None if p is None else p + shift) for c, d, p in b] for b in canon.bars])
                 comment = (f"emomusic melody: {emotion.marker_text()}; template {tpl.dynamic}, "
                            f"{int(round(bpm))} BPM, octave shift {shift:+d}")
-                abc = write_abc(canon, tempo=bpm, dynamic=tpl.dynamic, comment=comment, form=plan)
+                abc = write_abc(canon, tempo=bpm, dynamic=tpl.dynamic, comment=comment, form=plans[i])
                 if check == "parsers":  # the repeats, played, give back every bar and note of the tune
                     problem = check_abc(abc, n_bars=len(canon.bars), n_notes=len(canon.pitches()),
                                         quarters=len(canon.bars) * canon.bar_units / 4, expand=True)
@@ -321,13 +321,13 @@ def generate_melodies(emotion: Emotion, *, bars: int = 16, n: int = 1, seed: int
                     failures.append(problem)
                     retry.append(i)
                     continue
-                piece = tune_to_piece(canon, bpm, tpl.velocity, emotion, canon.title, form=plan)
+                piece = tune_to_piece(canon, bpm, tpl.velocity, emotion, canon.title, form=plans[i])
                 attrs = {
                     "quadrant": tpl.quadrant, "key": canon.key.abc, "mode": canon.key.mode, "meter": canon.meter,
                     "bars": len(canon.bars), "tempo_bpm": int(round(bpm)), "dynamic": tpl.dynamic,
                     "velocity": tpl.velocity, "octave_shift": shift, "chords": bool(chords),
                     "controls": spec.controls.to_dict(), "template": tpl.to_dict(),
-                    "form": plan.to_dict(), "check": check,
+                    "form": plans[i].to_dict(), "check": check,
                 }
                 results[i] = Tune(abc, piece, emotion, attrs, canon, spec.seed)
                 if bar is not None:

@@ -251,7 +251,22 @@ def test_texture_features_on_a_hand_made_piece():
 
 def test_calm_threshold():
     assert T.calm_threshold(0.6, Emotion(0.5, 0.5)) == pytest.approx(0.6)
-    assert T.calm_threshold(0.6, Emotion(0.5, -0.5)) > 0.6
+    assert T.calm_threshold(0.6, Emotion(0.5, -0.5)) == pytest.approx(0.6 + 0.6 * 0.5)
+    assert T.calm_threshold(0.9, Emotion(0.5, -0.9)) == 0.95  # capped
+
+
+def test_agitated_music_decodes_sparser():
+    """Negative valence with positive arousal (Q2) raises the threshold by up to 0.2: all of it
+    from the Q2 centre on, in proportion to the smaller of -valence and arousal before that."""
+    assert T.calm_threshold(0.6, Emotion(-0.6, 0.6)) == pytest.approx(0.6 + T.AGITATED_THRESHOLD)
+    assert T.calm_threshold(0.6, Emotion(-1.0, 0.9)) == pytest.approx(0.6 + T.AGITATED_THRESHOLD)
+    assert T.calm_threshold(0.6, Emotion(-0.3, 0.9)) == pytest.approx(0.6 + T.AGITATED_THRESHOLD / 2)
+    assert T.calm_threshold(0.6, Emotion(-0.9, 0.15)) == pytest.approx(0.6 + T.AGITATED_THRESHOLD / 4)
+    for v, a in ((0.6, 0.6), (-0.6, 0.0), (0.0, 0.8)):  # not agitated: unchanged
+        assert T.calm_threshold(0.6, Emotion(v, a)) == pytest.approx(0.6)
+    # decode_thresholds follows: the melody threshold drops from the raised one
+    th, melody = T.decode_thresholds(0.6, Emotion(-0.6, 0.6))
+    assert th == pytest.approx(0.8) and melody[1] == pytest.approx(0.8 - T.MELODY_THRESHOLD_DROP)
 
 
 _SHIPPED = (checkpoint_path("compose") / "diffgan" / "model.safetensors").is_file()

@@ -11,7 +11,7 @@ import pytest
 
 from emomusic.emotion import Emotion
 from emomusic.errors import EmomusicError
-from emomusic.form import FormPlan, contrast, parse_form, section_similarities
+from emomusic.form import FormPlan, contrast, default_form, parse_form, section_similarities
 from emomusic.melody.decode import TuneSpec
 from emomusic.melody.notation import METERS, CanonTune, Key, repeat_layout, write_abc, written_counts
 from emomusic.melody.tokenizer import Controls
@@ -169,24 +169,33 @@ def test_repeat_layout_writes_endings_of_two_bars_and_writes_out_longer_differen
 
 
 @needs_model
-def test_default_tune_form_is_parallel_periods_with_markers_and_endings():
-    """16 bars: two strains, each a parallel period (AA'BB'): the second phrase of a strain opens
-    with the first one's opening bar(s), closes anew on the tonic, and where it only differs in
-    its closing bars the ABC writes them as first and second endings."""
-    endings = 0
-    for seed in range(4):
+def test_default_tune_forms_are_periods_or_a_rounded_form_with_markers_and_endings():
+    """16 bars, each tune its own form by its seed: two strains, each a parallel period
+    (AA'BB'), or a rounded form whose second strain closes with its first phrase (AA'BA'). A
+    varied repeat opens with its first statement's opening bar(s) and closes anew on the tonic,
+    and where the consequent only differs in its closing bars the ABC writes them as first and
+    second endings."""
+    endings, seen = 0, set()
+    for seed in range(8):
         tune = _gen(seed=seed)[0]
         plan = _plan(tune)
-        assert plan.text == "AA'BB'" and plan.phrase_bars == 4
+        assert plan.text == default_form(16, Emotion(0.6, 0.5), "tune", seed=seed).text  # the tune's own seed
+        assert plan.text in ("AA'BB'", "AA'BA'") and plan.phrase_bars == 4
+        seen.add(plan.text)
+        last = plan.text[-2:]
         beats = tune.canon.bar_units / 4
         assert [(m.text, m.beat) for m in tune.piece.markers if m.text[0] in "AB"] == [
-            ("A", 0.0), ("A'", 4 * beats), ("B", 8 * beats), ("B'", 12 * beats)]
+            ("A", 0.0), ("A'", 4 * beats), ("B", 8 * beats), (last, 12 * beats)]
         bars = tune.canon.bars
-        assert bars[4] == bars[0] and bars[12] == bars[8]  # the consequent opens like the antecedent
+        assert bars[4] == bars[0]  # the consequent opens like the antecedent
+        assert bars[12] == (bars[8] if last == "B'" else bars[0])  # the last phrase: B's or A's opening
         assert bars[7] != bars[3] and bars[15] != bars[11]  # and closes differently
         assert [c for _, c in plan.cadences()] == ["half", "authentic", "half", "authentic"]
         endings += "[1" in tune.abc and "[2" in tune.abc
-    assert endings >= 2  # most tunes are written with repeat signs and two endings
+    assert seen == {"AA'BB'", "AA'BA'"}
+    assert endings >= 4  # most tunes are written with repeat signs and two endings
+    # an asked form is every tune's form
+    assert {_plan(t).text for t in _gen(seed=0, n=3, form="AABB")} == {"AABB"}
 
 
 @needs_model

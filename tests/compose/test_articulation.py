@@ -1,0 +1,163 @@
+"""emomusic.compose.articulation: each piece's note lengths set to reach a drawn polyphony."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from emomusic import metrics
+from emomusic.compose import articulation as A
+from emomusic.emotion import Emotion
+from emomusic.paths import checkpoint_path
+from emomusic.piece import Note, Piece, TimeSignature, Track
+
+
+def _piece(seed: int = 0, bars: int = 4) -> Piece:
+    """Two hands: a detached melody (eighths and quarters) and broken chords, in 4/4."""
+    rng = np.random.default_rng(seed)
+    mel, acc = [], []
+    t = 0.0
+    while t < bars * 4 - 1:
+        d = float(rng.choice([0.5, 1.0]))
+        mel.append(Note(int(rng.integers(67, 80)), t, d * 0.7, 80))
+        t += d
+    for b in range(bars * 2):
+        root = int(rng.choice([48, 53, 55]))
+        for k, iv in enumerate((0, 4, 7, 12)):
+            acc.append(Note(root + iv + 12 * (b % 2), b * 2.0 + 0.5 * k, 1.2, 60))
+    end = bars * 4.0
+    acc += [Note(p, end - 2, 3.0, 60) for p in (48, 55, 64)]  # the closing chord, sounding last
+    return Piece(tracks=[Track("Melody", notes=mel), Track("Accompaniment", notes=sorted(acc, key=lambda n: (n.start, n.pitch)))])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("scale", [0.6, 1.0, 1.7, 2.5])
+def test_fast_polyphony_is_the_metric_of_the_scaled_piece(seed, scale):
+    piece = _piece(seed)
+    held = A._Held(piece)
+    assert held.polyphony(scale) == pytest.approx(metrics.polyphony(A.scale_lengths(piece, scale)), abs=1e-9)
+
+
+def test_scaling_keeps_onsets_pitches_velocities_and_the_closing_chord():
+    piece = _piece(3)
+    out = A.scale_lengths(piece, 2.0)
+    for t0, t1 in zip(piece.tracks, out.tracks):
+        assert [(n.pitch, n.start, n.velocity) for n in t0.notes] == [(n.pitch, n.start, n.velocity) for n in t1.notes]
+    end = max(n.end for n in piece.notes)
+    closing = [(n.pitch, n.start, n.duration) for n in piece.notes if n.end >= end - 1e-9]
+    assert len(closing) == 3 and set(closing) <= {(n.pitch, n.start, n.duration) for n in out.notes}
+    assert max(n.end for n in out.notes) == pytest.approx(end)  # nothing runs past the end
+    step = 1 / A.GRID
+    longer = [(a, b) for a, b in zip(piece.notes, out.notes) if a.end < end - 1e-9]
+    assert all(b.end <= a.start + 2 * a.duration + step / 2 + 1e-9 and b.end >= a.end - 1e-9 for a, b in longer)
+    assert sum(abs(b.end - a.start - 2 * a.duration) <= step / 2 + 1e-9 for a, b in longer) >= len(longer) // 3  # the rest capped
+    short = A.scale_lengths(piece, 0.6)
+    for a, b in zip(piece.notes, short.notes):
+        if a.end < end - 1e-9:
+            assert b.end == pytest.approx(max(a.start + step, round((a.start + 0.6 * a.duration) * A.GRID) / A.GRID))
+    for a, b, c in zip(piece.notes, out.notes, short.notes):  # new ends lie on the grid (exact in a MIDI file)
+        for n in (b, c):
+            if n.end != a.end:
+                assert n.end * A.GRID == pytest.approx(round(n.end * A.GRID), abs=1e-6)
+
+
+def test_a_lengthened_note_stops_at_its_pitch_again_and_at_the_next_chord_change():
+    mel = [Note(72, 0.0, 0.5), Note(72, 1.0, 0.5), Note(74, 2.0, 0.5), Note(76, 4.0, 1.5), Note(60, 6.0, 2.0)]
+    other = [Note(72, 0.5, 0.25)]  # the same pitch in another track does not stop it
+    piece = Piece(tracks=[Track("Melody", notes=mel), Track("Other", notes=other)])
+    out = A.scale_lengths(piece, 2.5)
+    got = [(n.pitch, n.start, n.end) for n in out.tracks[0].notes]
+    # C5 stops where C5 comes again; in 4/4 a held note stops at the half bar (the texture's
+    # chord change): the second C5 at beat 2, E5 at 6; D5 reaches 3.25 inside its half bar;
+    # the closing C4 keeps its length
+    assert got == [(72, 0.0, 1.0), (72, 1.0, 2.0), (74, 2.0, 3.25), (76, 4.0, 6.0), (60, 6.0, 8.0)]
+    assert out.tracks[1].notes[0].end == pytest.approx(1.125)
+    # in 3/4 the harmony changes per bar
+    waltz = Piece(tracks=[Track("Melody", notes=[Note(72, 0.0, 0.5), Note(74, 1.0, 0.5), Note(60, 3.0, 3.0)])],
+                  time_signatures=[TimeSignature(3, 4)])
+    got = [(n.pitch, n.start, n.end) for n in A.scale_lengths(waltz, 2.5).tracks[0].notes]
+    assert got == [(72, 0.0, 1.25), (74, 1.0, 2.25), (60, 3.0, 6.0)]
+    assert [(n.pitch, n.end) for n in A.scale_lengths(waltz, 4.0).tracks[0].notes] == [(72, 2.0), (74, 3.0), (60, 6.0)]
+    for t in out.tracks:  # one voice per key: no overlapping same-pitch notes in a track
+        by = {}
+        for n in t.notes:
+            assert n.start >= by.get(n.pitch, -1.0) - 1e-9
+            by[n.pitch] = n.end
+
+
+def test_fit_scale_reaches_a_reachable_target_and_clamps_the_rest():
+    piece = _piece(4)
+    held = A._Held(piece)
+    lo, hi = held.polyphony(A.MIN_SCALE), held.polyphony(A.MAX_SCALE)
+    assert lo < hi
+    for target in np.linspace(lo + 0.1, hi - 0.1, 5):
+        s = A.fit_scale(piece, float(target))
+        assert A.MIN_SCALE < s < A.MAX_SCALE
+        assert metrics.polyphony(A.scale_lengths(piece, s)) == pytest.approx(target, abs=0.15)
+    assert A.fit_scale(piece, lo - 1.0) == A.MIN_SCALE
+    assert A.fit_scale(piece, hi + 1.0) == A.MAX_SCALE
+
+
+def test_targets_follow_real_music_per_quadrant_and_blend_between_them():
+    for q, (mean, sd) in A.POLYPHONY_LOG.items():
+        assert A.target_distribution(_corner(q)) == pytest.approx((mean, sd))
+    # agitated music holds the most notes, calm positive the fewest (EMOPIA's train split)
+    assert A.target_distribution(_corner("Q2"))[0] > A.target_distribution(_corner("Q1"))[0] > A.target_distribution(_corner("Q4"))[0]
+    centre = A.target_distribution(Emotion(0.0, 0.0))[0]
+    assert centre == pytest.approx(np.mean([m for m, _ in A.POLYPHONY_LOG.values()]))
+    draws = np.log([A.draw_target(Emotion(-0.6, 0.6), s) for s in range(400)])
+    mean, sd = A.target_distribution(Emotion(-0.6, 0.6))
+    assert abs(draws.mean() - mean) < 0.05 and 0.8 * sd < draws.std() < 1.1 * sd
+    assert np.all(np.abs(draws - mean) <= A.TARGET_SD_LIMIT * sd + 1e-9)
+    assert A.draw_target(Emotion(0.2, 0.3), 7) == A.draw_target(Emotion(0.2, 0.3), 7)
+
+
+def _corner(q: str) -> Emotion:
+    v = 1.0 if q in ("Q1", "Q4") else -1.0
+    a = 1.0 if q in ("Q1", "Q2") else -1.0
+    return Emotion(v, a)
+
+
+def test_articulate_gives_pieces_their_own_hold_seeded():
+    piece = _piece(5, bars=8)
+    em = Emotion(0.5, 0.5)
+    got = [metrics.polyphony(A.articulate(piece, em, seed=s)) for s in range(12)]
+    assert got == [metrics.polyphony(A.articulate(piece, em, seed=s)) for s in range(12)]  # seeded
+    assert max(got) - min(got) > 0.8  # pieces differ in how they are held
+    for s, p in enumerate(got):
+        target = A.draw_target(em, s)
+        lo, hi = A._Held(piece).polyphony(A.MIN_SCALE), A._Held(piece).polyphony(A.MAX_SCALE)
+        assert p == pytest.approx(min(max(target, lo), hi), abs=0.15)
+    # a morph reads the mean of its emotions; an empty piece is returned as it is
+    morph = A.articulate(piece, [Emotion(0.4, 0.6), Emotion(0.6, 0.4)], seed=3)
+    assert metrics.polyphony(morph) == pytest.approx(metrics.polyphony(A.articulate(piece, em, seed=3)))
+    empty = Piece(tracks=[Track("Melody")])
+    assert A.articulate(empty, em, seed=1) is empty
+    assert not math.isnan(got[0])
+
+
+_SHIPPED = (checkpoint_path("compose") / "diffgan" / "model.safetensors").is_file()
+
+
+@pytest.mark.skipif(not _SHIPPED, reason="shipped compose checkpoint missing")
+def test_compose_articulates_each_textured_piece_with_its_seed(monkeypatch):
+    pytest.importorskip("torch")
+    from emomusic.compose import compose
+
+    calls = []
+    real = A.articulate
+
+    def spy(piece, emotions, *, seed=0):
+        calls.append(seed)
+        return real(piece, emotions, seed=seed)
+
+    monkeypatch.setattr(A, "articulate", spy)
+    pieces = compose(Emotion(0.6, 0.6), bars=8, n=6, seed=40)
+    assert calls == [40 + i for i in range(6)]
+    poly = [metrics.polyphony(p) for p in pieces]
+    assert max(poly) - min(poly) > 1.0  # the pieces hold their notes differently
+    calls.clear()
+    compose(Emotion(0.6, 0.6), bars=8, n=2, seed=40, texture=False)
+    assert calls == []  # the model's own notes are left as decoded
