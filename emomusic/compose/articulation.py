@@ -34,8 +34,9 @@ from emomusic.piece import Piece
 
 # log of the mean number of pitches sounding at once (emomusic.metrics.polyphony, 12 steps per
 # beat): (mean, standard deviation) per quadrant over EMOPIA's train split, its clips cut to 16
-# bars as the realism benchmark cuts them (876 clips; scripts: benchmarks/realism.py's reader).
-# Linear means: Q1 6.0, Q2 6.9, Q3 5.9, Q4 5.5 (SD 1.3-2.2).
+# bars as the realism benchmark cuts them (876 clips; `python scripts/articulation_targets.py
+# ../shared/data/emopia` prints them: fit_targets). Linear means: Q1 6.0, Q2 6.9, Q3 5.9, Q4 5.5
+# (SD 1.3-2.2).
 POLYPHONY_LOG = {"Q1": (1.760, 0.281), "Q2": (1.874, 0.330), "Q3": (1.726, 0.288), "Q4": (1.669, 0.235)}
 TARGET_SD_LIMIT = 1.8  # targets are drawn within this many standard deviations of the mean
 MIN_SCALE = 0.6  # the shortest articulation: notes at 60% of their length ...
@@ -43,6 +44,19 @@ MAX_SCALE = 2.5  # ... the longest: two and a half times (held into the next not
 SEARCH_STEPS = 10  # bisection steps on the log of the scale (to within ~0.1%)
 RESOLUTION = 12  # grid steps per beat, as emomusic.metrics.polyphony
 GRID = 48  # scaled note ends land on this many steps per beat (10 MIDI ticks at 480 per beat)
+
+
+def fit_targets(pieces: Sequence[Piece], quadrants: Sequence[str]) -> dict[str, tuple[float, float]]:
+    """:data:`POLYPHONY_LOG` from real pieces: per quadrant, the mean and standard deviation of
+    the log of :func:`emomusic.metrics.polyphony` (pieces without notes are skipped), rounded
+    to 3 decimals."""
+    from emomusic.metrics import polyphony
+
+    logs: dict[str, list[float]] = {}
+    for p, q in zip(pieces, quadrants):
+        if p.notes:
+            logs.setdefault(q, []).append(math.log(polyphony(p)))
+    return {q: (round(float(np.mean(v)), 3), round(float(np.std(v)), 3)) for q, v in sorted(logs.items())}
 
 
 def _weights(emotion: Emotion) -> dict[str, float]:
@@ -159,5 +173,5 @@ def articulate(piece: Piece, emotion: Emotion | Sequence[Emotion], *, seed: int 
     return scale_lengths(piece, fit_scale(piece, draw_target(mean, seed)))
 
 
-__all__ = ["MAX_SCALE", "MIN_SCALE", "POLYPHONY_LOG", "articulate", "draw_target", "fit_scale", "scale_lengths",
-           "target_distribution"]
+__all__ = ["MAX_SCALE", "MIN_SCALE", "POLYPHONY_LOG", "articulate", "draw_target", "fit_scale", "fit_targets",
+           "scale_lengths", "target_distribution"]

@@ -161,3 +161,47 @@ def test_compose_articulates_each_textured_piece_with_its_seed(monkeypatch):
     calls.clear()
     compose(Emotion(0.6, 0.6), bars=8, n=2, seed=40, texture=False)
     assert calls == []  # the model's own notes are left as decoded
+
+
+def test_fit_targets_is_the_log_polyphony_per_quadrant():
+    pieces = [_piece(s) for s in range(6)]
+    quads = ["Q1", "Q1", "Q1", "Q3", "Q3", "Q2"]
+    got = A.fit_targets(pieces + [Piece(tracks=[Track("Melody")])], quads + ["Q4"])  # empty: skipped
+    assert set(got) == {"Q1", "Q2", "Q3"}
+    logs = np.log([metrics.polyphony(p) for p in pieces])
+    assert got["Q1"] == (round(float(logs[:3].mean()), 3), round(float(logs[:3].std()), 3))
+    assert got["Q2"] == (round(float(logs[5]), 3), 0.0)
+
+
+def test_targets_script_reads_an_emopia_split(tmp_path, capsys):
+    """scripts/articulation_targets.py on a tiny EMOPIA-like folder: the train split's clips,
+    cut to --bars, per quadrant (clip-name prefix); the val clips are not read."""
+    import json
+
+    from helpers import load_file
+
+    from emomusic.io import write_piece
+
+    (tmp_path / "midis").mkdir()
+    (tmp_path / "split").mkdir()
+    names = {"train": ["Q1_a_0.mid", "Q1_b_0.mid", "Q4_c_0.mid"], "val": ["Q2_d_0.mid"]}
+    pieces = {}
+    for i, name in enumerate(names["train"] + names["val"]):
+        pieces[name] = _piece(i, bars=6)
+        write_piece(pieces[name], tmp_path / "midis" / name)
+    for split, ns in names.items():
+        (tmp_path / "split" / f"{split}_clip.csv").write_text(",clip_name\n" + "".join(f"{k},{n}\n" for k, n in enumerate(ns)))
+    (tmp_path / "midis" / "Q4_e_0.mid").write_bytes(b"not midi")  # unreadable clips are skipped
+    with open(tmp_path / "split" / "train_clip.csv", "a") as fh:
+        fh.write("3,Q4_e_0.mid\n")
+    script = load_file("scripts/articulation_targets.py")
+    assert script.main([str(tmp_path), "--bars", "4"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["clips"] == 3 and set(out["polyphony_log"]) == {"Q1", "Q4"}
+    from emomusic.io import read_piece
+
+    cut = [script.crop(read_piece(tmp_path / "midis" / n), 4) for n in names["train"]]
+    assert max(n.end for n in cut[0].notes) <= 16.0 + 1e-9
+    assert out["polyphony_log"] == {k: list(v) for k, v in A.fit_targets(cut, ["Q1", "Q1", "Q4"]).items()}
+    assert script.main([str(tmp_path / "nowhere")]) == 2
+    assert "Error" in capsys.readouterr().err
