@@ -59,7 +59,9 @@ ABC_TESTS = ("tests/io/test_abc.py", "tests/io/test_properties.py", "-k",
 
 MODULES: dict[str, Module] = {
     "emotion": Module("emomusic/emotion.py", ("tests/test_emotion.py",)),
-    "attributes": Module("emomusic/attributes.py", ("tests/test_attributes.py",)),
+    # apply_template's "mode" branch is checked by tests/test_modes.py (the mode control's tests)
+    "attributes": Module("emomusic/attributes.py", ("tests/test_attributes.py", "tests/test_modes.py")),
+    "modes": Module("emomusic/modes.py", ("tests/test_modes.py",)),
     "estimator": Module("emomusic/estimator.py", ("tests/test_estimator.py",)),
     # midi.py in two halves (a full run with the byte fuzzers takes hours on two shared cores):
     # the writer, checked by round trips and mido / pretty_midi, and the reader

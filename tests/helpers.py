@@ -3,6 +3,7 @@ on ``sys.path``).
 
 :func:`load_file` imports a Python file that is not part of the package - a benchmark
 (benchmarks/), a script (scripts/), a helper module of the tests - by its path.
+:func:`chord_piece` builds a small piece in a clear key (tests/test_attributes.py, tests/test_modes.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,10 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from emomusic.piece import Piece
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -58,3 +63,20 @@ def checkpoint_with(checkpoint, folder, **entries):
     cfg.update(entries)
     (folder / "config.json").write_text(json.dumps(cfg))
     return folder
+
+
+def chord_piece(tonic: int, minor: bool, bpm: float = 100.0, bars: int = 4, velocity: int = 80) -> Piece:
+    """I-IV-V-I in ``tonic`` with a scale melody; harmonic minor for minor keys."""
+    from emomusic.piece import Note, Piece, Tempo, Track
+
+    third = 3 if minor else 4
+    steps = [0, 2, 3, 5, 7, 8, 11, 12] if minor else [0, 2, 4, 5, 7, 9, 11, 12]
+    chords = [(0, third, 7), (5, 5 + third, 12), (7, 11, 14), (0, third, 7)]
+    notes = []
+    for bar in range(bars):
+        root = chords[bar % 4]
+        for p in root:
+            notes.append(Note(48 + tonic + p, bar * 4.0, 4.0, velocity))
+        for i in range(4):
+            notes.append(Note(60 + tonic + steps[(bar * 4 + i) % 8], bar * 4.0 + i, 1.0, velocity))
+    return Piece(tracks=[Track("Piano", 0, False, notes)], tempos=[Tempo(bpm)])

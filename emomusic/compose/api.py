@@ -322,7 +322,7 @@ def _apply_template(piece: Piece, emotions: Sequence[Emotion], moving: bool, seg
 
 def _notes_to_mode(notes: Sequence[Note], emotion: Emotion) -> list[Note]:
     """Raw notes moved to the template mode of ``emotion`` (before a fixed ``key=`` transposition)."""
-    from emomusic.attributes import template_mode
+    from emomusic.modes import template_mode
 
     choice = template_mode([notes], emotion)
     return list(notes) if choice is None else choice[0][0]
@@ -369,7 +369,7 @@ def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: in
     ``tempo`` (BPM) and ``key`` override the tempo and key (the piece is transposed to ``key``).
     ``apply_template`` moves tempo/loudness/register toward the emotion's attribute template and
     re-maps the pitches to the template's mode (major for valence >= 0, minor below: a
-    parallel-mode re-mapping, see ``emomusic.attributes.mode_mapping``). With ``key`` the mode is set before the piece is
+    parallel-mode re-mapping, see ``emomusic.modes.mode_mapping``). With ``key`` the mode is set before the piece is
     transposed, so the result lies in ``key`` or its relative major/minor (the key signature is
     ``key`` as given).
     ``threshold``: onset probability threshold of the VAE decoder (default: the checkpoint's,
