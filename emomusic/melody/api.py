@@ -263,7 +263,8 @@ def generate_melodies(emotion: Emotion, *, bars: int = 16, n: int = 1, seed: int
     plans = piece_forms(form, bars, emotion, n, seed, kind="tune")  # each tune its own default form
     model, tok, cfg = load_melody_model(checkpoint)
 
-    from emomusic.melody.decode import Sampling, TuneSpec, sample_tunes
+    from emomusic.melody.decode import Sampling, sample_tunes
+    from emomusic.melody.grammar import TuneSpec
     from emomusic.melody.tokenizer import Controls
     from emomusic.melody.validate import check_abc
 

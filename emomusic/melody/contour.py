@@ -6,7 +6,7 @@ tunes, and after a step they go on the same way less often), at every temperatur
 module counts, over the training corpus, how the next melodic interval follows the line so
 far - a table of interval-class transitions - and turns it into a logit bonus that the
 decoder adds to each candidate pitch (:class:`ContourPrior`, used by
-:class:`emomusic.melody.decode.Grammar`).
+:class:`emomusic.melody.grammar.Grammar`).
 
 Intervals are grouped into nine signed classes (:func:`interval_class`): repeat, step (1-2
 semitones), skip (3-4), leap (5-7) and wide leap (8 or more), up or down; classes rather than

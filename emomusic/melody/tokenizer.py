@@ -8,8 +8,8 @@ A sequence is::
 Nine control tokens condition the model: key, mode, metre, quadrant, register (mean pitch),
 pitch spread (standard deviation), note density and whether chord symbols are wanted
 (``REG/SPR/DEN`` are tertile bins of the corpus statistics, saved with the model). The
-event grammar is what :mod:`emomusic.melody.decode` enforces while sampling. The
-vocabulary is saved as ``emomusic/tokenizers/abc_melody.json``.
+event grammar is what :mod:`emomusic.melody.grammar` enforces while :mod:`emomusic.melody.decode`
+samples. The vocabulary is saved as ``emomusic/tokenizers/abc_melody.json``.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ from emomusic.melody.contour import (
     N_CLASSES, N_STATES, ContourPrior, contour_state, corpus_entry, fit_bonus, interval_class, log_probs,
     transition_counts,
 )
-from emomusic.melody.decode import Grammar, TuneSpec, _State, sample_tunes
+from emomusic.melody.decode import sample_tunes
+from emomusic.melody.grammar import Grammar, TuneSpec, _State
 from emomusic.melody.notation import Key
 from emomusic.melody.tokenizer import Controls, Tokenizer
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from emomusic.form import parse_form
-from emomusic.melody.decode import Sampling, TuneSpec, _filter_sample, sample_tunes
+from emomusic.melody.decode import Sampling, _filter_sample, sample_tunes
+from emomusic.melody.grammar import TuneSpec
 from emomusic.melody.notation import Key
 from emomusic.melody.tokenizer import Controls
 

@@ -12,7 +12,7 @@ import pytest
 from emomusic.emotion import Emotion
 from emomusic.errors import EmomusicError
 from emomusic.form import FormPlan, contrast, default_form, parse_form, section_similarities
-from emomusic.melody.decode import TuneSpec
+from emomusic.melody.grammar import TuneSpec
 from emomusic.melody.notation import METERS, CanonTune, Key, repeat_layout, write_abc, written_counts
 from emomusic.melody.tokenizer import Controls
 from emomusic.melody.validate import check_abc2midi, check_music21

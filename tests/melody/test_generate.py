@@ -11,7 +11,7 @@ import pytest
 from emomusic.emotion import Emotion
 from emomusic.errors import CheckpointError, EmomusicError
 from emomusic.melody import generate_melodies, transpose_tune
-from emomusic.melody.decode import TuneSpec
+from emomusic.melody.grammar import TuneSpec
 from emomusic.melody.notation import METERS, chord_pitches, parse_key
 from emomusic.melody.tokenizer import Controls
 from emomusic.melody.validate import check_abc2midi, check_music21

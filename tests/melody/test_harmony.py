@@ -14,7 +14,7 @@ import pytest
 from emomusic.emotion import Emotion
 from emomusic.melody import generate_melodies
 from emomusic.melody.api import chord_voicing, metric_accents, tune_to_piece
-from emomusic.melody.decode import MAJOR_PALETTE, MINOR_PALETTE, TuneSpec, _State
+from emomusic.melody.grammar import MAJOR_PALETTE, MINOR_PALETTE, TuneSpec, _State
 from emomusic.melody.notation import CanonTune, chord_pitches, parse_key
 from emomusic.melody.tokenizer import Controls
 from emomusic.paths import checkpoint_path

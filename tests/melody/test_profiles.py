@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from emomusic.melody.decode import TuneSpec
+from emomusic.melody.grammar import TuneSpec
 from emomusic.melody.notation import CanonTune, Key, parse_key
 from emomusic.melody.profiles import MIN_TUNES, mode_profiles
 from emomusic.melody.tokenizer import Controls
