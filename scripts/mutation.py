@@ -75,17 +75,18 @@ MODULES: dict[str, Module] = {
                                                     "tests/io/test_limits.py", "tests/io/test_properties.py", "-k",
                                                     "not abc and not music21"),
                              functions=("read_midi", "parse_key_name", "_text", "_midi_reason", "_pedal_event")),
-    # the ABC writer (the first half of abc.py; the reader half goes through music21), in two
+    # the ABC writer (emomusic/io/abc_write.py; the reader, abc.py, goes through music21), in two
     # parts: its spelling, length and dynamics rules, checked by the tests that compare written
     # ABC with hand-written text and music21's key tables (no round trip: seconds a mutant), and
     # the layout (headers, voices, bars; 513 mutants) with every writer test, most of which read
     # the ABC back through music21 (hours on two shared cores). abc2midi's own tests are slow
-    # and check abc2midi; the writer's behaviour is in the rest
-    "io_abc": Module("emomusic/io/abc.py", ("tests/io/test_abc.py", "-k",
-                                            "writer or spelling or key_names or headers_and_voices or drums_are_left_out"),
+    # and check abc2midi; the writer's behaviour is in the rest. write_abc (three lines: the
+    # writer's text to a file) stays in abc.py with the other file-level entries
+    "io_abc": Module("emomusic/io/abc_write.py", ("tests/io/test_abc.py", "-k",
+                                                  "writer or spelling or key_names or headers_and_voices or drums_are_left_out"),
                      functions=("key_abc_name", "_key_fifths", "_key_alters", "_spelling_table", "_pitch_text",
-                                "_length_text", "_split_units", "_dynamic", "_escape", "write_abc")),
-    "io_abc_layout": Module("emomusic/io/abc.py", ABC_TESTS, functions=("piece_to_abc", "_voice_body")),
+                                "_length_text", "_split_units", "_dynamic", "_escape")),
+    "io_abc_layout": Module("emomusic/io/abc_write.py", ABC_TESTS, functions=("piece_to_abc", "_voice_body")),
     "melody_validate": Module("emomusic/melody/validate.py", (
         "tests/melody/test_validate.py", "tests/melody/test_generate.py::test_validators_reject_broken_abc")),
     # the planner's rules (StepRule, clip lengths, tempi) live in schedule.py since the session split

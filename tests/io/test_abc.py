@@ -349,7 +349,7 @@ def test_writer_voices_lines_and_restated_fields():
 
 
 def test_writer_small_rules():
-    from emomusic.io.abc import _dynamic, _key_alters, _pitch_text, _split_units
+    from emomusic.io.abc_write import _dynamic, _key_alters, _pitch_text, _split_units
 
     # dynamics levels: below 40 pp, below 56 p, 72 mp, 88 mf, 104 f, else ff
     assert [_dynamic(v) for v in (1, 39, 40, 55, 56, 71, 72, 87, 88, 103, 104, 127)] == [
@@ -379,7 +379,7 @@ def test_spelling_follows_the_key(key):
     and flats in flat keys (C major: C# F# G# and Bb Eb), a minor key's leading note raised."""
     import music21
 
-    from emomusic.io.abc import _key_alters, _key_fifths, _spelling_table
+    from emomusic.io.abc_write import _key_alters, _key_fifths, _spelling_table
 
     table = _spelling_table(key)
     fifths = _key_fifths(key)
