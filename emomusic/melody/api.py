@@ -226,9 +226,9 @@ def generate_melodies(emotion: Emotion, *, bars: int = 16, n: int = 1, seed: int
     :class:`~emomusic.piece.KeySignature`; its mode overrides the template's. ``meter`` is
     one of 2/4 3/4 4/4 2/2 3/8 6/8 9/8 12/8. ``tempo`` (BPM) overrides the template tempo.
     ``form``: None (folk-tune default by length, each tune its own: AA'BB' or AA'BA' for 16
-    bars, drawn with the tune's seed ``seed + i``, see :func:`emomusic.form.default_form`), ``"none"`` (through-composed, no planned repeats), a
-    string such as ``"AABA"`` / ``"AA'BB"`` or a :class:`~emomusic.form.FormPlan`. Repeated
-    sections are copied bar for bar (and written once between ``|: :|``, with first and second
+    bars, drawn with the tune's seed ``seed + i``, see :func:`emomusic.form.default_form`),
+    ``"none"`` (through-composed, no planned repeats), a string such as ``"AABA"`` /
+    ``"AA'BB"`` or a :class:`~emomusic.form.FormPlan`. Repeated sections are copied bar for bar (and written once between ``|: :|``, with first and second
     endings where only the closing bars differ); a varied repeat (``A'``) opens like its first
     statement and goes its own way after a run of copied bars: its first bar always, each
     further bar with probability ``1 - variation`` (0..1) while the run holds, never its closing
