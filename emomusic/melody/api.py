@@ -228,8 +228,9 @@ def generate_melodies(emotion: Emotion, *, bars: int = 16, n: int = 1, seed: int
     ``form``: None (folk-tune default by length, each tune its own: AA'BB' or AA'BA' for 16
     bars, drawn with the tune's seed ``seed + i``, see :func:`emomusic.form.default_form`),
     ``"none"`` (through-composed, no planned repeats), a string such as ``"AABA"`` /
-    ``"AA'BB"`` or a :class:`~emomusic.form.FormPlan`. Repeated sections are copied bar for bar (and written once between ``|: :|``, with first and second
-    endings where only the closing bars differ); a varied repeat (``A'``) opens like its first
+    ``"AA'BB"`` or a :class:`~emomusic.form.FormPlan`. Repeated sections are copied bar for
+    bar (and written once between ``|: :|``, with first and second endings where only the
+    closing bars differ); a varied repeat (``A'``) opens like its first
     statement and goes its own way after a run of copied bars: its first bar always, each
     further bar with probability ``1 - variation`` (0..1) while the run holds, never its closing
     bar; every phrase ends on its cadence.
