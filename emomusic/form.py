@@ -318,10 +318,10 @@ def default_form(bars: int, emotion: "Emotion | None" = None, kind: str = "piece
         k = bars // phrase
     if phrase > MAX_PHRASE_BARS or bars % phrase:
         return through_composed(bars)
-    if kind == "tune" and seed is not None and k == 4 and phrase == 4:
+    if seed is not None and k == 4 and (kind != "tune" or phrase == 4):  # four phrases: a form drawn with the seed
         import random
 
-        return _plan(_tokens(random.Random(int(seed)).choice(TUNE_FORMS)), phrase)
+        return _plan(_tokens(random.Random(int(seed)).choice(TUNE_FORMS if kind == "tune" else SONG_FORMS)), phrase)
     if kind == "tune":
         # 8-bar phrases are whole strains, each played twice (AABB); shorter phrases pair up into
         # parallel periods, the second phrase of each part a varied repeat of the first (AA'BB')
@@ -332,10 +332,6 @@ def default_form(bars: int, emotion: "Emotion | None" = None, kind: str = "piece
             labels += [letter, letter + second]
         labels = ["A", "B"] if k == 2 and phrase >= 8 else labels[:k]  # an odd count: the last part is heard once
         return _plan(labels, phrase)
-    if seed is not None and k == 4:
-        import random
-
-        return _plan(_tokens(random.Random(int(seed)).choice(SONG_FORMS)), phrase)
     lively = emotion is not None and emotion.arousal > 0.3
     base = {1: ["A"], 2: ["A", "A'"], 3: ["A", "B", "A'"]}.get(k, ["A", "B", "A'", "B'"] if lively else ["A", "A'", "B", "A'"])
     return _plan(_letters(k, base), phrase)

@@ -86,7 +86,6 @@ class _Held:
     """A piece's notes as arrays, to find the polyphony of its notes scaled by a factor fast."""
 
     def __init__(self, piece: Piece):
-        self.piece = piece
         rows = [(ti, j, n.start, n.end, n.pitch) for ti, t in enumerate(piece.tracks) for j, n in enumerate(t.notes)]
         a = np.array(rows, dtype=float).reshape(-1, 5)
         self.track, self.index = a[:, 0].astype(int), a[:, 1].astype(int)
@@ -134,7 +133,11 @@ class _Held:
 def fit_scale(piece: Piece, target: float) -> float:
     """The factor in [:data:`MIN_SCALE`, :data:`MAX_SCALE`] whose scaled notes give ``piece``
     the polyphony nearest ``target`` (polyphony grows with the factor: bisection on its log)."""
-    held = _Held(piece)
+    return _fit(_Held(piece), target)
+
+
+def _fit(held: _Held, target: float) -> float:
+    """:func:`fit_scale` on a piece's :class:`_Held` arrays."""
     lo, hi = math.log(MIN_SCALE), math.log(MAX_SCALE)
     if held.polyphony(math.exp(lo)) >= target:
         return MIN_SCALE
@@ -151,9 +154,14 @@ def fit_scale(piece: Piece, target: float) -> float:
 
 def scale_lengths(piece: Piece, scale: float) -> Piece:
     """``piece`` with every note's length times ``scale`` under the rules of the module doc."""
-    if not piece.notes or scale == 1.0:
+    return _scaled(piece, _Held(piece), scale) if piece.notes else piece
+
+
+def _scaled(piece: Piece, held: _Held, scale: float) -> Piece:
+    """:func:`scale_lengths` with the piece's :class:`_Held` arrays already made (a scale of
+    exactly 1 leaves the piece as it is)."""
+    if scale == 1.0:
         return piece
-    held = _Held(piece)
     ends = held.ends(scale)
     tracks = [list(t.notes) for t in piece.tracks]
     for k in range(len(ends)):
@@ -170,7 +178,8 @@ def articulate(piece: Piece, emotion: Emotion | Sequence[Emotion], *, seed: int 
     if not emotions or not piece.notes:
         return piece
     mean = Emotion(float(np.mean([e.valence for e in emotions])), float(np.mean([e.arousal for e in emotions])))
-    return scale_lengths(piece, fit_scale(piece, draw_target(mean, seed)))
+    held = _Held(piece)  # the arrays serve both the search and the scaling
+    return _scaled(piece, held, _fit(held, draw_target(mean, seed)))
 
 
 __all__ = ["MAX_SCALE", "MIN_SCALE", "POLYPHONY_LOG", "articulate", "draw_target", "fit_scale", "fit_targets",
