@@ -589,13 +589,15 @@ def run_engine(engine: str, args, cache: Cache) -> tuple[list[str], dict]:
     return lines, js
 
 
-def write_docs(path: Path, text: str) -> None:
+def write_docs(path: Path, text: str, begin: str = DOC_BEGIN, end: str = DOC_END) -> None:
+    """Replace the block between the markers ``begin`` and ``end`` in ``path`` with ``text``
+    (appended, with its markers, when they are not there)."""
     from emomusic.atomic import write_text_atomic
 
     old = path.read_text(encoding="utf-8") if path.is_file() else ""
-    block = f"{DOC_BEGIN}\n{text.rstrip()}\n{DOC_END}"
-    if DOC_BEGIN in old and DOC_END in old:
-        i, j = old.index(DOC_BEGIN), old.index(DOC_END) + len(DOC_END)
+    block = f"{begin}\n{text.rstrip()}\n{end}"
+    if begin in old and end in old:
+        i, j = old.index(begin), old.index(end) + len(end)
         new = old[:i] + block + old[j:]
     else:
         new = old.rstrip() + ("\n\n" if old else "") + block + "\n"

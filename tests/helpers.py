@@ -80,3 +80,32 @@ def chord_piece(tonic: int, minor: bool, bpm: float = 100.0, bars: int = 4, velo
         for i in range(4):
             notes.append(Note(60 + tonic + steps[(bar * 4 + i) % 8], bar * 4.0 + i, 1.0, velocity))
     return Piece(tracks=[Track("Piano", 0, False, notes)], tempos=[Tempo(bpm)])
+
+
+def tiny_emopia(root, per_quadrant=6):
+    """EMOPIA's layout: midis/Qk_*.mid and split/{train,val}_clip.csv; clips whose texture
+    (register, density, chord size) depends on the quadrant."""
+    import numpy as np
+
+    from emomusic.io import write_piece
+    from emomusic.piece import Note, Piece, Track
+
+    (root / "midis").mkdir(parents=True)
+    (root / "split").mkdir()
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        names = []
+        for qi, q in enumerate(("Q1", "Q2", "Q3", "Q4")):
+            for i in range(per_quadrant):
+                step = 0.5 if q in ("Q1", "Q2") else 1.0
+                notes = []
+                for k in range(int(32 / step)):
+                    root_p = int(rng.integers(55, 72))
+                    notes += [Note(p, k * step, step, 80) for p in (root_p, root_p + 4, root_p + 7)[: 1 + qi % 3]]
+                    if k % 4 == 0:
+                        notes.append(Note(root_p - 24, k * step, 2.0, 70))
+                name = f"{q}_{split}{i:02d}_0.mid"
+                write_piece(Piece(tracks=[Track("Piano", 0, False, notes)]), root / "midis" / name)
+                names.append(name)
+        (root / "split" / f"{split}_clip.csv").write_text(",clip_name\n" + "".join(f"{i},{n}\n" for i, n in enumerate(names)))
+    return root

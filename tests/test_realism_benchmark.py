@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 
+from helpers import tiny_emopia  # noqa: E402
 from emomusic.piece import KeySignature, Note, Piece, Tempo, TimeSignature, Track  # noqa: E402
 
 
@@ -74,32 +75,6 @@ def test_write_docs_replaces_its_section_only(tmp_path):
 
 
 # -- end to end --------------------------------------------------------------------------------------------
-def _tiny_emopia(root, per_quadrant=6):
-    """EMOPIA's layout: midis/Qk_*.mid and split/{train,val}_clip.csv; clips whose texture
-    (register, density, chord size) depends on the quadrant."""
-    from emomusic.io import write_piece
-
-    (root / "midis").mkdir(parents=True)
-    (root / "split").mkdir()
-    rng = np.random.default_rng(0)
-    for split in ("train", "val"):
-        names = []
-        for qi, q in enumerate(("Q1", "Q2", "Q3", "Q4")):
-            for i in range(per_quadrant):
-                step = 0.5 if q in ("Q1", "Q2") else 1.0
-                notes = []
-                for k in range(int(32 / step)):
-                    root_p = int(rng.integers(55, 72))
-                    notes += [Note(p, k * step, step, 80) for p in (root_p, root_p + 4, root_p + 7)[: 1 + qi % 3]]
-                    if k % 4 == 0:
-                        notes.append(Note(root_p - 24, k * step, 2.0, 70))
-                name = f"{q}_{split}{i:02d}_0.mid"
-                write_piece(Piece(tracks=[Track("Piano", 0, False, notes)]), root / "midis" / name)
-                names.append(name)
-        (root / "split" / f"{split}_clip.csv").write_text(",clip_name\n" + "".join(f"{i},{n}\n" for i, n in enumerate(names)))
-    return root
-
-
 def _tiny_abc(folder, held=6, rest=10):
     """An ABC file of random-walk tunes; titles chosen so ``held`` of them fall in the melody
     model's validation split (the same hash as emomusic.melody.train)."""
@@ -141,7 +116,7 @@ def test_realism_benchmark_end_to_end(tmp_path, capsys):
         load_estimator()
     except CheckpointError as exc:
         pytest.skip(f"estimator not available: {exc}")
-    emopia = _tiny_emopia(tmp_path / "emopia")
+    emopia = tiny_emopia(tmp_path / "emopia")
     abc = _tiny_abc(tmp_path / "abc")
     doc = tmp_path / "bench.md"
     doc.write_text("# Benchmarks\n")

@@ -95,12 +95,22 @@ _STORE_HELP = ("Segment store (.npz): read it if it exists (no MIDI needed), els
 @click.option("--data", "data_dirs", type=click.Path(path_type=Path), multiple=True,
               help="MIDI folders (repeatable): e.g. POP909, VGMIDI unlabelled, EMOPIA (train split only).")
 @click.option("--store", "store_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help=_STORE_HELP)
+@click.option("--init-from", "init_from", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Start from this VAE checkpoint's weights (same --preset) instead of a new network.")
+@click.option("--decoder-only", is_flag=True, default=False,
+              help="With --init-from: train the decoder only. The encoder, and so the latents a diffusion-GAN "
+                   "was trained on, stay as they were: that diffusion-GAN keeps working with the new VAE.")
 @_engine_training_options
-def train_vae(data_dirs, store_path, out_dir, preset, steps, batch_size, max_minutes, device, threads, resume, seed, cache_dir):
+def train_vae(data_dirs, store_path, init_from, decoder_only, out_dir, preset, steps, batch_size, max_minutes, device,
+              threads, resume, seed, cache_dir):
     """Train the segment VAE (stage 1) on piano MIDI."""
     _common_train_checks(steps, max_minutes, device)
     if not data_dirs and store_path is None:
         raise EmomusicError("give MIDI folders with --data, or a segment store with --store")
+    if decoder_only and init_from is None:
+        raise EmomusicError("--decoder-only needs --init-from (the VAE whose encoder is kept)")
+    if init_from is not None and not (init_from / "config.json").is_file():
+        raise EmomusicError(f"--init-from {init_from}: no VAE checkpoint there (config.json missing)")
     import torch
 
     from emomusic.compose.config import VAEConfig
@@ -119,7 +129,7 @@ def train_vae(data_dirs, store_path, out_dir, preset, steps, batch_size, max_min
     click.echo(f"vae: {store.n_files} files, {int(store.seg_ok.sum())} segments", err=True)
     command = _command_line("vae")
     res = run(store, out_dir, cfg, steps=steps, device=device, seed=seed, resume=resume, max_minutes=max_minutes,
-              meta={"command": command, "data": data})
+              meta={"command": command, "data": data}, init_from=init_from, decoder_only=decoder_only)
     if not res.is_main:  # another process of a multi-process run: the main one writes the files
         return
     write_vae_card(out_dir, res, command=command, data=data, n_files=store.n_files,

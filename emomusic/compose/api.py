@@ -74,13 +74,12 @@ class ComposeEngine:
         with _LOCK:
             if key in _CACHE:
                 return _CACHE[key]
-            from .checkpoint import file_sha1
+            from .checkpoint import same_latent_space
             from .train import load_diffgan, load_vae
 
             vae = load_vae(vae_dir, device)
             model, meta = load_diffgan(dg_dir, device)
-            want = meta.get("vae_sha1")
-            if want and want != file_sha1(vae_dir / "model.safetensors"):
+            if not same_latent_space(meta, vae_dir / "model.safetensors"):
                 raise CheckpointError(f"{dg_dir} was trained on another VAE than {vae_dir}")
             eng = cls(vae, model, meta, device, root)
             while len(_CACHE) >= 4:  # a few engines (e.g. the shipped one + a test checkpoint)

@@ -13,7 +13,8 @@ two-sample test against real music (``benchmarks/realism.py``; docs/compose.md).
 between the quadrants by the emotion's position) and scales every note's length by the one
 factor (between :data:`MIN_SCALE` and :data:`MAX_SCALE`) that brings the piece's polyphony
 (:func:`emomusic.metrics.polyphony`) nearest the target. Onsets, pitches and velocities stay;
-the new ends lie on a grid of :data:`GRID` steps per beat (what a MIDI file holds exactly); a
+the new ends lie on a grid of :data:`GRID` steps per beat (sixteenth notes, where the onsets lie:
+a score made from the MIDI file reads as plain sixteenth-note values); a
 lengthened note never runs into the next onset of its pitch in its track (one voice per key,
 as a MIDI file holds it), past the harmony window it ends in (half a bar; the texture changes
 chords there, and a held note does not blur into the next chord) or past the piece's end, and
@@ -43,7 +44,7 @@ MIN_SCALE = 0.6  # the shortest articulation: notes at 60% of their length ...
 MAX_SCALE = 2.5  # ... the longest: two and a half times (held into the next notes)
 SEARCH_STEPS = 10  # bisection steps on the log of the scale (to within ~0.1%)
 RESOLUTION = 12  # grid steps per beat, as emomusic.metrics.polyphony
-GRID = 48  # scaled note ends land on this many steps per beat (10 MIDI ticks at 480 per beat)
+GRID = 4  # scaled note ends land on this many steps per beat (sixteenth notes, as the onsets: clean notation)
 
 
 def fit_targets(pieces: Sequence[Piece], quadrants: Sequence[str]) -> dict[str, tuple[float, float]]:
@@ -109,7 +110,10 @@ class _Held:
 
     def ends(self, scale: float) -> np.ndarray:
         """The notes' ends with their lengths scaled by ``scale``, on the :data:`GRID` (at least
-        one step long; a cap that is off the grid is kept as it is)."""
+        one step long; a cap that is off the grid is kept as it is); a scale of exactly 1 keeps
+        them as they are."""
+        if scale == 1.0:
+            return self.end.copy()
         dur = self.end - self.start
         end = np.round((self.start + dur * scale) * GRID) / GRID
         end = np.maximum(end, self.start + 1.0 / GRID)

@@ -28,6 +28,38 @@ def file_sha1(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
+ENCODER_PREFIXES = ("enc.", "to_stats.")  # the segment VAE's encoder: it alone defines the latent space
+
+
+def encoder_sha1(path: Path) -> str:
+    """A hash of the encoder tensors of the segment-VAE weights file ``path`` (names, dtypes and
+    bytes as stored). A VAE whose decoder was fine-tuned with the encoder frozen
+    (``emomusic train vae --init-from DIR --decoder-only``) keeps it, and with it every
+    latent a diffusion-GAN was trained on."""
+    import torch
+    from safetensors import safe_open
+
+    h = hashlib.sha1()
+    with safe_open(str(path), framework="pt") as fh:
+        for k in sorted(fh.keys()):
+            if k.startswith(ENCODER_PREFIXES):
+                t = fh.get_tensor(k).contiguous()
+                h.update(f"{k}:{t.dtype}:{tuple(t.shape)};".encode())
+                h.update(t.view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def same_latent_space(meta: dict, vae_weights: Path) -> bool:
+    """Whether a diffusion-GAN with provenance ``meta`` was trained on the latents of the VAE
+    weights ``vae_weights``: the same encoder (``vae_encoder_sha1``) or, for checkpoints that
+    record only the whole file (``vae_sha1``), the same file. True when neither is recorded."""
+    if meta.get("vae_encoder_sha1"):
+        return meta["vae_encoder_sha1"] == encoder_sha1(vae_weights)
+    if meta.get("vae_sha1"):
+        return meta["vae_sha1"] == file_sha1(vae_weights)
+    return True
+
+
 def _flatten_optimizer(opt_state: dict, prefix: str) -> tuple[dict, dict]:
     import torch
 

@@ -54,7 +54,7 @@ onset / duration / velocity channels) into a {cfg['latent_dim']}-d latent. 1-D c
 - Command: `{command}`
 - Data: {', '.join(data)} ({n_files} files, {n_segments} segments with >= 4 notes; EMOPIA through its
   train split only; 3% of files held out for the numbers below). Random transposition +-{cfg['transpose']}.
-- Final training loss: {res.final.get('loss', float('nan')):.2f} (onset BCE {res.final.get('bce', float('nan')):.2f}, KL {res.final.get('kl', float('nan')):.1f} nats)
+- Final training loss: {res.final.get('loss', float('nan')):.2f} (onset BCE {res.final.get('bce', float('nan')):.2f}, KL {res.final.get('kl', float('nan')):.1f} nats){_vae_warm(cfg.get('meta', {}))}
 
 ## Reconstruction on held-out segments (posterior mean, onset threshold 0.5, exact step + pitch)
 
@@ -65,6 +65,16 @@ onset / duration / velocity channels) into a {cfg['latent_dim']}-d latent. 1-D c
 {LICENCE}
 """
     _write(out_dir / "MODEL_CARD.md", text)
+
+
+def _vae_warm(meta: dict) -> str:
+    w = meta.get("init_from")
+    if not w:
+        return ""
+    what = ("the decoder only: the encoder, and so the latent space, is that checkpoint's (encoder sha1 "
+            f"`{w.get('encoder_sha1')}`)" if w.get("decoder_only") else "encoder and decoder")
+    return (f"\n- Warm start: continues `{w.get('path')}` (weights sha1 `{w.get('sha1')}`, trained {w.get('steps')} "
+            f"steps before) with a fresh optimiser; trained {what}")
 
 
 def write_diffgan_card(out_dir, res, *, command: str, n_files: int, extra: str = "", device: str = "cpu") -> None:

@@ -20,7 +20,7 @@ import torch
 
 from emomusic.errors import CheckpointError, EmomusicError
 
-from .checkpoint import file_sha1, load_train_state, load_weights, read_config, save_checkpoint
+from .checkpoint import ENCODER_PREFIXES, encoder_sha1, file_sha1, load_train_state, same_latent_space, load_weights, read_config, save_checkpoint
 from .config import DiffGANConfig, VAEConfig
 from .data import SegmentStore, split_files
 from .diffgan import DiffusionGAN
@@ -177,14 +177,43 @@ def _vae_eval(net, store, idx, cfg, device, max_n=512):
             "val_bce": round(bce / max(1, n), 3), "val_segments": int(n)}
 
 
+VAE_SHAPE_FIELDS = ("bars_per_segment", "beats_per_bar", "steps_per_beat", "pitch_low", "pitch_high", "latent_dim",
+                    "hidden")
+
+
+def _vae_warm_start(net: SegmentVAE, init_dir: Path, decoder_only: bool) -> dict:
+    """Load the weights of the VAE checkpoint at ``init_dir`` into ``net`` (the same shape);
+    returns its provenance for the meta."""
+    src = load_vae(init_dir)
+    diff = [k for k in VAE_SHAPE_FIELDS if getattr(src.cfg, k) != getattr(net.cfg, k)]
+    if diff:
+        k = diff[0]
+        raise CheckpointError(f"--init-from {init_dir}: its VAE has {k} {getattr(src.cfg, k)}, this run's "
+                              f"{getattr(net.cfg, k)}; use the same --preset")
+    net.load_state_dict(src.state_dict())
+    smeta = read_config(init_dir, "VAE").get("meta", {})
+    weights = Path(init_dir) / "model.safetensors"
+    return {"path": str(init_dir), "sha1": file_sha1(weights), "encoder_sha1": encoder_sha1(weights),
+            "steps": smeta.get("steps"), "decoder_only": bool(decoder_only)}
+
+
 def train_vae(store: SegmentStore, out_dir: Path, cfg: VAEConfig, *, steps: int | None = None, device: str = "cpu",
               seed: int = 0, resume: bool = True, max_minutes: float | None = None, held_share: float = 0.03,
-              save_every: int = 250, progress: bool = True, meta: dict | None = None) -> TrainResult:
-    """Train (or continue training) the segment VAE on ``store``; checkpoints go to ``out_dir``."""
+              save_every: int = 250, progress: bool = True, meta: dict | None = None, init_from: Path | None = None,
+              decoder_only: bool = False) -> TrainResult:
+    """Train (or continue training) the segment VAE on ``store``; checkpoints go to ``out_dir``.
+
+    ``init_from``: start from that VAE checkpoint's weights (a fresh optimiser) instead of a new
+    network. ``decoder_only`` (needs ``init_from``): train the decoder alone; the encoder, and so
+    the latent space that a diffusion-GAN was trained on, stays as it was (same
+    :func:`~emomusic.compose.checkpoint.encoder_sha1`).
+    """
     out_dir = Path(out_dir)
     total = int(steps if steps is not None else cfg.steps)
     if total < 1:
         raise EmomusicError(f"steps must be >= 1, got {total}")
+    if decoder_only and init_from is None:
+        raise EmomusicError("--decoder-only needs --init-from (the VAE whose encoder is kept)")
     held = split_files(store.n_files, held_share)
     ok = store.seg_ok
     train_idx = np.nonzero(ok & ~held[store.seg_file])[0]
@@ -194,14 +223,25 @@ def train_vae(store: SegmentStore, out_dir: Path, cfg: VAEConfig, *, steps: int 
     acc = _accelerator(device)
     dev = acc.device if acc else torch.device(device)
     net = SegmentVAE(cfg)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
     start = 0
     state = load_train_state(out_dir) if resume and out_dir.is_dir() else None
+    warm = None  # provenance of a warm start
+    if state is None and init_from is not None:
+        warm = _vae_warm_start(net, Path(init_from), decoder_only)
+    if decoder_only:  # the encoder stays as it is: the latents (and a diffusion-GAN on them) stay valid
+        for name, prm in net.named_parameters():
+            if name.startswith(ENCODER_PREFIXES):
+                prm.requires_grad_(False)
+    opt = torch.optim.AdamW([prm for prm in net.parameters() if prm.requires_grad], lr=cfg.lr, weight_decay=1e-4)
     if state is not None:
         saved = read_config(out_dir, "VAE")
-        saved.pop("meta", None)
+        smeta = saved.pop("meta", {})
+        warm = smeta.get("init_from")
         if VAEConfig.from_dict(saved).to_dict() != cfg.to_dict():
             raise CheckpointError(f"{out_dir} holds a VAE with another config; use another folder or --no-resume")
+        if bool(state["info"].get("decoder_only", False)) != bool(decoder_only):
+            raise CheckpointError(f"{out_dir} was trained {'with' if not decoder_only else 'without'} --decoder-only; "
+                                  "use the same, another folder or --no-resume")
         net.load_state_dict(state["modules"]["net"])
         opt.load_state_dict(state["optimizers"]["opt"])
         start = int(state["info"]["step"])
@@ -221,7 +261,10 @@ def train_vae(store: SegmentStore, out_dir: Path, cfg: VAEConfig, *, steps: int 
         metrics = _vae_eval(raw, store, val_idx, cfg, dev) if final else {}
         conf = cfg.to_dict()
         conf["meta"] = dict(meta or {}, steps=step, processes=_processes(acc), **metrics)
-        ts = {"modules": {"net": raw.state_dict()}, "optimizers": {"opt": opt.state_dict()}, "info": {"step": step}}
+        if warm is not None:
+            conf["meta"]["init_from"] = warm
+        ts = {"modules": {"net": raw.state_dict()}, "optimizers": {"opt": opt.state_dict()},
+              "info": {"step": step, "decoder_only": bool(decoder_only)}}
         save_checkpoint(out_dir, conf, raw.state_dict(), ts, keep=(LOSS_LOG, "MODEL_CARD.md"))
         log.flush_into(out_dir)
         return metrics
@@ -275,7 +318,7 @@ GENERATOR_FIELDS = ("latent_dim", "seq_len", "timesteps", "beta_min", "beta_max"
                     "z_dim")  # what a warm start must share with its source checkpoint
 
 
-def _warm_start(model: DiffusionGAN, ema, init_dir: Path, cfg: DiffGANConfig, vae_sha: str) -> dict:
+def _warm_start(model: DiffusionGAN, ema, init_dir: Path, cfg: DiffGANConfig, vae_weights: Path) -> dict:
     """Load the generator (its EMA weights, into both the trained copy and the EMA) and the latent
     statistics of the diffgan checkpoint at ``init_dir``; returns its provenance for the meta."""
     saved = read_config(init_dir, "diffgan")
@@ -285,9 +328,9 @@ def _warm_start(model: DiffusionGAN, ema, init_dir: Path, cfg: DiffGANConfig, va
         if getattr(src_cfg, k) != getattr(cfg, k):
             raise CheckpointError(f"--init-from {init_dir}: its generator has {k} {getattr(src_cfg, k)}, this run's "
                                   f"{getattr(cfg, k)}; use the same --preset")
-    if smeta.get("vae_sha1") != vae_sha:
+    if not same_latent_space(smeta, vae_weights):
         raise CheckpointError(f"--init-from {init_dir} was trained on another VAE ({smeta.get('vae_sha1')}, this run "
-                              f"uses {vae_sha})")
+                              f"uses {file_sha1(vae_weights)}; the encoders differ)")
     src = DiffusionGAN(src_cfg, with_discriminator=False)
     load_weights(src, init_dir, "diffgan")
     with torch.no_grad():
@@ -337,6 +380,7 @@ def train_diffgan(store: SegmentStore, vae_dir: Path, out_dir: Path, cfg: DiffGA
     if vae.cfg.latent_dim != cfg.latent_dim:
         raise CheckpointError(f"VAE latent size {vae.cfg.latent_dim} != diffgan latent_dim {cfg.latent_dim}")
     vae_sha = file_sha1(vae_dir / "model.safetensors")
+    enc_sha = encoder_sha1(vae_dir / "model.safetensors")
     wins = sequence_windows(store, cfg.seq_len)
     if len(wins) == 0:
         raise EmomusicError(f"no file has {cfg.seq_len} consecutive segments; use shorter sequences or more data")
@@ -380,14 +424,14 @@ def train_diffgan(store: SegmentStore, vae_dir: Path, out_dir: Path, cfg: DiffGA
     warm = None  # provenance of a warm start
     state = load_train_state(out_dir) if resume and out_dir.is_dir() else None
     if state is None and init_from is not None:
-        warm = _warm_start(model, ema, Path(init_from), cfg, vae_sha)
+        warm = _warm_start(model, ema, Path(init_from), cfg, vae_dir / "model.safetensors")
     if state is not None:
         saved = read_config(out_dir, "diffgan")
         smeta = saved.pop("meta", {})
         warm = smeta.get("init_from")
         if DiffGANConfig.from_dict(saved).to_dict() != cfg.to_dict():
             raise CheckpointError(f"{out_dir} holds a diffgan with another config; use another folder or --no-resume")
-        if smeta.get("vae_sha1") != vae_sha:
+        if not same_latent_space(smeta, vae_dir / "model.safetensors"):
             raise CheckpointError(f"{out_dir} was trained on another VAE; use another folder or --no-resume")
         model.load_state_dict(state["modules"]["model"])
         ema.load_state_dict(state["modules"]["ema"])
@@ -414,7 +458,7 @@ def train_diffgan(store: SegmentStore, vae_dir: Path, out_dir: Path, cfg: DiffGA
         if not is_main:
             return
         conf = cfg.to_dict()
-        conf["meta"] = dict(meta or {}, steps=step, processes=_processes(acc), vae_sha1=vae_sha,
+        conf["meta"] = dict(meta or {}, steps=step, processes=_processes(acc), vae_sha1=vae_sha, vae_encoder_sha1=enc_sha,
                             vae_latent_dim=vae.cfg.latent_dim, train_windows=int(len(wins)), labelled_windows=n_lab,
                             soft_labelled_windows=n_soft, transposes=list(transposes))
         if warm is not None:

@@ -154,7 +154,14 @@ def test_train_commands_validate_before_work(tmp_path, capsys):
     assert exc.value.code == 2 and "checkpoint" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         main(["train", "vae", "--data", str(tmp_path), "--steps", "0", "-o", str(tmp_path / "v")])
-    assert exc.value.code == 2
+    assert exc.value.code == 2 and "--steps" in capsys.readouterr().err
+    # a decoder-only fine-tune needs the VAE it starts from
+    for args, msg in ((["--decoder-only"], "needs --init-from"), (["--init-from", str(tmp_path)], "no VAE checkpoint")):
+        with pytest.raises(SystemExit) as exc:
+            main(["train", "vae", "--data", str(tmp_path), *args, "-o", str(tmp_path / "v")])
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and msg in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "v").exists()
 
 
 # -- --form (issue #11) --------------------------------------------------------------------------

@@ -81,6 +81,15 @@ def test_missing_and_mismatched_checkpoints(debug_ckpt, tmp_path):
     bad3 = tmp_path / "bad3"
     shutil.copytree(debug_ckpt, bad3)
     cfg = json.loads((bad3 / "diffgan" / "config.json").read_text())
+    assert cfg["meta"]["vae_encoder_sha1"]  # the latent space: the VAE's encoder
+    cfg["meta"]["vae_encoder_sha1"] = "0" * 16
+    (bad3 / "diffgan" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="another VAE"):
+        ComposeEngine.load(bad3)
+    # a checkpoint from before the encoder hash: the whole VAE file is compared
+    del cfg["meta"]["vae_encoder_sha1"]
+    (bad3 / "diffgan" / "config.json").write_text(json.dumps(cfg))
+    assert ComposeEngine.load(bad3).vae is not None
     cfg["meta"]["vae_sha1"] = "0" * 16
     (bad3 / "diffgan" / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(CheckpointError, match="another VAE"):
@@ -259,3 +268,16 @@ def test_sparse_samples_are_resampled_deterministically(debug_ckpt, monkeypatch)
     assert all(len(p.notes) >= 4 for p in pieces)
     again = compose(Emotion(0.5, 0.5), bars=4, n=2, seed=1, checkpoint=debug_ckpt)
     assert [p.notes for p in pieces] == [p.notes for p in again]
+
+
+def test_shipped_diffgan_records_the_shipped_vae_and_its_encoder():
+    """The shipped diffusion-GAN names both the VAE file it was checked against and that VAE's
+    encoder, so a decoder-only fine-tune of the shipped VAE loads beside it."""
+    from emomusic.compose.checkpoint import encoder_sha1, file_sha1
+    from emomusic.paths import checkpoint_path
+
+    root = checkpoint_path("compose")
+    meta = json.loads((root / "diffgan" / "config.json").read_text())["meta"]
+    weights = root / "vae" / "model.safetensors"
+    assert meta["vae_sha1"] == file_sha1(weights)
+    assert meta["vae_encoder_sha1"] == encoder_sha1(weights)

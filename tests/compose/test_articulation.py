@@ -73,7 +73,8 @@ def test_a_lengthened_note_stops_at_its_pitch_again_and_at_the_next_chord_change
     # chord change): the second C5 at beat 2, E5 at 6; D5 reaches 3.25 inside its half bar;
     # the closing C4 keeps its length
     assert got == [(72, 0.0, 1.0), (72, 1.0, 2.0), (74, 2.0, 3.25), (76, 4.0, 6.0), (60, 6.0, 8.0)]
-    assert out.tracks[1].notes[0].end == pytest.approx(1.125)
+    # 0.5 + 2.5 x 0.25 = 1.125, on the sixteenth-note grid (half to even): 1.0
+    assert out.tracks[1].notes[0].end == pytest.approx(np.round(1.125 * A.GRID) / A.GRID) == pytest.approx(1.0)
     # in 3/4 the harmony changes per bar
     waltz = Piece(tracks=[Track("Melody", notes=[Note(72, 0.0, 0.5), Note(74, 1.0, 0.5), Note(60, 3.0, 3.0)])],
                   time_signatures=[TimeSignature(3, 4)])
@@ -92,10 +93,17 @@ def test_fit_scale_reaches_a_reachable_target_and_clamps_the_rest():
     held = A._Held(piece)
     lo, hi = held.polyphony(A.MIN_SCALE), held.polyphony(A.MAX_SCALE)
     assert lo < hi
+    # note ends on a grid make polyphony a step function of the scale: the fit lands on one of
+    # the two values that any scale can give next to the target
+    reachable = np.array(sorted({held.polyphony(float(x)) for x in np.exp(np.linspace(np.log(A.MIN_SCALE),
+                                                                                      np.log(A.MAX_SCALE), 600))}))
     for target in np.linspace(lo + 0.1, hi - 0.1, 5):
         s = A.fit_scale(piece, float(target))
         assert A.MIN_SCALE < s < A.MAX_SCALE
-        assert metrics.polyphony(A.scale_lengths(piece, s)) == pytest.approx(target, abs=0.15)
+        got = metrics.polyphony(A.scale_lengths(piece, s))
+        below, above = reachable[reachable <= target].max(), reachable[reachable >= target].min()
+        assert got == pytest.approx(below) or got == pytest.approx(above), (target, got, below, above)
+        assert above - below < 0.6  # the steps are small: the target is nearly reached
     assert A.fit_scale(piece, lo - 1.0) == A.MIN_SCALE
     assert A.fit_scale(piece, hi + 1.0) == A.MAX_SCALE
 

@@ -303,3 +303,61 @@ def test_diffgan_warm_start_continues_a_checkpoint(debug_ckpt, tmp_path, monkeyp
     with pytest.raises(CheckpointError, match="not found"):
         T.train_diffgan(store, debug_ckpt / "vae", tmp_path / "bad", cfg, steps=1, progress=False,
                         transposes=(0,), init_from=tmp_path / "missing")
+
+
+def test_vae_decoder_only_fine_tune_keeps_the_latent_space(debug_ckpt, tmp_path):
+    """train_vae(init_from=, decoder_only=True): the encoder tensors stay byte for byte (same
+    encoder_sha1), the decoder trains, the meta says where it started, and the diffusion-GAN
+    trained on the first VAE loads with the new one; a VAE trained on (encoder too) is refused."""
+    import shutil
+
+    import emomusic.compose.train as T
+    from emomusic.compose.api import ComposeEngine
+    from emomusic.compose.checkpoint import encoder_sha1, file_sha1
+    from tiny import tiny_store
+
+    torch.set_num_threads(1)
+    store = tiny_store()
+    src = debug_ckpt / "vae"
+    vcfg = VAEConfig.preset("debug")
+    T.train_vae(store, tmp_path / "dec", vcfg, steps=3, progress=False, held_share=0.25, init_from=src, decoder_only=True)
+    T.train_vae(store, tmp_path / "all", vcfg, steps=3, progress=False, held_share=0.25, init_from=src)
+    before, dec, full = (_generator_weights(d) for d in (src, tmp_path / "dec", tmp_path / "all"))
+    enc_keys = [k for k in before if k.startswith(("enc.", "to_stats."))]
+    dec_keys = [k for k in before if k.startswith(("dec.", "from_z."))]
+    assert enc_keys and dec_keys and set(enc_keys) | set(dec_keys) == set(before)
+    assert all(torch.equal(dec[k], before[k]) for k in enc_keys)
+    assert any(not torch.equal(dec[k], before[k]) for k in dec_keys)
+    assert any(not torch.equal(full[k], before[k]) for k in enc_keys)
+    w = "model.safetensors"
+    assert encoder_sha1(tmp_path / "dec" / w) == encoder_sha1(src / w) != encoder_sha1(tmp_path / "all" / w)
+    assert file_sha1(tmp_path / "dec" / w) != file_sha1(src / w)
+    meta = json.loads((tmp_path / "dec" / "config.json").read_text())["meta"]
+    assert meta["init_from"]["decoder_only"] is True and meta["init_from"]["sha1"] == file_sha1(src / w)
+    from emomusic.compose.modelcard import write_vae_card
+
+    res = T.TrainResult(3, 1.0, {"loss": 1.0, "bce": 1.0, "kl": 1.0})
+    write_vae_card(tmp_path / "dec", res, command="test", data=["tiny"], n_files=store.n_files, n_segments=len(store))
+    card = (tmp_path / "dec" / "MODEL_CARD.md").read_text()
+    assert "Warm start" in card and "decoder only" in card and encoder_sha1(src / w) in card
+    # the diffusion-GAN of debug_ckpt (trained on src) goes with the fine-tuned decoder, not with "all"
+    for name, ok in (("dec", True), ("all", False)):
+        ck = tmp_path / f"ck_{name}"
+        shutil.copytree(debug_ckpt, ck)
+        for f in (tmp_path / name).iterdir():
+            if f.is_file():
+                shutil.copy(f, ck / "vae" / f.name)
+        if ok:
+            assert ComposeEngine.load(ck).vae.cfg.latent_dim == vcfg.latent_dim
+        else:
+            with pytest.raises(CheckpointError, match="another VAE"):
+                ComposeEngine.load(ck)
+    # resuming the decoder-only run without the flag would train the encoder: refused
+    with pytest.raises(CheckpointError, match="decoder-only"):
+        T.train_vae(store, tmp_path / "dec", vcfg, steps=4, progress=False, held_share=0.25)
+    with pytest.raises(EmomusicError, match="needs --init-from"):
+        T.train_vae(store, tmp_path / "x", vcfg, steps=1, progress=False, decoder_only=True)
+    other = VAEConfig.preset("debug")
+    other.hidden *= 2
+    with pytest.raises(CheckpointError, match="hidden"):
+        T.train_vae(store, tmp_path / "y", other, steps=1, progress=False, init_from=src)

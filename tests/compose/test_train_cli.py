@@ -58,6 +58,19 @@ def test_train_vae_and_diffgan_debug_then_compose(tmp_path):
                            catch_exceptions=False)
     assert r.exit_code == 0, r.output
     assert out.is_file()
+    # a decoder-only fine-tune: the diffusion-GAN above keeps working with the new VAE
+    import shutil
+
+    ck2 = tmp_path / "ckpt2"
+    shutil.copytree(ck / "diffgan", ck2 / "diffgan")
+    r = CliRunner().invoke(cli, ["train", "vae", "--data", str(emopia), "--preset", "debug", "--steps", "2", "--threads", "1",
+                                 "--cache", str(tmp_path / "cache"), "--init-from", str(ck / "vae"), "--decoder-only",
+                                 "-o", str(ck2 / "vae")], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "--init-from" in json.loads((ck2 / "vae" / "config.json").read_text())["meta"]["command"]
+    r = CliRunner().invoke(cli, ["compose", "--mood", "calm", "--bars", "4", "--checkpoint", str(ck2), "-o",
+                                 str(tmp_path / "y.mid")], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
 
 
 def _fake_unlabelled(root):
