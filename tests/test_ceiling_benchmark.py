@@ -3,7 +3,6 @@ EMOPIA-like folder built in code, with the shipped checkpoint."""
 
 from __future__ import annotations
 
-
 from helpers import load_benchmark, tiny_emopia
 
 
