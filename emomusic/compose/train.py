@@ -20,7 +20,8 @@ import torch
 
 from emomusic.errors import CheckpointError, EmomusicError
 
-from .checkpoint import ENCODER_PREFIXES, encoder_sha1, file_sha1, load_train_state, same_latent_space, load_weights, read_config, save_checkpoint
+from .checkpoint import (ENCODER_PREFIXES, encoder_sha1, file_sha1, load_train_state, load_weights, read_config,
+                         same_latent_space, save_checkpoint)
 from .config import DiffGANConfig, VAEConfig
 from .data import SegmentStore, split_files
 from .diffgan import DiffusionGAN
@@ -330,7 +331,7 @@ def _warm_start(model: DiffusionGAN, ema, init_dir: Path, cfg: DiffGANConfig, va
                                   f"{getattr(cfg, k)}; use the same --preset")
     if not same_latent_space(smeta, vae_weights):
         raise CheckpointError(f"--init-from {init_dir} was trained on another VAE ({smeta.get('vae_sha1')}, this run "
-                              f"uses {file_sha1(vae_weights)}; the encoders differ)")
+                              f"uses {file_sha1(vae_weights)})")
     src = DiffusionGAN(src_cfg, with_discriminator=False)
     load_weights(src, init_dir, "diffgan")
     with torch.no_grad():
