@@ -92,6 +92,8 @@ MODULES: dict[str, Module] = {
     # the planner's rules (StepRule, clip lengths, tempi) live in schedule.py since the session split
     "planner": Module("emomusic/session/schedule.py", ("tests/session/test_schedule.py", "tests/session/test_planner.py")),
     "audio": Module("emomusic/audio.py", ("tests/test_audio.py",)),
+    # compose's per-piece articulation (note lengths scaled to a polyphony drawn from real music)
+    "articulation": Module("emomusic/compose/articulation.py", ("tests/compose/test_articulation.py",)),
 }
 
 # mutmut exit-code meaning (mutmut.stats.status_by_exit_code)

@@ -214,3 +214,49 @@ def test_targets_script_reads_an_emopia_split(tmp_path, capsys):
     assert out["polyphony_log"] == {k: list(v) for k, v in A.fit_targets(cut, ["Q1", "Q1", "Q4"]).items()}
     assert script.main([str(tmp_path / "nowhere")]) == 2
     assert "Error" in capsys.readouterr().err
+
+
+def test_a_note_ending_on_the_chord_change_may_be_held_through_the_next_window():
+    """4/4, half-bar windows: a note ending just before beat 2 stops at 2; one ending on beat 2
+    (or just after) may be held up to beat 4, never past it."""
+    mel = [Note(72, 0.0, 1.75), Note(76, 4.0, 4.0)]
+    low = [Note(48, 0.0, 2.0), Note(43, 0.0, 2.25)]
+    out = A.scale_lengths(Piece(tracks=[Track("Melody", notes=mel), Track("Bass", notes=low)]), 2.5)
+    assert [(n.pitch, n.end) for n in out.tracks[0].notes] == [(72, 2.0), (76, 8.0)]
+    assert [(n.pitch, n.end) for n in out.tracks[1].notes] == [(48, 4.0), (43, 4.0)]
+
+
+@pytest.mark.parametrize("scale", [0.6, 0.9, 1.0, 1.3, 2.5])
+def test_fast_polyphony_with_rests_and_very_short_notes(scale):
+    """Silent steps do not count (as in metrics.polyphony), a note shorter than a step counts one step."""
+    notes = [Note(60, 0.0, 1.0), Note(64, 0.0, 0.05), Note(67, 0.5, 0.02), Note(72, 3.0, 0.5), Note(76, 3.0, 1.0),
+             Note(48, 6.0, 2.0), Note(55, 6.0, 2.0), Note(64, 6.0, 2.0)]
+    piece = Piece(tracks=[Track("Piano", notes=notes)])
+    held = A._Held(piece)
+    assert held.polyphony(scale) == pytest.approx(metrics.polyphony(A.scale_lengths(piece, scale)), abs=1e-9)
+
+
+def test_shortening_never_lengthens_and_lengthening_never_shortens():
+    """Off-grid lengths: the sixteenth-note grid would round some of them the other way."""
+    notes = [Note(60, 0.0, 0.2), Note(62, 0.5, 0.1), Note(64, 1.0, 0.3), Note(67, 1.5, 0.5), Note(48, 4.0, 4.0)]
+    piece = Piece(tracks=[Track("Piano", notes=notes)])
+    for scale in (0.6, 0.8, 0.95):
+        out = A.scale_lengths(piece, scale)
+        assert all(b.duration <= a.duration + 1e-9 for a, b in zip(piece.notes, out.notes)), scale
+    for scale in (1.05, 1.2, 2.0):
+        out = A.scale_lengths(piece, scale)
+        assert all(b.duration >= a.duration - 1e-9 for a, b in zip(piece.notes, out.notes)), scale
+    # 0.2 x 1.2 and 0.1 x 1.2 round to one sixteenth (at least one step); 0.3 x 1.2 would round
+    # down to 0.25 and keeps 0.3; 0.5 x 1.2 = 0.6 rounds to 0.5
+    assert [round(n.duration, 6) for n in A.scale_lengths(piece, 1.2).notes[:4]] == [0.25, 0.25, 0.3, 0.5]
+
+
+
+def test_a_lengthened_note_stops_at_its_pitch_again_in_every_track():
+    """The same-pitch stop holds in each track, not only the first (tracks sorted apart)."""
+    first = [Note(60, 0.0, 0.5), Note(64, 1.0, 0.5)]
+    second = [Note(72, 0.0, 0.5), Note(72, 1.0, 0.5), Note(48, 4.0, 4.0)]
+    piece = Piece(tracks=[Track("Melody", notes=first), Track("Accompaniment", notes=second)])
+    out = A.scale_lengths(piece, 2.5)
+    assert [(n.pitch, n.start, n.end) for n in out.tracks[1].notes] == [(72, 0.0, 1.0), (72, 1.0, 2.0), (48, 4.0, 8.0)]
+    assert [(n.pitch, n.end) for n in out.tracks[0].notes] == [(60, 1.25), (64, 2.0)]
