@@ -17,7 +17,8 @@ the new ends lie on a grid of :data:`GRID` steps per beat (sixteenth notes, wher
 a score made from the MIDI file reads as plain sixteenth-note values); a
 lengthened note never runs into the next onset of its pitch in its track (one voice per key,
 as a MIDI file holds it), past the harmony window it ends in (half a bar; the texture changes
-chords there, and a held note does not blur into the next chord) or past the piece's end, and
+chords there: a note does not run into a change it does not reach, and one that ends exactly on
+a change may be held through the next window) or past the piece's end, and
 the notes that close the piece (those still sounding at its end) keep their length, so the
 final chord still rings to the end.
 """
