@@ -39,10 +39,10 @@ def test_ceiling_end_to_end_on_tiny_data(tmp_path, capsys):
     out = capsys.readouterr().out
     rows = [ln for ln in out.splitlines() if ln.startswith("| ") and "**" in ln]
     labels = [ln.split(" | ")[0][2:] for ln in rows]
-    assert [lb.split(":")[0] for lb in labels] == ["real", "roll", "vae", "vae", "latents", "latents", "model"]
+    assert [lb.split(":")[0] for lb in labels] == ["real", "roll", "vae", "vae", "latents", "latents", "model", "model"]
     accs = [float(ln.split("**")[1]) for ln in rows]
     assert all(0.0 <= x <= 1.0 for x in accs)
-    assert accs[-1] > 0.7  # the tiny clips (plain triads) are easy to tell from compose pieces
+    assert min(accs[-2:]) > 0.7  # the tiny clips (plain triads) are easy to tell from compose pieces
     text = doc.read_text()
     assert "before" in text and "after" in text and "STALE BLOCK" not in text and "Pipeline ceiling" in text
     assert bench.main(["--emopia", str(tmp_path / "missing")]) == 2
