@@ -450,6 +450,32 @@ def texture(real: list[PieceSet], gens: dict[str, PieceSet]) -> dict:
     return out
 
 
+def notes_per_second(piece: Piece) -> float:
+    """Notes per second of real time, through the piece's tempo map, from its start to its last
+    note's end (EMOPIA's clips lie on a nominal 120 BPM grid that is their own seconds: two beats
+    a second). ``nan`` without notes."""
+    notes = piece.notes
+    if not notes:
+        return math.nan
+    secs = piece.beat_to_seconds(max(n.end for n in notes))
+    return len(notes) / secs if secs > 0 else math.nan
+
+
+def density_seconds(real: list[PieceSet], gens: dict[str, PieceSet]) -> dict:
+    """Per quadrant: median notes per second of the real sets (pooled) and of each generated set.
+    The texture targets are per beat, and EMOPIA's beats are nominal (half a second): this is
+    what a listener hears, at each piece's own tempo."""
+    out = {}
+    for q in QUADRANTS:
+        rv = [notes_per_second(p) for s in real for p, x in zip(s.pieces, s.quadrants) if x == q]
+        row = {"real": float(np.nanmedian(rv)) if rv else math.nan, "real_n": len(rv), "generated": {}}
+        for label, g in gens.items():
+            gv = [notes_per_second(p) for p, x in zip(g.pieces, g.quadrants) if x == q]
+            row["generated"][label] = float(np.nanmedian(gv)) if gv else math.nan
+        out[q] = row
+    return out
+
+
 # -- report --------------------------------------------------------------------------------------------------
 def f3(x) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
@@ -500,6 +526,15 @@ def texture_table(tex: dict) -> list[str]:
             gens.append(", ".join(f"{f2(g['median'][f])} / {pct(g['inside'][f])}" for f in R.TEXTURE_FEATURES)
                         + f"; **{pct(g['inside_all'])}** (n {g['n']})")
         out.append(f"| {q} | {row['real_n']} | {rng} | " + " | ".join(gens) + " |")
+    return out
+
+
+def density_table(dens: dict) -> list[str]:
+    labels = list(next(iter(dens.values()))["generated"])
+    out = ["| quadrant | real: median notes per second (n) | " + " | ".join(labels) + " |",
+           "|---" * (2 + len(labels)) + "|"]
+    for q, row in dens.items():
+        out.append(f"| {q} | {f2(row['real'])} ({row['real_n']}) | " + " | ".join(f2(row["generated"][lb]) for lb in labels) + " |")
     return out
 
 
@@ -580,6 +615,10 @@ def run_engine(engine: str, args, cache: Cache) -> tuple[list[str], dict]:
         lines += [f"Texture targets ({engine}): real EMOPIA (val + train sample) per-quadrant 10th-90th percentile "
                   "ranges; generated median / share inside the range per feature, and the share inside all three:", "",
                   *texture_table(tex), ""]
+        dens = density_seconds([real, sanity], gens)
+        js["notes_per_second"] = dens
+        lines += [f"Density in real time ({engine}; not in the test, whose features count per beat: EMOPIA's beats are "
+                  "a nominal half second, generated pieces' beats follow their own tempo):", "", *density_table(dens), ""]
     log(f"estimator ({engine}) ...")
     arows = [(s.name, arousal_agreement(s)) for s in [real, *gens.values()]]
     js["arousal"] = {lb: r for lb, r in arows}

@@ -147,6 +147,10 @@ def test_realism_benchmark_end_to_end(tmp_path, capsys):
     lo, hi = tex["Q1"]["ranges"]["notes_per_beat"]
     assert 0 < lo <= hi
     assert "Texture targets" in out and "Arousal-axis agreement" in out and "| repeated_pattern_share |" in out
+    dens = res["compose"]["notes_per_second"]
+    assert set(dens) == {"Q1", "Q2", "Q3", "Q4"} and "Density in real time" in out
+    # the tiny clips: Q1 eighth-note triads at 120 BPM (6 notes a second plus a bass every 2 s), Q4 quarter notes
+    assert dens["Q1"]["real"] > dens["Q4"]["real"] > 0 and all(v > 0 for v in dens["Q1"]["generated"].values())
     text = doc.read_text()
     assert text.startswith("# Benchmarks\n") and text.count(bench.DOC_BEGIN) == 1
     files = sorted(cache.iterdir())
@@ -173,3 +177,13 @@ def test_generated_pieces_are_cached_per_version_of_the_code(tmp_path, monkeypat
     assert first == bench.code_fingerprint() and len(first) == 16
     (pkg / "sub" / "a.py").write_text("X = 2\n")
     assert bench.code_fingerprint() != first  # an edited engine makes its pieces again
+
+
+def test_notes_per_second_follows_the_tempo():
+    bench = _load_bench()
+    notes = [Note(60 + k % 3, 0.5 * k, 0.5, 80) for k in range(16)]  # 16 eighth notes: 8 beats
+    for bpm, want in ((120.0, 16 / 4.0), (60.0, 16 / 8.0)):
+        p = Piece(tracks=[Track("P", 0, False, notes)], tempos=[Tempo(bpm)])
+        assert bench.notes_per_second(p) == pytest.approx(want)
+    assert math.isnan(bench.notes_per_second(Piece(tracks=[Track("P", 0, False, [])])))
+
