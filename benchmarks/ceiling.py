@@ -43,7 +43,7 @@ from benchmarks.realism import (  # noqa: E402
     TREES, PieceSet, c2st, c2st_columns, crop, emopia_sets, f3, nanmean, standardized_difference, write_docs,
 )
 from emomusic import realism as R  # noqa: E402
-from emomusic.emotion import Emotion  # noqa: E402
+from emomusic.emotion import QUADRANTS, Emotion  # noqa: E402
 from emomusic.errors import EmomusicError  # noqa: E402
 from emomusic.piece import Piece, Tempo, TimeSignature, Track  # noqa: E402
 
@@ -71,7 +71,8 @@ def vae_pieces(eng, latents: list[np.ndarray], threshold: float, bars: int) -> l
 
 def latent_pieces(eng, latents: list[np.ndarray], quadrants: list[str], bars: int, texture: bool, seed: int,
                   checkpoint) -> list[Piece]:
-    """Each piece's posterior means decoded by compose (form none) in place of the model's samples."""
+    """Each piece's posterior means decoded by compose (form none) in place of the model's samples
+    (through :class:`emomusic.compose.api.Draft`: the call's own sample is drawn, then replaced)."""
     from emomusic.compose.api import draft_many
 
     out = []
@@ -91,7 +92,7 @@ def model_pieces(quadrants: list[str], bars: int, seed: int, checkpoint, form: s
 
     out = []
     extra = {} if form is None else {"form": form}
-    for qi, q in enumerate(("Q1", "Q2", "Q3", "Q4")):
+    for qi, q in enumerate(QUADRANTS):
         n = sum(x == q for x in quadrants)
         if n:
             out += [crop(p, bars) for p in compose(Emotion.from_quadrant(q), bars=bars, n=n, seed=seed + 1000 * qi,
