@@ -451,14 +451,12 @@ def texture(real: list[PieceSet], gens: dict[str, PieceSet]) -> dict:
 
 
 def notes_per_second(piece: Piece) -> float:
-    """Notes per second of real time, through the piece's tempo map, from its start to its last
-    note's end (EMOPIA's clips lie on a nominal 120 BPM grid that is their own seconds: two beats
-    a second). ``nan`` without notes."""
-    notes = piece.notes
-    if not notes:
-        return math.nan
-    secs = piece.beat_to_seconds(max(n.end for n in notes))
-    return len(notes) / secs if secs > 0 else math.nan
+    """Notes per second of real time (:attr:`emomusic.attributes.Attributes.notes_per_second`:
+    first onset to last end, through the tempo map; EMOPIA's clips lie on a nominal 120 BPM grid
+    that is their own seconds, two beats a second). ``nan`` without notes."""
+    from emomusic.attributes import measure
+
+    return measure(piece).notes_per_second if piece.notes else math.nan
 
 
 def density_seconds(real: list[PieceSet], gens: dict[str, PieceSet]) -> dict:

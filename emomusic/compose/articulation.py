@@ -31,7 +31,7 @@ from typing import Sequence
 
 import numpy as np
 
-from emomusic.emotion import Emotion
+from emomusic.emotion import Emotion, mean_emotion
 from emomusic.piece import Piece
 
 # log of the mean number of pitches sounding at once (emomusic.metrics.polyphony, 12 steps per
@@ -186,9 +186,8 @@ def articulate(piece: Piece, emotion: Emotion | Sequence[Emotion], *, seed: int 
     emotions = [emotion] if isinstance(emotion, Emotion) else list(emotion)
     if not emotions or not piece.notes:
         return piece
-    mean = Emotion(float(np.mean([e.valence for e in emotions])), float(np.mean([e.arousal for e in emotions])))
     held = _Held(piece)  # the arrays serve both the search and the scaling
-    return _scaled(piece, held, _fit(held, draw_target(mean, seed)))
+    return _scaled(piece, held, _fit(held, draw_target(mean_emotion(emotions), seed)))
 
 
 __all__ = ["MAX_SCALE", "MIN_SCALE", "POLYPHONY_LOG", "articulate", "draw_target", "fit_scale", "fit_targets",
