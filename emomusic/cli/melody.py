@@ -57,6 +57,9 @@ def _preflight(fmt: str) -> None:
 @click.option("--variation", type=click.FloatRange(0, 1), default=0.2, show_default=True,  # melody.api.VARIATION
               help="How soon a varied repeat (A') leaves its first statement: 0 = only its closing bar is new, "
                    "1 = only its opening bar is kept.")
+@click.option("--diversity", type=click.FloatRange(0, 1), default=1.0, show_default=True,  # melody.api.DIVERSITY
+              help="How far each tune's range, density and key steering move from the emotion's template, as real "
+                   "tunes of one mood differ: 0 = every tune uses the template's own settings.")
 @click.option("--check", type=click.Choice(["parsers", "grammar"]), default="parsers", show_default=True,
               help="parsers: music21 and abc2midi read every tune before it is written; grammar: trust the decoder (faster).")
 @click.option("--format", "fmt", type=str, default=None, help="abc|midi|musicxml|wav|svg|png (default: from -o, or abc).")
@@ -64,7 +67,8 @@ def _preflight(fmt: str) -> None:
 @click.option("--soundfont", type=click.Path(path_type=Path), default=None, help="SoundFont for WAV output.")
 @json_option
 @click.option("--output", "-o", type=click.Path(path_type=Path), required=True, help="Output file, or folder with --n > 1.")
-def melody(valence, arousal, mood, bars, n, seed, chords, meter, key, tempo, form, variation, check, fmt, checkpoint,
+def melody(valence, arousal, mood, bars, n, seed, chords, meter, key, tempo, form, variation, diversity, check, fmt,
+           checkpoint,
            soundfont, as_json, output):
     """Write ABC melodies for an emotion (attribute template + ABC language model).
 
@@ -108,7 +112,8 @@ def melody(valence, arousal, mood, bars, n, seed, chords, meter, key, tempo, for
     from emomusic.melody import generate_melodies
 
     tunes = generate_melodies(emotion, bars=bars, n=n, seed=seed, chords=chords, meter=meter, key=key, tempo=tempo,
-                              checkpoint=checkpoint, progress=n > 1, form=form, variation=variation, check=check)
+                              checkpoint=checkpoint, progress=n > 1, form=form, variation=variation,
+                              diversity=diversity, check=check)
     if n > 1:
         from emomusic.atomic import atomic_dir
 
@@ -122,7 +127,8 @@ def melody(valence, arousal, mood, bars, n, seed, chords, meter, key, tempo, for
     if as_json:
         echo_json({"emotion": emotion.to_dict(), "format": f,
                    "melodies": [{"path": str(p), "title": t.title, "seed": t.seed, **{k: t.attributes[k] for k in (
-                       "quadrant", "key", "mode", "meter", "bars", "tempo_bpm", "dynamic", "octave_shift", "chords", "form")}}
+                       "quadrant", "key", "mode", "meter", "bars", "tempo_bpm", "dynamic", "octave_shift", "chords", "form",
+                       "settings")}}
                        for t, p in zip(tunes, paths)]})
     else:
         for t, p in zip(tunes, paths):

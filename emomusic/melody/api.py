@@ -14,7 +14,7 @@ from emomusic.melody.notation import (
     METERS, CanonTune, Key, chord_pitches, parse_key, write_abc,
 )
 from emomusic.melody.template import (
-    DENSITY_RULES, MAX_LEAPS, MelodyTemplate, melody_template, octave_shift_for, sampling_window,
+    DENSITY_RULES, MAX_LEAPS, draw_tune_settings, melody_template, octave_shift_for, sampling_window,
 )
 from emomusic.piece import KeySignature, Marker, Note, Piece, Tempo, TimeSignature, Track
 
@@ -27,6 +27,8 @@ MAX_ATTEMPTS = 8
 # folk tunes (benchmarks/realism.py), 0.2 matched their repeated 4-interval patterns (0.44 / 0.44;
 # 0.3: 0.39, 0.5: 0.28, exact AABB repeats: 0.64)
 VARIATION = 0.2
+# how far each tune's settings move from the template (emomusic.melody.template.draw_tune_settings)
+DIVERSITY = 1.0
 # key steering (TuneSpec.tonal_bias): 0.6, plus up to 0.4 the sadder the tune, so the minor mode
 # stays audible where the valence asks for it (mode as asked 96.0% -> 98.0%, quadrant accuracy
 # 0.830 -> 0.845 on the melody benchmark's 200 tunes) while major tunes keep a real tune's key
@@ -219,7 +221,7 @@ def _title(emotion: Emotion, i: int, seed: int) -> str:
 def generate_melodies(emotion: Emotion, *, bars: int = 16, n: int = 1, seed: int = 0, chords: bool = False,
                       meter: str | None = None, key=None, tempo: float | None = None, checkpoint=None,
                       sampling=None, progress: bool = False, form=None, variation: float = VARIATION,
-                      check: str = "grammar", contour=None) -> list[Tune]:
+                      check: str = "grammar", contour=None, diversity: float = DIVERSITY) -> list[Tune]:
     """``n`` melodies of ``bars`` bars for ``emotion``.
 
     ``key`` is a name (``"Dm"``, ``"Ador"``, ``"Gmix"``), a :class:`Key` or a
@@ -241,6 +243,10 @@ def generate_melodies(emotion: Emotion, *, bars: int = 16, n: int = 1, seed: int
     tune read by music21 (repeats expanded: every bar and note must come back) and abc2midi,
     about 0.2 s more per tune - ``emomusic melody`` does this before writing. Tunes that fail
     are resampled with another seed.
+    ``diversity`` (0..1): how far each tune's settings move from the template, as real tunes of
+    one mood differ (:func:`emomusic.melody.template.draw_tune_settings`: neighbouring spread and
+    density bins, a scaled key steering; recorded in the tune's ``attributes["settings"]``); 0
+    gives every tune the template's own settings.
     ``contour``: the contour prior (:class:`emomusic.melody.contour.ContourPrior`); None uses the
     checkpoint's fitted table (``contour`` in its config.json; no prior if it has none).
     """
@@ -255,6 +261,8 @@ def generate_melodies(emotion: Emotion, *, bars: int = 16, n: int = 1, seed: int
         raise EmomusicError(f"check must be 'parsers' or 'grammar', got {check!r}")
     if isinstance(variation, bool) or not isinstance(variation, (int, float)) or not 0 <= variation <= 1:
         raise EmomusicError(f"variation must be a number from 0 to 1, got {variation!r}")
+    if isinstance(diversity, bool) or not isinstance(diversity, (int, float)) or not 0 <= diversity <= 1:
+        raise EmomusicError(f"diversity must be a number from 0 to 1, got {diversity!r}")
     from emomusic.melody.contour import ContourPrior
 
     if contour is not None and not isinstance(contour, ContourPrior):
@@ -279,16 +287,19 @@ def generate_melodies(emotion: Emotion, *, bars: int = 16, n: int = 1, seed: int
         rng = random.Random(f"{seed}:{i}")
         k = want_key or tpl.default_key(rng)
         m = meter or tpl.default_meter(rng)
+        st = draw_tune_settings(tpl, rng, float(diversity))
         controls = Controls(tpl.quadrant if want_key is None or k.is_major == (tpl.mode == "major") else _flip(tpl.quadrant),
-                            tpl.register_bin, tpl.spread_bin, tpl.density_bin, bool(chords))
-        low, high = sampling_window(tpl.register_bin, tpl.spread_bin)
-        min_dur, dur_bias = DENSITY_RULES[tpl.density_bin]
+                            tpl.register_bin, st.spread_bin, st.density_bin, bool(chords))
+        low, high = sampling_window(tpl.register_bin, st.spread_bin)
+        min_dur, dur_bias = DENSITY_RULES[st.density_bin]
         dark = max(0.0, min(1.0, -emotion.valence))
-        return TuneSpec(k, m, bars, controls, seed=(seed * 1_000_003 + i * 7919 + attempt * 104_729),
-                        low=low, high=high, max_leap=MAX_LEAPS[tpl.spread_bin], min_duration=min_dur,
-                        duration_bias=dur_bias, darkness=dark, tonal_bias=TONAL_BIAS + DARK_TONAL_BIAS * dark,
-                        part_lift=PART_LIFTS[tpl.spread_bin], form=plans[i], variation=float(variation),
+        spec = TuneSpec(k, m, bars, controls, seed=(seed * 1_000_003 + i * 7919 + attempt * 104_729),
+                        low=low, high=high, max_leap=MAX_LEAPS[st.spread_bin], min_duration=min_dur,
+                        duration_bias=dur_bias, darkness=dark,
+                        tonal_bias=(TONAL_BIAS + DARK_TONAL_BIAS * dark) * st.tonal_scale,
+                        part_lift=PART_LIFTS[st.spread_bin], form=plans[i], variation=float(variation),
                         contour=contour, profile=_profile(profiles, k))
+        return spec, st
 
     results: dict[int, Tune] = {}
     failures: list[str] = []
@@ -304,9 +315,10 @@ def generate_melodies(emotion: Emotion, *, bars: int = 16, n: int = 1, seed: int
         retry = []
         for s in range(0, len(todo), BATCH):
             chunk = todo[s:s + BATCH]
-            specs = [spec_for(i, attempt) for i in chunk]
+            drawn = [spec_for(i, attempt) for i in chunk]
+            specs = [d[0] for d in drawn]
             seqs = sample_tunes(model, tok, specs, sampling or Sampling())
-            for i, spec, ids in zip(chunk, specs, seqs):
+            for i, (spec, st), ids in zip(chunk, drawn, seqs):
                 canon = tok.decode(ids, title=_title(emotion, i, seed))
                 shift = octave_shift_for(canon.pitches(), tpl.register)
                 if shift:
@@ -329,7 +341,7 @@ def generate_melodies(emotion: Emotion, *, bars: int = 16, n: int = 1, seed: int
                     "bars": len(canon.bars), "tempo_bpm": int(round(bpm)), "dynamic": tpl.dynamic,
                     "velocity": tpl.velocity, "octave_shift": shift, "chords": bool(chords),
                     "controls": spec.controls.to_dict(), "template": tpl.to_dict(),
-                    "form": plans[i].to_dict(), "check": check,
+                    "form": plans[i].to_dict(), "check": check, "settings": st.to_dict(),
                 }
                 results[i] = Tune(abc, piece, emotion, attrs, canon, spec.seed)
                 if bar is not None:

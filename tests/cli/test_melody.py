@@ -107,6 +107,19 @@ def test_options_reach_the_tune(tmp_path, ckpt):
     assert "M:9/8" in lines and "K:Edor" in lines and "Q:1/4=99" in lines
 
 
+def test_diversity_option(tmp_path, ckpt):
+    """--diversity 0: every tune takes the template's bins; the default lets them differ (in --json)."""
+    got = {}
+    for div in ("0", None):
+        out = tmp_path / f"d{div}"
+        res = run(["melody", "--mood", "calm", "--n", "12", "--bars", "2", "--seed", "5", "--checkpoint", ckpt, "--json",
+                   "-o", str(out)] + (["--diversity", div] if div else []))
+        assert res.exit_code == 0, res.output
+        got[div] = [m["settings"] for m in json.loads(res.stdout)["melodies"]]
+    assert {(s["spread_bin"], s["density_bin"], s["tonal_scale"]) for s in got["0"]} == {(0, 0, 1.0)}  # calm: low bins
+    assert len({(s["spread_bin"], s["density_bin"]) for s in got[None]}) > 1 and len({s["tonal_scale"] for s in got[None]}) == 12
+
+
 def test_seed_reproducible(tmp_path, ckpt):
     outs = []
     for i, seed in enumerate(["7", "7", "8"]):
@@ -123,6 +136,8 @@ def test_seed_reproducible(tmp_path, ckpt):
     (["--key", "Hm"], "key"),
     (["--tempo", "1000"], "tempo"),
     (["--format", "ogg"], "format"),
+    (["--diversity", "1.5"], "diversity"),
+    (["--diversity", "x"], "diversity"),
     (["--checkpoint", "/nonexistent/ckpt"], "checkpoint"),
 ])
 def test_bad_input_exits_2_without_output(tmp_path, ckpt, capsys, args, msg):

@@ -81,7 +81,7 @@ def test_template_controls_applied(debug_checkpoint):
     from emomusic.attributes import template
 
     for emo in (Emotion(0.7, 0.7), Emotion(-0.7, 0.7), Emotion(-0.7, -0.7), Emotion(0.7, -0.7)):
-        (t,) = generate_melodies(emo, bars=4, seed=1, checkpoint=debug_checkpoint)
+        (t,) = generate_melodies(emo, bars=4, seed=1, checkpoint=debug_checkpoint, diversity=0)  # the template itself
         tpl = template(emo)
         assert t.attributes["quadrant"] == emo.quadrant
         assert t.attributes["mode"] == tpl.mode
@@ -212,7 +212,70 @@ def test_key_steering_grows_with_sadness_and_the_second_part_rises_with_arousal(
     got = {}
     for emo in (Emotion(0.8, 0.8), Emotion(-0.8, 0.8), Emotion(-0.8, -0.8), Emotion(0.5, -0.8)):
         seen.clear()
-        generate_melodies(emo, bars=8, checkpoint=debug_checkpoint)
+        generate_melodies(emo, bars=8, checkpoint=debug_checkpoint, diversity=0)
         got[(emo.valence, emo.arousal)] = (seen[0].tonal_bias, seen[0].part_lift)
     assert got[(0.8, 0.8)] == (pytest.approx(0.6), 4) and got[(0.5, -0.8)] == (pytest.approx(0.6), 1)
     assert got[(-0.8, 0.8)] == (pytest.approx(0.92), 4) and got[(-0.8, -0.8)] == (pytest.approx(0.92), 1)
+
+
+def test_tune_settings_stay_next_to_the_template():
+    """Each tune's spread and density bins move at most one bin from the template's, as often as
+    NEIGHBOUR_CHANCE * diversity says (inward half of those times at the end of the scale); the
+    key-steering factor is uniform around 1; diversity 0 is the template itself; the number of
+    draws taken from the tune's random stream does not depend on the diversity."""
+    import random
+
+    from emomusic.melody.template import NEIGHBOUR_CHANCE, TuneSettings, draw_tune_settings, melody_template
+
+    mid, edge = melody_template(Emotion(0.0, 0.0)), melody_template(Emotion(0.8, 0.8))
+    assert (mid.spread_bin, mid.density_bin, edge.spread_bin, edge.density_bin) == (1, 1, 2, 2)
+    for tpl in (mid, edge):
+        assert draw_tune_settings(tpl, random.Random(1), 0.0) == TuneSettings(tpl.spread_bin, tpl.density_bin, 1.0)
+        for diversity in (1.0, 0.5):
+            rng = random.Random(3)
+            draws = [draw_tune_settings(tpl, rng, diversity) for _ in range(3000)]
+            share = NEIGHBOUR_CHANCE * diversity * (1.0 if tpl.spread_bin == 1 else 0.5)
+            for attr in ("spread_bin", "density_bin"):
+                bins = [getattr(d, attr) for d in draws]
+                assert all(0 <= b <= 2 and abs(b - getattr(tpl, attr)) <= 1 for b in bins)
+                moved = sum(b != getattr(tpl, attr) for b in bins) / len(bins)
+                assert abs(moved - share) < 0.035, (attr, diversity, moved, share)
+                if tpl.spread_bin == 1:  # from the middle both ways, equally often
+                    assert abs(bins.count(0) - bins.count(2)) < 0.1 * max(1, bins.count(0) + bins.count(2))
+            both = sum(d.spread_bin != tpl.spread_bin and d.density_bin != tpl.density_bin for d in draws) / len(draws)
+            assert abs(both - share ** 2) < 0.03  # drawn independently
+            scales = [d.tonal_scale for d in draws]
+            assert 1 - diversity <= min(scales) < 1 - diversity + 0.01 and 1 + diversity - 0.01 < max(scales) <= 1 + diversity
+            assert abs(sum(scales) / len(scales) - 1.0) < 0.03
+    a, b = random.Random(9), random.Random(9)
+    draw_tune_settings(mid, a, 0.0), draw_tune_settings(mid, b, 1.0)
+    assert a.random() == b.random()
+
+
+def test_diversity_gives_each_tune_its_own_settings(debug_checkpoint, sampled_specs):
+    from emomusic.melody.template import MAX_LEAPS
+
+    emo = Emotion(0.0, 0.0)  # the middle bins: moves both ways
+    plain = generate_melodies(emo, bars=4, n=16, seed=2, checkpoint=debug_checkpoint, diversity=0)
+    assert {tuple(sorted(t.attributes["settings"].items())) for t in plain} == {
+        (("density_bin", 1), ("spread_bin", 1), ("tonal_scale", 1.0))}
+    sampled_specs.clear()
+    tunes = generate_melodies(emo, bars=4, n=16, seed=2, checkpoint=debug_checkpoint)  # default diversity 1
+    settings = [t.attributes["settings"] for t in tunes]
+    assert {s["spread_bin"] for s in settings} == {0, 1, 2} and {s["density_bin"] for s in settings} == {0, 1, 2}
+    assert len({s["tonal_scale"] for s in settings}) == 16
+    for t, s, spec in zip(tunes, settings, sampled_specs):  # what the tune records is what the decoder got
+        assert (t.attributes["controls"]["spread"], t.attributes["controls"]["density"]) == (s["spread_bin"], s["density_bin"])
+        assert (spec.controls.spread, spec.controls.density) == (s["spread_bin"], s["density_bin"])
+        assert spec.max_leap == MAX_LEAPS[s["spread_bin"]]
+        assert spec.tonal_bias == pytest.approx(0.6 * s["tonal_scale"], abs=1e-3)
+    # keys and metres are drawn before the settings: the same tunes' keys and metres at any diversity
+    assert [(t.attributes["key"], t.attributes["meter"]) for t in tunes] == [(t.attributes["key"], t.attributes["meter"]) for t in plain]
+    again = generate_melodies(emo, bars=4, n=16, seed=2, checkpoint=debug_checkpoint)
+    assert [t.abc for t in again] == [t.abc for t in tunes] and [t.attributes["settings"] for t in again] == settings
+
+
+@pytest.mark.parametrize("diversity", [-0.1, 1.5, "1", True, None])
+def test_bad_diversity(debug_checkpoint, diversity):
+    with pytest.raises(EmomusicError, match="diversity"):
+        generate_melodies(Emotion(0, 0), checkpoint=debug_checkpoint, diversity=diversity)
