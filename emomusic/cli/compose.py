@@ -60,11 +60,14 @@ def _parse_key(text: str | None):
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="Checkpoint folder with vae/ and diffgan/ (default: shipped).")
 @click.option("--no-template", "no_template", is_flag=True, help="Do not apply the emotion's tempo/loudness/register/mode template.")
 @click.option("--no-texture", "no_texture", is_flag=True, help="Only the generated notes: no piano accompaniment added.")
+@click.option("--diversity", type=click.FloatRange(0, 1), default=1.0, show_default=True,  # compose.api.DIVERSITY
+              help="How far each piece's player style (left-hand busyness, bass register, colour tones, passing notes) "
+                   "moves from the emotion's defaults, as real pianists differ: 0 = the plain rules for every piece.")
 @click.option("--soundfont", type=click.Path(path_type=Path), default=None, help="SoundFont for WAV output.")
 @json_option
 @click.option("--output", "-o", type=click.Path(path_type=Path), required=True, help="Output file, or folder with --n > 1.")
 def compose(valence, arousal, mood, to, to_valence, to_arousal, bars, form, n, seed, steps, guidance, tempo, key, fmt,
-            checkpoint, no_template, no_texture, soundfont, as_json, output):
+            checkpoint, no_template, no_texture, diversity, soundfont, as_json, output):
     """Compose multi-track piano music for an emotion (VAE + 4-step latent diffusion-GAN).
 
     The piece has a melody and an accompaniment track, key and time signatures, a tempo, a
@@ -123,12 +126,13 @@ def compose(valence, arousal, mood, to, to_valence, to_arousal, bars, form, n, s
 
     from emomusic.compose import ComposeEngine
     from emomusic.compose import compose as run
+    from emomusic.compose.style import piece_styles
 
     t0 = time.time()
     ComposeEngine.load(checkpoint)  # checkpoint problems are reported before anything else
     pieces = run(emotion, to=target, bars=bars, n=n, seed=seed, steps=steps, guidance=guidance, tempo=tempo, key=ksig,
                  apply_template=not no_template, checkpoint=checkpoint, progress=not as_json, form=form,
-                 texture=not no_texture)
+                 texture=not no_texture, diversity=diversity)
     gen_s = time.time() - t0
     from emomusic.io import write_piece
 
@@ -147,13 +151,14 @@ def compose(valence, arousal, mood, to, to_valence, to_arousal, bars, form, n, s
             "emotion": emotion.to_dict(),
             "to": target.to_dict() if target else None,
             "bars": bars, "n": n, "seed": seed, "steps": steps, "guidance": guidance, "format": fmt,
-            "template": not no_template, "texture": not no_texture,
+            "template": not no_template, "texture": not no_texture, "diversity": diversity,
             "form": plans[0].to_dict() if form is not None else None,  # the asked form (each file's: files[].form)
             "seconds": round(gen_s, 3),
             "files": [{"path": str(path), "form": plan.to_dict(), "bars": p.n_bars, "notes": len(p.notes), "tempo": round(p.tempo, 2),
                        "key": p.key.name if p.key else None, "tracks": [t.name for t in p.tracks],
-                       "markers": [{"beat": m.beat, "text": m.text} for m in p.markers]}
-                      for p, path, plan in zip(pieces, paths, plans)],
+                       "markers": [{"beat": m.beat, "text": m.text} for m in p.markers],
+                       "style": style.to_dict() if not no_texture else None}
+                      for p, path, plan, style in zip(pieces, paths, plans, piece_styles(seed, n, diversity))],
         })
     else:
         where = paths[0] if n == 1 else f"{output}/ ({n} files)"

@@ -24,6 +24,7 @@ from emomusic.piece import KeySignature, Marker, Note, Piece, Tempo, TimeSignatu
 from .repeats import generate_with_form, note_repeats, restore_repeats
 from .representation import notes_to_segments, segments_to_notes
 
+DIVERSITY = 1.0  # how far each piece's player style moves from the emotion's defaults (compose/style.py)
 SECTION_BARS = 4  # a marker (and, when the emotion moves, a template section) every 4 bars
 MAX_BARS = 512
 MAX_N = 1024
@@ -361,7 +362,8 @@ def _generate(eng: "ComposeEngine", conds: np.ndarray, plans: list[FormPlan], se
 def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: int = 16, n: int = 1, seed: int = 0,
             steps: int = 4, guidance: float | None = None, tempo: float | None = None, key: KeySignature | None = None,
             apply_template: bool = True, checkpoint: str | Path | None = None, progress: bool = False,
-            threshold: float | None = None, form: "str | FormPlan | None" = None, texture: bool = True) -> list[Piece]:
+            threshold: float | None = None, form: "str | FormPlan | None" = None, texture: bool = True,
+            diversity: float = DIVERSITY) -> list[Piece]:
     """Compose ``n`` multi-track piano pieces of ``bars`` bars for ``emotion`` (morphing to ``to``).
 
     ``guidance`` None uses the checkpoint's default classifier-free guidance scale (1 = off).
@@ -382,9 +384,14 @@ def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: in
     ``texture`` adds a harmony-aware piano accompaniment (left-hand patterns by arousal, chord
     tones under the melody, the plan's cadence chords; :func:`emomusic.compose.texture.add_texture`)
     to the generated notes.
+    ``diversity`` (0..1): how far each piece's player style (onset budget of the left hand, bass
+    register, colour tones, passing notes; :func:`emomusic.compose.style.draw_style` with the
+    piece's seed ``seed + i``) moves from the emotion's defaults, as real pianists differ; 0
+    plays every piece with the plain rules. Only the texture uses it.
     """
     job = _prepare(emotion, to=to, bars=bars, n=n, seed=seed, steps=steps, guidance=guidance, tempo=tempo, key=key,
-                   apply_template=apply_template, checkpoint=checkpoint, threshold=threshold, form=form, texture=texture)
+                   apply_template=apply_template, checkpoint=checkpoint, threshold=threshold, form=form, texture=texture,
+                   diversity=diversity)
     lat = _generate(job.eng, job.conds, job.plans, job.seed, steps=job.steps, guidance=job.guidance, progress=progress)
     return _finish(job, lat)
 
@@ -477,10 +484,11 @@ class _Job:
     eng: "ComposeEngine"
     emos: list
     conds: np.ndarray
+    diversity: float = 1.0
 
 
 def _prepare(emotion, *, to, bars, n, seed, steps, guidance, tempo, key, apply_template, checkpoint, threshold, form,
-             texture) -> "_Job":
+             texture, diversity=None) -> "_Job":
     """compose's arguments checked, the engine loaded, the forms and conditions chosen."""
     emotion = parse_emotion(emotion)
     target = parse_emotion(to) if to is not None else None
@@ -506,6 +514,9 @@ def _prepare(emotion, *, to, bars, n, seed, steps, guidance, tempo, key, apply_t
             raise EmomusicError(f"tempo must be between 20 and 300 BPM, got {tempo}")
     if key is not None and not isinstance(key, KeySignature):
         raise EmomusicError(f"key must be a KeySignature, got {type(key).__name__}")
+    diversity = DIVERSITY if diversity is None else diversity
+    if isinstance(diversity, bool) or not isinstance(diversity, (int, float)) or not 0 <= diversity <= 1:
+        raise EmomusicError(f"diversity must be a number from 0 to 1, got {diversity!r}")
     plans = piece_forms(form, bars, emotion, n, seed)
     eng = ComposeEngine.load(checkpoint)
     if steps > eng.model.cfg.timesteps:
@@ -514,7 +525,7 @@ def _prepare(emotion, *, to, bars, n, seed, steps, guidance, tempo, key, apply_t
     emos = emotion_path(emotion, target, S)
     conds = np.array([[e.as_tuple() for e in emos]] * n, dtype=np.float32)
     return _Job(emotion, target, bars, n, seed, steps, guidance, tempo, key, apply_template, threshold, texture, plans, eng,
-                emos, conds)
+                emos, conds, float(diversity))
 
 
 def _finish(job: "_Job", lat: np.ndarray) -> list[Piece]:
@@ -572,11 +583,15 @@ def _finish(job: "_Job", lat: np.ndarray) -> list[Piece]:
         # notes, on the plan's chords at its cadences
         from .articulation import articulate
         from .passing import add_passing_tones
+        from .style import piece_styles
         from .texture import add_texture
 
         seg_beats = eng.segment_bars * 4.0
-        pieces = [add_passing_tones(p, emos, seed=seed + i, segment_beats=seg_beats, form=plans[i]) for i, p in enumerate(pieces)]
-        pieces = [add_texture(p, emos, form=plans[i], seed=seed + i, segment_beats=seg_beats) for i, p in enumerate(pieces)]
+        styles = piece_styles(seed, len(pieces), job.diversity)  # each piece its own player
+        pieces = [add_passing_tones(p, emos, seed=seed + i, segment_beats=seg_beats, form=plans[i], ornament=styles[i].ornament)
+                  for i, p in enumerate(pieces)]
+        pieces = [add_texture(p, emos, form=plans[i], seed=seed + i, segment_beats=seg_beats, style=styles[i])
+                  for i, p in enumerate(pieces)]
         # each piece holds its notes as one real player would: how many notes sound at once drawn
         # from real music's range at the emotion (articulation.py)
         pieces = [articulate(p, emos, seed=seed + i) for i, p in enumerate(pieces)]

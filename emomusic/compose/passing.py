@@ -52,9 +52,10 @@ NEIGHBOUR_SHARE = 0.6  # a repeated note gets its upper neighbour with this shar
 VELOCITY = 0.9  # a passing note is a little softer than the note it leaves
 
 
-def passing_chance(emotion: Emotion) -> float:
-    """The chance that a fillable third gets its passing note under ``emotion``."""
-    return float(min(0.9, max(0.2, CHANCE_CENTRE + CHANCE_PER_AROUSAL * emotion.arousal)))
+def passing_chance(emotion: Emotion, shift: float = 0.0) -> float:
+    """The chance that a fillable third gets its passing note under ``emotion``; a piece's
+    player style (:mod:`emomusic.compose.style`) adds ``shift`` (the chance stays within 0.2..0.9)."""
+    return float(min(0.9, max(0.2, CHANCE_CENTRE + shift + CHANCE_PER_AROUSAL * emotion.arousal)))
 
 
 def _draw(seed: int, a: Note, b: Note, bar_beats: float, salt: int = 0) -> float:
@@ -124,12 +125,13 @@ def passing_tones(notes: Sequence[Note], key: KeySignature | Sequence[KeySignatu
 
 
 def add_passing_tones(piece: Piece, emotions: Sequence[Emotion], *, seed: int = 0, segment_beats: float = 8.0,
-                      form: "FormPlan | None" = None) -> Piece:
+                      form: "FormPlan | None" = None, ornament: float = 0.0) -> Piece:
     """``piece`` with :func:`passing_tones` in its melody track(s) (tracks named "Melody"),
     each note read in the key signature in force at its onset (C major when the piece has
     none); ``emotions`` gives one emotion per ``segment_beats`` beats (a morph) or one for all.
     With ``form``, notes in a varied return (role ``"variation"``) draw with their section's
-    number as salt: they are ornamented afresh."""
+    number as salt: they are ornamented afresh. ``ornament`` is added to every note's
+    :func:`passing_chance` (a piece's player style)."""
     emotions = list(emotions)
     if not emotions:
         return piece
@@ -145,7 +147,7 @@ def add_passing_tones(piece: Piece, emotions: Sequence[Emotion], *, seed: int = 
         if "melody" not in t.name.lower() or t.is_drum or len(t.notes) < 2:
             tracks.append(t)
             continue
-        ch = [passing_chance(_emotion_at(emotions, n.start, segment_beats)) for n in t.notes]
+        ch = [passing_chance(_emotion_at(emotions, n.start, segment_beats), ornament) for n in t.notes]
         tracks.append(replace(t, notes=passing_tones(t.notes, [key_at(piece, n.start) for n in t.notes], ch, seed=seed,
                                                      bar_beats=bar, salt=[salt_at(n.start) for n in t.notes])))
     return replace(piece, tracks=tracks)

@@ -62,6 +62,8 @@ from .texture_measure import LEFT_HAND_SPLIT, LOW_PITCH, TEXTURE_FEATURES, textu
 if TYPE_CHECKING:  # pragma: no cover
     from emomusic.form import FormPlan
 
+    from .style import PlayerStyle
+
 BASS_CENTRE = 40  # lowest bass note (E2) at arousal 0, valence >= 0 ...
 BASS_PER_AROUSAL = 5.0  # ... lower when excited, higher when calm
 BASS_NEGATIVE_VALENCE = 4  # ... and lower by a major third for a negative valence (darker) ...
@@ -122,9 +124,10 @@ def patterns_for(arousal: float) -> tuple[str, ...]:
     return HIGH_AROUSAL
 
 
-def onset_budget(arousal: float) -> float:
-    """Onsets per beat (all hands) above which the accompaniment adds no new onset."""
-    return BUDGET_CENTRE + BUDGET_PER_AROUSAL * arousal
+def onset_budget(arousal: float, busyness: float = 1.0) -> float:
+    """Onsets per beat (all hands) above which the accompaniment adds no new onset; a piece's
+    player style (:mod:`emomusic.compose.style`) scales the centre by ``busyness``."""
+    return BUDGET_CENTRE * busyness + BUDGET_PER_AROUSAL * arousal
 
 
 def calm_threshold(base: float, emotion: Emotion) -> float:
@@ -155,17 +158,19 @@ def decode_thresholds(base: float, emotion: Emotion) -> tuple[float, tuple[int, 
     return th, ((MELODY_REGISTER, max(0.05, th - drop)) if drop > 0 else None)
 
 
-def bass_floor(emotion: Emotion) -> int:
+def bass_floor(emotion: Emotion, shift: int = 0) -> int:
     """Lowest bass note: lower when excited (EMOPIA's excited clips have the most notes below
-    C3) and a little lower (darker) when the valence is negative."""
-    return int(round(BASS_CENTRE - BASS_PER_AROUSAL * emotion.arousal - (BASS_NEGATIVE_VALENCE if emotion.valence < 0 else 0)))
+    C3) and a little lower (darker) when the valence is negative; a piece's player style moves
+    it by ``shift`` semitones."""
+    return int(round(BASS_CENTRE + shift - BASS_PER_AROUSAL * emotion.arousal - (BASS_NEGATIVE_VALENCE if emotion.valence < 0 else 0)))
 
 
-def colour_chance(emotion: Emotion) -> float:
+def colour_chance(emotion: Emotion, shift: float = 0.0) -> float:
     """The chance that a half bar's chord gets its :func:`colour_tone`: sevenths and ninths are
     the sound of calm piano music above all (EMOPIA's calm clips are as dissonant as its
-    excited ones: about 0.3 of the pitch-class pairs at onsets, against 0.1-0.15 for triads)."""
-    return float(min(0.95, max(0.2, COLOUR_CENTRE - COLOUR_PER_AROUSAL * emotion.arousal)))
+    excited ones: about 0.3 of the pitch-class pairs at onsets, against 0.1-0.15 for triads).
+    A piece's player style adds ``shift``; the chance stays within 0.2..0.95."""
+    return float(min(0.95, max(0.2, COLOUR_CENTRE + shift - COLOUR_PER_AROUSAL * emotion.arousal)))
 
 
 def _voicing(chord: Chord, prev_bass: int | None, lo: int, top: int, colour: bool = False) -> tuple[list[int], int | None]:
@@ -330,16 +335,21 @@ def _repeat_sections(added: list[Note], generated: Sequence[Note], form: "FormPl
 
 
 def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "FormPlan | None" = None, seed: int = 0,
-                segment_beats: float = 8.0, fill: bool = True, pedal: bool = True) -> Piece:
+                segment_beats: float = 8.0, fill: bool = True, pedal: bool = True,
+                style: "PlayerStyle | None" = None) -> Piece:
     """``piece`` with a harmony-aware accompaniment for ``emotion`` (see the module doc).
 
     ``emotion`` is one emotion or one per segment of ``segment_beats`` beats (a morph).
     ``form`` (its cadence bars) fixes V / I chords; without it only the last bar is fixed
-    (the tonic). The input piece is left as it was; a piece without notes is returned as is.
+    (the tonic). ``style`` (:class:`~emomusic.compose.style.PlayerStyle`, default the plain
+    rules) is the piece's player: its onset budget, bass floor and colour-tone chance. The
+    input piece is left as it was; a piece without notes is returned as is.
     """
     emotions = [emotion] if isinstance(emotion, Emotion) else list(emotion)
     if not emotions or not piece.notes:
         return piece
+    if style is None:
+        from .style import PLAIN as style
     bar = piece.time_signature.bar_beats
     win = bar / 2 if piece.time_signature.numerator % 2 == 0 else bar
     wpb = int(round(bar / win))
@@ -408,9 +418,9 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
         mel_here = [n.pitch for n in melody if n.start < t1 - 1e-6 and n.end > t0 + 1e-6]
         top = min(LEFT_HAND_TOP, (min(mel_here) - MELODY_GAP) if mel_here else LEFT_HAND_TOP)
         # the bass stays within reach of the melody (a narrower span when calm)
-        floor = max(bass_floor(em), int(round(mel_centre - BASS_BELOW_MELODY - BASS_BELOW_PER_AROUSAL * em.arousal)))
+        floor = max(bass_floor(em, style.bass_shift), int(round(mel_centre - BASS_BELOW_MELODY - BASS_BELOW_PER_AROUSAL * em.arousal)))
         last_bar = w >= n_win - wpb  # the final tonic lands as a plain triad
-        v, c = _voicing(chords[w], prev_bass, floor, top, colour=not last_bar and bool(colour_draws[w] < colour_chance(em)))
+        v, c = _voicing(chords[w], prev_bass, floor, top, colour=not last_bar and bool(colour_draws[w] < colour_chance(em, style.colour)))
         voicings.append(v)
         colours.append(c)
         tops.append(top)
@@ -444,7 +454,7 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
             # (melody and accompaniment) gets fewer new ones
             have = int(np.sum((all_onsets >= t0 - 1e-6) & (all_onsets < t0 + win - 1e-6)))
             new_onset = not np.any(np.abs(all_onsets - start) < 0.05)
-            if b < n_bars - 1 and new_onset and have + added[w] >= onset_budget(em.arousal) * win:
+            if b < n_bars - 1 and new_onset and have + added[w] >= onset_budget(em.arousal, style.busyness) * win:
                 continue
             if new_onset:
                 added[w] += 1

@@ -54,6 +54,26 @@ def test_compose_n_folder_json_and_morph(tmp_path):
     assert len({f.read_bytes() for f in files}) == 3  # every piece of a batch is different
 
 
+def test_diversity_option_and_styles_in_json(tmp_path):
+    """Each file's player style is in --json (the one compose drew for it); --diversity 0 plays
+    every piece with the plain rules, and that changes the notes."""
+    from emomusic.compose.style import PLAIN, draw_style
+
+    got = {}
+    for div in (None, "0"):
+        out = tmp_path / f"d{div}"
+        res = _run(["compose", "--mood", "happy", "--n", "2", "--bars", "8", "--seed", "5", "--json", "-o", str(out)]
+                   + (["--diversity", div] if div else []))
+        assert res.exit_code == 0, res.output
+        got[div] = json.loads(res.output)
+    assert got[None]["diversity"] == 1.0 and got["0"]["diversity"] == 0.0
+    assert [f["style"] for f in got[None]["files"]] == [draw_style(5).to_dict(), draw_style(6).to_dict()]
+    assert [f["style"] for f in got["0"]["files"]] == [PLAIN.to_dict()] * 2
+    assert [f["notes"] for f in got[None]["files"]] != [f["notes"] for f in got["0"]["files"]]
+    res = _run(["compose", "--mood", "happy", "--bars", "4", "--no-texture", "--json", "-o", str(tmp_path / "t.mid")])
+    assert json.loads(res.output)["files"][0]["style"] is None  # no texture, no player
+
+
 def test_compose_to_valence_arousal_and_no_template(tmp_path):
     from emomusic.compose import compose
     from emomusic.emotion import Emotion
@@ -99,6 +119,8 @@ def test_compose_to_valence_arousal_and_no_template(tmp_path):
     (["--mood", "calm", "--guidance", "-1"], "guidance"),
     (["--mood", "calm", "--format", "mp3"], "format"),
     (["--mood", "calm", "--key", "H#"], "key"),
+    (["--mood", "calm", "--diversity", "1.5"], "diversity"),
+    (["--mood", "calm", "--diversity", "much"], "diversity"),
 ])
 def test_bad_input_exits_2_without_output(tmp_path, capsys, args, msg):
     out = tmp_path / "o.mid"

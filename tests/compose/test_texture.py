@@ -191,7 +191,7 @@ def test_calm_inner_voices_ring_on_while_the_chord_lasts(monkeypatch):
     monkeypatch.setattr(T, "_fills", lambda *a, **k: [])
     # the given left hand is all there is (no pattern, no colour tone): nothing else takes the keys
     monkeypatch.setattr(T, "BUSY_ONSETS_PER_BEAT", 0.25)
-    monkeypatch.setattr(T, "colour_chance", lambda emotion: 0.0)
+    monkeypatch.setattr(T, "colour_chance", lambda emotion, shift=0.0: 0.0)
     tune = [Note(76, 2.0 * w, 1.5, 80) for w in range(16)]  # E5 on every half bar over I | IV | V | I
     roots = [36] * 4 + [41] * 4 + [43] * 4 + [36] * 4
     left = [Note(r + d, 2.0 * w, 2.0, 60) for w, r in enumerate(roots) for d in (0, 7, 16)]
@@ -356,7 +356,7 @@ def test_returning_sections_keep_their_pattern(monkeypatch):
     # a varied return (A') takes a pattern of its own; both A' sections share it (moderate arousal:
     # its three patterns have three different rhythms)
     varied = parse_form("AA'BA'", 16)
-    monkeypatch.setattr(T, "colour_chance", lambda emotion: 0.0)  # no half-bar-dependent colour onsets
+    monkeypatch.setattr(T, "colour_chance", lambda emotion, shift=0.0: 0.0)  # no half-bar-dependent colour onsets
     for seed in range(4):
         new = _added(piece, T.add_texture(piece, Emotion(0.5, 0.0), form=varied, seed=seed, fill=False))
         cells = {sec: {(n.pitch, round(n.start - 16.0 * sec, 3)) for n in new if 16.0 * sec <= n.start < 16.0 * sec + 12.0}
@@ -374,7 +374,7 @@ def test_calm_left_hand_adds_sevenths_and_ninths_without_semitones(monkeypatch):
         return {n.pitch % 12 for n in p.tracks[1].notes if 8 * k <= n.start < 8 * k + 8}
 
     with_colour = [T.add_texture(piece, calm, seed=s) for s in range(4)]
-    monkeypatch.setattr(T, "colour_chance", lambda emotion: 0.0)  # plain triads
+    monkeypatch.setattr(T, "colour_chance", lambda emotion, shift=0.0: 0.0)  # plain triads
     plain = [T.add_texture(piece, calm, seed=s) for s in range(4)]
     triads = ({0, 4, 7}, {5, 9, 0}, {7, 11, 2})
     for a, b in zip(with_colour, plain):
