@@ -287,7 +287,7 @@ def generate_melodies(emotion: Emotion, *, bars: int = 16, n: int = 1, seed: int
         rng = random.Random(f"{seed}:{i}")
         k = want_key or tpl.default_key(rng)
         m = meter or tpl.default_meter(rng)
-        st = draw_tune_settings(tpl, rng, float(diversity))
+        st = draw_tune_settings(tpl, rng, float(diversity), major=k.is_major)
         controls = Controls(tpl.quadrant if want_key is None or k.is_major == (tpl.mode == "major") else _flip(tpl.quadrant),
                             tpl.register_bin, st.spread_bin, st.density_bin, bool(chords))
         low, high = sampling_window(tpl.register_bin, st.spread_bin)
@@ -298,7 +298,7 @@ def generate_melodies(emotion: Emotion, *, bars: int = 16, n: int = 1, seed: int
                         duration_bias=dur_bias, darkness=dark,
                         tonal_bias=(TONAL_BIAS + DARK_TONAL_BIAS * dark) * st.tonal_scale,
                         part_lift=PART_LIFTS[st.spread_bin], form=plans[i], variation=float(variation),
-                        contour=contour, profile=_profile(profiles, k))
+                        contour=contour, profile=_profile(profiles, k), gaps=st.gaps)
         return spec, st
 
     results: dict[int, Tune] = {}

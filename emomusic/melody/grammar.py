@@ -111,6 +111,10 @@ class TuneSpec:
     hold_half: bool = False  # half cadences land on a long note too (authentic ones always do); off: in
     # the held-out folk tunes about half of the phrase ends land long, and forcing every one made the
     # generated tunes easier to tell from real ones (benchmarks/realism.py)
+    # scale degrees (semitones above the tonic) the line leaves out, as a hexatonic or pentatonic folk
+    # tune does (no seventh, no fourth ...); the tonic, the dominant and the mode's third never are.
+    # Only the tune's notes: the chords keep the whole key
+    gaps: tuple = ()
 
     @property
     def has_form(self) -> bool:
@@ -138,6 +142,16 @@ class TuneSpec:
             return sec.cadence
         return None
 
+    def melody_pitch_classes(self) -> set[int]:
+        """The pitch classes the tune's notes use: :meth:`allowed_pitch_classes` less the
+        ``gaps`` (never the tonic, the dominant or the third of the mode)."""
+        return self._memo("_melody_pcs", lambda: frozenset(self._melody_pitch_classes()))
+
+    def _melody_pitch_classes(self) -> set[int]:
+        t = self.key.tonic
+        keep = {t, (t + 7) % 12, (t + (4 if self.key.is_major else 3)) % 12}
+        return set(self.allowed_pitch_classes()) - ({(t + int(g)) % 12 for g in self.gaps} - keep)
+
     def cadence_pitch_classes(self, kind: str) -> set[int]:
         """Where a phrase may end: the tonic (authentic) or a tone of the dominant chord (half:
         degree 5, the leading tone, degree 2)."""
@@ -147,7 +161,7 @@ class TuneSpec:
         t = self.key.tonic
         if kind == "authentic":
             return {t}
-        allowed = self.allowed_pitch_classes()
+        allowed = self.melody_pitch_classes()
         return {pc for pc in ((t + 7) % 12, (t + 11) % 12, (t + 10) % 12, (t + 2) % 12) if pc in allowed} or {(t + 7) % 12}
 
     def cadence_units(self) -> int:
@@ -277,8 +291,9 @@ class TuneSpec:
         """Pitch class -> target share of sounding time over the allowed pitch classes, normalised:
         ``profile`` (the training tunes' shares in this mode, each at least 1%) when set, else the
         Krumhansl-Kessler profile of the requested key (major profile for major-like modes, minor
-        for minor-like), lifted off its floor so its shape dominates."""
-        allowed = self.allowed_pitch_classes()
+        for minor-like), lifted off its floor so its shape dominates. A degree the line leaves out
+        (``gaps``) has no target."""
+        allowed = self.melody_pitch_classes()
         if self.profile is not None:
             raw = {(self.key.tonic + i) % 12: max(float(self.profile[i]), 0.01) for i in range(12)
                    if (self.key.tonic + i) % 12 in allowed}
@@ -355,7 +370,7 @@ class Grammar:
         if st.pending_dur is not None:
             cadence = spec.cadence_at(st.bars_done) if st.pos + st.pending_dur == bar_units else None
             final = cadence is not None  # the note that closes a phrase: no rest, a cadence tone
-            pcs = spec.cadence_pitch_classes(cadence) if final else spec.allowed_pitch_classes()
+            pcs = spec.cadence_pitch_classes(cadence) if final else spec.melody_pitch_classes()
             low, high = spec.window_at(st.bars_done)
             lo, hi = max(PITCH_MIN, low), min(PITCH_MAX, high)
             if st.last_pitch is not None:

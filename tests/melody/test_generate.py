@@ -257,8 +257,7 @@ def test_diversity_gives_each_tune_its_own_settings(debug_checkpoint, sampled_sp
 
     emo = Emotion(0.0, 0.0)  # the middle bins: moves both ways
     plain = generate_melodies(emo, bars=4, n=16, seed=2, checkpoint=debug_checkpoint, diversity=0)
-    assert {tuple(sorted(t.attributes["settings"].items())) for t in plain} == {
-        (("density_bin", 1), ("spread_bin", 1), ("tonal_scale", 1.0))}
+    assert all(t.attributes["settings"] == {"spread_bin": 1, "density_bin": 1, "tonal_scale": 1.0, "gaps": []} for t in plain)
     sampled_specs.clear()
     tunes = generate_melodies(emo, bars=4, n=16, seed=2, checkpoint=debug_checkpoint)  # default diversity 1
     settings = [t.attributes["settings"] for t in tunes]
@@ -269,6 +268,8 @@ def test_diversity_gives_each_tune_its_own_settings(debug_checkpoint, sampled_sp
         assert (spec.controls.spread, spec.controls.density) == (s["spread_bin"], s["density_bin"])
         assert spec.max_leap == MAX_LEAPS[s["spread_bin"]]
         assert spec.tonal_bias == pytest.approx(0.6 * s["tonal_scale"], abs=1e-3)
+        assert list(spec.gaps) == s["gaps"]
+        assert not {(t.canon.key.tonic + g) % 12 for g in s["gaps"]} & {p % 12 for p in t.canon.pitches()}
     # keys and metres are drawn before the settings: the same tunes' keys and metres at any diversity
     assert [(t.attributes["key"], t.attributes["meter"]) for t in tunes] == [(t.attributes["key"], t.attributes["meter"]) for t in plain]
     again = generate_melodies(emo, bars=4, n=16, seed=2, checkpoint=debug_checkpoint)
@@ -279,3 +280,55 @@ def test_diversity_gives_each_tune_its_own_settings(debug_checkpoint, sampled_sp
 def test_bad_diversity(debug_checkpoint, diversity):
     with pytest.raises(EmomusicError, match="diversity"):
         generate_melodies(Emotion(0, 0), checkpoint=debug_checkpoint, diversity=diversity)
+
+
+def test_gapped_scales_leave_degrees_out_of_the_line_not_the_chords(debug_checkpoint):
+    """TuneSpec.gaps: the tune's notes never use a left-out degree (the chords still do); the
+    tonic, the dominant and the mode's third cannot be left out; a half cadence ends on a tone
+    the line may use."""
+    from emomusic.form import parse_form
+    from emomusic.melody.api import load_melody_model
+    from emomusic.melody.decode import sample_tunes
+    from emomusic.melody.tokenizer import Controls as C
+
+    g = parse_key("G")
+    spec = TuneSpec(g, "4/4", 8, Controls(), 0, gaps=(11, 5))  # no F# (7th), no C (4th)
+    assert spec.melody_pitch_classes() == spec.allowed_pitch_classes() - {6, 0}
+    assert TuneSpec(g, "4/4", 8, Controls(), 0, gaps=(0, 4, 7)).melody_pitch_classes() == spec.allowed_pitch_classes()
+    em = parse_key("Em")
+    assert TuneSpec(em, "4/4", 8, Controls(), 0, gaps=(3, 8)).melody_pitch_classes() == TuneSpec(
+        em, "4/4", 8, Controls(), 0).allowed_pitch_classes() - {0}  # E minor: the third (G) stays, C goes
+    assert spec.cadence_pitch_classes("half") == {2, 9}  # D, A: not the left-out F#
+    assert set(spec.target_profile()) == spec.melody_pitch_classes()
+    with_chords = TuneSpec(g, "4/4", 8, Controls(chords=True), 0, gaps=(11,))
+    assert with_chords.chord_palette(0) == TuneSpec(g, "4/4", 8, Controls(chords=True), 0).chord_palette(0)  # D major stays
+
+    model, tok, _ = load_melody_model(debug_checkpoint)
+    plan = parse_form("AA'BA'", 16)
+    for chords in (False, True):
+        specs = [TuneSpec(g, "4/4", 16, C(chords=chords), seed=s, gaps=(11, 5), low=55, high=79, form=plan) for s in range(6)]
+        for ids in sample_tunes(model, tok, specs):
+            canon = tok.decode(ids)
+            assert {p % 12 for p in canon.pitches()}.isdisjoint({6, 0})
+            assert len(canon.bars) == 16 and canon.check() is None
+    plain = [TuneSpec(g, "4/4", 16, C(), seed=s, low=55, high=79) for s in range(6)]
+    assert any({6, 0} & {p % 12 for p in tok.decode(ids).pitches()} for ids in sample_tunes(model, tok, plain))
+
+
+def test_gap_draws_follow_the_tables():
+    import random
+
+    from emomusic.melody.template import GAPS_MAJOR, GAPS_MINOR, draw_tune_settings, melody_template
+
+    tpl = melody_template(Emotion(0.5, 0.5))
+    for major, table in ((True, GAPS_MAJOR), (False, GAPS_MINOR)):
+        for diversity in (1.0, 0.5):
+            rng = random.Random(5)
+            got = [draw_tune_settings(tpl, rng, diversity, major=major).gaps for _ in range(4000)]
+            for option, p in table:
+                assert abs(got.count(option) / len(got) - p * diversity) < 0.02, (major, option)
+            assert set(got) <= {()} | {o for o, _ in table}
+        assert {draw_tune_settings(tpl, random.Random(s), 0.0, major=major).gaps for s in range(50)} == {()}
+    a, b = random.Random(2), random.Random(2)
+    draw_tune_settings(tpl, a, 1.0, major=True), draw_tune_settings(tpl, b, 0.0, major=False)
+    assert a.random() == b.random()  # the same number of draws either way
