@@ -94,6 +94,8 @@ MODULES: dict[str, Module] = {
     "audio": Module("emomusic/audio.py", ("tests/test_audio.py",)),
     # compose's per-piece articulation (note lengths scaled to a polyphony drawn from real music)
     "articulation": Module("emomusic/compose/articulation.py", ("tests/compose/test_articulation.py",)),
+    # compose's per-piece player style (texture settings drawn from the piece's seed)
+    "style": Module("emomusic/compose/style.py", ("tests/compose/test_style.py",)),
 }
 
 # mutmut exit-code meaning (mutmut.stats.status_by_exit_code)

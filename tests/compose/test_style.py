@@ -30,7 +30,10 @@ def test_draws_are_seeded_bounded_and_centred():
     assert 0.03 < np.mean(np.isclose(np.abs(logs), S.BUSY_LOG_SD * lim)) < 0.065
     for x, sd in ((logs, S.BUSY_LOG_SD), (bass, S.BASS_SD), (colour, S.COLOUR_SD), (orn, S.ORNAMENT_SD)):
         assert abs(x.mean()) < 0.06 * sd and 0.9 * sd < x.std() < 1.0 * sd  # a clipped normal
-    assert abs(np.corrcoef(logs, bass)[0, 1]) < 0.06 and abs(np.corrcoef(colour, orn)[0, 1]) < 0.06  # independent
+    draws = [logs, bass, colour, orn]
+    for i in range(4):  # four independent draws
+        for j in range(i + 1, 4):
+            assert abs(np.corrcoef(draws[i], draws[j])[0, 1]) < 0.06, (i, j)
 
 
 def test_diversity_scales_the_same_draw():
@@ -40,6 +43,10 @@ def test_diversity_scales_the_same_draw():
     assert abs(half.bass_shift - full.bass_shift / 2) <= 0.5 + 1e-9
     d = S.draw_style(11).to_dict()
     assert set(d) == {"busyness", "bass_shift", "colour", "ornament"} and isinstance(d["bass_shift"], int)
+    assert S.PlayerStyle(1.23456, -7, 0.11119, -0.5).to_dict() == {"busyness": 1.235, "bass_shift": -7, "colour": 0.111,
+                                                                 "ornament": -0.5}
+    assert S.piece_styles(11, 3) == [S.draw_style(11), S.draw_style(12), S.draw_style(13)]  # diversity 1 by default
+    assert S.piece_styles(11, 2, 0.5) == [S.draw_style(11, 0.5), S.draw_style(12, 0.5)] and S.piece_styles(11, 0) == []
 
 
 def test_the_rules_take_the_style():
