@@ -58,8 +58,8 @@ def _preflight(fmt: str) -> None:
               help="How soon a varied repeat (A') leaves its first statement: 0 = only its closing bar is new, "
                    "1 = only its opening bar is kept.")
 @click.option("--diversity", type=click.FloatRange(0, 1), default=1.0, show_default=True,  # melody.api.DIVERSITY
-              help="How far each tune's range, density and key steering move from the emotion's template, as real "
-                   "tunes of one mood differ: 0 = every tune uses the template's own settings.")
+              help="How far each tune's range, density, key steering and scale (degrees left out) move from the "
+                   "emotion's template, as real tunes of one mood differ: 0 = the template's own settings.")
 @click.option("--check", type=click.Choice(["parsers", "grammar"]), default="parsers", show_default=True,
               help="parsers: music21 and abc2midi read every tune before it is written; grammar: trust the decoder (faster).")
 @click.option("--format", "fmt", type=str, default=None, help="abc|midi|musicxml|wav|svg|png (default: from -o, or abc).")

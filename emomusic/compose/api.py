@@ -484,11 +484,11 @@ class _Job:
     eng: "ComposeEngine"
     emos: list
     conds: np.ndarray
-    diversity: float = 1.0
+    diversity: float = DIVERSITY
 
 
 def _prepare(emotion, *, to, bars, n, seed, steps, guidance, tempo, key, apply_template, checkpoint, threshold, form,
-             texture, diversity=None) -> "_Job":
+             texture, diversity=DIVERSITY) -> "_Job":
     """compose's arguments checked, the engine loaded, the forms and conditions chosen."""
     emotion = parse_emotion(emotion)
     target = parse_emotion(to) if to is not None else None
@@ -514,7 +514,6 @@ def _prepare(emotion, *, to, bars, n, seed, steps, guidance, tempo, key, apply_t
             raise EmomusicError(f"tempo must be between 20 and 300 BPM, got {tempo}")
     if key is not None and not isinstance(key, KeySignature):
         raise EmomusicError(f"key must be a KeySignature, got {type(key).__name__}")
-    diversity = DIVERSITY if diversity is None else diversity
     if isinstance(diversity, bool) or not isinstance(diversity, (int, float)) or not 0 <= diversity <= 1:
         raise EmomusicError(f"diversity must be a number from 0 to 1, got {diversity!r}")
     plans = piece_forms(form, bars, emotion, n, seed)

@@ -70,6 +70,7 @@ BASS_NEGATIVE_VALENCE = 4  # ... and lower by a major third for a negative valen
 BASS_BELOW_MELODY = 33  # ... but at most this many semitones under the melody's median pitch ...
 BASS_BELOW_PER_AROUSAL = 3.0  # ... more when excited, less when calm (a narrower texture)
 BASS_SPAN = 12  # the bass moves within an octave above its lowest note
+RAISED_BASS_ROOM = 12  # a player style's raised bass floor stays at least this far under the left hand's top
 LEFT_HAND_TOP = 67  # left-hand chord tones stay at or below G4 ...
 MELODY_GAP = 3  # ... and at least this many semitones under the lowest melody note sounding
 ACCOMP_VELOCITY = 0.78  # accompaniment velocity / melody velocity
@@ -418,7 +419,11 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
         mel_here = [n.pitch for n in melody if n.start < t1 - 1e-6 and n.end > t0 + 1e-6]
         top = min(LEFT_HAND_TOP, (min(mel_here) - MELODY_GAP) if mel_here else LEFT_HAND_TOP)
         # the bass stays within reach of the melody (a narrower span when calm)
-        floor = max(bass_floor(em, style.bass_shift), int(round(mel_centre - BASS_BELOW_MELODY - BASS_BELOW_PER_AROUSAL * em.arousal)))
+        reach = int(round(mel_centre - BASS_BELOW_MELODY - BASS_BELOW_PER_AROUSAL * em.arousal))
+        floor = max(bass_floor(em, style.bass_shift), reach)
+        plain = max(bass_floor(em), reach)
+        if floor > plain:  # a player's higher bass stays an octave under the hands' top (never above the melody)
+            floor = max(plain, min(floor, top - RAISED_BASS_ROOM))
         last_bar = w >= n_win - wpb  # the final tonic lands as a plain triad
         v, c = _voicing(chords[w], prev_bass, floor, top, colour=not last_bar and bool(colour_draws[w] < colour_chance(em, style.colour)))
         voicings.append(v)

@@ -245,8 +245,8 @@ def generate_melodies(emotion: Emotion, *, bars: int = 16, n: int = 1, seed: int
     are resampled with another seed.
     ``diversity`` (0..1): how far each tune's settings move from the template, as real tunes of
     one mood differ (:func:`emomusic.melody.template.draw_tune_settings`: neighbouring spread and
-    density bins, a scaled key steering; recorded in the tune's ``attributes["settings"]``); 0
-    gives every tune the template's own settings.
+    density bins, a scaled key steering, scale degrees the line leaves out; recorded in the tune's
+    ``attributes["settings"]``); 0 gives every tune the template's own settings.
     ``contour``: the contour prior (:class:`emomusic.melody.contour.ContourPrior`); None uses the
     checkpoint's fitted table (``contour`` in its config.json; no prior if it has none).
     """
@@ -288,6 +288,9 @@ def generate_melodies(emotion: Emotion, *, bars: int = 16, n: int = 1, seed: int
         k = want_key or tpl.default_key(rng)
         m = meter or tpl.default_meter(rng)
         st = draw_tune_settings(tpl, rng, float(diversity), major=k.is_major)
+        if st.gaps:  # a modal --key may lack a drawn degree: only the degrees the key has are left out
+            scale = set(k.pitch_classes())
+            st = replace(st, gaps=tuple(g for g in st.gaps if (k.tonic + g) % 12 in scale))
         controls = Controls(tpl.quadrant if want_key is None or k.is_major == (tpl.mode == "major") else _flip(tpl.quadrant),
                             tpl.register_bin, st.spread_bin, st.density_bin, bool(chords))
         low, high = sampling_window(tpl.register_bin, st.spread_bin)

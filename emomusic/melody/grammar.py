@@ -142,7 +142,7 @@ class TuneSpec:
             return sec.cadence
         return None
 
-    def melody_pitch_classes(self) -> set[int]:
+    def melody_pitch_classes(self) -> frozenset[int]:
         """The pitch classes the tune's notes use: :meth:`allowed_pitch_classes` less the
         ``gaps`` (never the tonic, the dominant or the third of the mode)."""
         return self._memo("_melody_pcs", lambda: frozenset(self._melody_pitch_classes()))

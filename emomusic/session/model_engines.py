@@ -12,7 +12,7 @@ from emomusic.emotion import Emotion
 from emomusic.errors import CheckpointError, EmomusicError
 from emomusic.piece import Piece
 from emomusic.session.clip_engine import Candidate, ClipRequest, check_soundfont, soundfont_render
-from emomusic.session.phrasing import with_form
+from emomusic.session.phrasing import with_form, with_plain_settings
 from emomusic.session.rules_engine import rules_piece
 
 def _import(module: str, what: str):
@@ -65,6 +65,7 @@ class SymbolicEngine:
         if self.steps is not None:
             kwargs["steps"] = self.steps
         followed = with_form(compose, kwargs, request.form)
+        with_plain_settings(compose, kwargs)
         return kwargs, followed
 
     def prefetch(self, requests: list[ClipRequest]) -> None:
@@ -111,6 +112,7 @@ def _melody_piece(emotion: Emotion, request: ClipRequest, checkpoint=None, meter
     if checkpoint is not None:
         kwargs["checkpoint"] = checkpoint
     followed = with_form(generate_melodies, kwargs, request.form)
+    with_plain_settings(generate_melodies, kwargs)
     if info is not None:
         info["form_followed"] = followed
     try:

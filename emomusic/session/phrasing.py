@@ -191,11 +191,26 @@ def hold_final(piece: Piece, end_beat: float, until_beat: float) -> Piece:
 
 
 @functools.lru_cache(maxsize=None)
-def _takes_form(fn) -> bool:
+def _takes(fn, name: str) -> bool:
     try:
-        return "form" in inspect.signature(fn).parameters
+        return name in inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return False
+
+
+def _takes_form(fn) -> bool:
+    return _takes(fn, "form")
+
+
+def with_plain_settings(fn, kwargs: dict) -> bool:
+    """Add ``diversity=0`` to ``kwargs`` when ``fn`` takes it: a session is one player, so its
+    clips keep the engine's plain settings (compose's player style, melody's per-tune settings
+    would otherwise change the texture's character from clip to clip: a bass an octave higher,
+    a left hand five times as busy, at a join). True when it was added."""
+    if _takes(fn, "diversity"):
+        kwargs["diversity"] = 0.0
+        return True
+    return False
 
 
 def with_form(fn, kwargs: dict, form) -> bool:
@@ -208,4 +223,4 @@ def with_form(fn, kwargs: dict, form) -> bool:
 
 
 __all__ = ["CADENCE_MARGIN_S", "CADENCE_WINDOW_S", "MAX_NUDGE", "PhraseFit", "fit_phrases", "hold_final",
-           "join_start", "tempo_map", "with_form"]
+           "join_start", "tempo_map", "with_form", "with_plain_settings"]

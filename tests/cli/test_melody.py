@@ -117,7 +117,7 @@ def test_diversity_option(tmp_path, ckpt):
         assert res.exit_code == 0, res.output
         got[div] = [m["settings"] for m in json.loads(res.stdout)["melodies"]]
     assert {(s["spread_bin"], s["density_bin"], s["tonal_scale"]) for s in got["0"]} == {(0, 0, 1.0)}  # calm: low bins
-    assert len({(s["spread_bin"], s["density_bin"]) for s in got[None]}) > 1 and len({s["tonal_scale"] for s in got[None]}) == 12
+    assert len({(s["spread_bin"], s["density_bin"]) for s in got[None]}) > 1 and len({s["tonal_scale"] for s in got[None]}) > 6
 
 
 def test_seed_reproducible(tmp_path, ckpt):

@@ -14,7 +14,7 @@ from emomusic.session.builder import build_session
 from emomusic.session.engines import RulesEngine, rules_piece
 from emomusic.session.keys import parse_tonic
 from emomusic.session.phrasing import (CADENCE_MARGIN_S, CADENCE_WINDOW_S, MAX_NUDGE, fit_phrases, hold_final,
-                                       tempo_map, with_form)
+                                       tempo_map, with_form, with_plain_settings)
 from emomusic.session.planner import plan_session
 
 JOURNEYS = [
@@ -76,6 +76,46 @@ def test_with_form_only_for_engines_that_take_it():
     assert with_form(new, kw, "AABA") and kw["form"] == "AABA"
     kw2: dict = {}
     assert not with_form(new, kw2, None) and kw2 == {}
+
+
+def test_sessions_ask_engines_for_their_plain_settings(monkeypatch):
+    """A session is one player: engines that take ``diversity`` get 0 (compose's player style and
+    melody's per-tune settings stay the emotion's own from clip to clip); others are left alone."""
+    def old(emotion, *, bars=16):
+        return bars
+
+    def new(emotion, *, bars=16, diversity=1.0):
+        return diversity
+
+    kw: dict = {}
+    assert not with_plain_settings(old, kw) and kw == {}
+    assert with_plain_settings(new, kw) and kw == {"diversity": 0.0}
+    import emomusic.compose as C
+    import emomusic.melody as M
+    from emomusic.emotion import Emotion
+    from emomusic.piece import KeySignature
+    from emomusic.session.clip_engine import ClipRequest
+    from emomusic.session.model_engines import SymbolicEngine, _melody_piece
+
+    seen = {}
+
+    def fake_compose(emotion, *, bars=16, n=1, seed=0, tempo=None, key=None, form=None, diversity=1.0):
+        raise AssertionError("not called")
+
+    def fake_melodies(emotion, *, bars=16, n=1, seed=0, tempo=None, meter=None, key=None, form=None, diversity=1.0):
+        seen["melody"] = dict(diversity=diversity, bars=bars)
+        raise ZeroDivisionError
+
+    monkeypatch.setattr(C, "compose", fake_compose)
+    monkeypatch.setattr(M, "generate_melodies", fake_melodies)
+    req = ClipRequest(index=1, emotion=Emotion(0.5, 0.5), seconds=10.0, tempo=90.0, key=KeySignature(0, "major"), seed=3)
+    kwargs, _ = SymbolicEngine()._call(req)
+    assert kwargs["diversity"] == 0.0
+    try:
+        _melody_piece(Emotion(0.5, 0.5), req)
+    except ZeroDivisionError:
+        pass
+    assert seen["melody"]["diversity"] == 0.0
 
 
 def test_rules_piece_follows_the_form():
