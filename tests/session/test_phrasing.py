@@ -90,7 +90,7 @@ def test_sessions_ask_engines_for_their_plain_settings(monkeypatch):
     kw: dict = {}
     assert not with_plain_settings(old, kw) and kw == {}
     assert with_plain_settings(new, kw) and kw == {"diversity": 0.0}
-    import emomusic.compose as C
+    import emomusic.compose.api as C  # (emomusic.compose resolves compose lazily from its api module)
     import emomusic.melody as M
     from emomusic.emotion import Emotion
     from emomusic.piece import KeySignature
