@@ -3,6 +3,8 @@
 * :func:`check_seed`: a seed is a whole number in ``0 .. 2**32 - 1`` everywhere (numpy,
   torch and MusicGen all accept that range; larger values overflowed in some engines and
   negative ones were accepted by some commands and refused by others).
+* :func:`check_fraction`: a share or amount such as ``variation`` or ``diversity`` is a real
+  number in ``0 .. 1`` (booleans and NaN refused).
 * :func:`clean_text`: a user-given title or description may not hold control characters
   (a newline in a title would inject lines into ``playlist.m3u8`` or headings into a
   README); it is trimmed and bounded in length.
@@ -30,6 +32,13 @@ def check_seed(seed, name: str = "seed") -> int:
     if not 0 <= seed <= SEED_MAX:
         raise EmomusicError(f"{name} must be in 0..{SEED_MAX}, got {seed}")
     return seed
+
+
+def check_fraction(value, name: str) -> float:
+    """``value`` as a ``float`` in ``0 .. 1``, or a one-line :class:`EmomusicError`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise EmomusicError(f"{name} must be a number from 0 to 1, got {value!r}")
+    return float(value)
 
 
 def _bad_char(ch: str) -> bool:

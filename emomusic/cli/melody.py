@@ -68,8 +68,7 @@ def _preflight(fmt: str) -> None:
 @json_option
 @click.option("--output", "-o", type=click.Path(path_type=Path), required=True, help="Output file, or folder with --n > 1.")
 def melody(valence, arousal, mood, bars, n, seed, chords, meter, key, tempo, form, variation, diversity, check, fmt,
-           checkpoint,
-           soundfont, as_json, output):
+           checkpoint, soundfont, as_json, output):
     """Write ABC melodies for an emotion (attribute template + ABC language model).
 
     Every tune is accepted by music21 and abc2midi before it is written. Examples:

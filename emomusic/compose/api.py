@@ -494,7 +494,7 @@ def _prepare(emotion, *, to, bars, n, seed, steps, guidance, tempo, key, apply_t
     target = parse_emotion(to) if to is not None else None
     bars = _check_int("bars", bars, 1, MAX_BARS)
     n = _check_int("n", n, 1, MAX_N)
-    from emomusic.validation import check_seed
+    from emomusic.validation import check_fraction, check_seed
 
     seed = check_seed(seed)  # the one seed rule of every command and API (0..2**32-1)
     steps = _check_int("steps", steps, 1, 1000)
@@ -514,8 +514,7 @@ def _prepare(emotion, *, to, bars, n, seed, steps, guidance, tempo, key, apply_t
             raise EmomusicError(f"tempo must be between 20 and 300 BPM, got {tempo}")
     if key is not None and not isinstance(key, KeySignature):
         raise EmomusicError(f"key must be a KeySignature, got {type(key).__name__}")
-    if isinstance(diversity, bool) or not isinstance(diversity, (int, float)) or not 0 <= diversity <= 1:
-        raise EmomusicError(f"diversity must be a number from 0 to 1, got {diversity!r}")
+    diversity = check_fraction(diversity, "diversity")
     plans = piece_forms(form, bars, emotion, n, seed)
     eng = ComposeEngine.load(checkpoint)
     if steps > eng.model.cfg.timesteps:
@@ -524,7 +523,7 @@ def _prepare(emotion, *, to, bars, n, seed, steps, guidance, tempo, key, apply_t
     emos = emotion_path(emotion, target, S)
     conds = np.array([[e.as_tuple() for e in emos]] * n, dtype=np.float32)
     return _Job(emotion, target, bars, n, seed, steps, guidance, tempo, key, apply_template, threshold, texture, plans, eng,
-                emos, conds, float(diversity))
+                emos, conds, diversity)
 
 
 def _finish(job: "_Job", lat: np.ndarray) -> list[Piece]:

@@ -253,16 +253,13 @@ def generate_melodies(emotion: Emotion, *, bars: int = 16, n: int = 1, seed: int
     if not isinstance(emotion, Emotion):
         raise EmomusicError(f"generate_melodies() needs an Emotion, got {type(emotion).__name__}")
     check_options(bars, n, meter, tempo)
-    from emomusic.validation import check_seed
+    from emomusic.validation import check_fraction, check_seed
 
     seed = check_seed(seed)  # the one seed rule of every command and API
     want_key = resolve_key(key)
     if check not in ("parsers", "grammar"):
         raise EmomusicError(f"check must be 'parsers' or 'grammar', got {check!r}")
-    if isinstance(variation, bool) or not isinstance(variation, (int, float)) or not 0 <= variation <= 1:
-        raise EmomusicError(f"variation must be a number from 0 to 1, got {variation!r}")
-    if isinstance(diversity, bool) or not isinstance(diversity, (int, float)) or not 0 <= diversity <= 1:
-        raise EmomusicError(f"diversity must be a number from 0 to 1, got {diversity!r}")
+    variation, diversity = check_fraction(variation, "variation"), check_fraction(diversity, "diversity")
     from emomusic.melody.contour import ContourPrior
 
     if contour is not None and not isinstance(contour, ContourPrior):
@@ -287,10 +284,7 @@ def generate_melodies(emotion: Emotion, *, bars: int = 16, n: int = 1, seed: int
         rng = random.Random(f"{seed}:{i}")
         k = want_key or tpl.default_key(rng)
         m = meter or tpl.default_meter(rng)
-        st = draw_tune_settings(tpl, rng, float(diversity), major=k.is_major)
-        if st.gaps:  # a modal --key may lack a drawn degree: only the degrees the key has are left out
-            scale = set(k.pitch_classes())
-            st = replace(st, gaps=tuple(g for g in st.gaps if (k.tonic + g) % 12 in scale))
+        st = draw_tune_settings(tpl, rng, diversity, k)
         controls = Controls(tpl.quadrant if want_key is None or k.is_major == (tpl.mode == "major") else _flip(tpl.quadrant),
                             tpl.register_bin, st.spread_bin, st.density_bin, bool(chords))
         low, high = sampling_window(tpl.register_bin, st.spread_bin)
@@ -300,7 +294,7 @@ def generate_melodies(emotion: Emotion, *, bars: int = 16, n: int = 1, seed: int
                         low=low, high=high, max_leap=MAX_LEAPS[st.spread_bin], min_duration=min_dur,
                         duration_bias=dur_bias, darkness=dark,
                         tonal_bias=(TONAL_BIAS + DARK_TONAL_BIAS * dark) * st.tonal_scale,
-                        part_lift=PART_LIFTS[st.spread_bin], form=plans[i], variation=float(variation),
+                        part_lift=PART_LIFTS[st.spread_bin], form=plans[i], variation=variation,
                         contour=contour, profile=_profile(profiles, k), gaps=st.gaps)
         return spec, st
 

@@ -149,25 +149,27 @@ def _neighbour(b: int, chance: float, rng: random.Random) -> int:
     return min(2, max(0, b + step)) if moves else b
 
 
-def draw_tune_settings(tpl: MelodyTemplate, rng: random.Random, diversity: float, major: bool = True) -> TuneSettings:
-    """The settings one tune uses: the template's spread and density bins, each moved to a
-    neighbouring bin with probability ``NEIGHBOUR_CHANCE * diversity``, a key-steering factor
-    uniform in ``[1 - d, 1 + d]`` with ``d = TONAL_SPREAD * diversity``, and the scale degrees
-    its line leaves out (:data:`GAPS_MAJOR` or :data:`GAPS_MINOR` by ``major``, each choice's
-    chance times ``diversity``). ``diversity`` 0 gives the template itself (factor 1, no gaps).
-    The same number of draws is taken from ``rng`` whatever ``diversity`` and ``major`` are."""
+def draw_tune_settings(tpl: MelodyTemplate, rng: random.Random, diversity: float, key: Key) -> TuneSettings:
+    """The settings one tune in ``key`` uses: the template's spread and density bins, each moved
+    to a neighbouring bin with probability ``NEIGHBOUR_CHANCE * diversity``, a key-steering
+    factor uniform in ``[1 - d, 1 + d]`` with ``d = TONAL_SPREAD * diversity``, and the scale
+    degrees its line leaves out (:data:`GAPS_MAJOR` or :data:`GAPS_MINOR` by the key's mode,
+    each choice's chance times ``diversity``; only degrees the key has: a modal key may lack a
+    drawn one). ``diversity`` 0 gives the template itself (factor 1, no gaps). The same number
+    of draws is taken from ``rng`` whatever ``diversity`` and ``key`` are."""
     chance = NEIGHBOUR_CHANCE * diversity
     spread = _neighbour(tpl.spread_bin, chance, rng)
     density = _neighbour(tpl.density_bin, chance, rng)
     d = TONAL_SPREAD * diversity
     u = rng.random()
     g, gaps = rng.random(), ()
-    for option, p in (GAPS_MAJOR if major else GAPS_MINOR):
+    for option, p in (GAPS_MAJOR if key.is_major else GAPS_MINOR):
         g -= p * diversity
         if g < 0:
-            gaps = option
+            scale = set(key.pitch_classes())
+            gaps = tuple(x for x in option if (key.tonic + x) % 12 in scale)
             break
-    return TuneSettings(spread, density, max(0.0, 1.0 - d + 2.0 * d * u), tuple(gaps))
+    return TuneSettings(spread, density, max(0.0, 1.0 - d + 2.0 * d * u), gaps)
 
 
 MELODY_FLOOR = 48  # no tune note under C3 after the octave shift

@@ -198,10 +198,6 @@ def _takes(fn, name: str) -> bool:
         return False
 
 
-def _takes_form(fn) -> bool:
-    return _takes(fn, "form")
-
-
 def with_plain_settings(fn, kwargs: dict) -> bool:
     """Add ``diversity=0`` to ``kwargs`` when ``fn`` takes it: a session is one player, so its
     clips keep the engine's plain settings (compose's player style, melody's per-tune settings
@@ -216,7 +212,7 @@ def with_plain_settings(fn, kwargs: dict) -> bool:
 def with_form(fn, kwargs: dict, form) -> bool:
     """Add ``form=form`` to ``kwargs`` when ``fn`` takes a ``form`` argument (engines gain it
     one by one); True when it was added."""
-    if form is not None and _takes_form(fn):
+    if form is not None and _takes(fn, "form"):
         kwargs["form"] = form
         return True
     return False

@@ -81,6 +81,15 @@ def test_seed_helper():
             check_seed(bad)
 
 
+def test_fraction_helper():
+    from emomusic.validation import check_fraction
+
+    assert check_fraction(0, "x") == 0.0 and isinstance(check_fraction(1, "x"), float) and check_fraction(0.25, "x") == 0.25
+    for bad in (-0.01, 1.01, "0.5", None, True, float("nan"), float("inf")):
+        with pytest.raises(EmomusicError, match="^share must be a number from 0 to 1, got "):
+            check_fraction(bad, "share")
+
+
 def test_clip_api_refuses_a_huge_seed():
     from emomusic.clip.api import generate_clip
     from emomusic.emotion import Emotion

@@ -227,13 +227,14 @@ def test_tune_settings_stay_next_to_the_template():
 
     from emomusic.melody.template import NEIGHBOUR_CHANCE, TuneSettings, draw_tune_settings, melody_template
 
+    G = parse_key("G")
     mid, edge = melody_template(Emotion(0.0, 0.0)), melody_template(Emotion(0.8, 0.8))
     assert (mid.spread_bin, mid.density_bin, edge.spread_bin, edge.density_bin) == (1, 1, 2, 2)
     for tpl in (mid, edge):
-        assert draw_tune_settings(tpl, random.Random(1), 0.0) == TuneSettings(tpl.spread_bin, tpl.density_bin, 1.0)
+        assert draw_tune_settings(tpl, random.Random(1), 0.0, G) == TuneSettings(tpl.spread_bin, tpl.density_bin, 1.0)
         for diversity in (1.0, 0.5):
             rng = random.Random(3)
-            draws = [draw_tune_settings(tpl, rng, diversity) for _ in range(3000)]
+            draws = [draw_tune_settings(tpl, rng, diversity, G) for _ in range(3000)]
             share = NEIGHBOUR_CHANCE * diversity * (1.0 if tpl.spread_bin == 1 else 0.5)
             for attr in ("spread_bin", "density_bin"):
                 bins = [getattr(d, attr) for d in draws]
@@ -248,7 +249,7 @@ def test_tune_settings_stay_next_to_the_template():
             assert 1 - diversity <= min(scales) < 1 - diversity + 0.01 and 1 + diversity - 0.01 < max(scales) <= 1 + diversity
             assert abs(sum(scales) / len(scales) - 1.0) < 0.03
     a, b = random.Random(9), random.Random(9)
-    draw_tune_settings(mid, a, 0.0), draw_tune_settings(mid, b, 1.0)
+    draw_tune_settings(mid, a, 0.0, G), draw_tune_settings(mid, b, 1.0, G)
     assert a.random() == b.random()
 
 
@@ -321,16 +322,16 @@ def test_gap_draws_follow_the_tables():
     from emomusic.melody.template import GAPS_MAJOR, GAPS_MINOR, draw_tune_settings, melody_template
 
     tpl = melody_template(Emotion(0.5, 0.5))
-    for major, table in ((True, GAPS_MAJOR), (False, GAPS_MINOR)):
+    for key, table in ((parse_key("G"), GAPS_MAJOR), (parse_key("Em"), GAPS_MINOR)):
         for diversity in (1.0, 0.5):
             rng = random.Random(5)
-            got = [draw_tune_settings(tpl, rng, diversity, major=major).gaps for _ in range(4000)]
+            got = [draw_tune_settings(tpl, rng, diversity, key).gaps for _ in range(4000)]
             for option, p in table:
-                assert abs(got.count(option) / len(got) - p * diversity) < 0.02, (major, option)
+                assert abs(got.count(option) / len(got) - p * diversity) < 0.02, (key, option)
             assert set(got) <= {()} | {o for o, _ in table}
-        assert {draw_tune_settings(tpl, random.Random(s), 0.0, major=major).gaps for s in range(50)} == {()}
+        assert {draw_tune_settings(tpl, random.Random(s), 0.0, key).gaps for s in range(50)} == {()}
     a, b = random.Random(2), random.Random(2)
-    draw_tune_settings(tpl, a, 1.0, major=True), draw_tune_settings(tpl, b, 0.0, major=False)
+    draw_tune_settings(tpl, a, 1.0, parse_key("G")), draw_tune_settings(tpl, b, 0.0, parse_key("Em"))
     assert a.random() == b.random()  # the same number of draws either way
 
 
