@@ -586,7 +586,8 @@ def _finish(job: "_Job", lat: np.ndarray) -> list[Piece]:
 
         seg_beats = eng.segment_bars * 4.0
         styles = piece_styles(seed, len(pieces), job.diversity)  # each piece its own player
-        pieces = [add_passing_tones(p, emos, seed=seed + i, segment_beats=seg_beats, form=plans[i], ornament=styles[i].ornament)
+        pieces = [add_passing_tones(p, emos, seed=seed + i, segment_beats=seg_beats, form=plans[i], ornament=styles[i].ornament,
+                                     repeats=styles[i].repeats)
                   for i, p in enumerate(pieces)]
         pieces = [add_texture(p, emos, form=plans[i], seed=seed + i, segment_beats=seg_beats, style=styles[i])
                   for i, p in enumerate(pieces)]

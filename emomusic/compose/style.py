@@ -8,7 +8,7 @@ sounded like the same player (within a quadrant the pieces varied 0.3-0.6x as mu
 EMOPIA's clips in notes per beat, key strength and the top line's intervals), one of the
 clearest tells of the realism test (``benchmarks/realism.py``; docs/compose.md).
 
-:func:`draw_style` draws a :class:`PlayerStyle` per piece from its seed: four independent
+:func:`draw_style` draws a :class:`PlayerStyle` per piece from its seed: five independent
 standard normals (each held within +-:data:`Z_LIMIT`) times ``diversity`` move
 
 * the left hand's onset budget (:func:`emomusic.compose.texture.onset_budget`): its centre
@@ -18,7 +18,10 @@ standard normals (each held within +-:data:`Z_LIMIT`) times ``diversity`` move
 * the chance of a seventh / ninth in a chord (:func:`emomusic.compose.texture.colour_chance`):
   ``COLOUR_SD * z`` added;
 * the chance of a passing or neighbour note (:func:`emomusic.compose.passing.passing_chance`):
-  ``ORNAMENT_SD * z`` added.
+  ``ORNAMENT_SD * z`` added;
+* the chance that a quick repeated melody note becomes a neighbour note
+  (:func:`emomusic.compose.passing.repeat_neighbour_chance`): ``REPEAT_SD * z`` added (drawn
+  fifth, so the first four draws are what they were before it: 10 sets 0.759 -> 0.744).
 
 The emotion's own terms (more onsets, a lower bass and fewer colour tones when excited ...)
 stay as they are and the chances keep their limits. Widths measured with the realism test
@@ -40,6 +43,7 @@ BUSY_LOG_SD = 1.6  # log of the onset budget's scale per unit z (from no added p
 BASS_SD = 9.0  # semitones of the bass floor per unit z (an octave and a half either way at the limits)
 COLOUR_SD = 0.6  # colour-tone chance per unit z
 ORNAMENT_SD = 0.6  # passing-note chance per unit z
+REPEAT_SD = 0.7  # quick-repeat-to-neighbour chance per unit z (a third of the pieces keep every repeat)
 SALT = 0x5717  # the style's own random stream beside the piece's other draws
 
 
@@ -51,6 +55,7 @@ class PlayerStyle:
     bass_shift: int = 0  # semitones added to the lowest bass note
     colour: float = 0.0  # added to the chance of a seventh / ninth in a chord
     ornament: float = 0.0  # added to the chance of a passing / neighbour note
+    repeats: float = 0.0  # added to the chance that a quick repeated melody note becomes a neighbour note
 
     def to_dict(self) -> dict:
         return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -63,9 +68,10 @@ def draw_style(seed: int, diversity: float = 1.0) -> PlayerStyle:
     """The style of the piece drawn with ``seed`` (compose's ``seed + i``), its widths scaled
     by ``diversity`` (0..1; 0 gives :data:`PLAIN`). The draws do not depend on ``diversity``:
     a piece's style only widens or narrows with it."""
-    z = np.clip(np.random.default_rng([int(seed), SALT]).standard_normal(4), -Z_LIMIT, Z_LIMIT) * float(diversity)
+    z = np.clip(np.random.default_rng([int(seed), SALT]).standard_normal(5), -Z_LIMIT, Z_LIMIT) * float(diversity)
     return PlayerStyle(busyness=float(math.exp(BUSY_LOG_SD * z[0])), bass_shift=int(round(BASS_SD * z[1])),
-                       colour=float(COLOUR_SD * z[2]), ornament=float(ORNAMENT_SD * z[3]))
+                       colour=float(COLOUR_SD * z[2]), ornament=float(ORNAMENT_SD * z[3]),
+                       repeats=float(REPEAT_SD * z[4]))
 
 
 def piece_styles(seed: int, n: int, diversity: float = 1.0) -> list[PlayerStyle]:

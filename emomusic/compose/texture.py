@@ -15,7 +15,9 @@ adds what a pianist's hands would play around them:
    chord or flowing arpeggios in between, Alberti figures, octave bass with off-beat chords or
    driving eighths when excited. The bass takes the root with the smallest leap, lower when
    excited, a major third lower when the valence is negative (darker), and within reach of the
-   melody (a narrower span when calm); chord tones stay under the melody.
+   melody (a narrower span when calm; an excited piece whose player lays the bass lower reaches
+   as much further: in EMOPIA's excited clips the bass goes deeper than that reach allowed);
+   chord tones stay under the melody.
 3. **Right hand** - a chord tone a third to a sixth under melody notes on strong beats, more
    often the higher the arousal, and the chord's inner voices (with its seventh or ninth)
    struck with each half bar's first melody note and held (:func:`_inner_voices`); in some
@@ -420,6 +422,8 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
         top = min(LEFT_HAND_TOP, (min(mel_here) - MELODY_GAP) if mel_here else LEFT_HAND_TOP)
         # the bass stays within reach of the melody (a narrower span when calm)
         reach = int(round(mel_centre - BASS_BELOW_MELODY - BASS_BELOW_PER_AROUSAL * em.arousal))
+        if em.arousal > 0:  # an excited player who lays the bass lower reaches further under the melody too
+            reach += min(0, style.bass_shift)
         floor = max(bass_floor(em, style.bass_shift), reach)
         plain = max(bass_floor(em), reach)
         if floor > plain:  # a player's higher bass stays an octave under the hands' top (never above the melody)

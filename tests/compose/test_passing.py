@@ -138,3 +138,53 @@ def test_a_varied_return_is_ornamented_afresh_an_exact_one_is_not():
         assert varied[0] == exact[0]  # the first statement is drawn as before
         differs += varied[1] != varied[0]
     assert differs >= 6  # a varied return mostly gets other passing notes
+
+
+def test_quick_repeats_become_neighbours_as_often_as_the_chance_says():
+    assert P.lower_neighbour(60, C_MAJOR) == 59 and P.lower_neighbour(65, C_MAJOR) == 64  # C -> B, F -> E
+    assert P.lower_neighbour(60, C_MINOR) == 58 and P.lower_neighbour(63, C_MINOR) == 62  # natural minor: Bb, D
+    run = _notes((64, 0.0, 0.25), (64, 0.25, 0.25), (64, 0.5, 0.25), (64, 0.75, 0.25), (60, 1.0, 1.0))  # E E E E C
+    assert P.neighbour_repeats(run, C_MAJOR, 0.0) == run
+    for seed in range(8):
+        out = P.neighbour_repeats(run, C_MAJOR, 1.0, seed=seed)
+        # every second E moves (the third follows the moved one: no longer a repeat); onsets,
+        # lengths and velocities stay; the neighbour is the scale's F or D
+        assert [n.pitch for n in out][::2] == [64, 64, 60] and {out[1].pitch, out[3].pitch} <= {65, 62}
+        assert [(n.start, n.duration, n.velocity) for n in out] == [(n.start, n.duration, n.velocity) for n in run]
+    ups = [P.neighbour_repeats(run[:2], C_MAJOR, 1.0, seed=s)[1].pitch for s in range(200)]
+    assert 0.35 < np.mean(np.array(ups) == 65) < 0.65  # upper and lower neighbours alike
+    # the chance decides how many of many quick repeats move
+    pairs = [_notes((67, 4.0 * k + 0.25 * (k % 8), 0.5), (67, 4.0 * k + 0.25 * (k % 8) + 0.5, 0.5)) for k in range(300)]
+    moved = np.mean([P.neighbour_repeats(pp, C_MAJOR, 0.3, seed=k)[1].pitch != 67 for k, pp in enumerate(pairs)])
+    assert moved == pytest.approx(0.3, abs=0.07)
+    assert P.repeat_neighbour_chance() == P.REPEAT_NEIGHBOUR
+    assert P.repeat_neighbour_chance(0.2) == pytest.approx(P.REPEAT_NEIGHBOUR + 0.2)
+    assert P.repeat_neighbour_chance(5.0) == 1.0 and P.repeat_neighbour_chance(-5.0) == 0.0
+
+
+@pytest.mark.parametrize("notes, why", [
+    (_notes((64, 0.0, 0.5), (64, 0.75, 0.5)), "more than half a beat apart"),
+    (_notes((64, 0.0, 0.25), (64, 0.25, 0.25), (55, 0.25, 0.25)), "a chord on the second onset"),
+    (_notes((64, 0.0, 0.25), (55, 0.0, 0.25), (64, 0.25, 0.25)), "a chord on the first onset"),
+    (_notes((65, 0.0, 1.0), (64, 0.5, 0.25), (64, 0.75, 0.25)), "F (upper) still sounds; E's lower one is D"),
+])
+def test_no_neighbour_for_a_repeat(notes, why):
+    outs = [P.neighbour_repeats(notes, C_MAJOR, 1.0, seed=s) for s in range(12)]
+    if "still sounds" in why:  # only the neighbour that is not already sounding is taken
+        assert {o[2].pitch for o in outs} <= {64, 62} and any(o[2].pitch == 62 for o in outs)
+    else:
+        assert all(o == notes for o in outs), why
+
+
+def test_add_passing_tones_moves_quick_repeats_with_the_player_style():
+    tones = [72, 74, 76, 77, 79]  # a quick repeat on each beat, 20 pitch / beat-in-bar pairs (each its own draw)
+    mel = [Note(tones[k % 5], k + d, 0.25, 80) for k in range(40) for d in (0.0, 0.25)]
+    piece = Piece(tracks=[Track("Melody", 0, False, mel)], keys=[C_MAJOR], time_signatures=[TimeSignature(4, 4)])
+
+    def moved(repeats: float) -> int:
+        out = P.add_passing_tones(piece, [Emotion(0.0, 0.0)], seed=3, repeats=repeats).tracks[0].notes
+        assert [n.start for n in out] == [n.start for n in mel]  # nothing added or taken away
+        return sum(n.pitch != m.pitch for n, m in zip(out, mel))
+
+    got = [moved(r) for r in (-1.0, 0.0, 0.7)]
+    assert got[0] == 0 and 4 <= got[1] < got[2] and got[2] == 40, got

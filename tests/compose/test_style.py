@@ -23,16 +23,18 @@ def test_draws_are_seeded_bounded_and_centred():
     bass = np.array([s.bass_shift for s in styles])
     colour = np.array([s.colour for s in styles])
     orn = np.array([s.ornament for s in styles])
+    rep = np.array([s.repeats for s in styles])
     lim = S.Z_LIMIT
     assert np.abs(logs).max() <= S.BUSY_LOG_SD * lim + 1e-9 and np.abs(bass).max() <= round(S.BASS_SD * lim)
     assert np.abs(colour).max() <= S.COLOUR_SD * lim + 1e-9 and np.abs(orn).max() <= S.ORNAMENT_SD * lim + 1e-9
+    assert np.abs(rep).max() <= S.REPEAT_SD * lim + 1e-9
     # held at the limit: about 4.6% of the draws (|z| > 2) sit on it
     assert 0.03 < np.mean(np.isclose(np.abs(logs), S.BUSY_LOG_SD * lim)) < 0.065
-    for x, sd in ((logs, S.BUSY_LOG_SD), (bass, S.BASS_SD), (colour, S.COLOUR_SD), (orn, S.ORNAMENT_SD)):
+    for x, sd in ((logs, S.BUSY_LOG_SD), (bass, S.BASS_SD), (colour, S.COLOUR_SD), (orn, S.ORNAMENT_SD), (rep, S.REPEAT_SD)):
         assert abs(x.mean()) < 0.06 * sd and 0.9 * sd < x.std() < 1.0 * sd  # a clipped normal
-    draws = [logs, bass, colour, orn]
-    for i in range(4):  # four independent draws
-        for j in range(i + 1, 4):
+    draws = [logs, bass, colour, orn, rep]
+    for i in range(5):  # five independent draws
+        for j in range(i + 1, 5):
             assert abs(np.corrcoef(draws[i], draws[j])[0, 1]) < 0.06, (i, j)
 
 
@@ -40,11 +42,12 @@ def test_diversity_scales_the_same_draw():
     full, half = S.draw_style(11, 1.0), S.draw_style(11, 0.5)
     assert math.log(half.busyness) == pytest.approx(math.log(full.busyness) / 2)
     assert half.colour == pytest.approx(full.colour / 2) and half.ornament == pytest.approx(full.ornament / 2)
+    assert half.repeats == pytest.approx(full.repeats / 2)
     assert abs(half.bass_shift - full.bass_shift / 2) <= 0.5 + 1e-9
     d = S.draw_style(11).to_dict()
-    assert set(d) == {"busyness", "bass_shift", "colour", "ornament"} and isinstance(d["bass_shift"], int)
-    assert S.PlayerStyle(1.23456, -7, 0.11119, -0.5).to_dict() == {"busyness": 1.235, "bass_shift": -7, "colour": 0.111,
-                                                                 "ornament": -0.5}
+    assert set(d) == {"busyness", "bass_shift", "colour", "ornament", "repeats"} and isinstance(d["bass_shift"], int)
+    assert S.PlayerStyle(1.23456, -7, 0.11119, -0.5, 0.33333).to_dict() == {
+        "busyness": 1.235, "bass_shift": -7, "colour": 0.111, "ornament": -0.5, "repeats": 0.333}
     assert S.piece_styles(11, 3) == [S.draw_style(11), S.draw_style(12), S.draw_style(13)]  # diversity 1 by default
     assert S.piece_styles(11, 2, 0.5) == [S.draw_style(11, 0.5), S.draw_style(12, 0.5)] and S.piece_styles(11, 0) == []
 
@@ -105,6 +108,10 @@ def test_a_busy_player_adds_more_a_sparse_one_less_and_the_bass_moves():
     # the bass still keeps within reach of the melody: a high tune's bass does not follow a lower floor down
     high = [lowest(T.add_texture(piece, calm, seed=2, style=S.PlayerStyle(bass_shift=s))) for s in (-6, 0)]
     assert high[0] == high[1]
+    # ... but an excited player who lays the bass lower reaches as much further under the melody
+    excited = Emotion(0.5, 0.6)
+    high = [lowest(T.add_texture(piece, excited, seed=2, style=S.PlayerStyle(bass_shift=s))) for s in (-6, 0)]
+    assert high[0] < high[1] and high[0] >= T.bass_floor(excited, -6), high
 
 
 def test_more_colour_means_more_sevenths_and_ninths():
