@@ -96,7 +96,7 @@ MELODY_THRESHOLD_DROP = 0.3  # ... are kept at an onset threshold this much lowe
 # --------------------------------------------------------------------------------------
 
 # A pattern is a list of events per bar of 4 beats: (offset in beats, voices). Voice 0 is the
-# bass, 1.. are the chord tones above it (ascending), 9 is the bass an octave up, 8 the chord's
+# bass, 1.. are the chord tones above it (:func:`_voicing`: the fifth, the tenth, the octave), 9 is the bass an octave up, 8 the chord's
 # colour tone (its seventh or ninth, :func:`colour_tone`) when the half bar has one. Each event
 # plays the chord of the half bar it falls in.
 PATTERNS: dict[str, list[tuple[float, tuple[int, ...]]]] = {
@@ -177,10 +177,14 @@ def colour_chance(emotion: Emotion, shift: float = 0.0) -> float:
 
 
 def _voicing(chord: Chord, prev_bass: int | None, lo: int, top: int, colour: bool = False) -> tuple[list[int], int | None]:
-    """([bass, chord tones ascending above it ...], colour pitch or None): the root in the bass
-    within an octave from ``lo`` (the smallest leap from the previous bass), then the fifth,
-    the tenth and the octave above when they fit under ``top`` (else other chord tones under
-    ``top``); with ``colour`` the chord's :func:`colour_tone` just above the bass's fifth
+    """([bass, chord tones above it ...], colour pitch or None): the root in the bass within an
+    octave from ``lo`` (the smallest leap from the previous bass), then, in this order, the
+    fifth, the tenth (the chord's third) and the octave above it when they fit under ``top``
+    (else other chord tones under ``top``, from the top down). The order is the patterns' voice
+    numbers: voice 2 is the third, so a broken chord (Alberti: voices 0 2 1 2) sounds the whole
+    triad, root, tenth, fifth, tenth; in pitch order it was the octave, and the excited patterns
+    played bare fifths and octaves (major pieces' accompaniment 31% fifths and 9% thirds against
+    EMOPIA's 19% and 13%); with ``colour`` the chord's :func:`colour_tone` just above the bass's fifth
     (pattern voice 8) when it fits under ``top`` a tone or more from the other voices."""
     opts = [p for p in range(lo, lo + BASS_SPAN) if p % 12 == chord.root]
     bass = opts[0] if prev_bass is None else min(opts, key=lambda p: (abs(p - prev_bass), p))
@@ -205,7 +209,7 @@ def _voicing(chord: Chord, prev_bass: int | None, lo: int, top: int, colour: boo
         p = bass + 7 + ((pc - bass - 7) % 12)  # above the fifth: a seventh over the bass, a ninth an octave up
         if p <= top and all(abs(p - q) >= 2 for q in upper):  # never a semitone against the chord
             extra = p
-    return [bass] + sorted(upper), extra
+    return [bass] + upper, extra
 
 
 # --------------------------------------------------------------------------------------
