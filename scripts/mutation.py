@@ -96,6 +96,8 @@ MODULES: dict[str, Module] = {
     "articulation": Module("emomusic/compose/articulation.py", ("tests/compose/test_articulation.py",)),
     # compose's per-piece player style (texture settings drawn from the piece's seed)
     "style": Module("emomusic/compose/style.py", ("tests/compose/test_style.py",)),
+    # compose's passing notes, neighbour notes and quick repeats turned into neighbours
+    "passing": Module("emomusic/compose/passing.py", ("tests/compose/test_passing.py",)),
 }
 
 # mutmut exit-code meaning (mutmut.stats.status_by_exit_code)

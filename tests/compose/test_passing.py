@@ -188,3 +188,73 @@ def test_add_passing_tones_moves_quick_repeats_with_the_player_style():
 
     got = [moved(r) for r in (-1.0, 0.0, 0.7)]
     assert got[0] == 0 and 4 <= got[1] < got[2] and got[2] == 40, got
+
+
+def test_neighbour_repeats_touching_notes_order_seed_and_salt():
+    # F4 ends exactly where the second E starts, another F starts exactly where it ends: neither
+    # sounds with it, so the upper neighbour F is free (at chance 1 about half the seeds take it)
+    notes = _notes((65, 0.0, 0.75), (64, 0.5, 0.25), (64, 0.75, 0.25), (65, 1.0, 1.0))
+    got = {P.neighbour_repeats(notes, C_MAJOR, 1.0, seed=s)[2].pitch for s in range(16)}
+    assert got == {65, 62}
+    # an F held over it blocks the upper neighbour: where the draw says F the E stays
+    held = _notes((65, 0.0, 0.8), (64, 0.5, 0.25), (64, 0.75, 0.25))
+    assert {P.neighbour_repeats(held, C_MAJOR, 1.0, seed=s)[2].pitch for s in range(16)} == {62, 64}
+    # the input order does not matter (notes are read by onset), the output keeps it
+    run = _notes(*[(67 if k % 3 else 72, 0.25 * k, 0.25) for k in range(24)])
+    for seed in range(4):
+        fwd = P.neighbour_repeats(run, C_MAJOR, 0.5, seed=seed)
+        back = P.neighbour_repeats(run[::-1], C_MAJOR, 0.5, seed=seed)
+        assert back[::-1] == fwd
+    # the seed and the salt both change the draws; the same seed and salt give the same notes
+    outs = {tuple(n.pitch for n in P.neighbour_repeats(run, C_MAJOR, 0.5, seed=s)) for s in range(6)}
+    assert len(outs) > 3
+    salted = [tuple(n.pitch for n in P.neighbour_repeats(run, C_MAJOR, 0.5, seed=1, salt=[k] * 24)) for k in range(6)]
+    assert len(set(salted)) > 3 and salted[0] == tuple(n.pitch for n in P.neighbour_repeats(run, C_MAJOR, 0.5, seed=1))
+    assert P.neighbour_repeats(run, C_MAJOR, 0.5, seed=1, bar_beats=3.0) != P.neighbour_repeats(run, C_MAJOR, 0.5, seed=1)
+
+
+def test_add_passing_tones_seeds_ornament_and_varied_returns_for_quick_repeats():
+    from emomusic.form import parse_form
+
+    bar_notes = [(72, 0.0, 0.25), (72, 0.25, 0.25), (74, 0.5, 0.5), (76, 1.0, 0.25), (76, 1.25, 0.25), (79, 1.5, 0.5),
+                 (77, 2.0, 0.25), (77, 2.25, 0.25), (76, 2.5, 1.5)]
+    mel = _notes(*[(p, s + 4.0 * b, d) for b in range(8) for p, s, d in bar_notes])  # one bar, eight times
+    piece = Piece(tracks=[Track("Melody", 0, False, mel)], keys=[C_MAJOR], time_signatures=[TimeSignature(4, 4)])
+
+    def run(seed, form=None, repeats=0.0, ornament=0.0):
+        out = P.add_passing_tones(piece, [Emotion(0.0, 0.0)], seed=seed, repeats=repeats, ornament=ornament,
+                                  form=None if form is None else parse_form(form, 8)).tracks[0].notes
+        return [[(n.pitch, round(n.start - 8.0 * k, 3)) for n in out if 8.0 * k <= n.start < 8.0 * k + 4.0] for k in range(4)]
+
+    assert len({str(run(s)) for s in range(6)}) > 1  # the seed decides
+    differs = 0
+    for seed in range(10):
+        exact, varied = run(seed, "AABA", 0.4), run(seed, "AA'BA'", 0.4)
+        assert exact[0] == exact[1] == exact[3] and varied[0] == exact[0]
+        differs += varied[1] != varied[0]
+    assert differs >= 5  # a varied return turns other repeats into neighbours
+    # the ornament shift reaches the passing notes (the sixteenth repeats are too quick for them;
+    # the third E-G and the step down fill in more often)
+    count = lambda o: sum(len(sec) for sec in run(3, ornament=o))
+    assert count(-1.0) < count(1.0)
+
+
+def test_add_passing_tones_is_neighbour_repeats_then_passing_tones_in_the_pieces_metre():
+    g_major, d_minor = KeySignature(7, "major"), KeySignature(2, "minor")
+    assert P.lower_neighbour(67, g_major) == 66 and P.upper_neighbour(66, g_major) == 67  # G -> F#, F# -> G
+    assert P.lower_neighbour(62, d_minor) == 60 and P.lower_neighbour(65, d_minor) == 64  # D -> C, F -> E
+    spec = [(67, 0.0, 0.25), (67, 0.25, 0.75), (71, 1.0, 1.0), (74, 2.0, 0.5), (74, 2.5, 0.5)]
+    mel = _notes(*[(p, s + 3.0 * b, d) for b in range(6) for p, s, d in spec])  # 3/4, six bars
+    piece = Piece(tracks=[Track("Melody", 0, False, mel)], keys=[g_major], time_signatures=[TimeSignature(3, 4)])
+    em = Emotion(0.2, 0.1)
+    moved = 0
+    for seed in range(3):
+        for repeats in (None, 0.3):
+            kw = {} if repeats is None else {"repeats": repeats}
+            got = P.add_passing_tones(piece, [em], seed=seed, ornament=0.1, **kw).tracks[0].notes
+            chance = P.repeat_neighbour_chance(0.0 if repeats is None else repeats)
+            step = P.neighbour_repeats(mel, g_major, chance, seed=seed, bar_beats=3.0)
+            want = P.passing_tones(step, g_major, P.passing_chance(em, 0.1), seed=seed, bar_beats=3.0)
+            assert got == want
+            moved += got != P.passing_tones(mel, g_major, P.passing_chance(em, 0.1), seed=seed, bar_beats=3.0)
+    assert moved >= 3  # most of the six runs moved a quick repeat
