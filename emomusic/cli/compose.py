@@ -61,7 +61,8 @@ def _parse_key(text: str | None):
 @click.option("--no-template", "no_template", is_flag=True, help="Do not apply the emotion's tempo/loudness/register/mode template.")
 @click.option("--no-texture", "no_texture", is_flag=True, help="Only the generated notes: no piano accompaniment added.")
 @click.option("--diversity", type=click.FloatRange(0, 1), default=1.0, show_default=True,  # compose.api.DIVERSITY
-              help="How far each piece's player style (left-hand busyness, bass register, colour tones, passing notes) "
+              help="How far each piece's player style (left-hand busyness, bass register, colour tones, passing notes, "
+                   "repeated notes) "
                    "moves from the emotion's defaults, as real pianists differ: 0 = the plain rules for every piece.")
 @click.option("--soundfont", type=click.Path(path_type=Path), default=None, help="SoundFont for WAV output.")
 @json_option

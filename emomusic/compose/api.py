@@ -385,7 +385,8 @@ def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: in
     tones under the melody, the plan's cadence chords; :func:`emomusic.compose.texture.add_texture`)
     to the generated notes.
     ``diversity`` (0..1): how far each piece's player style (onset budget of the left hand, bass
-    register, colour tones, passing notes; :func:`emomusic.compose.style.draw_style` with the
+    register, colour tones, passing notes, quick repeated notes;
+    :func:`emomusic.compose.style.draw_style` with the
     piece's seed ``seed + i``) moves from the emotion's defaults, as real pianists differ; 0
     plays every piece with the plain rules. Only the texture uses it.
     """
