@@ -388,7 +388,7 @@ def compose(emotion: Emotion | str, *, to: Emotion | str | None = None, bars: in
     register, colour tones, passing notes, quick repeated notes;
     :func:`emomusic.compose.style.draw_style` with the
     piece's seed ``seed + i``) moves from the emotion's defaults, as real pianists differ; 0
-    plays every piece with the plain rules. Only the texture uses it.
+    plays every piece with the plain rules. Only the texture and its passing notes use it.
     """
     job = _prepare(emotion, to=to, bars=bars, n=n, seed=seed, steps=steps, guidance=guidance, tempo=tempo, key=key,
                    apply_template=apply_template, checkpoint=checkpoint, threshold=threshold, form=form, texture=texture,
@@ -587,8 +587,8 @@ def _finish(job: "_Job", lat: np.ndarray) -> list[Piece]:
 
         seg_beats = eng.segment_bars * 4.0
         styles = piece_styles(seed, len(pieces), job.diversity)  # each piece its own player
-        pieces = [add_passing_tones(p, emos, seed=seed + i, segment_beats=seg_beats, form=plans[i], ornament=styles[i].ornament,
-                                     repeats=styles[i].repeats)
+        pieces = [add_passing_tones(p, emos, seed=seed + i, segment_beats=seg_beats, form=plans[i],
+                                    ornament=styles[i].ornament, repeats=styles[i].repeats)
                   for i, p in enumerate(pieces)]
         pieces = [add_texture(p, emos, form=plans[i], seed=seed + i, segment_beats=seg_beats, style=styles[i])
                   for i, p in enumerate(pieces)]

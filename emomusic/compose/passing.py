@@ -102,35 +102,58 @@ def lower_neighbour(pitch: int, key: KeySignature) -> int:
     return next(p for p in range(pitch - 1, pitch - 13, -1) if (p - key.tonic) % 12 in scale)
 
 
+def _onset_groups(notes: Sequence[Note]) -> list[list[int]]:
+    """Indices of ``notes`` grouped by onset (within 1e-6 beats), in order of onset (then pitch)."""
+    order = sorted(range(len(notes)), key=lambda i: (notes[i].start, notes[i].pitch))
+    groups: list[list[int]] = []
+    for i in order:
+        if groups and abs(notes[groups[-1][0]].start - notes[i].start) < 1e-6:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
+def _per_note(value, n: int, default) -> list:
+    """``value`` given once (a scalar or key) or once per note, as a list of ``n``."""
+    if value is None:
+        return [default] * n
+    if isinstance(value, (int, float, KeySignature)):
+        return [value] * n
+    return list(value)
+
+
 def neighbour_repeats(notes: Sequence[Note], key: KeySignature | Sequence[KeySignature], chance: float, *, seed: int = 0,
-                      bar_beats: float = 4.0, salt: Sequence[int] | None = None) -> list[Note]:
+                      bar_beats: float = 4.0, salt: Sequence[int] | None = None,
+                      section: Sequence[int] | None = None) -> list[Note]:
     """``notes`` (one melody part) with quick repeats turned into neighbour notes (module doc).
 
     Notes are read in order of onset; a single note at most :data:`REPEAT_GAP` beats after the
     single note before it, on the same pitch (as it now sounds: in C C C C the third C follows a
-    D and stays), moves with probability ``chance`` to the upper or the lower neighbour of
+    D and stays) and in the same ``section`` (one number per note, default all one: a return's
+    first note is never paired with the end of the section before it, so an exact return stays
+    exact), moves with probability ``chance`` to the upper or the lower neighbour of its
     ``key``'s scale (one key, or one per note), a seeded draw each (the seed, the two pitches,
-    the position in the bar and the note's ``salt``), unless that pitch is already sounding
-    there. Onsets, lengths and velocities stay."""
+    the position in the bar and the repeated note's ``salt``), unless that pitch, or a
+    semitone next to it, already sounds in the part there. Onsets, lengths and velocities stay."""
     notes = list(notes)
-    keys = [key] * len(notes) if isinstance(key, KeySignature) else list(key)
-    salts = [0] * len(notes) if salt is None else [int(x) for x in salt]
-    order = sorted(range(len(notes)), key=lambda i: (notes[i].start, notes[i].pitch))
-    at: dict[float, int] = {}
-    for i in order:
-        at[round(notes[i].start, 6)] = at.get(round(notes[i].start, 6), 0) + 1
+    keys = _per_note(key, len(notes), None)
+    salts = [int(x) for x in _per_note(salt, len(notes), 0)]
+    sections = [int(x) for x in _per_note(section, len(notes), 0)]
     out = list(notes)
-    prev: Note | None = None
-    for i in order:
+    prev: int | None = None  # the single note before, as it now sounds
+    for group in _onset_groups(notes):
+        i = group[0]
         n = notes[i]
-        single = at[round(n.start, 6)] == 1
-        if single and prev is not None and prev.pitch == n.pitch and n.start - prev.start <= REPEAT_GAP + 1e-6 \
-                and _draw(seed, prev, n, bar_beats, REPEAT_SALT + salts[i]) < chance:
-            up = _draw(seed, prev, n, bar_beats, -REPEAT_SALT - salts[i]) < 0.5
+        if len(group) == 1 and prev is not None and sections[prev] == sections[i] and out[prev].pitch == n.pitch \
+                and n.start - out[prev].start <= REPEAT_GAP + 1e-6 \
+                and _draw(seed, out[prev], n, bar_beats, REPEAT_SALT + salts[i]) < chance:
+            up = _draw(seed, out[prev], n, bar_beats, -REPEAT_SALT - salts[i]) < 0.5
             p = upper_neighbour(n.pitch, keys[i]) if up else lower_neighbour(n.pitch, keys[i])
-            if not any(m.pitch == p and m.start < n.end - 1e-6 and m.end > n.start + 1e-6 for m in out):
+            if not any(abs(m.pitch - p) % 12 in (0, 1, 11) and m.start < n.end - 1e-6 and m.end > n.start + 1e-6
+                       for j, m in enumerate(out) if j != i):
                 out[i] = replace(n, pitch=p)
-        prev = out[i] if single else None
+        prev = i if len(group) == 1 else None
     return out
 
 
@@ -143,16 +166,10 @@ def passing_tones(notes: Sequence[Note], key: KeySignature | Sequence[KeySignatu
     and ``salt`` (default 0) one number per note mixed into its draw (in the order given; the
     first note of each pair decides)."""
     notes = list(notes)
-    chances = [float(chance)] * len(notes) if isinstance(chance, (int, float)) else [float(c) for c in chance]
-    keys = [key] * len(notes) if isinstance(key, KeySignature) else list(key)
-    salts = [0] * len(notes) if salt is None else [int(x) for x in salt]
-    order = sorted(range(len(notes)), key=lambda i: (notes[i].start, notes[i].pitch))
-    groups: list[list[int]] = []
-    for i in order:
-        if groups and abs(notes[groups[-1][0]].start - notes[i].start) < 1e-6:
-            groups[-1].append(i)
-        else:
-            groups.append([i])
+    chances = [float(c) for c in _per_note(chance, len(notes), 0.0)]
+    keys = _per_note(key, len(notes), None)
+    salts = [int(x) for x in _per_note(salt, len(notes), 0)]
+    groups = _onset_groups(notes)
     out = list(notes)
     added: list[Note] = []
     for g0, g1 in zip(groups, groups[1:]):
@@ -193,11 +210,12 @@ def add_passing_tones(piece: Piece, emotions: Sequence[Emotion], *, seed: int = 
     emotions = list(emotions)
     if not emotions:
         return piece
+    def section_at(beat: float) -> int:
+        return 0 if form is None or form.through_composed else form.section_at_bar(int(beat // bar + 1e-9))
+
     def salt_at(beat: float) -> int:
-        if form is None or form.through_composed:
-            return 0
-        i = form.section_at_bar(int(beat // bar + 1e-9))
-        return i + 1 if form.role(i) == "variation" else 0
+        i = section_at(beat)
+        return i + 1 if form is not None and not form.through_composed and form.role(i) == "variation" else 0
 
     bar = piece.time_signature.bar_beats
     tracks = []
@@ -207,7 +225,8 @@ def add_passing_tones(piece: Piece, emotions: Sequence[Emotion], *, seed: int = 
             continue
         keys = [key_at(piece, n.start) for n in t.notes]
         salts = [salt_at(n.start) for n in t.notes]
-        notes = neighbour_repeats(t.notes, keys, repeat_neighbour_chance(repeats), seed=seed, bar_beats=bar, salt=salts)
+        notes = neighbour_repeats(t.notes, keys, repeat_neighbour_chance(repeats), seed=seed, bar_beats=bar, salt=salts,
+                                  section=[section_at(n.start) for n in t.notes])
         ch = [passing_chance(_emotion_at(emotions, n.start, segment_beats), ornament) for n in notes]
         tracks.append(replace(t, notes=passing_tones(notes, keys, ch, seed=seed, bar_beats=bar, salt=salts)))
     return replace(piece, tracks=tracks)

@@ -21,11 +21,11 @@ standard normals (each held within +-:data:`Z_LIMIT`) times ``diversity`` move
   ``ORNAMENT_SD * z`` added;
 * the chance that a quick repeated melody note becomes a neighbour note
   (:func:`emomusic.compose.passing.repeat_neighbour_chance`): ``REPEAT_SD * z`` added (drawn
-  fifth, so the first four draws are what they were before it: 10 sets 0.759 -> 0.744).
+  fifth, so the first four draws are what they were before it: 10 sets 0.759 -> 0.743).
 
 The emotion's own terms (more onsets, a lower bass and fewer colour tones when excited ...)
 stay as they are and the chances keep their limits. Widths measured with the realism test
-(explore runs, 10 sets of 100 pieces against EMOPIA val): none 0.812, these four 0.776; also
+(explore runs, 10 sets of 100 pieces against EMOPIA val): none 0.812, the first four 0.776; also
 drawing the right hand's fill chance and inner voices or the mode clarity gained nothing
 (0.779; the mode clarity alone 0.818). ``diversity`` 0 is :data:`PLAIN`, the rules as they
 are.

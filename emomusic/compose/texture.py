@@ -17,7 +17,8 @@ adds what a pianist's hands would play around them:
    excited (not lower for a negative valence: sad pieces had a third more notes under C3 than
    EMOPIA's), and within reach of the
    melody (a narrower span when calm; an excited piece whose player lays the bass lower reaches
-   as much further: in EMOPIA's excited clips the bass goes deeper than that reach allowed);
+   as much further, in full from arousal 0.5, never under E1: in EMOPIA's excited clips the bass
+   goes deeper than that reach allowed);
    chord tones stay under the melody.
 3. **Right hand** - a chord tone a third to a sixth under melody notes on strong beats, more
    often the higher the arousal, and the chord's inner voices (with its seventh or ninth)
@@ -73,6 +74,8 @@ BASS_BELOW_MELODY = 33  # ... but at most this many semitones under the melody's
 BASS_BELOW_PER_AROUSAL = 3.0  # ... more when excited, less when calm (a narrower texture)
 BASS_SPAN = 12  # the bass moves within an octave above its lowest note
 RAISED_BASS_ROOM = 12  # a player style's raised bass floor stays at least this far under the left hand's top
+REACH_FULL_AROUSAL = 0.5  # a lower-bass player reaches that much further under the melody from this arousal up
+BASS_LOWEST = 28  # ... but never under E1 (the piano goes to A0; pop piano's bass stays above about E1)
 LEFT_HAND_TOP = 67  # left-hand chord tones stay at or below G4 ...
 MELODY_GAP = 3  # ... and at least this many semitones under the lowest melody note sounding
 ACCOMP_VELOCITY = 0.78  # accompaniment velocity / melody velocity
@@ -96,9 +99,9 @@ MELODY_THRESHOLD_DROP = 0.3  # ... are kept at an onset threshold this much lowe
 # --------------------------------------------------------------------------------------
 
 # A pattern is a list of events per bar of 4 beats: (offset in beats, voices). Voice 0 is the
-# bass, 1.. are the chord tones above it (:func:`_voicing`: the fifth, the tenth, the octave), 9 is the bass an octave up, 8 the chord's
-# colour tone (its seventh or ninth, :func:`colour_tone`) when the half bar has one. Each event
-# plays the chord of the half bar it falls in.
+# bass, 1.. are the chord tones above it (:func:`_voicing`: the fifth, the tenth, the octave), 9 is
+# the bass an octave up, 8 the chord's colour tone (its seventh or ninth, :func:`colour_tone`) when
+# the half bar has one. Each event plays the chord of the half bar it falls in.
 PATTERNS: dict[str, list[tuple[float, tuple[int, ...]]]] = {
     # calm: few onsets, single notes, ringing (EMOPIA's calm clips: ~0.6 left-hand onsets per beat)
     "block": [(0.0, (0, 1, 2, 8)), (2.0, (0, 1, 2, 8))],
@@ -428,10 +431,11 @@ def add_texture(piece: Piece, emotion: Emotion | Sequence[Emotion], *, form: "Fo
         top = min(LEFT_HAND_TOP, (min(mel_here) - MELODY_GAP) if mel_here else LEFT_HAND_TOP)
         # the bass stays within reach of the melody (a narrower span when calm)
         reach = int(round(mel_centre - BASS_BELOW_MELODY - BASS_BELOW_PER_AROUSAL * em.arousal))
-        if em.arousal > 0:  # an excited player who lays the bass lower reaches further under the melody too
-            reach += min(0, style.bass_shift)
-        floor = max(bass_floor(em, style.bass_shift), reach)
         plain = max(bass_floor(em), reach)
+        # an excited player who lays the bass lower reaches further under the melody too (all of
+        # the style's shift from arousal REACH_FULL_AROUSAL up, none at 0 and below)
+        reach += int(round(min(0, style.bass_shift) * min(1.0, max(0.0, em.arousal / REACH_FULL_AROUSAL))))
+        floor = max(bass_floor(em, style.bass_shift), reach, BASS_LOWEST)
         if floor > plain:  # a player's higher bass stays an octave under the hands' top (never above the melody)
             floor = max(plain, min(floor, top - RAISED_BASS_ROOM))
         last_bar = w >= n_win - wpb  # the final tonic lands as a plain triad

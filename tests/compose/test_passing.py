@@ -258,3 +258,28 @@ def test_add_passing_tones_is_neighbour_repeats_then_passing_tones_in_the_pieces
             assert got == want
             moved += got != P.passing_tones(mel, g_major, P.passing_chance(em, 0.1), seed=seed, bar_beats=3.0)
     assert moved >= 3  # most of the six runs moved a quick repeat
+
+
+def test_an_exact_return_stays_exact_when_the_section_before_ends_on_its_first_pitch():
+    from emomusic.form import parse_form
+
+    # every bar: C on the beat ... and C again half a beat before the next bar's C
+    bar_notes = [(72, 0.0, 0.5), (74, 0.5, 0.5), (76, 1.0, 1.0), (79, 2.0, 1.5), (72, 3.5, 0.5)]
+    mel = _notes(*[(p, s + 4.0 * b, d) for b in range(8) for p, s, d in bar_notes])
+    piece = Piece(tracks=[Track("Melody", 0, False, mel)], keys=[C_MAJOR], time_signatures=[TimeSignature(4, 4)])
+    plan = parse_form("AABA", 8)
+    moved = 0
+    for seed in range(12):
+        out = P.add_passing_tones(piece, [Emotion(0.0, 0.0)], seed=seed, form=plan, repeats=0.7).tracks[0].notes
+        # the first bar of each section (its last C leads into the next section: a passing note there)
+        secs = [sorted((n.pitch, round(n.start - 8.0 * k, 3)) for n in out if 8.0 * k <= n.start < 8.0 * k + 4.0)
+                for k in range(4)]
+        assert secs[1] == secs[0] and secs[3] == secs[0]  # the returns' first C is not paired with the C before
+        moved += any(n.pitch != 72 for n in out if n.start % 4.0 == 0.0 and n.start % 8.0 == 4.0)  # inside a section it is
+    assert moved >= 6
+
+
+def test_a_neighbour_never_sounds_a_semitone_against_the_part():
+    # E held under a quick G G: the upper neighbour A is free, the lower one F would rub against E
+    notes = _notes((64, 0.0, 1.0), (67, 0.25, 0.25), (67, 0.5, 0.25))
+    assert {P.neighbour_repeats(notes, C_MAJOR, 1.0, seed=s)[2].pitch for s in range(16)} == {69, 67}

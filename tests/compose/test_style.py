@@ -112,6 +112,11 @@ def test_a_busy_player_adds_more_a_sparse_one_less_and_the_bass_moves():
     excited = Emotion(0.5, 0.6)
     high = [lowest(T.add_texture(piece, excited, seed=2, style=S.PlayerStyle(bass_shift=s))) for s in (-6, 0)]
     assert high[0] < high[1] and high[0] >= T.bass_floor(excited, -6), high
+    # ... never under E1, at the style's limit and a low tune; in full only from arousal 0.5
+    deepest = lowest(T.add_texture(low_tune, Emotion(0.5, 0.9), seed=2, style=S.PlayerStyle(bass_shift=-18)))
+    assert T.BASS_LOWEST <= deepest < T.BASS_LOWEST + 12
+    mild = [lowest(T.add_texture(piece, Emotion(0.5, a), seed=2, style=S.PlayerStyle(bass_shift=-12))) for a in (0.1, 0.5)]
+    assert mild[0] > mild[1], mild
 
 
 def test_more_colour_means_more_sevenths_and_ninths():
