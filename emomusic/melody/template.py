@@ -24,11 +24,17 @@ from emomusic.melody.notation import Key, METERS
 # default keys (the corpus's most common ones) and metres per quadrant when none is asked for
 MAJOR_KEYS = ("G", "D", "C", "F", "A", "Bb")
 MINOR_KEYS = ("Am", "Em", "Dm", "Gm", "Bm")
+# Metres by quadrant, with the shares the melody model's training tunes of that quadrant have
+# (a seeded sample of 507 training tunes of the Nottingham and music21 folk corpora, labelled with
+# the model's own quadrant rule as benchmarks/realism.py labels them; shares under 2% left out).
+# Session 11: the guessed lists before (waltzes for sad tunes: 3/4 half the time, where the
+# corpus's sad tunes are mostly jigs and marches, 3/4 in 11%; no 2/2 or 9/8 at all) made the
+# tunes easier to tell from real ones (benchmarks/realism.py explore: 0.770 -> 0.761).
 QUADRANT_METERS = {
-    "Q1": ("6/8", "2/4", "4/4"),  # lively dance metres
-    "Q2": ("4/4", "2/4", "6/8"),
-    "Q3": ("3/4", "4/4"),  # slow airs and waltzes
-    "Q4": ("3/4", "4/4", "6/8"),
+    "Q1": (("2/4", 0.34), ("2/2", 0.26), ("6/8", 0.22), ("4/4", 0.13), ("3/4", 0.03), ("9/8", 0.02)),
+    "Q2": (("6/8", 0.32), ("2/2", 0.25), ("4/4", 0.18), ("2/4", 0.14), ("9/8", 0.07), ("3/4", 0.04)),
+    "Q3": (("6/8", 0.46), ("4/4", 0.24), ("2/2", 0.11), ("3/4", 0.11), ("9/8", 0.05), ("3/8", 0.03)),
+    "Q4": (("6/8", 0.38), ("4/4", 0.28), ("2/2", 0.15), ("2/4", 0.08), ("3/4", 0.06), ("9/8", 0.05)),
 }
 # the window the model samples in (before the octave shift): its centre follows the register
 # bin (the corpus's tertiles of mean pitch are about 71.6 and 73.6), its width the spread bin.
@@ -86,7 +92,9 @@ class MelodyTemplate:
         return parse_key(rng.choice(MAJOR_KEYS if self.mode == "major" else MINOR_KEYS))
 
     def default_meter(self, rng: random.Random) -> str:
-        return rng.choice(QUADRANT_METERS[self.quadrant])
+        """A metre for one tune: drawn with :data:`QUADRANT_METERS`' shares for its quadrant."""
+        names, weights = zip(*QUADRANT_METERS[self.quadrant])
+        return rng.choices(names, weights)[0]
 
 
 def melody_template(emotion: Emotion) -> MelodyTemplate:
