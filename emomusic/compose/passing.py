@@ -200,9 +200,8 @@ def passing_tones(notes: Sequence[Note], key: KeySignature | Sequence[KeySignatu
 def add_passing_tones(piece: Piece, emotions: Sequence[Emotion], *, seed: int = 0, segment_beats: float = 8.0,
                       form: "FormPlan | None" = None, ornament: float = 0.0, repeats: float = 0.0) -> Piece:
     """``piece`` with :func:`neighbour_repeats`, then :func:`passing_tones`, in its melody
-    track(s) (tracks named "Melody"),
-    each note read in the key signature in force at its onset (C major when the piece has
-    none); ``emotions`` gives one emotion per ``segment_beats`` beats (a morph) or one for all.
+    track(s) (tracks named "Melody"), each note read in the key signature in force at its onset
+    (C major when the piece has none); ``emotions`` gives one emotion per ``segment_beats`` beats (a morph) or one for all.
     With ``form``, notes in a varied return (role ``"variation"``) draw with their section's
     number as salt: they are ornamented afresh. ``ornament`` is added to every note's
     :func:`passing_chance` and ``repeats`` to the quick repeats' :func:`repeat_neighbour_chance`

@@ -15,11 +15,10 @@ adds what a pianist's hands would play around them:
    chord or flowing arpeggios in between, Alberti figures, octave bass with off-beat chords or
    driving eighths when excited. The bass takes the root with the smallest leap, lower when
    excited (not lower for a negative valence: sad pieces had a third more notes under C3 than
-   EMOPIA's), and within reach of the
-   melody (a narrower span when calm; an excited piece whose player lays the bass lower reaches
-   as much further, in full from arousal 0.5, never under E1: in EMOPIA's excited clips the bass
-   goes deeper than that reach allowed);
-   chord tones stay under the melody.
+   EMOPIA's), and within reach of the melody (a narrower span when calm; an excited piece whose
+   player lays the bass lower reaches as much further, in full from arousal 0.5, never under
+   E1: in EMOPIA's excited clips the bass goes deeper than that reach allowed); chord tones stay
+   under the melody.
 3. **Right hand** - a chord tone a third to a sixth under melody notes on strong beats, more
    often the higher the arousal, and the chord's inner voices (with its seventh or ninth)
    struck with each half bar's first melody note and held (:func:`_inner_voices`); in some
