@@ -43,6 +43,7 @@ import hashlib
 from dataclasses import replace
 from typing import TYPE_CHECKING, Sequence
 
+from emomusic.attributes import group_onsets
 from emomusic.chords import key_scale
 from emomusic.emotion import Emotion
 from emomusic.piece import KeySignature, Note, Piece
@@ -62,6 +63,7 @@ VELOCITY = 0.9  # a passing note is a little softer than the note it leaves
 REPEAT_GAP = 0.5  # beats: a melody note this soon after one of its pitch is a quick repeat ...
 REPEAT_NEIGHBOUR = 0.3  # ... and becomes a scale neighbour with this chance (a player style adds its own shift)
 REPEAT_SALT = 99  # the quick repeats' draws beside the passing notes'
+ONSET_EPS = 1e-6  # beats: notes this close start together (one onset group)
 
 
 def passing_chance(emotion: Emotion, shift: float = 0.0) -> float:
@@ -103,14 +105,12 @@ def lower_neighbour(pitch: int, key: KeySignature) -> int:
 
 
 def _onset_groups(notes: Sequence[Note]) -> list[list[int]]:
-    """Indices of ``notes`` grouped by onset (within 1e-6 beats), in order of onset (then pitch)."""
-    order = sorted(range(len(notes)), key=lambda i: (notes[i].start, notes[i].pitch))
-    groups: list[list[int]] = []
-    for i in order:
-        if groups and abs(notes[groups[-1][0]].start - notes[i].start) < 1e-6:
-            groups[-1].append(i)
-        else:
-            groups.append([i])
+    """Indices of ``notes`` grouped by onset (:func:`emomusic.attributes.group_onsets`, within
+    1e-6 beats: notes struck together), the groups in order of onset."""
+    gid = group_onsets([n.start for n in notes], tolerance=ONSET_EPS)
+    groups: list[list[int]] = [[] for _ in range(int(gid.max()) + 1 if len(notes) else 0)]
+    for i in sorted(range(len(notes)), key=lambda i: (notes[i].start, notes[i].pitch)):
+        groups[gid[i]].append(i)
     return groups
 
 
@@ -201,7 +201,8 @@ def add_passing_tones(piece: Piece, emotions: Sequence[Emotion], *, seed: int = 
                       form: "FormPlan | None" = None, ornament: float = 0.0, repeats: float = 0.0) -> Piece:
     """``piece`` with :func:`neighbour_repeats`, then :func:`passing_tones`, in its melody
     track(s) (tracks named "Melody"), each note read in the key signature in force at its onset
-    (C major when the piece has none); ``emotions`` gives one emotion per ``segment_beats`` beats (a morph) or one for all.
+    (C major when the piece has none); ``emotions`` gives one emotion per ``segment_beats`` beats
+    (a morph) or one for all.
     With ``form``, notes in a varied return (role ``"variation"``) draw with their section's
     number as salt: they are ornamented afresh. ``ornament`` is added to every note's
     :func:`passing_chance` and ``repeats`` to the quick repeats' :func:`repeat_neighbour_chance`
@@ -209,23 +210,18 @@ def add_passing_tones(piece: Piece, emotions: Sequence[Emotion], *, seed: int = 
     emotions = list(emotions)
     if not emotions:
         return piece
-    def section_at(beat: float) -> int:
-        return 0 if form is None or form.through_composed else form.section_at_bar(int(beat // bar + 1e-9))
-
-    def salt_at(beat: float) -> int:
-        i = section_at(beat)
-        return i + 1 if form is not None and not form.through_composed and form.role(i) == "variation" else 0
-
     bar = piece.time_signature.bar_beats
+    sectioned = form is not None and not form.through_composed
     tracks = []
     for t in piece.tracks:
         if "melody" not in t.name.lower() or t.is_drum or len(t.notes) < 2:
             tracks.append(t)
             continue
         keys = [key_at(piece, n.start) for n in t.notes]
-        salts = [salt_at(n.start) for n in t.notes]
+        sections = [form.section_at_bar(int(n.start // bar + 1e-9)) if sectioned else 0 for n in t.notes]
+        salts = [i + 1 if sectioned and form.role(i) == "variation" else 0 for i in sections]
         notes = neighbour_repeats(t.notes, keys, repeat_neighbour_chance(repeats), seed=seed, bar_beats=bar, salt=salts,
-                                  section=[section_at(n.start) for n in t.notes])
+                                  section=sections)
         ch = [passing_chance(_emotion_at(emotions, n.start, segment_beats), ornament) for n in notes]
         tracks.append(replace(t, notes=passing_tones(notes, keys, ch, seed=seed, bar_beats=bar, salt=salts)))
     return replace(piece, tracks=tracks)
