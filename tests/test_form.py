@@ -144,7 +144,10 @@ def test_seeded_16_bar_tunes_are_periods_or_rounded():
 
     assert default_form(16, kind="tune").text == "AA'BB'"  # without a seed: two parallel periods
     drawn = [default_form(16, Emotion(-0.5, 0.5), kind="tune", seed=s).text for s in range(40)]
-    assert set(drawn) == set(TUNE_FORMS) == {"AA'BB'", "AA'BA'"}
+    assert set(drawn) == {name for name, _ in TUNE_FORMS} == {"AA'BB'", "AA'BA'", "AA'BC"}
+    many = [default_form(16, kind="tune", seed=s).text for s in range(3000)]
+    for name, weight in TUNE_FORMS:  # drawn with their weights
+        assert abs(many.count(name) / len(many) - weight) < 0.03, name
     assert drawn == [default_form(16, kind="tune", seed=s).text for s in range(40)]  # the seed decides
     # piece_forms: each tune its own (seed + i); an asked form for all; pieces draw from SONG_FORMS
     assert [p.text for p in piece_forms(None, 16, None, 5, 10, kind="tune")] == drawn[10:15]

@@ -27,6 +27,10 @@ MAX_ATTEMPTS = 8
 # folk tunes (benchmarks/realism.py), 0.2 matched their repeated 4-interval patterns (0.44 / 0.44;
 # 0.3: 0.39, 0.5: 0.28, exact AABB repeats: 0.64)
 VARIATION = 0.2
+# chance that a later strain's phrase closes like the first strain's (TuneSpec.rhyme_bar; half of it
+# at half cadences): 0.3 with the form weights of emomusic.form.TUNE_FORMS gives bar 16 = bar 8 in
+# about 30% of 16-bar tunes and bar 12 = bar 4 in about 15%, the folk tunes' 25% and 12-16%
+RHYME = 0.3
 # how far each tune's settings move from the template (emomusic.melody.template.draw_tune_settings)
 DIVERSITY = 1.0
 # key steering (TuneSpec.tonal_bias): 0.6, plus up to 0.4 the sadder the tune, so the minor mode
@@ -294,7 +298,7 @@ def generate_melodies(emotion: Emotion, *, bars: int = 16, n: int = 1, seed: int
                         low=low, high=high, max_leap=MAX_LEAPS[st.spread_bin], min_duration=min_dur,
                         duration_bias=dur_bias, darkness=dark,
                         tonal_bias=(TONAL_BIAS + DARK_TONAL_BIAS * dark) * st.tonal_scale,
-                        part_lift=PART_LIFTS[st.spread_bin], form=plans[i], variation=variation,
+                        part_lift=PART_LIFTS[st.spread_bin], form=plans[i], variation=variation, rhyme=RHYME,
                         contour=contour, profile=_profile(profiles, k), gaps=st.gaps)
         return spec, st
 

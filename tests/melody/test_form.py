@@ -94,6 +94,62 @@ def test_a_varied_repeat_keeps_a_run_of_opening_bars_drawn_per_tune():
     assert abs(share[1] - 0.5) < 0.06 and abs(share[2] - 0.25) < 0.06 and abs(share[3] - 0.25) < 0.06
 
 
+def test_later_strains_rhyme_with_the_first_strains_closing_bars():
+    """With chance ``rhyme`` (half of it at half cadences) a section of a later part closes with the
+    closing bar of the latest earlier section of another letter and the same cadence; the first
+    part never rhymes, nor does a section whose closing bar is already a copy."""
+    def plan(form, rhyme, seed=0):
+        spec = TuneSpec(Key(7, "major"), "4/4", 16, Controls(), seed=seed, form=parse_form(form, 16), rhyme=rhyme)
+        return {b: spec.bar_plan(b) for b in (3, 7, 11, 15)}
+
+    assert plan("AA'BB'", 1.0)[15] == 7 and plan("AA'BC", 1.0)[15] == 7  # the tune ends like the A part
+    assert plan("AA'BB'", 1.0)[3] is None and plan("AA'BB'", 1.0)[7] is None  # the first part is sampled
+    assert plan("AA'BA'", 1.0)[15] is None  # A' returns: same letter, no rhyme
+    assert plan("AABB", 1.0)[15] == 7  # B's repeat closes anew (authentic after half): like the A part
+    assert plan("ABAB", 1.0)[15] == 7 and plan("ABAB", 0.0)[15] == 7  # an exact repeat copies its own close
+    for form in ("AA'BB'", "AA'BC", "ABCD"):
+        assert set(plan(form, 0.0).values()) == {None}  # rhyme 0: closing bars sampled
+    assert plan("ABCD", 1.0)[15] == 7  # D (authentic) rhymes with B, the latest authentic close
+    halves, fulls = [], []
+    for seed in range(2000):
+        p = plan("AA'BB'", 0.3, seed)
+        assert p[11] in (None, 3) and p[15] in (None, 7)
+        halves.append(p[11] == 3)
+        fulls.append(p[15] == 7)
+        if seed < 20:
+            assert p == plan("AA'BB'", 0.3, seed)  # drawn from the tune's seed
+    assert abs(sum(fulls) / 2000 - 0.3) < 0.035 and abs(sum(halves) / 2000 - 0.15) < 0.03
+
+
+def test_the_last_note_before_a_copied_bar_leads_into_it():
+    """The bar before a copied bar ends within max_leap of the copied bar's first note (the line
+    does not jump into a repeat or a rhyme); other bars' last notes range over the whole window."""
+    from emomusic.melody.grammar import Grammar, _State
+    from emomusic.melody.tokenizer import Tokenizer
+
+    tok = Tokenizer()
+    spec = TuneSpec(Key(0, "major"), "4/4", 16, Controls(), seed=0, form=parse_form("AA'BB'", 16), rhyme=1.0,
+                    low=55, high=91, max_leap=12, part_lift=0, tonal_bias=0.0, contour=None)
+    assert spec.bar_plan(15) == 7
+    g, st = Grammar(tok), _State(spec)
+    for b in range(15):
+        for pitch in ((72, 76, 79, 84) if b != 7 else (60, 64, 67, 60)):  # bar 7 (A' closes): opens on C4
+            if st.pos == 12 and spec.cadence_at(b) is not None:
+                pitch = 67 if spec.cadence_at(b) == "half" else 72
+            g.advance(st, tok.dur_ids[4])
+            if b == 14 and st.pos == 12:
+                allowed = [tok.id_to_pitch[i] for i in g.allowed(st)[0] if i in tok.id_to_pitch]
+                assert allowed and max(allowed) <= 60 + 12 and min(allowed) >= 72 - 12  # near C4, a leap from C5 at most
+                free_st = _State(TuneSpec(Key(0, "major"), "4/4", 16, Controls(), seed=0, form=parse_form("AA'BB'", 16),
+                                          low=55, high=91, max_leap=12, part_lift=0, tonal_bias=0.0))
+                free_st.__dict__.update({k: v for k, v in st.__dict__.items() if k != "spec"})
+                free = [tok.id_to_pitch[i] for i in g.allowed(free_st)[0] if i in tok.id_to_pitch]
+                assert max(free) > 72  # without the rhyme the bar may end anywhere near the line
+            g.advance(st, tok.pitch_ids[pitch])
+        g.advance(st, tok.bar)
+    assert st.bars_done == 15
+
+
 def test_the_window_rises_in_the_second_part():
     spec = TuneSpec(Key(7, "major"), "4/4", 16, Controls(), seed=0, form=parse_form("AA'BB'", 16),
                     low=60, high=76, part_lift=3)
@@ -171,28 +227,31 @@ def test_repeat_layout_writes_endings_of_two_bars_and_writes_out_longer_differen
 @needs_model
 def test_default_tune_forms_are_periods_or_a_rounded_form_with_markers_and_endings():
     """16 bars, each tune its own form by its seed: two strains, each a parallel period
-    (AA'BB'), or a rounded form whose second strain closes with its first phrase (AA'BA'). A
-    varied repeat opens with its first statement's opening bar(s) and closes anew on the tonic,
-    and where the consequent only differs in its closing bars the ABC writes them as first and
-    second endings."""
+    (AA'BB'), a rounded form whose second strain closes with its first phrase (AA'BA'), or a
+    second strain of two phrases (AA'BC). A varied repeat opens with its first statement's
+    opening bar(s) and closes anew on the tonic, and where the consequent only differs in its
+    closing bars the ABC writes them as first and second endings."""
     endings, seen = 0, set()
-    for seed in range(8):
+    for seed in range(12):
         tune = _gen(seed=seed)[0]
         plan = _plan(tune)
         assert plan.text == default_form(16, Emotion(0.6, 0.5), "tune", seed=seed).text  # the tune's own seed
-        assert plan.text in ("AA'BB'", "AA'BA'") and plan.phrase_bars == 4
+        assert plan.text in ("AA'BB'", "AA'BA'", "AA'BC") and plan.phrase_bars == 4
         seen.add(plan.text)
-        last = plan.text[-2:]
+        last = plan.text[-2:] if plan.text[-1] == "'" else plan.text[-1]
         beats = tune.canon.bar_units / 4
-        assert [(m.text, m.beat) for m in tune.piece.markers if m.text[0] in "AB"] == [
+        assert [(m.text, m.beat) for m in tune.piece.markers if m.text[0] in "ABC"] == [
             ("A", 0.0), ("A'", 4 * beats), ("B", 8 * beats), (last, 12 * beats)]
         bars = tune.canon.bars
         assert bars[4] == bars[0]  # the consequent opens like the antecedent
-        assert bars[12] == (bars[8] if last == "B'" else bars[0])  # the last phrase: B's or A's opening
+        if last == "C":  # a new phrase
+            assert bars[12] not in (bars[0], bars[8])
+        else:  # the last phrase: B's or A's opening
+            assert bars[12] == (bars[8] if last == "B'" else bars[0])
         assert bars[7] != bars[3] and bars[15] != bars[11]  # and closes differently
         assert [c for _, c in plan.cadences()] == ["half", "authentic", "half", "authentic"]
         endings += "[1" in tune.abc and "[2" in tune.abc
-    assert seen == {"AA'BB'", "AA'BA'"}
+    assert seen == {"AA'BB'", "AA'BA'", "AA'BC"}
     assert endings >= 4  # most tunes are written with repeat signs and two endings
     # an asked form is every tune's form
     assert {_plan(t).text for t in _gen(seed=0, n=3, form="AABB")} == {"AABB"}
@@ -216,6 +275,29 @@ def test_phrases_close_on_cadences_with_long_notes(meter):
             first_chord = next(c for c, _, _ in tune.canon.bars[bar] if c is not None)
             want_root = spec_key.tonic if kind == "authentic" else (spec_key.tonic + 7) % 12
             assert first_chord[0] == want_root
+
+
+@needs_model
+@needs_abc2midi
+def test_rhymed_strains_close_alike_on_the_tonic_and_parse():
+    """Decoded with rhyme 1, the tune's last bar is the A part's closing bar (the tonic close) in
+    every form whose later sections have other letters, and the ABC written with repeats parses."""
+    from emomusic.melody.api import load_melody_model
+    from emomusic.melody.decode import sample_tunes
+
+    model, tok, _ = load_melody_model()
+    for form, meter in (("AA'BB'", "6/8"), ("AA'BC", "4/4")):
+        plan = parse_form(form, 16)
+        specs = [TuneSpec(Key(2, "major"), meter, 16, Controls(), seed=s, form=plan, rhyme=1.0) for s in range(4)]
+        for spec, ids in zip(specs, sample_tunes(model, tok, specs)):
+            canon = tok.decode(ids)
+            assert canon.bars[15] == canon.bars[7] and _last_note(canon.bars[15])[0] % 12 == 2
+            if spec.bar_plan(11) == 3:
+                assert canon.bars[11] == canon.bars[3]
+            abc = write_abc(canon, form=plan)
+            n = len(canon.pitches())
+            assert check_music21(abc, n_bars=16, n_notes=n, quarters=16 * canon.bar_units / 4, expand=True) is None
+            assert check_abc2midi(abc) is None
 
 
 @needs_model
