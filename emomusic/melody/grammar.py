@@ -99,6 +99,10 @@ class TuneSpec:
     # chance that a phrase of a later part closes with the closing bar of an earlier phrase with the
     # same cadence (rhyme_bar: the second strain ends like the first); half of it for half cadences
     rhyme: float = 0.0
+    # rhythmic motifs (rhythm_source): a sampled bar inside a phrase takes the note lengths of the
+    # bar two before it (rhythm_skip) or, as the phrase's second bar, of its first bar (rhythm_next)
+    rhythm_skip: float = 0.0
+    rhythm_next: float = 0.0
     # semitones the window rises in the sections after the first part (window_at): in the held-out
     # folk tunes bars 9-16 lie 2.0 semitones above bars 1-8 on average (the B part's "turn")
     part_lift: int = 3
@@ -235,6 +239,28 @@ class TuneSpec:
                 run += 1
             runs[section] = run
         return runs[section]
+
+    def rhythm_source(self, bar_index: int) -> int | None:
+        """The earlier bar whose note lengths bar ``bar_index`` takes (its pitches are sampled), or
+        None. Only bars the form leaves to sampling and that do not close a phrase: the second
+        bar of a phrase takes its first bar's rhythm with chance ``rhythm_next``, a later one the
+        rhythm of the bar two before it with chance ``rhythm_skip``; drawn per tune and bar from
+        the tune's seed. Folk tunes build their phrases from few rhythms: in the first 16 bars of
+        the corpus's tunes (the held-out ones and a training sample) a phrase's third bar has its
+        first bar's rhythm in 46% of the phrases (generated tunes without this rule: 19%), its
+        second bar in 34% (21%), and 72% of all bars repeat an earlier bar's rhythm (57%)."""
+        if not self.has_form or not (self.rhythm_skip or self.rhythm_next) or bar_index >= self.bars:
+            return None
+        sources = self._memo("_rhythm_sources", dict)
+        if bar_index not in sources:
+            sec = self.form.sections[self.form.section_at_bar(bar_index)]
+            offset, found = bar_index - sec.start_bar, None
+            if offset >= 1 and bar_index < sec.end_bar - 1 and self.bar_plan(bar_index) is None:
+                src, chance = (sec.start_bar, self.rhythm_next) if offset == 1 else (bar_index - 2, self.rhythm_skip)
+                if random.Random(f"{self.seed}:rhythm:{bar_index}").random() < chance:
+                    found = src
+            sources[bar_index] = found
+        return sources[bar_index]
 
     def window_at(self, bar_index: int) -> tuple[int, int]:
         """The register window (low, high) of bar ``bar_index``: the spec's window, raised by
@@ -473,10 +499,29 @@ class Grammar:
             ds = landing or ds
         if not ds:
             ds = [d for d in DURATIONS if d <= remaining]
+        motif = self.bar_rhythm(st)
+        if motif is not None and motif.get(st.pos, remaining + 1) <= remaining:  # a rhythmic motif: its next length
+            ds = [motif[st.pos]]
         ids = chords + [tok.dur_ids[d] for d in ds]
         if spec.duration_bias or any(chord_bias):
             return ids, chord_bias + [spec.duration_bias.get(d, 0.0) for d in ds]
         return ids, None
+
+    def bar_rhythm(self, st: _State) -> dict[int, int] | None:
+        """The note lengths (position in the bar -> sixteenths, rests included) of the bar whose
+        rhythm the current bar takes (:meth:`TuneSpec.rhythm_source`), or None."""
+        src = st.spec.rhythm_source(st.bars_done)
+        if src is None or src >= len(st.bar_tokens):
+            return None
+        cache = st.__dict__.setdefault("_rhythms", {})
+        if src not in cache:
+            pos, out = 0, {}
+            for t in st.bar_tokens[src]:
+                if t in self.tok.id_to_dur:
+                    out[pos] = self.tok.id_to_dur[t]
+                    pos += out[pos]
+            cache[src] = out
+        return cache[src]
 
     def next_copied_pitch(self, st: _State) -> int | None:
         """The first pitch of the next bar when the form copies it from an earlier bar, else None

@@ -150,6 +150,68 @@ def test_the_last_note_before_a_copied_bar_leads_into_it():
     assert st.bars_done == 15
 
 
+def test_rhythmic_motifs_take_an_earlier_bars_lengths_inside_a_phrase():
+    """A sampled bar that does not close its phrase may take the rhythm of the bar two before it
+    (chance rhythm_skip) or, as the phrase's second bar, of the phrase's first bar (rhythm_next);
+    copied bars, closing bars, first bars and tunes without a form never do."""
+    def spec(form, skip, nxt, seed=0, bars=16):
+        return TuneSpec(Key(7, "major"), "4/4", bars, Controls(), seed=seed, form=parse_form(form, bars) if form else None,
+                        rhythm_skip=skip, rhythm_next=nxt, variation=1.0)
+
+    s = spec("AA'BB'", 1.0, 1.0)
+    # A: bar 1 <- 0, bar 2 <- 0 (two before); A' copies bar 4, samples 5 and 6; B like A; closing bars never
+    assert [s.rhythm_source(b) for b in range(16)] == [None, 0, 0, None, None, 4, 4, None,
+                                                      None, 8, 8, None, None, 12, 12, None]
+    only_skip = spec("AA'BB'", 1.0, 0.0)
+    assert [only_skip.rhythm_source(b) for b in range(8)] == [None, None, 0, None, None, None, 4, None]
+    assert all(spec("AA'BB'", 0.0, 0.0).rhythm_source(b) is None for b in range(16))
+    assert all(spec(None, 1.0, 1.0).rhythm_source(b) is None for b in range(16))  # no form, no motifs
+    assert all(spec("none", 1.0, 1.0).rhythm_source(b) is None for b in range(16))
+    eight = spec("AB", 1.0, 0.0, bars=16)  # 8-bar phrases: every inner bar from two before
+    assert [eight.rhythm_source(b) for b in range(8)] == [None, None, 0, 1, 2, 3, 4, None]
+    kept = spec("AA'BB'", 1.0, 1.0)
+    kept.variation = 0.0  # A' copies bars 4-6: none of them takes a rhythm
+    assert [kept.rhythm_source(b) for b in (4, 5, 6)] == [None, None, None]
+    hits = {1: 0, 2: 0}
+    for seed in range(2000):
+        sp = spec("AA'BB'", 0.4, 0.15, seed)
+        hits[1] += sp.rhythm_source(1) == 0
+        hits[2] += sp.rhythm_source(2) == 0
+        if seed < 10:
+            assert [sp.rhythm_source(b) for b in range(16)] == [spec("AA'BB'", 0.4, 0.15, seed).rhythm_source(b) for b in range(16)]
+    assert abs(hits[2] / 2000 - 0.4) < 0.035 and abs(hits[1] / 2000 - 0.15) < 0.025
+
+
+def test_a_bar_with_a_rhythmic_motif_is_offered_only_its_sources_lengths():
+    from emomusic.melody.grammar import Grammar, _State
+    from emomusic.melody.tokenizer import Tokenizer
+
+    tok = Tokenizer()
+    spec = TuneSpec(Key(0, "major"), "4/4", 16, Controls(), seed=0, form=parse_form("AA'BB'", 16),
+                    rhythm_skip=1.0, rhythm_next=0.0)
+    assert spec.rhythm_source(2) == 0 and spec.rhythm_source(1) is None
+    g, st = Grammar(tok), _State(spec)
+    first = [(6, 60), (2, None), (4, 64), (4, 67)]  # dotted quarter, eighth rest, two quarters
+
+    def durations():
+        return sorted(tok.id_to_dur[i] for i in g.allowed(st)[0] if i in tok.id_to_dur)
+
+    for bar in (first, [(16, 62)]):
+        for dur, pitch in bar:
+            g.advance(st, tok.dur_ids[dur])
+            g.advance(st, tok.rest if pitch is None else tok.pitch_ids[pitch])
+        g.advance(st, tok.bar)
+    seen = []
+    for dur, pitch in first:
+        assert durations() == [dur]  # bar 3 is offered bar 1's lengths, one at a time
+        seen.append(dur)
+        g.advance(st, tok.dur_ids[dur])
+        g.advance(st, tok.pitch_ids[65])  # its pitches are its own (a rest in bar 1 may be a note here)
+    assert seen == [6, 2, 4, 4]
+    g.advance(st, tok.bar)
+    assert len(durations()) > 3  # bar 4 closes the phrase: free again
+
+
 def test_the_window_rises_in_the_second_part():
     spec = TuneSpec(Key(7, "major"), "4/4", 16, Controls(), seed=0, form=parse_form("AA'BB'", 16),
                     low=60, high=76, part_lift=3)
@@ -298,6 +360,28 @@ def test_rhymed_strains_close_alike_on_the_tonic_and_parse():
             n = len(canon.pitches())
             assert check_music21(abc, n_bars=16, n_notes=n, quarters=16 * canon.bar_units / 4, expand=True) is None
             assert check_abc2midi(abc) is None
+
+
+@needs_model
+def test_decoded_bars_keep_their_rhythmic_motifs():
+    """Decoded with rhythm_skip 1, every bar with a rhythm source has its source's note lengths
+    (with chords too: a chord symbol does not move the rhythm), and its own pitches."""
+    from emomusic.melody.api import load_melody_model
+    from emomusic.melody.decode import sample_tunes
+
+    model, tok, _ = load_melody_model()
+    moved = 0
+    for meter, chords in (("3/4", False), ("6/8", True)):
+        specs = [TuneSpec(Key(9, "minor"), meter, 16, Controls(chords=chords), seed=s, form=parse_form("AA'BB'", 16),
+                          rhythm_skip=1.0, rhythm_next=0.5, variation=1.0) for s in range(4)]
+        for spec, ids in zip(specs, sample_tunes(model, tok, specs)):
+            bars = tok.decode(ids).bars
+            for b in range(16):
+                src = spec.rhythm_source(b)
+                if src is not None:
+                    assert [d for _, d, _ in bars[b]] == [d for _, d, _ in bars[src]], (meter, b, src)
+                    moved += [p for _, _, p in bars[b]] != [p for _, _, p in bars[src]]
+    assert moved >= 20  # the pitches are sampled anew
 
 
 @needs_model
