@@ -36,6 +36,9 @@ RHYME = 0.3
 # that already matches by chance about 19% of the time, 0.4 and 0.15 give the folk tunes' 46% and
 # 34% (measured: 52% and 29%)
 RHYTHM_SKIP = 0.4
+# chance that a phrase stated for the first time plays its opening bar again as its third bar
+# (TuneSpec.restates_motif): the folk tunes do it in 17-22% of those phrases
+MOTIF = 0.2
 RHYTHM_NEXT = 0.15
 # how far each tune's settings move from the template (emomusic.melody.template.draw_tune_settings)
 DIVERSITY = 1.0
@@ -304,7 +307,7 @@ def generate_melodies(emotion: Emotion, *, bars: int = 16, n: int = 1, seed: int
                         low=low, high=high, max_leap=MAX_LEAPS[st.spread_bin], min_duration=min_dur,
                         duration_bias=dur_bias, darkness=dark,
                         tonal_bias=(TONAL_BIAS + DARK_TONAL_BIAS * dark) * st.tonal_scale,
-                        part_lift=PART_LIFTS[st.spread_bin], form=plans[i], variation=variation, rhyme=RHYME,
+                        part_lift=PART_LIFTS[st.spread_bin], form=plans[i], variation=variation, rhyme=RHYME, motif=MOTIF,
                         rhythm_skip=RHYTHM_SKIP, rhythm_next=RHYTHM_NEXT,
                         contour=contour, profile=_profile(profiles, k), gaps=st.gaps)
         return spec, st

@@ -150,6 +150,23 @@ def test_the_last_note_before_a_copied_bar_leads_into_it():
     assert st.bars_done == 15
 
 
+def test_a_first_statement_may_restate_its_opening_bar_as_its_third():
+    def spec(form, motif, seed=0, bars=16, variation=0.5):
+        return TuneSpec(Key(7, "major"), "4/4", bars, Controls(), seed=seed, form=parse_form(form, bars), motif=motif,
+                        variation=variation)
+
+    full = spec("AA'BC", 1.0)
+    assert [full.bar_plan(b) for b in (0, 1, 2, 3, 8, 9, 10, 11, 12, 14)] == [None, None, 0, None, None, None, 8, None, None, 12]
+    assert spec("AA'BB'", 1.0, variation=0.0).bar_plan(6) == 2  # A' copies A's third bar (itself bar 1 again)
+    assert spec("AA'BB'", 1.0, variation=1.0).bar_plan(6) is None  # a varied repeat does not restate by itself
+    assert all(spec("AABB", 1.0, bars=8).bar_plan(b) in (None, 0, 1, 4, 5) for b in range(8))  # 2-bar phrases: never
+    assert spec("AABB", 1.0, bars=8).bar_plan(2) == 0  # (bar 2 is the second A: a plain repeat)
+    assert all(spec("AA'BC", 0.0).bar_plan(b) is None for b in (2, 10, 14))
+    shares = [spec("AA'BB'", 0.2, seed).bar_plan(2) == 0 for seed in range(2000)]
+    assert abs(sum(shares) / 2000 - 0.2) < 0.03
+    assert [spec("AA'BB'", 0.2, s).bar_plan(10) for s in range(30)] == [spec("AA'BB'", 0.2, s).bar_plan(10) for s in range(30)]
+
+
 def test_rhythmic_motifs_take_an_earlier_bars_lengths_inside_a_phrase():
     """A sampled bar that does not close its phrase may take the rhythm of the bar two before it
     (chance rhythm_skip) or, as the phrase's second bar, of the phrase's first bar (rhythm_next);
@@ -360,6 +377,20 @@ def test_rhymed_strains_close_alike_on_the_tonic_and_parse():
             n = len(canon.pitches())
             assert check_music21(abc, n_bars=16, n_notes=n, quarters=16 * canon.bar_units / 4, expand=True) is None
             assert check_abc2midi(abc) is None
+
+
+@needs_model
+def test_decoded_first_statements_restate_their_opening_bar():
+    from emomusic.melody.api import load_melody_model
+    from emomusic.melody.decode import sample_tunes
+
+    model, tok, _ = load_melody_model()
+    specs = [TuneSpec(Key(4, "minor"), "2/4", 16, Controls(), seed=s, form=parse_form("AA'BC", 16), motif=1.0)
+             for s in range(4)]
+    for spec, ids in zip(specs, sample_tunes(model, tok, specs)):
+        bars = tok.decode(ids).bars
+        assert bars[2] == bars[0] and bars[10] == bars[8] and bars[14] == bars[12]
+        assert bars[1] != bars[0]
 
 
 @needs_model
