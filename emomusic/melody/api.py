@@ -14,7 +14,7 @@ from emomusic.melody.notation import (
     METERS, CanonTune, Key, chord_pitches, parse_key, write_abc,
 )
 from emomusic.melody.template import (
-    DENSITY_RULES, MAX_LEAPS, draw_tune_settings, melody_template, octave_shift_for, sampling_window,
+    MAX_LEAPS, draw_tune_settings, duration_rule, melody_template, octave_shift_for, sampling_window,
 )
 from emomusic.piece import KeySignature, Marker, Note, Piece, Tempo, TimeSignature, Track
 
@@ -304,7 +304,7 @@ def generate_melodies(emotion: Emotion, *, bars: int = 16, n: int = 1, seed: int
         controls = Controls(tpl.quadrant if want_key is None or k.is_major == (tpl.mode == "major") else _flip(tpl.quadrant),
                             tpl.register_bin, st.spread_bin, st.density_bin, bool(chords))
         low, high = sampling_window(tpl.register_bin, st.spread_bin)
-        min_dur, dur_bias = DENSITY_RULES[st.density_bin]
+        min_dur, dur_bias = duration_rule(st.density_bin, m)
         dark = max(0.0, min(1.0, -emotion.valence))
         spec = TuneSpec(k, m, bars, controls, seed=(seed * 1_000_003 + i * 7919 + attempt * 104_729),
                         low=low, high=high, max_leap=MAX_LEAPS[st.spread_bin], min_duration=min_dur,

@@ -369,3 +369,25 @@ def test_default_metres_follow_the_corpus_shares_per_quadrant(debug_checkpoint):
     metres = {t.abc.split("M:")[1].split("\n")[0] for t in generate_melodies(Emotion(-0.7, -0.7), bars=2, n=12, seed=4,
                                                                            checkpoint=debug_checkpoint)}
     assert len(metres) >= 2 and metres <= set(dict(QUADRANT_METERS["Q3"]))
+
+
+def test_calm_tunes_count_long_notes_by_their_metres_beat():
+    """The calm density bin favours notes of a whole beat or more of the tune's metre: quarters
+    in 4/4, dotted quarters in 6/8 (a jig's quarter note is part of its moving line), halves in
+    2/2; the other bins do not depend on the metre."""
+    from emomusic.melody.template import DENSITY_RULES, duration_rule
+
+    assert duration_rule(0, "4/4") == (2, {4: 0.6, 6: 0.6, 8: 0.6, 12: 0.6}) == duration_rule(0, "3/4")
+    assert duration_rule(0, "6/8") == (2, {6: 0.6, 8: 0.6, 12: 0.6}) == duration_rule(0, "9/8")
+    assert duration_rule(0, "2/2") == (2, {8: 0.6, 12: 0.6})
+    for meter in METERS:
+        for b in (1, 2):
+            assert duration_rule(b, meter) == DENSITY_RULES[b]
+    duration_rule(0, "6/8")[1].clear()
+    assert DENSITY_RULES[0][1] == {4: 0.6, 6: 0.6, 8: 0.6, 12: 0.6}  # a copy: the table is not changed
+
+
+def test_a_calm_jig_is_given_the_metres_long_note_rule(debug_checkpoint, sampled_specs):
+    generate_melodies(Emotion(0.6, -0.8), bars=8, meter="6/8", checkpoint=debug_checkpoint, diversity=0)
+    generate_melodies(Emotion(0.6, -0.8), bars=8, meter="4/4", checkpoint=debug_checkpoint, diversity=0)
+    assert [sorted(s.duration_bias) for s in sampled_specs] == [[6, 8, 12], [4, 6, 8, 12]]
