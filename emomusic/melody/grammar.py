@@ -179,6 +179,21 @@ class TuneSpec:
         units, beat = METERS[self.meter]
         return min(units, beat * math.ceil(units // beat / 2))
 
+    def final_close(self) -> int:
+        """The bar whose sampled notes end the tune: the last bar, or the earlier bar it copies (a
+        repeat or a rhyme; followed through copies of copies). That bar's close lands on a long
+        note, so the tune's last note is long even when its last bar is a copy."""
+        def follow() -> int:
+            b = self.bars - 1
+            for _ in range(self.bars):
+                src = self.bar_plan(b)
+                if src is None or src >= b:
+                    break
+                b = src
+            return b
+
+        return self._memo("_final_close", follow)
+
     def bar_plan(self, bar_index: int, rng: random.Random | None = None) -> int | None:
         """The earlier bar that bar ``bar_index`` copies, or None to sample it. A plain repeat copies
         its first statement bar for bar (its last bar is sampled anew when its cadence differs). A
@@ -506,7 +521,8 @@ class Grammar:
             chords = []
         ds = [d for d in DURATIONS if d <= remaining and (d >= spec.min_duration or d == remaining)]
         cad = spec.cadence_at(st.bars_done) if spec.has_form else None
-        if (cad == "authentic" and (spec.hold_inner or st.bars_done >= spec.bars - 1)) or (cad == "half" and spec.hold_half):
+        if (cad == "authentic" and (spec.hold_inner or st.bars_done in (spec.bars - 1, spec.final_close()))) or (
+                cad == "half" and spec.hold_half):
             # a phrase lands on a long note: leave room for at least cadence_units at the bar's end
             hold = spec.cadence_units()
             landing = [d for d in ds if d == remaining or d <= remaining - hold]

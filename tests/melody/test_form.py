@@ -121,6 +121,17 @@ def test_later_strains_rhyme_with_the_first_strains_closing_bars():
     assert abs(sum(fulls) / 2000 - 0.3) < 0.035 and abs(sum(halves) / 2000 - 0.15) < 0.03
 
 
+def test_the_final_close_is_the_bar_the_last_bar_copies():
+    def spec(form, rhyme=0.0):
+        return TuneSpec(Key(7, "major"), "4/4", 16, Controls(), seed=0, form=parse_form(form, 16) if form else None,
+                        rhyme=rhyme)
+
+    assert spec("AA'BB'", 1.0).final_close() == 7  # bar 16 rhymes with bar 8
+    assert spec("AA'BB'").final_close() == 15 and spec(None).final_close() == 15
+    assert spec("ABAB").final_close() == 7  # an exact repeat copies B's close
+    assert spec("AABB").final_close() == 15  # B's repeat closes anew (authentic after half)
+
+
 def test_the_last_note_before_a_copied_bar_leads_into_it():
     """The bar before a copied bar ends within max_leap of the copied bar's first note (the line
     does not jump into a repeat or a rhyme); other bars' last notes range over the whole window."""
@@ -413,6 +424,23 @@ def test_decoded_bars_keep_their_rhythmic_motifs():
                     assert [d for _, d, _ in bars[b]] == [d for _, d, _ in bars[src]], (meter, b, src)
                     moved += [p for _, _, p in bars[b]] != [p for _, _, p in bars[src]]
     assert moved >= 20  # the pitches are sampled anew
+
+
+@needs_model
+def test_the_tune_ends_long_when_its_last_bar_is_a_copy():
+    """The tune's last note lands long (at least cadence_units) also when the last bar copies an
+    earlier one (a rhyme, an exact repeat): the copied bar was made to land long."""
+    from emomusic.melody.api import load_melody_model
+    from emomusic.melody.decode import sample_tunes
+
+    model, tok, _ = load_melody_model()
+    for form, rhyme, meter in (("AA'BB'", 1.0, "4/4"), ("ABAB", 0.0, "6/8")):
+        specs = [TuneSpec(Key(7, "major"), meter, 16, Controls(), seed=s, form=parse_form(form, 16), rhyme=rhyme)
+                 for s in range(6)]
+        for spec, ids in zip(specs, sample_tunes(model, tok, specs)):
+            bars = tok.decode(ids).bars
+            assert spec.final_close() == 7 and bars[15] == bars[7]
+            assert _last_note(bars[15])[1] >= spec.cadence_units(), (form, spec.seed, bars[15])
 
 
 @needs_model
