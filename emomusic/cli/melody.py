@@ -53,7 +53,7 @@ def _preflight(fmt: str) -> None:
 @click.option("--key", type=str, default=None, help="Key, e.g. G, Dm, F#m, Ador, Gmix (default: by emotion).")
 @click.option("--tempo", type=float, default=None, help="Tempo in BPM (default: the emotion's template).")
 @click.option("--form", type=str, default=None,
-              help="Sections in phrases, e.g. AABB, AABA, AA'BB (' = varied repeat), or none (default by length, per tune: AA'BB' or AA'BA' for 16 bars).")
+              help="Sections in phrases, e.g. AABB, AABA, AA'BB (' = varied repeat), or none (default by length, per tune: AA'BB', AA'BC or AA'BA' for 16 bars).")
 @click.option("--variation", type=click.FloatRange(0, 1), default=0.2, show_default=True,  # melody.api.VARIATION
               help="How soon a varied repeat (A') leaves its first statement: 0 = only its closing bar is new, "
                    "1 = only its opening bar is kept.")

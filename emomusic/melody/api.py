@@ -243,7 +243,7 @@ def generate_melodies(emotion: Emotion, *, bars: int = 16, n: int = 1, seed: int
     ``key`` is a name (``"Dm"``, ``"Ador"``, ``"Gmix"``), a :class:`Key` or a
     :class:`~emomusic.piece.KeySignature`; its mode overrides the template's. ``meter`` is
     one of 2/4 3/4 4/4 2/2 3/8 6/8 9/8 12/8. ``tempo`` (BPM) overrides the template tempo.
-    ``form``: None (folk-tune default by length, each tune its own: AA'BB' or AA'BA' for 16
+    ``form``: None (folk-tune default by length, each tune its own: AA'BB', AA'BC or AA'BA' for 16
     bars, drawn with the tune's seed ``seed + i``, see :func:`emomusic.form.default_form`),
     ``"none"`` (through-composed, no planned repeats), a string such as ``"AABA"`` /
     ``"AA'BB"`` or a :class:`~emomusic.form.FormPlan`. Repeated sections are copied bar for

@@ -460,11 +460,12 @@ class Grammar:
             if st.last_pitch is not None:
                 lo, hi = max(lo, st.last_pitch - spec.max_leap), min(hi, st.last_pitch + spec.max_leap)
             cand = [p for p in range(lo, hi + 1) if p % 12 in pcs]
-            if cand and st.pos + st.pending_dur == bar_units:  # the bar's last note: no leap into a copied bar
-                nxt = self.next_copied_pitch(st)
-                if nxt is not None:  # within max_leap of its first note, else as near as the key allows
-                    gap = max(spec.max_leap, min(abs(p - nxt) for p in cand))
-                    cand = [p for p in cand if abs(p - nxt) <= gap]
+            # the bar's last note leads into a copied next bar: a pitch within max_leap of its first
+            # note (else as near as the key allows), not a rest that would leave the leap open
+            nxt = self.next_copied_pitch(st) if st.pos + st.pending_dur == bar_units else None
+            if cand and nxt is not None:
+                gap = max(spec.max_leap, min(abs(p - nxt) for p in cand))
+                cand = [p for p in cand if abs(p - nxt) <= gap]
             out = [tok.pitch_ids[p] for p in cand]
             if not out:  # cannot happen with a window of an octave or more; keep a safe fallback
                 out = [tok.pitch_ids[p] for p in range(max(PITCH_MIN, low), min(PITCH_MAX, high) + 1)
@@ -484,7 +485,7 @@ class Grammar:
                     crow, off = spec.contour.row(st.last_move, st.repeated), 127 - st.last_pitch
                     id_to_pitch = tok.id_to_pitch
                     bias = [b + crow[CLASS_INDEX[id_to_pitch[i] + off]] for b, i in zip(bias, out)]
-            if not final and st.notes > 0:
+            if not final and st.notes > 0 and nxt is None:
                 out.append(tok.rest)
                 if bias is not None:
                     bias.append(0.0)

@@ -132,6 +132,47 @@ def test_the_final_close_is_the_bar_the_last_bar_copies():
     assert spec("AABB").final_close() == 15  # B's repeat closes anew (authentic after half)
 
 
+def test_rhymes_and_motifs_in_longer_and_uneven_forms():
+    from emomusic.form import Section
+
+    five = TuneSpec(Key(7, "major"), "4/4", 20, Controls(), seed=0, form=parse_form("ABCDE", 20), rhyme=1.0)
+    assert five.bar_plan(19) == 15  # E rhymes with D, the latest authentic close of another letter (not B)
+    assert five.bar_plan(15) == 7  # D with B
+    assert five.final_close() == 7  # the chain E -> D -> B: bar 8 is where the tune's last notes are made
+    # 8-bar phrases: the motif comes back at the phrase's third bar only
+    eight = TuneSpec(Key(7, "major"), "4/4", 16, Controls(), seed=0, form=parse_form("AB", 16), motif=1.0)
+    assert [eight.bar_plan(b) for b in range(8)] == [None, None, 0, None, None, None, None, None]
+    # a repeat longer than its first statement: the bars past it are sampled, its close may rhyme
+    plan = FormPlan((Section("A", 0, 2, "authentic"), Section("B", 2, 2, "half"), Section("B", 4, 4, "authentic")))
+    uneven = TuneSpec(Key(7, "major"), "4/4", 8, Controls(), seed=0, form=plan, rhyme=1.0)
+    assert [uneven.bar_plan(b) for b in range(8)] == [None, None, None, None, 2, 3, None, 1]
+
+
+def test_the_lead_into_a_copy_keeps_the_cadence_and_takes_the_nearest_tones():
+    """Where no cadence tone lies within max_leap of the copied bar's first note, the last note is
+    the cadence tone nearest to it (not the tonic fallback, not a rest)."""
+    from emomusic.melody.grammar import Grammar, _State
+    from emomusic.melody.tokenizer import Tokenizer
+
+    tok = Tokenizer()
+    spec = TuneSpec(Key(0, "major"), "4/4", 16, Controls(), seed=0, form=parse_form("AABA", 16),
+                    low=55, high=91, max_leap=5, part_lift=0, tonal_bias=0.0, contour=None)
+    assert spec.bar_plan(4) == 0 and spec.cadence_at(3) == "half"
+    g, st = Grammar(tok), _State(spec)
+    for b, pitches in enumerate(((84, 83, 81, 79), (77, 76, 74, 72), (71, 69, 67, 65))):  # bar 1 opens on C6
+        for p in pitches:
+            g.advance(st, tok.dur_ids[4])
+            g.advance(st, tok.pitch_ids[p])
+        g.advance(st, tok.bar)
+    for p in (64, 62, 60):
+        g.advance(st, tok.dur_ids[4])
+        g.advance(st, tok.pitch_ids[p])
+    g.advance(st, tok.dur_ids[4])  # the half close, a leap of at most 5 from C4, leads into C6
+    ids = g.allowed(st)[0]
+    assert tok.rest not in ids
+    assert sorted(tok.id_to_pitch[i] for i in ids) == [62]  # D: the half-cadence tone nearest to C6
+
+
 def test_the_last_note_before_a_copied_bar_leads_into_it():
     """The bar before a copied bar ends within max_leap of the copied bar's first note (the line
     does not jump into a repeat or a rhyme); other bars' last notes range over the whole window."""
@@ -149,13 +190,16 @@ def test_the_last_note_before_a_copied_bar_leads_into_it():
                 pitch = 67 if spec.cadence_at(b) == "half" else 72
             g.advance(st, tok.dur_ids[4])
             if b == 14 and st.pos == 12:
-                allowed = [tok.id_to_pitch[i] for i in g.allowed(st)[0] if i in tok.id_to_pitch]
+                ids = g.allowed(st)[0]
+                allowed = [tok.id_to_pitch[i] for i in ids if i in tok.id_to_pitch]
                 assert allowed and max(allowed) <= 60 + 12 and min(allowed) >= 72 - 12  # near C4, a leap from C5 at most
+                assert tok.rest not in ids  # a rest would leave the leap open
                 free_st = _State(TuneSpec(Key(0, "major"), "4/4", 16, Controls(), seed=0, form=parse_form("AA'BB'", 16),
                                           low=55, high=91, max_leap=12, part_lift=0, tonal_bias=0.0))
                 free_st.__dict__.update({k: v for k, v in st.__dict__.items() if k != "spec"})
-                free = [tok.id_to_pitch[i] for i in g.allowed(free_st)[0] if i in tok.id_to_pitch]
-                assert max(free) > 72  # without the rhyme the bar may end anywhere near the line
+                free_ids = g.allowed(free_st)[0]
+                free = [tok.id_to_pitch[i] for i in free_ids if i in tok.id_to_pitch]
+                assert max(free) > 72 and tok.rest in free_ids  # without the rhyme: anywhere near the line, or a rest
             g.advance(st, tok.pitch_ids[pitch])
         g.advance(st, tok.bar)
     assert st.bars_done == 15
@@ -348,10 +392,11 @@ def test_default_tune_forms_are_periods_or_a_rounded_form_with_markers_and_endin
 
 
 @needs_model
-@pytest.mark.parametrize("meter", ["4/4", "3/4", "6/8"])
-def test_phrases_close_on_cadences_with_long_notes(meter):
+@pytest.mark.parametrize("meter,form", [("4/4", "AABA"), ("3/4", "AABA"), ("6/8", "AABA"), ("4/4", "AA'BB'"),
+                                        ("6/8", "AA'BC"), ("3/4", "ABAB")])
+def test_phrases_close_on_cadences_with_long_notes(meter, form):
     for seed in range(3):
-        tune = _gen(seed=seed, meter=meter, form="AABA", chords=True, emotion=Emotion(-0.5, 0.4))[0]
+        tune = _gen(seed=seed, meter=meter, form=form, chords=True, emotion=Emotion(-0.5, 0.4))[0]
         spec_key = tune.canon.key
         plan = _plan(tune)
         hold = _spec("AB", 4, meter).cadence_units()
@@ -379,15 +424,19 @@ def test_rhymed_strains_close_alike_on_the_tonic_and_parse():
     for form, meter in (("AA'BB'", "6/8"), ("AA'BC", "4/4")):
         plan = parse_form(form, 16)
         specs = [TuneSpec(Key(2, "major"), meter, 16, Controls(), seed=s, form=plan, rhyme=1.0) for s in range(4)]
+        halves = 0
         for spec, ids in zip(specs, sample_tunes(model, tok, specs)):
             canon = tok.decode(ids)
             assert canon.bars[15] == canon.bars[7] and _last_note(canon.bars[15])[0] % 12 == 2
+            assert _last_note(canon.bars[15])[1] >= spec.cadence_units()  # the tune still ends long
             if spec.bar_plan(11) == 3:
                 assert canon.bars[11] == canon.bars[3]
+                halves += 1
             abc = write_abc(canon, form=plan)
             n = len(canon.pitches())
             assert check_music21(abc, n_bars=16, n_notes=n, quarters=16 * canon.bar_units / 4, expand=True) is None
             assert check_abc2midi(abc) is None
+        assert halves >= 1, form
 
 
 @needs_model
@@ -441,6 +490,36 @@ def test_the_tune_ends_long_when_its_last_bar_is_a_copy():
             bars = tok.decode(ids).bars
             assert spec.final_close() == 7 and bars[15] == bars[7]
             assert _last_note(bars[15])[1] >= spec.cadence_units(), (form, spec.seed, bars[15])
+
+
+@needs_model
+@needs_abc2midi
+@pytest.mark.parametrize("meter", ["6/8", "4/4"])
+def test_default_tunes_keep_every_planned_copy_and_rhythm_and_parse(meter, monkeypatch):
+    """Default forms with the API's rhymes, motifs and rhythmic motifs all on, chords on, checked
+    by both parsers: every bar the plan copies equals its source, every bar with a rhythmic motif
+    has its source's lengths, nothing is resampled."""
+    import emomusic.melody.decode as dec
+
+    seen = []
+    real = dec.sample_tunes
+    monkeypatch.setattr(dec, "sample_tunes", lambda m, t, specs, sampling=None: seen.extend(specs) or real(m, t, specs, sampling))
+    tunes = _gen(seed=5, n=4, meter=meter, chords=True, check="parsers", emotion=Emotion(0.4, 0.6))
+    assert len(seen) == 4 and all(t.attributes.get("resampled", 0) == 0 for t in tunes)
+    copies = rhythms = 0
+    for spec, tune in zip(seen, tunes):
+        bars = tune.canon.bars
+        for b in range(16):
+            src = spec.bar_plan(b)
+            if src is not None:
+                assert bars[b] == bars[src], (b, src)
+                copies += 1
+            rs = spec.rhythm_source(b)
+            if rs is not None:
+                assert [d for _, d, _ in bars[b]] == [d for _, d, _ in bars[rs]]
+                rhythms += 1
+        assert _last_note(bars[15])[1] >= spec.cadence_units()
+    assert copies >= 8 and rhythms >= 2
 
 
 @needs_model
