@@ -105,6 +105,9 @@ class TuneSpec:
     # bar two before it (rhythm_skip) or, as the phrase's second bar, of its first bar (rhythm_next)
     rhythm_skip: float = 0.0
     rhythm_next: float = 0.0
+    # a note of such a bar moves the way its source bar's note at the same place moved (up, down,
+    # repeated) where the key and window allow: the motif's contour at another pitch (Grammar.motif_steps)
+    motif_contour: bool = False
     # semitones the window rises in the sections after the first part (window_at): in the held-out
     # folk tunes bars 9-16 lie 2.0 semitones above bars 1-8 on average (the B part's "turn")
     part_lift: int = 3
@@ -440,6 +443,10 @@ class _State:
         return [m + c for m, c in zip(self.hist, self.chord_hist)]
 
 
+def _sign(x: int) -> int:
+    return (x > 0) - (x < 0)
+
+
 class Grammar:
     """Builds the allowed-token mask for one tune state."""
 
@@ -470,6 +477,9 @@ class Grammar:
             if not out:  # cannot happen with a window of an octave or more; keep a safe fallback
                 out = [tok.pitch_ids[p] for p in range(max(PITCH_MIN, low), min(PITCH_MAX, high) + 1)
                        if p % 12 == spec.key.tonic]
+            step = self.motif_steps(st).get(st.pos) if spec.motif_contour and st.last_pitch is not None else None
+            if step is not None:  # a rhythmic motif's note moves as its source's note moved, where it can
+                out = [i for i in out if _sign(tok.id_to_pitch[i] - st.last_pitch) == step] or out
             bias = None
             shape = spec.contour is not None and st.last_pitch is not None
             if spec.tonal_bias or spec.repeat_penalty or shape:
@@ -553,6 +563,29 @@ class Grammar:
                 if t in self.tok.id_to_dur:
                     out[pos] = self.tok.id_to_dur[t]
                     pos += out[pos]
+            cache[src] = out
+        return cache[src]
+
+    def motif_steps(self, st: _State) -> dict[int, int]:
+        """For the bar whose rhythm the current bar takes: position in the bar -> the direction
+        (-1, 0, 1) of that source note from the note sounding before it in the source bar (its
+        first note has none), or {} when the bar has no rhythmic motif."""
+        src = st.spec.rhythm_source(st.bars_done)
+        if src is None or src >= len(st.bar_tokens):
+            return {}
+        cache = st.__dict__.setdefault("_motif_steps", {})
+        if src not in cache:
+            pos, prev, out, dur = 0, None, {}, 0
+            for t in st.bar_tokens[src]:
+                if t in self.tok.id_to_dur:
+                    dur = self.tok.id_to_dur[t]
+                elif t in self.tok.id_to_pitch or t == self.tok.rest:
+                    if t != self.tok.rest:
+                        p = self.tok.id_to_pitch[t]
+                        if prev is not None:
+                            out[pos] = _sign(p - prev)
+                        prev = p
+                    pos += dur
             cache[src] = out
         return cache[src]
 

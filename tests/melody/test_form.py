@@ -132,6 +132,45 @@ def test_the_final_close_is_the_bar_the_last_bar_copies():
     assert spec("AABB").final_close() == 15  # B's repeat closes anew (authentic after half)
 
 
+def test_a_rhythmic_motif_keeps_its_sources_contour():
+    """With motif_contour, each note of a rhythmic-motif bar (after the bar's first) moves as the
+    source bar's note at the same place moved: up, down or repeated; without it, any way."""
+    from emomusic.melody.grammar import Grammar, _State
+    from emomusic.melody.tokenizer import Tokenizer
+
+    tok = Tokenizer()
+
+    def state(contour):
+        spec = TuneSpec(Key(0, "major"), "4/4", 16, Controls(), seed=0, form=parse_form("AA'BB'", 16),
+                        rhythm_skip=1.0, motif_contour=contour, low=55, high=84, tonal_bias=0.0, contour=None)
+        g, st = Grammar(tok), _State(spec)
+        for bar in ([(4, 60), (4, 64), (4, 64), (4, 62)], [(16, 67)]):  # bar 1: up, repeat, down
+            for dur, pitch in bar:
+                g.advance(st, tok.dur_ids[dur])
+                g.advance(st, tok.pitch_ids[pitch])
+            g.advance(st, tok.bar)
+        return g, st
+
+    g, st = state(True)
+    assert g.motif_steps(st) == {4: 1, 8: 0, 12: -1}
+    moves = []
+    for pitch in (69, None, None, None):  # bar 3 takes bar 1's rhythm: from A4, then as bar 1 moved
+        g.advance(st, tok.dur_ids[4])
+        allowed = sorted(tok.id_to_pitch[i] for i in g.allowed(st)[0] if i in tok.id_to_pitch)
+        if st.pos:
+            moves.append({(p > st.last_pitch) - (p < st.last_pitch) for p in allowed})
+        pick = pitch if pitch is not None else (allowed[0] if moves[-1] == {-1} else allowed[-1])
+        g.advance(st, tok.pitch_ids[pick])
+    assert moves == [{1}, {0}, {-1}]
+    g, st = state(False)
+    assert g.motif_steps(st) == {4: 1, 8: 0, 12: -1}  # (known, not used)
+    g.advance(st, tok.dur_ids[4])
+    g.advance(st, tok.pitch_ids[69])
+    g.advance(st, tok.dur_ids[4])
+    free = {(p > 69) - (p < 69) for p in (tok.id_to_pitch[i] for i in g.allowed(st)[0] if i in tok.id_to_pitch)}
+    assert free == {-1, 0, 1}
+
+
 def test_rhymes_and_motifs_in_longer_and_uneven_forms():
     from emomusic.form import Section
 
@@ -461,10 +500,15 @@ def test_decoded_bars_keep_their_rhythmic_motifs():
     from emomusic.melody.decode import sample_tunes
 
     model, tok, _ = load_melody_model()
-    moved = 0
+    moved = same = total = 0
+
+    def _steps(bar):  # the direction of each sounding note from the one before it in the bar
+        ps = [p for _, _, p in bar]
+        return [None if (a is None or b is None) else (b > a) - (b < a) for a, b in zip(ps, ps[1:])]
+
     for meter, chords in (("3/4", False), ("6/8", True)):
         specs = [TuneSpec(Key(9, "minor"), meter, 16, Controls(chords=chords), seed=s, form=parse_form("AA'BB'", 16),
-                          rhythm_skip=1.0, rhythm_next=0.5, variation=1.0) for s in range(4)]
+                          rhythm_skip=1.0, rhythm_next=0.5, variation=1.0, motif_contour=True) for s in range(4)]
         for spec, ids in zip(specs, sample_tunes(model, tok, specs)):
             bars = tok.decode(ids).bars
             for b in range(16):
@@ -472,7 +516,11 @@ def test_decoded_bars_keep_their_rhythmic_motifs():
                 if src is not None:
                     assert [d for _, d, _ in bars[b]] == [d for _, d, _ in bars[src]], (meter, b, src)
                     moved += [p for _, _, p in bars[b]] != [p for _, _, p in bars[src]]
+                    steps = [_steps(bars[b]), _steps(bars[src])]
+                    same += sum(x == y for x, y in zip(*steps))
+                    total += len(steps[0])
     assert moved >= 20  # the pitches are sampled anew
+    assert same >= 0.85 * total  # in the source's contour wherever the key and window allow
 
 
 @needs_model
