@@ -55,7 +55,7 @@ TONAL_BIAS, DARK_TONAL_BIAS = 0.6, 0.4
 # held-out tunes bars 9-16 lie 2.7 / 3.1 semitones above bars 1-8 in Q1 / Q2, 1.4 / 1.3 in Q3 / Q4
 # (the training sample: 2.9 / 5.0, 2.0 / 0.9). A window wider than the line moves the line less than
 # itself: lifts of 1 / 3 / 4 raised the generated second parts by 1.3 / 1.7 / 1.2 / 0.7; these by
-# 2.2 / 2.4 / 1.5 / 0.8 (Q1 / Q2 / Q3 / Q4)
+# 2.1-2.2 / 2.4-3.1 / 1.5-1.6 / 0.4-0.8 (Q1 / Q2 / Q3 / Q4; two samples of 60 tunes per quadrant)
 PART_LIFTS = {0: 2, 1: 5, 2: 8}
 # weight of the corpus's contour prior (TuneSpec.contour, emomusic.melody.contour): 0 turns it off
 CONTOUR_WEIGHT = 1.0
