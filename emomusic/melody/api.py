@@ -41,6 +41,10 @@ RHYTHM_NEXT = 0.15
 # rhythm and up/down pattern but other pitches were 3% of the generated bars, 17% of the folk tunes'
 # (now 14%)
 MOTIF_CONTOUR = True
+# chance that such a motif is a diatonic sequence (TuneSpec.sequence): it keeps its source's scale steps
+# too. Of the bars with an earlier bar's rhythm and contour at other pitches, the folk tunes' are
+# sequences in 36%, the generated ones' in 7% without this, 31% with 0.6
+SEQUENCE = 0.6
 # chance that a phrase stated for the first time plays its opening bar again as its third bar
 # (TuneSpec.restates_motif): the folk tunes do it in 17-22% of those phrases
 MOTIF = 0.2
@@ -315,7 +319,7 @@ def generate_melodies(emotion: Emotion, *, bars: int = 16, n: int = 1, seed: int
                         duration_bias=dur_bias, darkness=dark,
                         tonal_bias=(TONAL_BIAS + DARK_TONAL_BIAS * dark) * st.tonal_scale,
                         part_lift=PART_LIFTS[st.spread_bin], form=plans[i], variation=variation, rhyme=RHYME, motif=MOTIF,
-                        rhythm_skip=RHYTHM_SKIP, rhythm_next=RHYTHM_NEXT, motif_contour=MOTIF_CONTOUR,
+                        rhythm_skip=RHYTHM_SKIP, rhythm_next=RHYTHM_NEXT, motif_contour=MOTIF_CONTOUR, sequence=SEQUENCE,
                         contour=contour, profile=_profile(profiles, k), gaps=st.gaps)
         return spec, st
 

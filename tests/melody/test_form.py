@@ -171,6 +171,41 @@ def test_a_rhythmic_motif_keeps_its_sources_contour():
     assert free == {-1, 0, 1}
 
 
+def test_a_sequence_keeps_its_sources_scale_steps():
+    """A rhythmic-motif bar drawn as a sequence moves by as many scale steps as its source did (a
+    diatonic transposition: C-E-E-D from A becomes A-C-C-B in C major); scale_steps counts
+    degrees of the tune's key."""
+    from emomusic.melody.grammar import Grammar, _State
+    from emomusic.melody.tokenizer import Tokenizer
+
+    tok = Tokenizer()
+    spec = TuneSpec(Key(0, "major"), "4/4", 16, Controls(), seed=0, form=parse_form("AA'BB'", 16),
+                    rhythm_skip=1.0, motif_contour=True, sequence=1.0, low=55, high=84, tonal_bias=0.0, contour=None)
+    assert spec.is_sequence(2) and not spec.is_sequence(0) and not spec.is_sequence(3)
+    assert [spec.scale_steps(60, p) for p in (64, 72, 59, 48, 61)] == [2, 7, -1, -7, 0]
+    assert not TuneSpec(Key(0, "major"), "4/4", 16, Controls(), seed=0, form=parse_form("AA'BB'", 16),
+                        rhythm_skip=1.0, motif_contour=False, sequence=1.0).is_sequence(2)  # only with the contour rule
+    g, st = Grammar(tok), _State(spec)
+    for bar in ([(4, 60), (4, 64), (4, 64), (4, 62)], [(16, 67)]):
+        for dur, pitch in bar:
+            g.advance(st, tok.dur_ids[dur])
+            g.advance(st, tok.pitch_ids[pitch])
+        g.advance(st, tok.bar)
+    assert g.motif_degrees(st) == {4: 2, 8: 0, 12: -1}
+    got = []
+    for first in (69, None, None, None):
+        g.advance(st, tok.dur_ids[4])
+        allowed = sorted(tok.id_to_pitch[i] for i in g.allowed(st)[0] if i in tok.id_to_pitch)
+        pick = first if first is not None else allowed[0]
+        if first is None:
+            got.append(allowed)
+        g.advance(st, tok.pitch_ids[pick])
+    assert got == [[72], [72], [71]]
+    shares = [TuneSpec(Key(0, "major"), "4/4", 16, Controls(), seed=s, form=parse_form("AA'BB'", 16), rhythm_skip=1.0,
+                       motif_contour=True, sequence=0.6).is_sequence(2) for s in range(1000)]
+    assert abs(sum(shares) / 1000 - 0.6) < 0.05
+
+
 def test_rhymes_and_motifs_in_longer_and_uneven_forms():
     from emomusic.form import Section
 
@@ -500,7 +535,11 @@ def test_decoded_bars_keep_their_rhythmic_motifs():
     from emomusic.melody.decode import sample_tunes
 
     model, tok, _ = load_melody_model()
-    moved = same = total = 0
+    moved = same = total = seq_same = seq_total = 0
+
+    def _degrees(spec, bar):  # the scale steps of each sounding note from the one before it in the bar
+        ps = [p for _, _, p in bar]
+        return [None if (a is None or b is None) else spec.scale_steps(a, b) for a, b in zip(ps, ps[1:])]
 
     def _steps(bar):  # the direction of each sounding note from the one before it in the bar
         ps = [p for _, _, p in bar]
@@ -508,7 +547,8 @@ def test_decoded_bars_keep_their_rhythmic_motifs():
 
     for meter, chords in (("3/4", False), ("6/8", True)):
         specs = [TuneSpec(Key(9, "minor"), meter, 16, Controls(chords=chords), seed=s, form=parse_form("AA'BB'", 16),
-                          rhythm_skip=1.0, rhythm_next=0.5, variation=1.0, motif_contour=True) for s in range(4)]
+                          rhythm_skip=1.0, rhythm_next=0.5, variation=1.0, motif_contour=True, sequence=0.5)
+                 for s in range(4)]
         for spec, ids in zip(specs, sample_tunes(model, tok, specs)):
             bars = tok.decode(ids).bars
             for b in range(16):
@@ -519,8 +559,13 @@ def test_decoded_bars_keep_their_rhythmic_motifs():
                     steps = [_steps(bars[b]), _steps(bars[src])]
                     same += sum(x == y for x, y in zip(*steps))
                     total += len(steps[0])
+                    if spec.is_sequence(b):
+                        degs = [_degrees(spec, bars[b]), _degrees(spec, bars[src])]
+                        seq_same += sum(x == y for x, y in zip(*degs))
+                        seq_total += len(degs[0])
     assert moved >= 20  # the pitches are sampled anew
-    assert same >= 0.85 * total  # in the source's contour wherever the key and window allow
+    assert same >= 0.8 * total  # in the source's contour wherever the key and window allow (by chance: about 0.4)
+    assert seq_total >= 10 and seq_same >= 0.7 * seq_total  # sequences: in the source's scale steps where they can
 
 
 @needs_model
