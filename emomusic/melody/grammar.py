@@ -595,16 +595,15 @@ class Grammar:
             cache[src] = out
         return cache[src]
 
-    def motif_steps(self, st: _State) -> dict[int, int]:
-        """For the bar whose rhythm the current bar takes: position in the bar -> the direction
-        (-1, 0, 1) of that source note from the note sounding before it in the source bar (its
-        first note has none), or {} when the bar has no rhythmic motif."""
+    def _motif_moves(self, st: _State) -> list[tuple[int, int, int]]:
+        """The sounding notes of the bar whose rhythm the current bar takes, after its first, as
+        (position in the bar, previous pitch, pitch); [] when the bar has no rhythmic motif."""
         src = st.spec.rhythm_source(st.bars_done)
         if src is None or src >= len(st.bar_tokens):
-            return {}
-        cache = st.__dict__.setdefault("_motif_steps", {})
+            return []
+        cache = st.__dict__.setdefault("_motif_moves", {})
         if src not in cache:
-            pos, prev, out, dur = 0, None, {}, 0
+            pos, prev, out, dur = 0, None, [], 0
             for t in st.bar_tokens[src]:
                 if t in self.tok.id_to_dur:
                     dur = self.tok.id_to_dur[t]
@@ -612,32 +611,21 @@ class Grammar:
                     if t != self.tok.rest:
                         p = self.tok.id_to_pitch[t]
                         if prev is not None:
-                            out[pos] = _sign(p - prev)
+                            out.append((pos, prev, p))
                         prev = p
                     pos += dur
             cache[src] = out
         return cache[src]
 
+    def motif_steps(self, st: _State) -> dict[int, int]:
+        """For the bar whose rhythm the current bar takes: position in the bar -> the direction
+        (-1, 0, 1) of that source note from the note sounding before it in the source bar (its
+        first note has none), or {} when the bar has no rhythmic motif."""
+        return {pos: _sign(p - prev) for pos, prev, p in self._motif_moves(st)}
+
     def motif_degrees(self, st: _State) -> dict[int, int]:
         """As :meth:`motif_steps`, in scale steps of the tune's key (:meth:`TuneSpec.scale_steps`)."""
-        src = st.spec.rhythm_source(st.bars_done)
-        if src is None or src >= len(st.bar_tokens):
-            return {}
-        cache = st.__dict__.setdefault("_motif_degrees", {})
-        if src not in cache:
-            pos, prev, out, dur = 0, None, {}, 0
-            for t in st.bar_tokens[src]:
-                if t in self.tok.id_to_dur:
-                    dur = self.tok.id_to_dur[t]
-                elif t in self.tok.id_to_pitch or t == self.tok.rest:
-                    if t != self.tok.rest:
-                        p = self.tok.id_to_pitch[t]
-                        if prev is not None:
-                            out[pos] = st.spec.scale_steps(prev, p)
-                        prev = p
-                    pos += dur
-            cache[src] = out
-        return cache[src]
+        return {pos: st.spec.scale_steps(prev, p) for pos, prev, p in self._motif_moves(st)}
 
     def next_copied_pitch(self, st: _State) -> int | None:
         """The first pitch of the next bar when the form copies it from an earlier bar, else None
