@@ -308,18 +308,20 @@ class TuneSpec:
         this rule: 7%)."""
         if not (self.motif_contour and self.sequence > 0) or self.rhythm_source(bar_index) is None:
             return False
-        return random.Random(f"{self.seed}:sequence:{bar_index}").random() < self.sequence
+        drawn = self._memo("_sequences", dict)
+        if bar_index not in drawn:
+            drawn[bar_index] = random.Random(f"{self.seed}:sequence:{bar_index}").random() < self.sequence
+        return drawn[bar_index]
 
     def scale_steps(self, a: int, b: int) -> int:
         """Scale steps of the tune's key from pitch ``a`` to pitch ``b`` (a pitch outside the scale,
         such as minor's raised seventh, counts as the scale degree under it)."""
-        scale = self._memo("_scale", lambda: sorted(self.key.pitch_classes()))
-        n = len(scale)
+        def table() -> list[int]:
+            scale = sorted(self.key.pitch_classes())
+            return [(p // 12) * len(scale) + bisect_right(scale, p % 12) - 1 for p in range(128)]
 
-        def degree(p: int) -> int:
-            return (p // 12) * n + bisect_right(scale, p % 12) - 1
-
-        return degree(b) - degree(a)
+        degree = self._memo("_degrees", table)
+        return degree[b] - degree[a]
 
     def window_at(self, bar_index: int) -> tuple[int, int]:
         """The register window (low, high) of bar ``bar_index``: the spec's window, raised by
@@ -502,12 +504,14 @@ class Grammar:
             if not out:  # cannot happen with a window of an octave or more; keep a safe fallback
                 out = [tok.pitch_ids[p] for p in range(max(PITCH_MIN, low), min(PITCH_MAX, high) + 1)
                        if p % 12 == spec.key.tonic]
-            step = self.motif_steps(st).get(st.pos) if spec.motif_contour and st.last_pitch is not None else None
-            if step is not None:  # a rhythmic motif's note moves as its source's note moved, where it can
+            motif = self._motif(st) if spec.motif_contour and st.last_pitch is not None else None
+            move = motif[1].get(st.pos) if motif is not None else None
+            if move is not None:  # a rhythmic motif's note moves as its source's note moved, where it can
                 same = []
                 if spec.is_sequence(st.bars_done):  # by as many scale steps
-                    gap = self.motif_degrees(st).get(st.pos)
+                    gap = spec.scale_steps(*move)
                     same = [i for i in out if spec.scale_steps(st.last_pitch, tok.id_to_pitch[i]) == gap]
+                step = _sign(move[1] - move[0])
                 out = same or [i for i in out if _sign(tok.id_to_pitch[i] - st.last_pitch) == step] or out
             bias = None
             shape = spec.contour is not None and st.last_pitch is not None
@@ -579,53 +583,46 @@ class Grammar:
             return ids, chord_bias + [spec.duration_bias.get(d, 0.0) for d in ds]
         return ids, None
 
-    def bar_rhythm(self, st: _State) -> dict[int, int] | None:
-        """The note lengths (position in the bar -> sixteenths, rests included) of the bar whose
-        rhythm the current bar takes (:meth:`TuneSpec.rhythm_source`), or None."""
+    def _motif(self, st: _State) -> tuple[dict[int, int], dict[int, tuple[int, int]]] | None:
+        """The bar whose rhythm the current bar takes (:meth:`TuneSpec.rhythm_source`), read once:
+        (position in the bar -> note length in sixteenths, rests included; position -> (the pitch
+        sounding before, the pitch) for its sounding notes after the first), or None."""
         src = st.spec.rhythm_source(st.bars_done)
         if src is None or src >= len(st.bar_tokens):
             return None
-        cache = st.__dict__.setdefault("_rhythms", {})
+        cache = st.__dict__.setdefault("_motifs", {})
         if src not in cache:
-            pos, out = 0, {}
+            pos, prev, dur, lengths, moves = 0, None, 0, {}, {}
             for t in st.bar_tokens[src]:
                 if t in self.tok.id_to_dur:
-                    out[pos] = self.tok.id_to_dur[t]
-                    pos += out[pos]
-            cache[src] = out
-        return cache[src]
-
-    def _motif_moves(self, st: _State) -> list[tuple[int, int, int]]:
-        """The sounding notes of the bar whose rhythm the current bar takes, after its first, as
-        (position in the bar, previous pitch, pitch); [] when the bar has no rhythmic motif."""
-        src = st.spec.rhythm_source(st.bars_done)
-        if src is None or src >= len(st.bar_tokens):
-            return []
-        cache = st.__dict__.setdefault("_motif_moves", {})
-        if src not in cache:
-            pos, prev, out, dur = 0, None, [], 0
-            for t in st.bar_tokens[src]:
-                if t in self.tok.id_to_dur:
-                    dur = self.tok.id_to_dur[t]
+                    dur = lengths[pos] = self.tok.id_to_dur[t]
                 elif t in self.tok.id_to_pitch or t == self.tok.rest:
                     if t != self.tok.rest:
                         p = self.tok.id_to_pitch[t]
                         if prev is not None:
-                            out.append((pos, prev, p))
+                            moves[pos] = (prev, p)
                         prev = p
                     pos += dur
-            cache[src] = out
+            cache[src] = (lengths, moves)
         return cache[src]
+
+    def bar_rhythm(self, st: _State) -> dict[int, int] | None:
+        """The note lengths (position in the bar -> sixteenths, rests included) of the bar whose
+        rhythm the current bar takes (:meth:`TuneSpec.rhythm_source`), or None."""
+        motif = self._motif(st)
+        return None if motif is None else motif[0]
 
     def motif_steps(self, st: _State) -> dict[int, int]:
         """For the bar whose rhythm the current bar takes: position in the bar -> the direction
         (-1, 0, 1) of that source note from the note sounding before it in the source bar (its
         first note has none), or {} when the bar has no rhythmic motif."""
-        return {pos: _sign(p - prev) for pos, prev, p in self._motif_moves(st)}
+        motif = self._motif(st)
+        return {} if motif is None else {pos: _sign(p - prev) for pos, (prev, p) in motif[1].items()}
 
     def motif_degrees(self, st: _State) -> dict[int, int]:
         """As :meth:`motif_steps`, in scale steps of the tune's key (:meth:`TuneSpec.scale_steps`)."""
-        return {pos: st.spec.scale_steps(prev, p) for pos, prev, p in self._motif_moves(st)}
+        motif = self._motif(st)
+        return {} if motif is None else {pos: st.spec.scale_steps(prev, p) for pos, (prev, p) in motif[1].items()}
 
     def next_copied_pitch(self, st: _State) -> int | None:
         """The first pitch of the next bar when the form copies it from an earlier bar, else None
